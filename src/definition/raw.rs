@@ -1,0 +1,218 @@
+//! The serde mirror of a workflow file. Only `validate` reads these types; nothing past
+//! validation sees them.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::terms::RuleSpec;
+
+/// A position-carrying string.
+pub(crate) type SStr = Spanned<String>;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProcedure {
+    pub id: SStr,
+    pub version: Spanned<i64>,
+    pub title: SStr,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub calendar: Option<Spanned<RawCalendar>>,
+    #[serde(default)]
+    pub roles: IndexMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub variables: IndexMap<String, Spanned<RawVariable>>,
+    #[serde(default)]
+    pub states: IndexMap<String, Spanned<RawState>>,
+    #[serde(default)]
+    pub transitions: Vec<Spanned<RawTransition>>,
+    #[serde(default)]
+    pub timers: Vec<Spanned<RawTimer>>,
+    #[serde(default)]
+    pub cron: Vec<Spanned<RawCron>>,
+}
+
+/// Calendar settings of a procedure.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCalendar {
+    /// Comune whose local legal holiday applies (only Roma has one).
+    #[serde(default)]
+    pub comune: Option<String>,
+    /// Office closures file, relative to the workflow file.
+    #[serde(default)]
+    pub closures: Option<SStr>,
+    /// Saturday counts as a holiday for every term of the procedure.
+    #[serde(default)]
+    pub saturday_shift: bool,
+    /// Office closures shift terms like holidays.
+    #[serde(default)]
+    pub closures_shift: bool,
+}
+
+/// A variable declaration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVariable {
+    #[serde(rename = "type")]
+    pub kind: SStr,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    /// Who besides the Ufficio di Piano may read it ("public" or a role list).
+    #[serde(default)]
+    pub visible_to: Vec<SStr>,
+    #[serde(default)]
+    pub term: Option<Spanned<RawTerm>>,
+}
+
+/// A term rule anchored on another variable.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTerm {
+    pub from: SStr,
+    #[serde(flatten)]
+    pub rule: RuleSpec,
+}
+
+/// A state.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawState {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub initial: bool,
+    #[serde(rename = "final", default)]
+    pub is_final: bool,
+    #[serde(default)]
+    pub on_enter: Vec<Spanned<RawAction>>,
+}
+
+/// One or several names.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(SStr),
+    Many(Vec<SStr>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<SStr> {
+        match self {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }
+    }
+}
+
+/// A transition.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTransition {
+    pub event: SStr,
+    #[serde(default)]
+    pub title: Option<String>,
+    pub from: OneOrMany,
+    pub to: SStr,
+    #[serde(default)]
+    pub roles: Vec<SStr>,
+    #[serde(default)]
+    pub inputs: IndexMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub guard: Vec<Spanned<RawGuard>>,
+    #[serde(default)]
+    pub actions: Vec<Spanned<RawAction>>,
+}
+
+/// A guard condition with the message shown when it does not hold.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGuard {
+    pub when: SStr,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// An action: exactly one key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAction {
+    #[serde(default)]
+    pub notify: Option<RawNotify>,
+    #[serde(default)]
+    pub protocollo: Option<RawProtocollo>,
+    #[serde(default)]
+    pub set: Option<IndexMap<String, SStr>>,
+    #[serde(default)]
+    pub start: Option<RawStart>,
+    #[serde(default)]
+    pub suspend: Option<SStr>,
+    #[serde(default)]
+    pub resume: Option<SStr>,
+}
+
+/// Notify the parties of a role with a template.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNotify {
+    pub role: SStr,
+    pub template: SStr,
+    #[serde(default)]
+    pub urgent: bool,
+}
+
+/// Register a document in the protocollo.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProtocollo {
+    pub direction: SStr,
+    pub subject: SStr,
+}
+
+/// Start a sub-procedure.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStart {
+    pub procedure: SStr,
+    #[serde(default)]
+    pub variables: IndexMap<String, SStr>,
+}
+
+/// A timer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTimer {
+    pub id: SStr,
+    #[serde(rename = "while")]
+    pub while_in: OneOrMany,
+    pub at: SStr,
+    #[serde(default)]
+    pub fires: Option<SStr>,
+    #[serde(default)]
+    pub reminders: Vec<Spanned<RawReminder>>,
+}
+
+/// A reminder before a timer's instant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReminder {
+    #[serde(default)]
+    pub days_before: Option<i64>,
+    #[serde(default)]
+    pub hours_before: Option<i64>,
+    pub notify: RawNotify,
+}
+
+/// A recurring job.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCron {
+    pub id: SStr,
+    pub schedule: SStr,
+    pub job: SStr,
+}
