@@ -1,1 +1,41 @@
-fn main() {}
+//! The `procedo` binary: parse the command line, start logging, dispatch.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use procedo::cli::{Cli, Command};
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PROCEDO_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate(args) => procedo::cli::validate::run(&args),
+        Command::Graph(args) => procedo::cli::graph::run(&args),
+        Command::Term(args) => procedo::cli::term::run(&args),
+    }
+}
+
+fn async_main<F>(future: F) -> ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("errore: impossibile avviare il runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(future) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("errore: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -354,7 +354,7 @@ impl Expr {
             Expr::Today => ExprType::Of(Date),
             Expr::Var(name) => ExprType::Of(lookup(name).ok_or_else(|| format!("variabile non dichiarata '{name}'"))?),
             Expr::Count(name) => match lookup(name) {
-                Some(Parties) => ExprType::Of(Number),
+                Some(Parties | List) => ExprType::Of(Number),
                 Some(other) => return Err(format!("count({name}): '{name}' è di tipo {other}, serve un elenco di soggetti")),
                 None => return Err(format!("variabile non dichiarata '{name}'")),
             },
@@ -374,7 +374,7 @@ impl Expr {
                     if l != r {
                         return Err(format!("confronto tra tipi diversi: {l} {op} {r}"));
                     }
-                    if !matches!(op, CmpOp::Eq | CmpOp::Ne) && matches!(l, Bool | Parties | Text) {
+                    if !matches!(op, CmpOp::Eq | CmpOp::Ne) && matches!(l, Bool | Parties | List | Text) {
                         return Err(format!("l'operatore {op} non si applica al tipo {l}"));
                     }
                 }

@@ -21,3 +21,6 @@ pub fn content_hash(source: &str, assets: &str) -> String {
     h.update(assets.as_bytes());
     hex::encode(h.finalize())
 }
+
+#[cfg(test)]
+mod tests;

@@ -73,6 +73,8 @@ pub enum VarType {
     Bool,
     /// A list of parties (ETS, comuni, persons), each an id or an object with an `id`.
     Parties,
+    /// A list of texts (an ordine del giorno, missing documents…).
+    List,
 }
 
 impl VarType {
@@ -85,6 +87,7 @@ impl VarType {
             "number" => VarType::Number,
             "bool" => VarType::Bool,
             "parties" | "party_list" => VarType::Parties,
+            "list" => VarType::List,
             _ => return None,
         })
     }
@@ -99,6 +102,7 @@ impl fmt::Display for VarType {
             VarType::Number => "number",
             VarType::Bool => "bool",
             VarType::Parties => "parties",
+            VarType::List => "list",
         })
     }
 }

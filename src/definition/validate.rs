@@ -161,7 +161,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
             None => ctx.at(
                 &loc(&var.value.kind),
                 format!(
-                    "tipo '{}' sconosciuto per la variabile '{name}' (ammessi: date, datetime, text, number, bool, parties)",
+                    "tipo '{}' sconosciuto per la variabile '{name}' (ammessi: date, datetime, text, number, bool, parties, list)",
                     var.value.kind.value
                 ),
             ),
@@ -382,6 +382,9 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
     // Transitions
     let mut transitions = Vec::new();
     let mut seen: BTreeMap<(String, String), Location> = BTreeMap::new();
+    // A transition to or from an unknown state makes reachability meaningless: report the
+    // unknown state, not the cascade it causes.
+    let mut graph_is_sound = true;
     for tr in raw.transitions {
         let tr_loc = loc(&tr);
         let t = tr.value;
@@ -391,6 +394,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
         let mut from = Vec::new();
         for f in t.from.into_vec() {
             if !states.contains_key(f.value.as_str()) {
+                graph_is_sound = false;
                 ctx.at(&loc(&f), format!("stato sconosciuto '{}'", f.value));
             } else if states.get(f.value.as_str()).is_some_and(|s| s.is_final) {
                 ctx.at(&loc(&f), format!("lo stato '{}' è finale: nessuna transizione può uscirne", f.value));
@@ -405,6 +409,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
             from.push(StateId(f.value));
         }
         if !states.contains_key(t.to.value.as_str()) {
+            graph_is_sound = false;
             ctx.at(&loc(&t.to), format!("stato sconosciuto '{}'", t.to.value));
         }
         let mut tr_roles = Vec::new();
@@ -534,7 +539,9 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
         timers,
         cron,
     };
-    check_graph(ctx, &procedure, &state_locs);
+    if graph_is_sound {
+        check_graph(ctx, &procedure, &state_locs);
+    }
     procedure
 }
 

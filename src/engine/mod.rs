@@ -92,3 +92,6 @@ pub enum Error {
         message: String,
     },
 }
+
+#[cfg(test)]
+mod tests;

@@ -187,7 +187,8 @@ struct Context<'a> {
 
 impl Context<'_> {
     fn template_context(&self, state: &str, data: &InstanceData) -> Value {
-        let mut ctx = data.variables.clone();
+        // Every declared variable is present (null when unset), so strict templates can test it.
+        let mut ctx: Map<String, Value> = self.p.variables.keys().map(|name| (name.to_string(), data.variables.get(name.as_str()).cloned().unwrap_or(Value::Null))).collect();
         ctx.insert("procedura".into(), json!({ "id": self.p.id, "titolo": self.p.title, "versione": self.p.version }));
         let title = self.p.state(state).map_or(state.to_string(), |s| s.title.clone());
         ctx.insert("istanza".into(), json!({ "id": self.instance_id, "stato": title }));

@@ -56,6 +56,10 @@ pub fn check(kind: VarType, value: &Value) -> Result<Value, String> {
             }
             Ok(value.clone())
         }
+        VarType::List => {
+            let list = value.as_array().ok_or_else(|| "un elenco di testi".to_string())?;
+            if list.iter().all(Value::is_string) { Ok(value.clone()) } else { Err("un elenco di testi".to_string()) }
+        }
     }
 }
 
@@ -71,7 +75,7 @@ pub fn to_val(kind: Option<VarType>, value: Option<&Value>) -> Val {
         Some(VarType::DateTime) => value.as_str().and_then(parse_instant).map_or(Val::Null, Val::DateTime),
         Some(VarType::Number) => value.as_f64().map_or(Val::Null, Val::Number),
         Some(VarType::Bool) => value.as_bool().map_or(Val::Null, Val::Bool),
-        Some(VarType::Parties) => value.as_array().map_or(Val::Null, |a| Val::List(a.len())),
+        Some(VarType::Parties | VarType::List) => value.as_array().map_or(Val::Null, |a| Val::List(a.len())),
         Some(VarType::Text) | None => value.as_str().map_or(Val::Null, |s| Val::Text(s.to_string())),
     }
 }

@@ -1,0 +1,28 @@
+//! The command line: one file per subcommand; `main.rs` only parses and dispatches.
+
+pub mod graph;
+pub mod mail;
+pub mod term;
+pub mod validate;
+
+use clap::{Parser, Subcommand};
+
+/// procedo: workflow orchestration for the Uffici di Piano.
+#[derive(Parser, Debug)]
+#[command(name = "procedo", version, about, long_about = None)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check workflow files and report every problem with file:line:column.
+    Validate(validate::ValidateArgs),
+    /// Print a procedure's state machine (Mermaid or Graphviz dot).
+    Graph(graph::GraphArgs),
+    /// Compute a legal term with its trace.
+    Term(term::TermArgs),
+}

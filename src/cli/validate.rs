@@ -1,0 +1,30 @@
+//! `procedo validate [PATH…]`: every problem of every file, each with file:line:column.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::catalog;
+
+/// Arguments of `procedo validate`.
+#[derive(clap::Args, Debug)]
+pub struct ValidateArgs {
+    /// Workflow files or folders (default: workflows/).
+    #[arg(default_value = "workflows")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// Runs the validator; exit 0 when clean, 1 otherwise.
+pub fn run(args: &ValidateArgs) -> ExitCode {
+    let (catalog, diags) = catalog::load(&args.paths);
+    for d in &diags {
+        eprintln!("{d}");
+    }
+    let count = catalog.as_ref().map_or(0, |c| c.procedures.len());
+    if diags.is_empty() {
+        println!("{count} procedure valide");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{} problemi trovati", diags.len());
+        ExitCode::from(1)
+    }
+}
