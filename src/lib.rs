@@ -3,6 +3,14 @@
 //! The crate map (see ARCHITECTURE.md): `definition`, `engine` and `terms` are the pure core;
 //! `store`, `scheduler`, `notify`, `api` and `cli` are adapters around it.
 
+pub mod app;
+pub mod catalog;
+pub mod cli;
+pub mod clock;
+pub mod config;
 pub mod definition;
-pub mod terms;
 pub mod engine;
+pub mod notify;
+pub mod service;
+pub mod store;
+pub mod terms;

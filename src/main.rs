@@ -17,6 +17,8 @@ fn main() -> ExitCode {
         Command::Validate(args) => procedo::cli::validate::run(&args),
         Command::Graph(args) => procedo::cli::graph::run(&args),
         Command::Term(args) => procedo::cli::term::run(&args),
+        Command::Db(cmd) => async_main(procedo::cli::db::run(cmd)),
+        Command::Instance(cmd) => async_main(procedo::cli::instance::run(cmd)),
     }
 }
 

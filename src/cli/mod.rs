@@ -1,6 +1,8 @@
 //! The command line: one file per subcommand; `main.rs` only parses and dispatches.
 
+pub mod db;
 pub mod graph;
+pub mod instance;
 pub mod mail;
 pub mod term;
 pub mod validate;
@@ -23,6 +25,12 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print a procedure's state machine (Mermaid or Graphviz dot).
     Graph(graph::GraphArgs),
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(db::DbCommand),
+    /// Start, drive and inspect instances.
+    #[command(subcommand)]
+    Instance(instance::InstanceCommand),
     /// Compute a legal term with its trace.
     Term(term::TermArgs),
 }

@@ -210,6 +210,18 @@ pub struct Notify {
     pub template: String,
     /// Urgent messages ignore the daily-digest preference.
     pub urgent: bool,
+    /// A calendar invite to attach (convocations).
+    pub invite: Option<InviteMethod>,
+}
+
+/// The iTIP method of an attached calendar invite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InviteMethod {
+    /// A new or changed meeting (`METHOD:REQUEST`, SEQUENCE raised on every change).
+    Request,
+    /// A cancelled meeting (`METHOD:CANCEL`).
+    Cancel,
 }
 
 /// Direction of a protocollo registration.

@@ -164,6 +164,9 @@ pub(crate) struct RawNotify {
     pub template: SStr,
     #[serde(default)]
     pub urgent: bool,
+    /// Attach a calendar invite: `request` (new or changed meeting) or `cancel`.
+    #[serde(default)]
+    pub invite: Option<SStr>,
 }
 
 /// Register a document in the protocollo.

@@ -249,7 +249,18 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
             }
         }
         let _ = at;
-        Notify { role: RoleName(n.role.value), template: n.template.value, urgent: n.urgent }
+        let invite = n.invite.and_then(|m| match m.value.as_str() {
+            "request" => Some(InviteMethod::Request),
+            "cancel" => Some(InviteMethod::Cancel),
+            other => {
+                ctx.at(&loc(&m), format!("invite '{other}' non valido (request oppure cancel)"));
+                None
+            }
+        });
+        if invite.is_some() && !var_types.contains_key("data_seduta") {
+            ctx.at(&loc(&n.template), "un invito di calendario richiede la variabile 'data_seduta' (datetime)");
+        }
+        Notify { role: RoleName(n.role.value), template: n.template.value, urgent: n.urgent, invite }
     };
 
     let check_expr = |ctx: &mut Ctx<'_>, src: &Spanned<String>| -> Option<Expr> {

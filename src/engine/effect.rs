@@ -92,6 +92,9 @@ pub struct NotificationPlan {
     pub urgent: bool,
     /// Template context without the recipient (`destinatario` and `ambito` are added when sent).
     pub context: Value,
+    /// Calendar invite to attach, with the instance's history seq as its SEQUENCE.
+    #[serde(default)]
+    pub invite: Option<crate::definition::InviteMethod>,
 }
 
 /// An effect of a step.

@@ -196,7 +196,7 @@ impl Context<'_> {
     }
 
     fn notify(&self, n: &Notify, state: &str, data: &InstanceData) -> Effect {
-        Effect::Notify(NotificationPlan { role: n.role.to_string(), template: n.template.clone(), urgent: n.urgent, context: self.template_context(state, data) })
+        Effect::Notify(NotificationPlan { role: n.role.to_string(), template: n.template.clone(), urgent: n.urgent, context: self.template_context(state, data), invite: n.invite })
     }
 
     fn run_actions(&self, actions: &[Action], state: &str, data: &mut InstanceData, effects: &mut Vec<Effect>) -> Result<(), Error> {
@@ -413,4 +413,17 @@ fn timer_diff(p: &Procedure, before: Option<(&str, &InstanceData)>, after: (&str
             effects.push(Effect::ScheduleTimer(plan));
         }
     }
+}
+
+/// The notification a reminder timer sends: the instance's context plus `scadenza` (the
+/// deadline it reminds of, and the trace of why it is then).
+pub fn reminder_notification(p: &Procedure, instance_id: &str, state: &str, data: &InstanceData, timer_id: &str, action: &TimerAction, trace: &[String]) -> Option<NotificationPlan> {
+    let TimerAction::Remind { role, template, urgent } = action else { return None };
+    let ctx = Context { p, instance_id, now: DateTime::<Utc>::MIN_UTC };
+    let mut context = ctx.template_context(state, data);
+    let deadline = p.timers.iter().find(|t| t.id == timer_id).and_then(|t| data.variables.get(t.at.as_str())).cloned().unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut context {
+        map.insert("scadenza".into(), json!({ "data": deadline, "traccia": trace }));
+    }
+    Some(NotificationPlan { role: role.clone(), template: template.clone(), urgent: *urgent, context, invite: None })
 }

@@ -1,0 +1,170 @@
+//! `procedo instance start|fire|show|list`: drive procedures from a terminal.
+
+use anyhow::{Context, bail};
+use serde_json::{Map, Value};
+
+use crate::app;
+use crate::config::StoreArgs;
+use crate::engine::{Actor, Command};
+use crate::store::InstanceFilter;
+use crate::terms::ROME;
+
+/// `procedo instance …` subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum InstanceCommand {
+    /// Start an instance of a procedure.
+    Start {
+        /// Procedure id (e.g. avviso_coprogettazione).
+        procedure: String,
+        /// Variable as NAME=VALUE (VALUE is JSON when it parses as JSON, text otherwise).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// Role to act in.
+        #[arg(long = "as", default_value = "ufficio_di_piano")]
+        role: String,
+        /// Person acting.
+        #[arg(long, default_value = "cli")]
+        actor: String,
+        /// Idempotency key: the same key twice starts one instance.
+        #[arg(long)]
+        key: Option<String>,
+        /// Store options.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Fire an event on an instance.
+    Fire {
+        /// Instance id.
+        instance: String,
+        /// Event.
+        event: String,
+        /// Input as NAME=VALUE.
+        #[arg(long = "input", value_name = "NAME=VALUE")]
+        inputs: Vec<String>,
+        /// Role to act in.
+        #[arg(long = "as", default_value = "ufficio_di_piano")]
+        role: String,
+        /// Person acting.
+        #[arg(long, default_value = "cli")]
+        actor: String,
+        /// Idempotency key: the same key twice has one effect.
+        #[arg(long)]
+        key: Option<String>,
+        /// Store options.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show an instance: state, variables with their term traces, history, armed timers.
+    Show {
+        /// Instance id.
+        instance: String,
+        /// Store options.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List instances.
+    List {
+        /// Only this procedure.
+        #[arg(long)]
+        procedure: Option<String>,
+        /// Only this state.
+        #[arg(long)]
+        state: Option<String>,
+        /// Store options.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Parses `NAME=VALUE` pairs; VALUE is JSON if it parses, else text.
+pub fn parse_pairs(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
+    let mut map = Map::new();
+    for pair in pairs {
+        let Some((name, raw)) = pair.split_once('=') else {
+            bail!("'{pair}' non è nella forma NOME=VALORE");
+        };
+        let value = serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+        // A bare date like 2026-11-27 parses as a JSON number expression error, so it stays text.
+        map.insert(name.trim().to_string(), value);
+    }
+    Ok(map)
+}
+
+/// Runs an `instance` subcommand.
+pub async fn run(cmd: InstanceCommand) -> anyhow::Result<()> {
+    match cmd {
+        InstanceCommand::Start { procedure, vars, role, actor, key, store } => {
+            let (service, _) = app::open(&store, None).await?;
+            let outcome = service.start(&procedure, None, parse_pairs(&vars)?, &Actor { id: actor, role }, key.as_deref()).await?;
+            let i = &outcome.instance;
+            println!("{}", i.id);
+            eprintln!("avviata {} v{} nello stato '{}'{}", i.definition_id, i.definition_version, i.state, if outcome.committed.replayed { " (comando già eseguito)" } else { "" });
+        }
+        InstanceCommand::Fire { instance, event, inputs, role, actor, key, store } => {
+            let (service, _) = app::open(&store, None).await?;
+            let command = Command { event, actor: Actor { id: actor, role }, payload: parse_pairs(&inputs)? };
+            let outcome = service.fire(&instance, &command, key.as_deref()).await?;
+            println!("{} → {}{}", instance, outcome.instance.state, if outcome.committed.replayed { " (comando già eseguito)" } else { "" });
+        }
+        InstanceCommand::Show { instance, store } => {
+            let (service, _) = app::open(&store, None).await?;
+            let row = service.store().instance(&instance).await?.with_context(|| format!("istanza sconosciuta '{instance}'"))?;
+            let p = service.procedure(&row.definition_id, Some(row.definition_version)).await?;
+            let title = p.state(&row.state).map_or(row.state.clone(), |s| s.title.clone());
+            println!("Istanza   {}", row.id);
+            println!("Procedura {} v{}: {}", p.id, p.version, p.title);
+            println!("Stato     {} ({title}){}", row.state, if row.is_final { " — concluso" } else { "" });
+            println!("\nVariabili");
+            for (name, value) in &row.data.variables {
+                println!("  {name:<28} {}", display_value(value));
+                if let Some(t) = row.data.terms.get(name) {
+                    println!("  {:<28} ↳ {} da {}", "", t.rule, t.from);
+                    for line in &t.trace {
+                        println!("  {:<28}   {line}", "");
+                    }
+                }
+            }
+            println!("\nStorico");
+            println!("  {:>3}  {:<25}  {:<22}  {:<18}  {:<18}  {}", "#", "quando (Europe/Rome)", "evento", "da", "a", "chi");
+            for h in service.store().history(&row.id).await? {
+                println!(
+                    "  {:>3}  {:<25}  {:<22}  {:<18}  {:<18}  {} ({}){}",
+                    h.seq,
+                    h.at.with_timezone(&ROME).format("%d/%m/%Y %H:%M:%S"),
+                    h.event,
+                    h.from_state.unwrap_or_else(|| "—".into()),
+                    h.to_state,
+                    h.actor.id,
+                    h.actor.role,
+                    if h.late { " in ritardo" } else { "" }
+                );
+            }
+            let timers = service.store().timers(&row.id).await?;
+            if !timers.is_empty() {
+                println!("\nTimer");
+                for t in timers {
+                    println!("  {:<32} {}  {:?}{}", t.key, t.fire_at.with_timezone(&ROME).format("%d/%m/%Y %H:%M"), t.status, t.outcome.map(|o| format!(" ({o})")).unwrap_or_default());
+                    for line in &t.trace {
+                        println!("  {:<32}   {line}", "");
+                    }
+                }
+            }
+        }
+        InstanceCommand::List { procedure, state, store } => {
+            let (service, _) = app::open(&store, None).await?;
+            let rows = service.store().instances(&InstanceFilter { definition_id: procedure, state, after_id: None, limit: Some(500) }).await?;
+            for r in rows {
+                println!("{}  {:<28} v{}  {:<24} {}", r.id, r.definition_id, r.definition_version, r.state, r.updated_at.with_timezone(&ROME).format("%d/%m/%Y %H:%M"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn display_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "—".into(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,296 @@
+//! The application service: loads pinned definitions, runs the pure engine, and commits each
+//! step with its effects through the store. CLI, API and scheduler all go through here, so
+//! there is one path from a command to the database.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use tracing::{info, info_span, warn};
+
+use crate::catalog::{self, Catalog};
+use crate::clock::SharedClock;
+use crate::definition::{Diagnostic, Procedure};
+use crate::engine::{self, Actor, Command, Snapshot, TimerAction};
+use crate::store::{self, Committed, InstanceRow, NewDefinition, StartRecord, StepRecord, Store, TimerRow};
+
+/// Why a command failed, for the boundary (CLI, API) to map.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The engine refused the command.
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
+    /// The store failed or refused (conflict, not found…).
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// No such procedure (or version) is installed.
+    #[error("procedura sconosciuta '{id}'{}", version.map(|v| format!(" versione {v}")).unwrap_or_default())]
+    UnknownProcedure {
+        /// The id.
+        id: String,
+        /// The version asked for.
+        version: Option<u32>,
+    },
+    /// No such instance.
+    #[error("istanza sconosciuta '{id}'")]
+    UnknownInstance {
+        /// The id.
+        id: String,
+    },
+    /// A stored definition no longer validates (should not happen: they are pinned).
+    #[error("definizione salvata non valida: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Definition(Vec<Diagnostic>),
+}
+
+/// Outcome of a command.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// What the store recorded.
+    pub committed: Committed,
+    /// The instance after the command.
+    pub instance: InstanceRow,
+}
+
+/// What firing a due timer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimerOutcome {
+    /// The timer's event moved the instance.
+    Fired,
+    /// A reminder was queued for delivery.
+    Reminded,
+    /// The timer no longer applied (the engine refused its event); recorded, nothing moved.
+    Skipped(String),
+    /// Someone else changed the timer or the instance first; nothing was done.
+    Stale,
+}
+
+/// The service.
+#[derive(Clone)]
+pub struct Service {
+    store: Store,
+    clock: SharedClock,
+    cache: Arc<Mutex<HashMap<(String, u32), Arc<Procedure>>>>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").finish_non_exhaustive()
+    }
+}
+
+/// A timer fired later than this is marked late in the history.
+pub const LATE_AFTER: chrono::Duration = chrono::Duration::seconds(60);
+
+impl Service {
+    /// A service over a store and a clock.
+    pub fn new(store: Store, clock: SharedClock) -> Service {
+        Service { store, clock, cache: Arc::new(Mutex::new(HashMap::new())) }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The clock's current instant.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Saves every procedure of a catalog (new versions are added; a changed file with the same
+    /// version is refused by the store).
+    pub async fn install(&self, catalog: &Catalog) -> Result<Vec<(String, u32, store::Saved)>, Error> {
+        let mut out = Vec::new();
+        for l in &catalog.procedures {
+            let saved = self
+                .store
+                .save_definition(&NewDefinition {
+                    id: l.procedure.id.clone(),
+                    version: l.procedure.version,
+                    title: l.procedure.title.clone(),
+                    content_hash: l.hash.clone(),
+                    source: l.source.clone(),
+                    assets: l.assets.clone(),
+                    loaded_at: self.now(),
+                })
+                .await?;
+            out.push((l.procedure.id.clone(), l.procedure.version, saved));
+        }
+        Ok(out)
+    }
+
+    /// The pinned procedure of a version (latest when `version` is `None`).
+    pub async fn procedure(&self, id: &str, version: Option<u32>) -> Result<Arc<Procedure>, Error> {
+        if let Some(v) = version {
+            if let Some(p) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&(id.to_string(), v)) {
+                return Ok(p.clone());
+            }
+        }
+        let row = match version {
+            Some(v) => self.store.definition(id, v).await?,
+            None => self.store.latest_definition(id).await?,
+        };
+        let row = row.ok_or_else(|| Error::UnknownProcedure { id: id.to_string(), version })?;
+        let key = (row.id.clone(), row.version);
+        if let Some(p) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(p.clone());
+        }
+        let name = format!("{}@v{}", row.id, row.version);
+        let procedure = Arc::new(catalog::from_stored(&name, &row.source, &row.assets).map_err(Error::Definition)?);
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, procedure.clone());
+        Ok(procedure)
+    }
+
+    /// Starts an instance of the latest (or given) version of a procedure.
+    pub async fn start(&self, procedure_id: &str, version: Option<u32>, variables: Map<String, Value>, actor: &Actor, idempotency_key: Option<&str>) -> Result<Outcome, Error> {
+        if let Some(key) = idempotency_key {
+            if let Some(done) = self.replayed(key).await? {
+                return Ok(done);
+            }
+        }
+        let p = self.procedure(procedure_id, version).await?;
+        let instance_id = uuid::Uuid::new_v4().to_string();
+        let span = info_span!("instance", id = %instance_id, procedure = %p.id);
+        let _enter = span.enter();
+        let now = self.now();
+        let step = engine::start(&p, &instance_id, &variables, actor, now)?;
+        let payload = Value::Object(variables);
+        let parent_id = payload.get("procedura_madre").and_then(Value::as_str).map(str::to_string);
+        let committed = self
+            .store
+            .commit_start(&StartRecord {
+                instance_id: &instance_id,
+                definition_id: &p.id,
+                definition_version: p.version,
+                parent_id,
+                actor,
+                step: &step,
+                payload: &payload,
+                idempotency_key,
+                at: now,
+            })
+            .await?;
+        info!(state = %step.to, "instance started");
+        self.outcome(committed).await
+    }
+
+    /// Fires an event on an instance. A conflict (someone moved it first) is returned as is:
+    /// the caller decides whether to retry on the new state.
+    pub async fn fire(&self, instance_id: &str, command: &Command, idempotency_key: Option<&str>) -> Result<Outcome, Error> {
+        if let Some(key) = idempotency_key {
+            if let Some(done) = self.replayed(key).await? {
+                return Ok(done);
+            }
+        }
+        let span = info_span!("instance", id = %instance_id, event = %command.event);
+        let _enter = span.enter();
+        let row = self.store.instance(instance_id).await?.ok_or_else(|| Error::UnknownInstance { id: instance_id.to_string() })?;
+        let p = self.procedure(&row.definition_id, Some(row.definition_version)).await?;
+        let now = self.now();
+        let step = engine::fire(&p, &Snapshot { id: &row.id, state: &row.state, data: &row.data }, command, now)?;
+        let committed = self
+            .store
+            .commit_step(&StepRecord {
+                instance_id,
+                expected_version: row.version,
+                actor: &command.actor,
+                step: &step,
+                payload: &Value::Object(command.payload.clone()),
+                idempotency_key,
+                at: now,
+                late: false,
+                fired_timer: None,
+            })
+            .await?;
+        info!(from = %row.state, to = %step.to, "event fired");
+        self.outcome(committed).await
+    }
+
+    /// Carries out one claimed timer: its event through the engine, or its reminder into the
+    /// outbox; in both cases the timer is marked done in the same transaction as the effect.
+    pub async fn fire_timer(&self, timer: &TimerRow, worker: &str) -> Result<TimerOutcome, Error> {
+        let span = info_span!("timer", id = timer.id, instance = %timer.instance_id, key = %timer.key);
+        let _enter = span.enter();
+        let now = self.now();
+        let late = now - timer.fire_at > LATE_AFTER;
+        match &timer.action {
+            TimerAction::Remind { .. } => {
+                let Some(row) = self.store.instance(&timer.instance_id).await? else {
+                    self.finish_stale(timer, worker, "istanza inesistente").await?;
+                    return Ok(TimerOutcome::Skipped("istanza inesistente".into()));
+                };
+                let p = self.procedure(&row.definition_id, Some(row.definition_version)).await?;
+                let Some(notification) = engine::reminder_notification(&p, &row.id, &row.state, &row.data, &timer.timer, &timer.action, &timer.trace) else {
+                    return Ok(TimerOutcome::Skipped("non è un promemoria".into()));
+                };
+                match self.store.complete_reminder(timer.id, worker, &notification, now).await {
+                    Ok(()) => Ok(TimerOutcome::Reminded),
+                    Err(store::Error::StaleTimer { .. }) => Ok(TimerOutcome::Stale),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            TimerAction::Fire { event } => {
+                let Some(row) = self.store.instance(&timer.instance_id).await? else {
+                    self.finish_stale(timer, worker, "istanza inesistente").await?;
+                    return Ok(TimerOutcome::Skipped("istanza inesistente".into()));
+                };
+                let p = self.procedure(&row.definition_id, Some(row.definition_version)).await?;
+                let command = Command { event: event.clone(), actor: Actor::system(), payload: Map::new() };
+                let step = match engine::fire(&p, &Snapshot { id: &row.id, state: &row.state, data: &row.data }, &command, now) {
+                    Ok(step) => step,
+                    Err(refusal) => {
+                        let why = refusal.to_string();
+                        warn!(%why, "timer event refused");
+                        self.finish_stale(timer, worker, &format!("rifiutato: {why}")).await?;
+                        return Ok(TimerOutcome::Skipped(why));
+                    }
+                };
+                let result = self
+                    .store
+                    .commit_step(&StepRecord {
+                        instance_id: &row.id,
+                        expected_version: row.version,
+                        actor: &command.actor,
+                        step: &step,
+                        payload: &serde_json::json!({ "timer": timer.key, "scadenza": timer.fire_at.to_rfc3339() }),
+                        idempotency_key: None,
+                        at: now,
+                        late,
+                        fired_timer: Some(timer.id),
+                    })
+                    .await;
+                match result {
+                    Ok(_) => Ok(TimerOutcome::Fired),
+                    // The instance moved or the timer was replaced meanwhile: the claim lapses and
+                    // the timer (if still wanted) is picked up again on the new state.
+                    Err(store::Error::StaleTimer { .. }) => Ok(TimerOutcome::Stale),
+                    Err(store::Error::Conflict { .. }) => {
+                        self.store.release_timer(timer.id, worker).await?;
+                        Ok(TimerOutcome::Stale)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    async fn finish_stale(&self, timer: &TimerRow, worker: &str, outcome: &str) -> Result<(), Error> {
+        match self.store.finish_timer(timer.id, worker, outcome).await {
+            Ok(()) | Err(store::Error::StaleTimer { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn replayed(&self, key: &str) -> Result<Option<Outcome>, Error> {
+        match self.store.command(key).await? {
+            Some(row) => Ok(Some(self.outcome(Committed { instance_id: row.instance_id, seq: row.seq, version: row.seq, replayed: true }).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn outcome(&self, committed: Committed) -> Result<Outcome, Error> {
+        let instance = self.store.instance(&committed.instance_id).await?.ok_or_else(|| Error::UnknownInstance { id: committed.instance_id.clone() })?;
+        Ok(Outcome { committed, instance })
+    }
+}
