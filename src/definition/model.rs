@@ -309,6 +309,19 @@ pub struct CronJob {
     pub job: String,
 }
 
+/// Where the API accepts ETS submissions, questions and soccorso answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Submissions {
+    /// The datetime variable holding the deadline: a submission after it is refused.
+    pub deadline: VarName,
+    /// States in which submissions (and withdrawals) are open.
+    pub while_in: Vec<StateId>,
+    /// States in which questions may be asked.
+    pub questions_while: Vec<StateId>,
+    /// States in which soccorso istruttorio answers are accepted.
+    pub soccorso_while: Vec<StateId>,
+}
+
 /// Calendar settings of a procedure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct CalendarSettings {
@@ -348,6 +361,8 @@ pub struct Procedure {
     pub timers: Vec<Timer>,
     /// Recurring jobs.
     pub cron: Vec<CronJob>,
+    /// ETS submissions through the API, if the procedure takes any.
+    pub submissions: Option<Submissions>,
 }
 
 impl Procedure {

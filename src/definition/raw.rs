@@ -33,6 +33,25 @@ pub(crate) struct RawProcedure {
     pub timers: Vec<Spanned<RawTimer>>,
     #[serde(default)]
     pub cron: Vec<Spanned<RawCron>>,
+    #[serde(default)]
+    pub submissions: Option<Spanned<RawSubmissions>>,
+}
+
+/// Where ETS submissions (domande, proposte) are accepted through the API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSubmissions {
+    /// The datetime variable holding the submission deadline.
+    pub deadline: SStr,
+    /// States in which submissions are open.
+    #[serde(rename = "while")]
+    pub while_in: OneOrMany,
+    /// States in which questions may be asked (default: the same as `while`).
+    #[serde(default)]
+    pub questions_while: Option<OneOrMany>,
+    /// States in which a soccorso istruttorio answer is accepted.
+    #[serde(default)]
+    pub soccorso_while: Option<OneOrMany>,
 }
 
 /// Calendar settings of a procedure.

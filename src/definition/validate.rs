@@ -537,7 +537,32 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
         cron.push(CronJob { id: j.id.value, schedule: j.schedule.value, job: j.job.value });
     }
 
+    let submissions = raw.submissions.map(|sub| {
+        let s = sub.value;
+        match lookup(&s.deadline.value) {
+            Some(VarType::DateTime) => {}
+            Some(other) => ctx.at(&loc(&s.deadline), format!("submissions.deadline: '{}' è di tipo {other}, serve datetime", s.deadline.value)),
+            None => ctx.at(&loc(&s.deadline), format!("variabile non dichiarata '{}'", s.deadline.value)),
+        }
+        let mut states_of = |list: OneOrMany| -> Vec<StateId> {
+            list.into_vec()
+                .into_iter()
+                .map(|st| {
+                    if !states.contains_key(st.value.as_str()) {
+                        ctx.at(&loc(&st), format!("stato sconosciuto '{}'", st.value));
+                    }
+                    StateId(st.value)
+                })
+                .collect()
+        };
+        let while_in = states_of(s.while_in);
+        let questions_while = s.questions_while.map(&mut states_of).unwrap_or_else(|| while_in.clone());
+        let soccorso_while = s.soccorso_while.map(&mut states_of).unwrap_or_default();
+        Submissions { deadline: VarName(s.deadline.value), while_in, questions_while, soccorso_while }
+    });
+
     let procedure = Procedure {
+        submissions,
         id: raw.id.value,
         version,
         title: raw.title.value,
