@@ -14,11 +14,15 @@ fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(args) => async_main(procedo::cli::demo::run(args)),
         Command::Validate(args) => procedo::cli::validate::run(&args),
         Command::Graph(args) => procedo::cli::graph::run(&args),
         Command::Term(args) => procedo::cli::term::run(&args),
         Command::Db(cmd) => async_main(procedo::cli::db::run(cmd)),
         Command::Instance(cmd) => async_main(procedo::cli::instance::run(cmd)),
+        Command::Scheduler(cmd) => async_main(procedo::cli::scheduler::run(cmd)),
+        Command::Timers(cmd) => async_main(procedo::cli::timers::run(cmd)),
+        Command::Bench(cmd) => async_main(procedo::cli::bench::run(cmd)),
     }
 }
 

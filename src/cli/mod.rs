@@ -1,10 +1,14 @@
 //! The command line: one file per subcommand; `main.rs` only parses and dispatches.
 
+pub mod bench;
 pub mod db;
+pub mod demo;
 pub mod graph;
 pub mod instance;
 pub mod mail;
+pub mod scheduler;
 pub mod term;
+pub mod timers;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +25,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the shipped procedures with the clock moved forward and print their timeline.
+    Demo(demo::DemoArgs),
     /// Check workflow files and report every problem with file:line:column.
     Validate(validate::ValidateArgs),
     /// Print a procedure's state machine (Mermaid or Graphviz dot).
@@ -33,4 +39,13 @@ pub enum Command {
     Instance(instance::InstanceCommand),
     /// Compute a legal term with its trace.
     Term(term::TermArgs),
+    /// Fire due timers, run recurring jobs and drain the outbox.
+    #[command(subcommand)]
+    Scheduler(scheduler::SchedulerCommand),
+    /// Inspect armed timers.
+    #[command(subcommand)]
+    Timers(timers::TimersCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
