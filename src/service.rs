@@ -65,12 +65,15 @@ pub enum TimerOutcome {
     Stale,
 }
 
+/// Pinned procedures by (id, version): they never change once stored.
+type ProcedureCache = HashMap<(String, u32), Arc<Procedure>>;
+
 /// The service.
 #[derive(Clone)]
 pub struct Service {
     store: Store,
     clock: SharedClock,
-    cache: Arc<Mutex<HashMap<(String, u32), Arc<Procedure>>>>,
+    cache: Arc<Mutex<ProcedureCache>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -122,10 +125,8 @@ impl Service {
 
     /// The pinned procedure of a version (latest when `version` is `None`).
     pub async fn procedure(&self, id: &str, version: Option<u32>) -> Result<Arc<Procedure>, Error> {
-        if let Some(v) = version {
-            if let Some(p) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&(id.to_string(), v)) {
-                return Ok(p.clone());
-            }
+        if let Some(p) = version.and_then(|v| self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&(id.to_string(), v)).cloned()) {
+            return Ok(p);
         }
         let row = match version {
             Some(v) => self.store.definition(id, v).await?,
@@ -144,10 +145,10 @@ impl Service {
 
     /// Starts an instance of the latest (or given) version of a procedure.
     pub async fn start(&self, procedure_id: &str, version: Option<u32>, variables: Map<String, Value>, actor: &Actor, idempotency_key: Option<&str>) -> Result<Outcome, Error> {
-        if let Some(key) = idempotency_key {
-            if let Some(done) = self.replayed(key).await? {
-                return Ok(done);
-            }
+        if let Some(key) = idempotency_key
+            && let Some(done) = self.replayed(key).await?
+        {
+            return Ok(done);
         }
         let p = self.procedure(procedure_id, version).await?;
         let instance_id = uuid::Uuid::new_v4().to_string();
@@ -178,10 +179,10 @@ impl Service {
     /// Fires an event on an instance. A conflict (someone moved it first) is returned as is:
     /// the caller decides whether to retry on the new state.
     pub async fn fire(&self, instance_id: &str, command: &Command, idempotency_key: Option<&str>) -> Result<Outcome, Error> {
-        if let Some(key) = idempotency_key {
-            if let Some(done) = self.replayed(key).await? {
-                return Ok(done);
-            }
+        if let Some(key) = idempotency_key
+            && let Some(done) = self.replayed(key).await?
+        {
+            return Ok(done);
         }
         let span = info_span!("instance", id = %instance_id, event = %command.event);
         let _enter = span.enter();

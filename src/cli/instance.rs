@@ -125,7 +125,7 @@ pub async fn run(cmd: InstanceCommand) -> anyhow::Result<()> {
                 }
             }
             println!("\nStorico");
-            println!("  {:>3}  {:<25}  {:<22}  {:<18}  {:<18}  {}", "#", "quando (Europe/Rome)", "evento", "da", "a", "chi");
+            println!("  {:>3}  {:<25}  {:<22}  {:<18}  {:<18}  chi", "#", "quando (Europe/Rome)", "evento", "da", "a");
             for h in service.store().history(&row.id).await? {
                 println!(
                     "  {:>3}  {:<25}  {:<22}  {:<18}  {:<18}  {} ({}){}",

@@ -316,20 +316,20 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
                         ctx.at(&loc(&value), format!("set: '{name}' è calcolata da un termine e non si assegna"));
                     }
                     if let Some(e) = check_expr(ctx, &value) {
-                        if let Ok(expr::ExprType::Of(t)) = e.check(&lookup) {
-                            if t != target {
-                                ctx.at(&loc(&value), format!("set: '{name}' è di tipo {target}, il valore è di tipo {t}"));
-                            }
+                        if let Ok(expr::ExprType::Of(t)) = e.check(&lookup)
+                            && t != target
+                        {
+                            ctx.at(&loc(&value), format!("set: '{name}' è di tipo {target}, il valore è di tipo {t}"));
                         }
                         list.push((VarName(name), e));
                     }
                 }
                 out.push(Action::Set(list));
             } else if let Some(s) = a.start {
-                if let Some(known) = env.procedures {
-                    if !known.contains(&s.procedure.value) {
-                        ctx.at(&loc(&s.procedure), format!("procedura sconosciuta '{}'", s.procedure.value));
-                    }
+                if let Some(known) = env.procedures
+                    && !known.contains(&s.procedure.value)
+                {
+                    ctx.at(&loc(&s.procedure), format!("procedura sconosciuta '{}'", s.procedure.value));
                 }
                 let mut vars = Vec::new();
                 for (name, value) in s.variables {

@@ -266,7 +266,7 @@ fn closed_suspensions(list: Option<&Vec<SuspensionRecord>>) -> Vec<terms::Suspen
         .flatten()
         .filter_map(|s| {
             let until = s.until?.pred_opt()?;
-            (until >= s.from).then(|| terms::Suspension { from: s.from, to: until })
+            (until >= s.from).then_some(terms::Suspension { from: s.from, to: until })
         })
         .collect()
 }

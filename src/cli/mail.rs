@@ -1,0 +1,235 @@
+//! `procedo mail test`: renders a sample message with made-up Italian data and sends it through
+//! the configured transport, so an operator can check templates, SMTP settings and the mail
+//! client's rendering (a convocation comes with its calendar invite) before going live.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use chrono::Utc;
+
+use crate::notify::{
+    DEFAULT_FROM, Method, OutgoingEmail, SmtpSettings, Templates, Transport, invite_ics,
+    message_id_for, sample,
+};
+
+/// Posta: prove di invio dei messaggi.
+#[derive(clap::Args, Debug)]
+pub struct MailArgs {
+    /// L'operazione.
+    #[command(subcommand)]
+    pub command: MailCommand,
+}
+
+/// Operazioni sulla posta.
+#[derive(clap::Subcommand, Debug)]
+pub enum MailCommand {
+    /// Compone un messaggio di prova con dati inventati e lo invia al destinatario indicato.
+    Test(MailTestArgs),
+}
+
+/// Argomenti di `procedo mail test`.
+#[derive(clap::Args, Debug)]
+pub struct MailTestArgs {
+    /// Destinatario: `indirizzo@dominio` oppure `Nome Cognome <indirizzo@dominio>`.
+    #[arg(long, value_name = "INDIRIZZO")]
+    pub to: String,
+    /// Tipo di messaggio (convocazione, convocazione_annullata, promemoria_scadenza,
+    /// avviso_pubblicato, esito_istruttoria, soccorso_istruttorio, verbale_disponibile,
+    /// riepilogo_giornaliero).
+    #[arg(long, value_name = "TIPO", default_value = "convocazione")]
+    pub kind: String,
+    /// Cartella dei modelli; senza, quelli distribuiti con procedo.
+    #[arg(long, value_name = "CARTELLA")]
+    pub templates: Option<PathBuf>,
+    /// Server SMTP: smtp://host (STARTTLS), smtps://host (TLS), smtp://host:porta?tls=none.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PROCEDO_SMTP_URL",
+        hide_env_values = true
+    )]
+    pub smtp_url: Option<String>,
+    /// Scrive il messaggio come file .eml in questa cartella invece di inviarlo (ha la
+    /// precedenza su --smtp-url).
+    #[arg(long, value_name = "CARTELLA")]
+    pub out: Option<PathBuf>,
+    /// Mittente.
+    #[arg(long, value_name = "MITTENTE", env = "PROCEDO_SMTP_FROM", default_value = DEFAULT_FROM)]
+    pub from: String,
+    /// Tempo massimo di attesa del server SMTP, in secondi.
+    #[arg(long, value_name = "SECONDI", env = "PROCEDO_SMTP_TIMEOUT")]
+    pub timeout: Option<u64>,
+}
+
+/// Runs `procedo mail`: prints the Message-ID and the server's answer, or fails with the
+/// problem in plain words (the caller exits non-zero).
+pub async fn run(args: MailArgs) -> anyhow::Result<()> {
+    match args.command {
+        MailCommand::Test(test) => run_test(test).await,
+    }
+}
+
+async fn run_test(args: MailTestArgs) -> anyhow::Result<()> {
+    let templates = match &args.templates {
+        Some(dir) => Templates::load_dir(dir),
+        None => Templates::builtin(),
+    }
+    .map_err(|diagnostics| {
+        let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+        anyhow!("modelli non validi:\n{}", lines.join("\n"))
+    })?;
+    if templates.description(&args.kind).is_none() {
+        bail!(
+            "tipo di messaggio «{}» sconosciuto; disponibili: {}",
+            args.kind,
+            templates.kinds().collect::<Vec<_>>().join(", ")
+        );
+    }
+
+    let (name, address) = split_mailbox(&args.to);
+    let context = sample::context_for(&args.kind, &name, &address).ok_or_else(|| {
+        anyhow!(
+            "nessun dato di esempio per il tipo «{}»: ci sono per {}",
+            args.kind,
+            crate::notify::SHIPPED_KINDS.join(", ")
+        )
+    })?;
+    let rendered = templates
+        .render(&args.kind, &context)
+        .context("composizione del messaggio di prova")?;
+
+    let sender_domain = address_domain(&args.from);
+    let delivery_key = format!("prova-{}-{}", args.kind, uuid::Uuid::new_v4().simple());
+    let mut email = OutgoingEmail::new(
+        message_id_for(&delivery_key, &sender_domain),
+        args.from.clone(),
+        args.to.clone(),
+        rendered,
+    );
+    let invite_method = match args.kind.as_str() {
+        "convocazione" => Some(Method::Request),
+        "convocazione_annullata" => Some(Method::Cancel),
+        _ => None,
+    };
+    if let Some(method) = invite_method {
+        let mut meeting = sample::meeting(vec![(name, address)], Utc::now());
+        if method == Method::Cancel {
+            meeting.sequence += 1;
+        }
+        email = email.with_invite(method, invite_ics(&meeting, method));
+    }
+
+    let transport = match (&args.out, &args.smtp_url) {
+        (Some(dir), _) => Transport::files(dir),
+        (None, Some(url)) => Transport::smtp(&SmtpSettings {
+            url: url.clone(),
+            from: args.from.clone(),
+            timeout: args.timeout.map(Duration::from_secs),
+        })?,
+        (None, None) => bail!(
+            "nessun trasporto: indicare --smtp-url (o {}) oppure --out CARTELLA",
+            crate::notify::SMTP_URL_VARIABLE
+        ),
+    };
+
+    println!(
+        "Invio di «{}» a {} tramite {}…",
+        email.subject,
+        args.to,
+        transport.describe()
+    );
+    let report = transport.send(&email).await?;
+    println!("Message-ID: {}", report.message_id);
+    println!("Risposta: {}", report.server_answer);
+    Ok(())
+}
+
+/// `Nome <a@b>` → ("Nome", "a@b"); a bare address gets a placeholder name.
+fn split_mailbox(mailbox: &str) -> (String, String) {
+    match mailbox.split_once('<') {
+        Some((name, rest)) if !name.trim().is_empty() => (
+            name.trim().trim_matches('"').to_owned(),
+            rest.trim_end_matches('>').trim().to_owned(),
+        ),
+        Some((_, rest)) => (
+            "Destinatario di prova".to_owned(),
+            rest.trim_end_matches('>').trim().to_owned(),
+        ),
+        None => (
+            "Destinatario di prova".to_owned(),
+            mailbox.trim().to_owned(),
+        ),
+    }
+}
+
+/// The domain of a mailbox, for the Message-ID; `procedo.local` when there is none.
+fn address_domain(mailbox: &str) -> String {
+    let (_, address) = split_mailbox(mailbox);
+    address.rsplit_once('@').map_or_else(
+        || "procedo.local".to_owned(),
+        |(_, domain)| domain.to_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mailbox_splits_into_name_and_address() {
+        assert_eq!(
+            split_mailbox("Anna Rossi <anna@comune.example.it>"),
+            ("Anna Rossi".to_owned(), "anna@comune.example.it".to_owned())
+        );
+        assert_eq!(
+            split_mailbox("anna@comune.example.it"),
+            (
+                "Destinatario di prova".to_owned(),
+                "anna@comune.example.it".to_owned()
+            )
+        );
+        assert_eq!(address_domain(DEFAULT_FROM), "procedo.local");
+    }
+
+    #[tokio::test]
+    async fn a_test_convocation_is_written_as_eml_with_its_invite() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let args = MailArgs {
+            command: MailCommand::Test(MailTestArgs {
+                to: "Anna Rossi <anna@comune.example.it>".to_owned(),
+                kind: "convocazione".to_owned(),
+                templates: None,
+                smtp_url: None,
+                out: Some(dir.path().to_path_buf()),
+                from: DEFAULT_FROM.to_owned(),
+                timeout: None,
+            }),
+        };
+        run(args).await.expect("written");
+        let files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .collect();
+        assert_eq!(files.len(), 1);
+        let eml = std::fs::read_to_string(&files[0]).expect("eml");
+        assert!(eml.contains("text/calendar; method=REQUEST"));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kind_lists_the_available_ones() {
+        let args = MailArgs {
+            command: MailCommand::Test(MailTestArgs {
+                to: "anna@comune.example.it".to_owned(),
+                kind: "telegramma".to_owned(),
+                templates: None,
+                smtp_url: None,
+                out: None,
+                from: DEFAULT_FROM.to_owned(),
+                timeout: None,
+            }),
+        };
+        let error = run(args).await.expect_err("unknown kind");
+        assert!(error.to_string().contains("convocazione"), "{error}");
+    }
+}

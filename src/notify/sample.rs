@@ -1,0 +1,179 @@
+//! Made-up Italian data for every shipped message kind: `procedo mail test`, the benchmark and
+//! the tests render these. The places and people are invented.
+//!
+//! Each context follows the contract the engine will honour (see
+//! `workflows/templates/README.md`): the instance variables by name, plus `procedura`,
+//! `istanza`, `destinatario`, `ambito` and, for reminders, `scadenza`.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Europe::Rome;
+use serde_json::{Value, json};
+
+use super::{Meeting, agenda_description};
+
+/// The sample seduta: Monday 28 December 2026, 12:00 in Rome.
+pub const SEDUTA: &str = "2026-12-28T12:00:00+01:00";
+
+/// The sample agenda.
+pub const ORDINE_DEL_GIORNO: [&str; 3] = [
+    "Approvazione del verbale della seduta precedente",
+    "Piano di Zona 2027-2029: approvazione del documento di programmazione",
+    "Varie ed eventuali",
+];
+
+const AMBITO: &str = "Ambito Territoriale di Borgo Fiorito";
+const LUOGO: &str = "Sala consiliare del Comune di Borgo Fiorito, piazza della Repubblica 1";
+
+/// Three invented mayors: (name, email).
+pub fn mayors() -> Vec<(String, String)> {
+    [
+        ("Anna Rossi", "sindaco@comune.borgofiorito.example.it"),
+        ("Marco Bianchi", "sindaco@comune.castelverde.example.it"),
+        (
+            "Giulia Esposito",
+            "sindaco@comune.sanlorenzoallago.example.it",
+        ),
+    ]
+    .into_iter()
+    .map(|(name, email)| (name.to_owned(), email.to_owned()))
+    .collect()
+}
+
+/// The sample context of `kind` addressed to Anna Rossi; `None` for an unknown kind.
+pub fn context(kind: &str) -> Option<Value> {
+    context_for(kind, "Anna Rossi", "sindaco@comune.borgofiorito.example.it")
+}
+
+/// The sample context of `kind` addressed to `name <email>`; `None` for an unknown kind.
+pub fn context_for(kind: &str, name: &str, email: &str) -> Option<Value> {
+    let mut context = match kind {
+        "convocazione" => json!({
+            "procedura": {"id": "convocazione_assemblea", "titolo": "Convocazione dell'Assemblea dei Sindaci"},
+            "istanza": {"id": 42, "stato": "convocata"},
+            "organo": "Assemblea dei Sindaci",
+            "data_seduta": SEDUTA,
+            "seconda_convocazione": "2026-12-29T12:00:00+01:00",
+            "luogo": LUOGO,
+            "ordine_del_giorno": ORDINE_DEL_GIORNO,
+            "link": "https://procedo.example.it/sedute/42",
+        }),
+        "convocazione_annullata" => json!({
+            "procedura": {"id": "convocazione_assemblea", "titolo": "Convocazione dell'Assemblea dei Sindaci"},
+            "istanza": {"id": 42, "stato": "annullata"},
+            "organo": "Assemblea dei Sindaci",
+            "data_seduta": SEDUTA,
+            "luogo": LUOGO,
+        }),
+        "promemoria_scadenza" => json!({
+            "procedura": {"id": "avviso_coprogettazione", "titolo": "Co-progettazione servizi per l'inclusione degli adulti fragili"},
+            "istanza": {"id": 17, "stato": "raccolta proposte"},
+            "scadenza": {
+                "data": "venerdì 15 gennaio 2027, ore 12:00",
+                "traccia": [
+                    "pubblicazione dell'avviso: mercoledì 16/12/2026",
+                    "termine: 30 giorni, escluso il giorno iniziale",
+                    "venerdì 15/01/2027: giorno lavorativo, nessuno spostamento",
+                    "scadenza alle ore 12:00 come previsto dall'avviso",
+                ],
+            },
+            "link": "https://procedo.example.it/istanze/17",
+        }),
+        "avviso_pubblicato" => json!({
+            "procedura": {"id": "avviso_coprogettazione", "titolo": "Co-progettazione servizi per l'inclusione degli adulti fragili"},
+            "istanza": {"id": 17, "stato": "pubblicato"},
+            "scadenza_domande": "2027-01-15T12:00:00+01:00",
+            "link_avviso": "https://procedo.example.it/avvisi/17",
+        }),
+        "esito_istruttoria" => json!({
+            "procedura": {"id": "accreditamento", "titolo": "Accreditamento del servizio di assistenza domiciliare"},
+            "istanza": {"id": 23, "stato": "istruttoria conclusa"},
+            "esito": "ammessa",
+            "punteggio": "78/100",
+            "motivazione": "requisiti strutturali e organizzativi posseduti; esperienza documentata nel territorio.",
+        }),
+        "soccorso_istruttorio" => json!({
+            "procedura": {"id": "accreditamento", "titolo": "Accreditamento del servizio di assistenza domiciliare"},
+            "istanza": {"id": 23, "stato": "soccorso istruttorio"},
+            "documenti_mancanti": [
+                "copia dello statuto vigente",
+                "dichiarazione sulla regolarità contributiva (DURC)",
+            ],
+            "termine_integrazione": "2027-01-11T12:00:00+01:00",
+            "link": "https://procedo.example.it/istanze/23",
+        }),
+        "verbale_disponibile" => json!({
+            "procedura": {"id": "convocazione_assemblea", "titolo": "Convocazione dell'Assemblea dei Sindaci"},
+            "istanza": {"id": 42, "stato": "verbalizzata"},
+            "organo": "Assemblea dei Sindaci",
+            "data_seduta": SEDUTA,
+            "link_verbale": "https://procedo.example.it/sedute/42/verbale",
+        }),
+        "riepilogo_giornaliero" => json!({
+            "procedura": {"id": "riepilogo", "titolo": "Riepilogo giornaliero"},
+            "istanza": {"id": 0, "stato": "inviato"},
+            "data_riepilogo": "2026-12-16",
+            "voci": [
+                {
+                    "procedura": "Co-progettazione servizi per l'inclusione degli adulti fragili",
+                    "descrizione": "pubblicato l'avviso",
+                    "scadenza": "2027-01-15T12:00:00+01:00",
+                    "link": "https://procedo.example.it/avvisi/17",
+                },
+                {
+                    "procedura": "Accreditamento del servizio di assistenza domiciliare",
+                    "descrizione": "richiesto il soccorso istruttorio a Cooperativa Sociale Il Germoglio",
+                },
+            ],
+        }),
+        _ => return None,
+    };
+    if let Some(object) = context.as_object_mut() {
+        object.insert(
+            "destinatario".to_owned(),
+            json!({"nome": name, "email": email}),
+        );
+        object.insert("ambito".to_owned(), json!({"nome": AMBITO}));
+    }
+    Some(context)
+}
+
+/// The sample seduta as a meeting for `attendees`, issued at `dtstamp`; UID `seduta-42@…`.
+pub fn meeting(attendees: Vec<(String, String)>, dtstamp: DateTime<Utc>) -> Meeting {
+    // A constant, not input: the unit test below proves it parses.
+    let start = DateTime::parse_from_rfc3339(SEDUTA)
+        .expect("SEDUTA is valid RFC 3339")
+        .with_timezone(&Rome);
+    Meeting {
+        uid: "seduta-42@procedo.local".to_owned(),
+        sequence: 0,
+        dtstamp,
+        summary: format!("Assemblea dei Sindaci – {AMBITO}"),
+        description: agenda_description(&ORDINE_DEL_GIORNO),
+        location: LUOGO.to_owned(),
+        start,
+        end: start + chrono::Duration::hours(2),
+        organizer: (
+            "Ufficio di Piano – Borgo Fiorito".to_owned(),
+            "ufficiodipiano@borgofiorito.example.it".to_owned(),
+        ),
+        attendees,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_meeting_starts_at_noon_in_rome() {
+        let meeting = meeting(mayors(), Utc::now());
+        assert_eq!(meeting.start.to_rfc3339(), "2026-12-28T12:00:00+01:00");
+        assert_eq!(meeting.attendees.len(), 3);
+        assert!(meeting.description.contains("\n3. Varie ed eventuali"));
+    }
+
+    #[test]
+    fn unknown_kinds_have_no_sample() {
+        assert!(context("telegramma").is_none());
+    }
+}
