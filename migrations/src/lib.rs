@@ -1,5 +1,17 @@
-//! Database migrations for procedo (SQLite and PostgreSQL).
+//! Database migrations for procedo, written once for SQLite and PostgreSQL.
+//!
+//! Conventions shared by every table: timestamps are `timestamp with time zone` (text in
+//! RFC 3339 on SQLite, always UTC); JSON is stored as text and parsed by the store, so both
+//! backends hold the same bytes; instances are keyed by a text UUID, every other row by a
+//! big-integer autoincrement id.
+
 pub use sea_orm_migration::prelude::*;
+
+mod m20250601_000001_definitions_instances;
+mod m20250601_000002_history_commands;
+mod m20250601_000003_timers_outbox_cron;
+mod m20250615_000001_identity_submissions;
+mod m20250620_000001_deliveries_protocollo;
 
 /// The ordered list of procedo's migrations.
 pub struct Migrator;
@@ -7,6 +19,12 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![]
+        vec![
+            Box::new(m20250601_000001_definitions_instances::Migration),
+            Box::new(m20250601_000002_history_commands::Migration),
+            Box::new(m20250601_000003_timers_outbox_cron::Migration),
+            Box::new(m20250615_000001_identity_submissions::Migration),
+            Box::new(m20250620_000001_deliveries_protocollo::Migration),
+        ]
     }
 }

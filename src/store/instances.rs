@@ -1,0 +1,576 @@
+//! Instances and their history: committing a step (the instance row, a history row, the
+//! step's timers and outbox rows, the idempotency key) in one transaction, and reading back.
+//!
+//! The instance `version` is the optimistic lock: it is 1 after the start and grows by one per
+//! step, and the history row of a step has `seq` equal to the version it produced, so
+//! `UNIQUE(instance_id, seq)` makes gaps and duplicates in the history impossible.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use serde_json::Value;
+
+use super::entities::{command, history, instance};
+use super::{
+    Error, Result, Store, definitions, from_json, instant, is_unique_violation, outbox, rollback,
+    timers, to_json,
+};
+use crate::engine::{Actor, Effect, InstanceData, Step};
+
+/// What `commit_start` writes.
+#[derive(Debug, Clone)]
+pub struct StartRecord<'a> {
+    /// The new instance's id (a UUID).
+    pub instance_id: &'a str,
+    /// Definition id; the (id, version) must be stored.
+    pub definition_id: &'a str,
+    /// Definition version the instance is pinned to.
+    pub definition_version: u32,
+    /// The instance that started this one, if any.
+    pub parent_id: Option<String>,
+    /// Who started it.
+    pub actor: &'a Actor,
+    /// The engine's start step.
+    pub step: &'a Step,
+    /// The variables as given (recorded in the history).
+    pub payload: &'a Value,
+    /// Makes a retried start a no-op that returns the first outcome.
+    pub idempotency_key: Option<&'a str>,
+    /// The command's `now`.
+    pub at: DateTime<Utc>,
+}
+
+/// What `commit_step` writes.
+#[derive(Debug, Clone)]
+pub struct StepRecord<'a> {
+    /// The instance.
+    pub instance_id: &'a str,
+    /// The version the step was computed from; the commit fails with `Conflict` if the
+    /// instance has moved on since.
+    pub expected_version: i64,
+    /// Who acts.
+    pub actor: &'a Actor,
+    /// The engine's step.
+    pub step: &'a Step,
+    /// The command's payload (recorded in the history).
+    pub payload: &'a Value,
+    /// Makes a retried command a no-op that returns the first outcome.
+    pub idempotency_key: Option<&'a str>,
+    /// The command's `now`.
+    pub at: DateTime<Utc>,
+    /// A timer fired after its instant (recorded in the history).
+    pub late: bool,
+    /// The claimed timer this step fires: it must still be claimed, and becomes done.
+    pub fired_timer: Option<i64>,
+}
+
+/// The outcome of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The instance (for a replayed start: the one the first call created).
+    pub instance_id: String,
+    /// The history row's `seq`.
+    pub seq: i64,
+    /// The instance version after the step (equal to `seq`).
+    pub version: i64,
+    /// The idempotency key had been seen: nothing was written, this is the first outcome.
+    pub replayed: bool,
+}
+
+/// A stored instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRow {
+    /// Id (UUID).
+    pub id: String,
+    /// Definition id.
+    pub definition_id: String,
+    /// Pinned definition version.
+    pub definition_version: u32,
+    /// The instance that started it.
+    pub parent_id: Option<String>,
+    /// Current state.
+    pub state: String,
+    /// The state is final.
+    pub is_final: bool,
+    /// Variables, terms, suspensions.
+    pub data: InstanceData,
+    /// Optimistic-lock version: pass it as `expected_version`.
+    pub version: i64,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+    /// When its last step committed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl InstanceRow {
+    fn from_model(m: instance::Model) -> Result<InstanceRow> {
+        let definition_version = u32::try_from(m.definition_version)
+            .map_err(|_| Error::Corrupt(format!("instances.definition_version di {}", m.id)))?;
+        let data = from_json(&m.data, format_args!("instances.data di {}", m.id))?;
+        Ok(InstanceRow {
+            id: m.id,
+            definition_id: m.definition_id,
+            definition_version,
+            parent_id: m.parent_id,
+            state: m.state,
+            is_final: m.is_final,
+            data,
+            version: m.version,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        })
+    }
+}
+
+/// One history row: what a judge reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRow {
+    /// Row id.
+    pub id: i64,
+    /// The instance.
+    pub instance_id: String,
+    /// 1 for the start, then one per step, no gaps.
+    pub seq: i64,
+    /// The command's `now`.
+    pub at: DateTime<Utc>,
+    /// Who acted, in which role.
+    pub actor: Actor,
+    /// The event (`avvio` for the start).
+    pub event: String,
+    /// State before (`None` for the start).
+    pub from_state: Option<String>,
+    /// State after.
+    pub to_state: String,
+    /// The command's payload.
+    pub payload: Value,
+    /// A timer fired after its instant.
+    pub late: bool,
+    /// The command's idempotency key.
+    pub idempotency_key: Option<String>,
+    /// The effects the step produced, as JSON (a list of `Effect`s when written): kept as a
+    /// value so that rows written by older versions always read back.
+    pub effects: Value,
+}
+
+impl HistoryRow {
+    fn from_model(m: history::Model) -> Result<HistoryRow> {
+        let payload = from_json(
+            &m.payload,
+            format_args!("history.payload di {} #{}", m.instance_id, m.seq),
+        )?;
+        let effects = from_json(
+            &m.effects,
+            format_args!("history.effects di {} #{}", m.instance_id, m.seq),
+        )?;
+        Ok(HistoryRow {
+            id: m.id,
+            instance_id: m.instance_id,
+            seq: m.seq,
+            at: m.at,
+            actor: Actor {
+                id: m.actor_id,
+                role: m.role,
+            },
+            event: m.event,
+            from_state: m.from_state,
+            to_state: m.to_state,
+            payload,
+            late: m.late,
+            idempotency_key: m.idempotency_key,
+            effects,
+        })
+    }
+}
+
+/// An accepted command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRow {
+    /// The key.
+    pub idempotency_key: String,
+    /// The instance it acted on.
+    pub instance_id: String,
+    /// The history row it produced.
+    pub seq: i64,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<command::Model> for CommandRow {
+    fn from(m: command::Model) -> Self {
+        CommandRow {
+            idempotency_key: m.idempotency_key,
+            instance_id: m.instance_id,
+            seq: m.seq,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// Which instances to list. Results are ordered by id; page with `after_id`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceFilter {
+    /// Only this definition.
+    pub definition_id: Option<String>,
+    /// Only this state.
+    pub state: Option<String>,
+    /// Only ids after this one (the last id of the previous page).
+    pub after_id: Option<String>,
+    /// At most this many.
+    pub limit: Option<u64>,
+}
+
+/// What a write transaction came to.
+enum Attempt {
+    /// Written; commit.
+    Written(Committed),
+    /// The key was already used; roll back and return the first outcome.
+    Replayed(Committed),
+    /// A concurrent transaction committed the same key first; roll back, then read it.
+    KeyTaken,
+}
+
+impl Store {
+    /// Starts an instance: inserts it at version 1 with history row 1, its timers and outbox
+    /// rows. With an idempotency key already used, writes nothing and returns the first outcome.
+    #[tracing::instrument(skip_all, fields(instance_id = record.instance_id, definition = record.definition_id))]
+    pub async fn commit_start(&self, record: &StartRecord<'_>) -> Result<Committed> {
+        let txn = self.begin_write().await?;
+        let attempt = start_in(&txn, record).await;
+        let attempt = settle_attempt(txn, attempt).await?;
+        self.resolve(attempt, record.idempotency_key).await
+    }
+
+    /// Commits a step computed from version `expected_version`: one transaction that (1)
+    /// returns the first outcome if the idempotency key was used, (2) moves the instance to
+    /// the next version or fails with `Conflict`, (3) appends the history row, (4) marks the
+    /// fired timer done (`StaleTimer` if it is no longer claimed), (5) writes timers and outbox
+    /// rows for the effects and (6) records the key.
+    #[tracing::instrument(skip_all, fields(instance_id = record.instance_id, expected_version = record.expected_version, event = %record.step.event))]
+    pub async fn commit_step(&self, record: &StepRecord<'_>) -> Result<Committed> {
+        let txn = self.begin_write().await?;
+        let attempt = step_in(&txn, record).await;
+        let attempt = settle_attempt(txn, attempt).await?;
+        self.resolve(attempt, record.idempotency_key).await
+    }
+
+    /// Turns a settled attempt into the caller's outcome.
+    async fn resolve(&self, attempt: Attempt, key: Option<&str>) -> Result<Committed> {
+        match attempt {
+            Attempt::Written(committed) => Ok(committed),
+            Attempt::Replayed(committed) => {
+                tracing::debug!(seq = committed.seq, "comando già eseguito: esito originale");
+                Ok(committed)
+            }
+            Attempt::KeyTaken => match key {
+                Some(key) => replay(&self.db, key).await?.ok_or_else(|| {
+                    Error::Database(format!("chiave di idempotenza '{key}' contesa ma assente"))
+                }),
+                None => Err(Error::Database(
+                    "chiave di idempotenza contesa ma assente".into(),
+                )),
+            },
+        }
+    }
+
+    /// One instance.
+    pub async fn instance(&self, id: &str) -> Result<Option<InstanceRow>> {
+        instance::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .map(InstanceRow::from_model)
+            .transpose()
+    }
+
+    /// Instances matching the filter, ordered by id.
+    pub async fn instances(&self, filter: &InstanceFilter) -> Result<Vec<InstanceRow>> {
+        let mut query = instance::Entity::find().order_by_asc(instance::Column::Id);
+        if let Some(definition_id) = &filter.definition_id {
+            query = query.filter(instance::Column::DefinitionId.eq(definition_id.as_str()));
+        }
+        if let Some(state) = &filter.state {
+            query = query.filter(instance::Column::State.eq(state.as_str()));
+        }
+        if let Some(after) = &filter.after_id {
+            query = query.filter(instance::Column::Id.gt(after.as_str()));
+        }
+        if let Some(limit) = filter.limit {
+            query = query.limit(limit);
+        }
+        query
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(InstanceRow::from_model)
+            .collect()
+    }
+
+    /// The history of an instance, by seq.
+    pub async fn history(&self, instance_id: &str) -> Result<Vec<HistoryRow>> {
+        history::Entity::find()
+            .filter(history::Column::InstanceId.eq(instance_id))
+            .order_by_asc(history::Column::Seq)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(HistoryRow::from_model)
+            .collect()
+    }
+
+    /// The command recorded under an idempotency key.
+    pub async fn command(&self, idempotency_key: &str) -> Result<Option<CommandRow>> {
+        Ok(command::Entity::find_by_id(idempotency_key.to_string())
+            .one(&self.db)
+            .await?
+            .map(CommandRow::from))
+    }
+}
+
+/// Commits a `Written` attempt; rolls back anything else (a replay writes nothing).
+async fn settle_attempt(txn: DatabaseTransaction, attempt: Result<Attempt>) -> Result<Attempt> {
+    match attempt {
+        Ok(Attempt::Written(committed)) => {
+            txn.commit().await?;
+            Ok(Attempt::Written(committed))
+        }
+        other => {
+            rollback(txn).await;
+            other
+        }
+    }
+}
+
+/// The first outcome of a command, if its key was used.
+async fn replay<C: ConnectionTrait>(conn: &C, key: &str) -> Result<Option<Committed>> {
+    Ok(command::Entity::find_by_id(key.to_string())
+        .one(conn)
+        .await?
+        .map(|c| Committed {
+            instance_id: c.instance_id,
+            seq: c.seq,
+            version: c.seq,
+            replayed: true,
+        }))
+}
+
+async fn start_in<C: ConnectionTrait>(conn: &C, r: &StartRecord<'_>) -> Result<Attempt> {
+    if let Some(key) = r.idempotency_key
+        && let Some(first) = replay(conn, key).await?
+    {
+        return Ok(Attempt::Replayed(first));
+    }
+    if !definitions::exists(conn, r.definition_id, r.definition_version).await? {
+        return Err(Error::NotFound {
+            what: "definizione",
+            id: format!("{} versione {}", r.definition_id, r.definition_version),
+        });
+    }
+    if let Some(parent) = &r.parent_id
+        && instance::Entity::find_by_id(parent.clone())
+            .one(conn)
+            .await?
+            .is_none()
+    {
+        return Err(Error::NotFound {
+            what: "istanza madre",
+            id: parent.clone(),
+        });
+    }
+    let at = instant(r.at);
+    let definition_version = i32::try_from(r.definition_version).map_err(|_| Error::NotFound {
+        what: "definizione",
+        id: format!("{} versione {}", r.definition_id, r.definition_version),
+    })?;
+    let row = instance::ActiveModel {
+        id: Set(r.instance_id.to_string()),
+        definition_id: Set(r.definition_id.to_string()),
+        definition_version: Set(definition_version),
+        parent_id: Set(r.parent_id.clone()),
+        state: Set(r.step.to.clone()),
+        is_final: Set(r.step.is_final),
+        data: Set(to_json(&r.step.data)?),
+        version: Set(1),
+        created_at: Set(at),
+        updated_at: Set(at),
+    };
+    if let Err(err) = instance::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await
+    {
+        return Err(if is_unique_violation(&err) {
+            Error::Conflict {
+                instance_id: r.instance_id.to_string(),
+                expected_version: 0,
+            }
+        } else {
+            err.into()
+        });
+    }
+    let entry = Entry {
+        instance_id: r.instance_id,
+        seq: 1,
+        at,
+        actor: r.actor,
+        step: r.step,
+        payload: r.payload,
+        late: false,
+        idempotency_key: r.idempotency_key,
+    };
+    append_history(conn, &entry).await?;
+    write_effects(conn, r.instance_id, &r.step.effects, at).await?;
+    record_command(conn, &entry).await
+}
+
+async fn step_in<C: ConnectionTrait>(conn: &C, r: &StepRecord<'_>) -> Result<Attempt> {
+    if let Some(key) = r.idempotency_key
+        && let Some(first) = replay(conn, key).await?
+    {
+        return Ok(Attempt::Replayed(first));
+    }
+    let at = instant(r.at);
+    let moved = instance::Entity::update_many()
+        .col_expr(instance::Column::State, Expr::value(r.step.to.clone()))
+        .col_expr(instance::Column::IsFinal, Expr::value(r.step.is_final))
+        .col_expr(instance::Column::Data, Expr::value(to_json(&r.step.data)?))
+        .col_expr(
+            instance::Column::Version,
+            Expr::col(instance::Column::Version).add(1),
+        )
+        .col_expr(instance::Column::UpdatedAt, Expr::value(at))
+        .filter(instance::Column::Id.eq(r.instance_id))
+        .filter(instance::Column::Version.eq(r.expected_version))
+        .exec(conn)
+        .await?;
+    if moved.rows_affected == 0 {
+        // On PostgreSQL this statement sees what committed while the UPDATE waited: a
+        // concurrent twin of this command shows up here as its recorded key.
+        if let Some(key) = r.idempotency_key
+            && let Some(first) = replay(conn, key).await?
+        {
+            return Ok(Attempt::Replayed(first));
+        }
+        let exists = instance::Entity::find_by_id(r.instance_id.to_string())
+            .one(conn)
+            .await?
+            .is_some();
+        return Err(if exists {
+            Error::Conflict {
+                instance_id: r.instance_id.to_string(),
+                expected_version: r.expected_version,
+            }
+        } else {
+            Error::NotFound {
+                what: "istanza",
+                id: r.instance_id.to_string(),
+            }
+        });
+    }
+    let seq = r.expected_version + 1;
+    // The fired timer first: the step's own effects may disarm its key.
+    if let Some(timer_id) = r.fired_timer {
+        timers::mark_fired(conn, timer_id, r.instance_id, at).await?;
+    }
+    let entry = Entry {
+        instance_id: r.instance_id,
+        seq,
+        at,
+        actor: r.actor,
+        step: r.step,
+        payload: r.payload,
+        late: r.late,
+        idempotency_key: r.idempotency_key,
+    };
+    append_history(conn, &entry).await?;
+    write_effects(conn, r.instance_id, &r.step.effects, at).await?;
+    record_command(conn, &entry).await
+}
+
+/// A history row about to be written.
+struct Entry<'a> {
+    instance_id: &'a str,
+    seq: i64,
+    at: DateTime<Utc>,
+    actor: &'a Actor,
+    step: &'a Step,
+    payload: &'a Value,
+    late: bool,
+    idempotency_key: Option<&'a str>,
+}
+
+/// Appends a history row: the only write to `history` in the code base.
+async fn append_history<C: ConnectionTrait>(conn: &C, e: &Entry<'_>) -> Result<()> {
+    let row = history::ActiveModel {
+        id: NotSet,
+        instance_id: Set(e.instance_id.to_string()),
+        seq: Set(e.seq),
+        at: Set(e.at),
+        actor_id: Set(e.actor.id.clone()),
+        role: Set(e.actor.role.clone()),
+        event: Set(e.step.event.clone()),
+        from_state: Set(e.step.from.clone()),
+        to_state: Set(e.step.to.clone()),
+        payload: Set(to_json(e.payload)?),
+        late: Set(e.late),
+        idempotency_key: Set(e.idempotency_key.map(str::to_string)),
+        effects: Set(to_json(&e.step.effects)?),
+    };
+    history::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records the idempotency key (if any) and reports the outcome.
+async fn record_command<C: ConnectionTrait>(conn: &C, e: &Entry<'_>) -> Result<Attempt> {
+    if let Some(key) = e.idempotency_key {
+        let row = command::ActiveModel {
+            idempotency_key: Set(key.to_string()),
+            instance_id: Set(e.instance_id.to_string()),
+            seq: Set(e.seq),
+            created_at: Set(e.at),
+        };
+        if let Err(err) = command::Entity::insert(row)
+            .exec_without_returning(conn)
+            .await
+        {
+            return if is_unique_violation(&err) {
+                Ok(Attempt::KeyTaken)
+            } else {
+                Err(err.into())
+            };
+        }
+    }
+    Ok(Attempt::Written(Committed {
+        instance_id: e.instance_id.to_string(),
+        seq: e.seq,
+        version: e.seq,
+        replayed: false,
+    }))
+}
+
+/// Timers and outbox rows for a step's effects, in the step's transaction.
+async fn write_effects<C: ConnectionTrait>(
+    conn: &C,
+    instance_id: &str,
+    effects: &[Effect],
+    at: DateTime<Utc>,
+) -> Result<()> {
+    for effect in effects {
+        match effect {
+            Effect::ScheduleTimer(plan) => {
+                timers::disarm(conn, instance_id, &plan.key, timers::REPLACED).await?;
+                timers::arm(conn, instance_id, plan, at).await?;
+            }
+            Effect::CancelTimer { key } => {
+                timers::disarm(conn, instance_id, key, timers::CANCELLED).await?;
+            }
+            Effect::Notify(_) | Effect::RegisterProtocol { .. } | Effect::StartInstance { .. } => {
+                outbox::enqueue(conn, Some(instance_id), effect, at).await?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,274 @@
+//! The store: the only module that knows SQL (sea-orm, SQLite and PostgreSQL). It commits a
+//! step and its effects in one transaction and hands out typed rows.
+//!
+//! Architecture Invariant: every write that belongs to a step (instance row, history row,
+//! timers, outbox rows, idempotency key) happens in one transaction, so a step is either wholly
+//! visible or not at all. `history` is append-only: no code path here updates or deletes it,
+//! and the database refuses to (triggers, see the migrations).
+//!
+//! Architecture Invariant: the store reads no clock. Every instant it writes comes from the
+//! caller (`at`, `now`), so tests move time by passing it.
+//!
+//! Concurrency: write transactions start with `BEGIN IMMEDIATE` on SQLite (the write lock is
+//! taken first, so two writers never deadlock upgrading a read lock) and run at READ COMMITTED
+//! on PostgreSQL, where the optimistic `UPDATE … WHERE version = expected` serializes writers on
+//! the instance row and the loser sees zero rows.
+
+mod bulk;
+mod cron;
+mod definitions;
+mod entities;
+mod identity;
+mod instances;
+mod jobs;
+mod outbox;
+mod submissions;
+mod timers;
+
+use std::fmt;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use definitions::{DefinitionRow, NewDefinition, Saved};
+pub use identity::{
+    Credential, NewOrganisation, NewPerson, NewToken, OrganisationKind, OrganisationRow, PersonRow,
+    TokenRow,
+};
+pub use instances::{
+    CommandRow, Committed, HistoryRow, InstanceFilter, InstanceRow, StartRecord, StepRecord,
+};
+pub use outbox::{OutboxRow, OutboxStatus};
+pub use submissions::{
+    AttachedDocument, DocumentRef, NewQuestion, NewSoccorsoResponse, NewSubmission, QuestionRow,
+    SoccorsoRow, StoredDocument, SubmissionFilter, SubmissionRow, SubmissionStatus, Submitted,
+};
+pub use timers::{TimerRow, TimerStatus};
+
+/// How long a SQLite connection waits for the write lock before giving up.
+const SQLITE_BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(5);
+/// Connections to a SQLite file: readers run in parallel under WAL, writers queue on the lock.
+const SQLITE_POOL_SIZE: u32 = 4;
+/// Connections to PostgreSQL.
+const POSTGRES_POOL_SIZE: u32 = 10;
+
+/// Why the store refused or failed. Messages are Italian: a person may read them.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The instance moved on since the caller read it (optimistic lock); nothing was written.
+    #[error("l'istanza è stata modificata da un'altra operazione: riprovare")]
+    Conflict {
+        /// The instance.
+        instance_id: String,
+        /// The version the caller expected (0 for a start whose id is taken).
+        expected_version: i64,
+    },
+    /// A row the operation needs does not exist.
+    #[error("{what} inesistente: {id}")]
+    NotFound {
+        /// What kind of row (Italian: "istanza", "definizione"…).
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The same definition id and version is already loaded with a different content.
+    #[error(
+        "la definizione '{id}' versione {version} è già caricata con un contenuto diverso: \
+         incrementare version"
+    )]
+    DefinitionChanged {
+        /// Definition id.
+        id: String,
+        /// Its version.
+        version: u32,
+    },
+    /// The timer is no longer claimed by the caller: cancelled, replaced, done or reclaimed by
+    /// another worker after the lease expired. Nothing was written.
+    #[error("il timer {timer_id} non è più in carico a questo processo")]
+    StaleTimer {
+        /// The timer row id.
+        timer_id: i64,
+    },
+    /// The outbox row is no longer claimed by the caller (the lease expired and another worker
+    /// took it). Nothing was written.
+    #[error("il messaggio in uscita {outbox_id} non è più in carico a questo processo")]
+    StaleOutbox {
+        /// The outbox row id.
+        outbox_id: i64,
+    },
+    /// SQLite's write lock was not obtained within the busy timeout.
+    #[error("il database è occupato: riprovare")]
+    Busy,
+    /// Any other database error.
+    #[error("errore del database: {0}")]
+    Database(String),
+    /// A stored value does not parse (JSON, status…): the row was written by something else.
+    #[error("dati non leggibili nel database: {0}")]
+    Corrupt(String),
+}
+
+impl From<DbErr> for Error {
+    fn from(err: DbErr) -> Self {
+        let text = err.to_string();
+        if text.contains("database is locked") || text.contains("database table is locked") {
+            Error::Busy
+        } else {
+            Error::Database(text)
+        }
+    }
+}
+
+/// The store's result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The database behind a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (a file, WAL mode).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+/// Handle to the database. Cheap to clone: clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects and runs pending migrations. SQLite URLs (`sqlite://path/file.db`) get WAL,
+    /// a busy timeout, foreign keys and `synchronous = NORMAL`; the file is created if missing.
+    #[tracing::instrument(skip_all, fields(backend))]
+    pub async fn connect(url: &str) -> Result<Store> {
+        let mut options = ConnectOptions::new(url);
+        options
+            .sqlx_logging(false)
+            .acquire_timeout(StdDuration::from_secs(30));
+        if url.starts_with("sqlite:") {
+            tracing::Span::current().record("backend", "sqlite");
+            // Every connection to an in-memory database is a different database.
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            if in_memory {
+                // One connection, never recycled: closing it would lose the database.
+                options
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None);
+            } else {
+                options.max_connections(SQLITE_POOL_SIZE);
+            }
+            options.map_sqlx_sqlite_opts(|o| {
+                o.create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true)
+                    .synchronous(SqliteSynchronous::Normal)
+            });
+        } else {
+            tracing::Span::current().record("backend", "postgres");
+            options.max_connections(POSTGRES_POOL_SIZE);
+        }
+        let db = Database::connect(options).await?;
+        let store = Store { db };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations (idempotent).
+    #[tracing::instrument(skip_all)]
+    pub async fn migrate(&self) -> Result<()> {
+        use migration::MigratorTrait;
+        migration::Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// The database behind this store.
+    pub fn backend(&self) -> Backend {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => Backend::Postgres,
+            _ => Backend::Sqlite,
+        }
+    }
+
+    /// Closes the pool (every clone of this store stops working).
+    pub async fn close(self) -> Result<()> {
+        self.db.close().await?;
+        Ok(())
+    }
+
+    /// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite, so the write lock is taken
+    /// before anything is read and two writers queue instead of deadlocking.
+    async fn begin_write(&self) -> Result<DatabaseTransaction> {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        Ok(self.db.begin_with_options(options).await?)
+    }
+}
+
+/// Commits `txn` if `outcome` is Ok, rolls it back otherwise.
+async fn settle<T>(txn: DatabaseTransaction, outcome: Result<T>) -> Result<T> {
+    match outcome {
+        Ok(value) => {
+            txn.commit().await?;
+            Ok(value)
+        }
+        Err(err) => {
+            rollback(txn).await;
+            Err(err)
+        }
+    }
+}
+
+/// Rolls back, logging a failure (the caller already has the error that matters; a
+/// transaction that cannot roll back is discarded with its connection).
+async fn rollback(txn: DatabaseTransaction) {
+    if let Err(err) = txn.rollback().await {
+        tracing::warn!(error = %err, "rollback non riuscito");
+    }
+}
+
+/// True if the error is a unique-constraint violation (a concurrent insert won).
+fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// An instant as both backends store it: UTC, microsecond precision (PostgreSQL's), so a
+/// value reads back equal on SQLite and PostgreSQL; clamped to the years 1–9999, which both
+/// backends hold and compare correctly (PostgreSQL refuses `DateTime::MIN_UTC`, and SQLite's
+/// text ordering breaks past year 9999), so callers may pass open bounds such as `MIN_UTC`.
+fn instant(at: DateTime<Utc>) -> DateTime<Utc> {
+    let earliest = DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let latest =
+        DateTime::from_timestamp(253_402_300_799, 999_999_000).unwrap_or(DateTime::<Utc>::MAX_UTC);
+    at.clamp(earliest, latest).trunc_subsecs(6)
+}
+
+/// JSON text of a value.
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Corrupt(format!("serializzazione JSON: {e}")))
+}
+
+/// Parses JSON text read from the database; `what` names the column for the message.
+fn from_json<T: DeserializeOwned>(text: &str, what: fmt::Arguments<'_>) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+}

@@ -1,0 +1,371 @@
+//! The outbox: effects a step committed (notifications, protocollo, sub-procedures) waiting
+//! to be carried out. Rows are written in the step's transaction and claimed afterwards with a
+//! lease, like timers; delivery is at least once, so handlers are idempotent.
+//!
+//! The row transitions (`done`, `retry`, `failed`) are functions over any connection, so that
+//! one can also complete a row inside another transaction (e.g. a `StartInstance` row done in
+//! the transaction that starts the child): add a `Store` method that passes the transaction.
+
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Order, Query};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+};
+
+use super::entities::outbox;
+use super::timers::lease_end;
+use super::{Error, Result, Store, from_json, instant, to_json};
+use crate::engine::Effect;
+
+/// Where an outbox row is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxStatus {
+    /// Waiting for `next_attempt_at`.
+    Pending,
+    /// Taken by a worker until `lease_until`.
+    Claimed,
+    /// Carried out.
+    Done,
+    /// Given up (see `last_error`).
+    Failed,
+}
+
+impl OutboxStatus {
+    /// The value in the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Claimed => "claimed",
+            OutboxStatus::Done => "done",
+            OutboxStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str, id: i64) -> Result<OutboxStatus> {
+        match text {
+            "pending" => Ok(OutboxStatus::Pending),
+            "claimed" => Ok(OutboxStatus::Claimed),
+            "done" => Ok(OutboxStatus::Done),
+            "failed" => Ok(OutboxStatus::Failed),
+            other => Err(Error::Corrupt(format!(
+                "outbox.status '{other}' della riga {id}"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for OutboxStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored outbox row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    /// Row id.
+    pub id: i64,
+    /// The instance whose step produced it.
+    pub instance_id: Option<String>,
+    /// `Effect::kind()`.
+    pub kind: String,
+    /// The effect to carry out.
+    pub payload: Effect,
+    /// Where it is in its life.
+    pub status: OutboxStatus,
+    /// Claims so far (a claim counts as an attempt, so a crash mid-delivery counts too).
+    pub attempts: u32,
+    /// Not to be claimed before.
+    pub next_attempt_at: DateTime<Utc>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// The worker holding (or that last held) the claim.
+    pub claimed_by: Option<String>,
+    /// Until when the claim holds.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// When the step committed.
+    pub created_at: DateTime<Utc>,
+    /// When it was carried out.
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+impl OutboxRow {
+    pub(super) fn from_model(m: outbox::Model) -> Result<OutboxRow> {
+        let payload = from_json(
+            &m.payload,
+            format_args!("outbox.payload della riga {}", m.id),
+        )?;
+        Ok(OutboxRow {
+            status: OutboxStatus::parse(&m.status, m.id)?,
+            attempts: u32::try_from(m.attempts).unwrap_or(0),
+            id: m.id,
+            instance_id: m.instance_id,
+            kind: m.kind,
+            payload,
+            next_attempt_at: m.next_attempt_at,
+            last_error: m.last_error,
+            claimed_by: m.claimed_by,
+            lease_until: m.lease_until,
+            created_at: m.created_at,
+            done_at: m.done_at,
+        })
+    }
+}
+
+/// Queues an effect under its own kind (`Effect::kind()`), due at `at`.
+pub(super) async fn enqueue<C: ConnectionTrait>(
+    conn: &C,
+    instance_id: Option<&str>,
+    effect: &Effect,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    enqueue_as(conn, instance_id, effect.kind(), effect, at).await
+}
+
+/// Queues an effect under an explicit kind (a cron job's `digest`…), due at `at`.
+pub(super) async fn enqueue_as<C: ConnectionTrait>(
+    conn: &C,
+    instance_id: Option<&str>,
+    kind: &str,
+    effect: &Effect,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let at = instant(at);
+    let row = outbox::ActiveModel {
+        id: NotSet,
+        instance_id: Set(instance_id.map(str::to_string)),
+        kind: Set(kind.to_string()),
+        payload: Set(to_json(effect)?),
+        status: Set(OutboxStatus::Pending.as_str().to_string()),
+        attempts: Set(0),
+        next_attempt_at: Set(at),
+        last_error: Set(None),
+        claimed_by: Set(None),
+        lease_until: Set(None),
+        created_at: Set(at),
+        done_at: Set(None),
+    };
+    outbox::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` due rows (of the given kinds, or of any kind) for `worker` until
+/// `now + lease`: pending ones whose `next_attempt_at` has come and claimed ones whose lease
+/// ran out. One statement: on PostgreSQL concurrent claimers skip each other's rows (`SKIP
+/// LOCKED`), on SQLite it holds the write lock. Each claim counts as an attempt. Ordered by
+/// due instant, then id.
+pub(super) async fn claim<C: ConnectionTrait>(
+    conn: &C,
+    kinds: Option<&[&str]>,
+    now: DateTime<Utc>,
+    limit: u64,
+    worker: &str,
+    lease: Duration,
+) -> Result<Vec<OutboxRow>> {
+    if limit == 0 || kinds.is_some_and(<[&str]>::is_empty) {
+        return Ok(Vec::new());
+    }
+    let now = instant(now);
+    let mut due = Condition::all().add(
+        Condition::any()
+            .add(
+                Condition::all()
+                    .add(outbox::Column::Status.eq(OutboxStatus::Pending.as_str()))
+                    .add(outbox::Column::NextAttemptAt.lte(now)),
+            )
+            .add(
+                Condition::all()
+                    .add(outbox::Column::Status.eq(OutboxStatus::Claimed.as_str()))
+                    .add(outbox::Column::LeaseUntil.lt(now)),
+            ),
+    );
+    if let Some(kinds) = kinds {
+        due = due.add(outbox::Column::Kind.is_in(kinds.iter().copied()));
+    }
+    let candidates = Query::select()
+        .column(outbox::Column::Id)
+        .from(outbox::Entity)
+        .cond_where(due)
+        .order_by(outbox::Column::NextAttemptAt, Order::Asc)
+        .order_by(outbox::Column::Id, Order::Asc)
+        .limit(limit)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .to_owned();
+    let claim = Query::update()
+        .table(outbox::Entity)
+        .value(outbox::Column::Status, OutboxStatus::Claimed.as_str())
+        .value(outbox::Column::ClaimedBy, worker)
+        .value(outbox::Column::LeaseUntil, lease_end(now, lease))
+        .value(
+            outbox::Column::Attempts,
+            Expr::col(outbox::Column::Attempts).add(1),
+        )
+        .and_where(Expr::col(outbox::Column::Id).in_subquery(candidates))
+        .returning_all()
+        .to_owned();
+    let mut rows = conn
+        .query_all(&claim)
+        .await?
+        .iter()
+        .map(|row| outbox::Model::from_query_result(row, "").map_err(Error::from))
+        .map(|model| model.and_then(OutboxRow::from_model))
+        .collect::<Result<Vec<_>>>()?;
+    rows.sort_by_key(|r| (r.next_attempt_at, r.id));
+    tracing::debug!(
+        claimed = rows.len(),
+        worker,
+        "messaggi in uscita presi in carico"
+    );
+    Ok(rows)
+}
+
+/// The row is claimed by `worker`.
+fn held_by(id: i64, worker: &str) -> Condition {
+    Condition::all()
+        .add(outbox::Column::Id.eq(id))
+        .add(outbox::Column::Status.eq(OutboxStatus::Claimed.as_str()))
+        .add(outbox::Column::ClaimedBy.eq(worker))
+}
+
+/// Marks a row claimed by `worker` done at `at`.
+pub(super) async fn done<C: ConnectionTrait>(
+    conn: &C,
+    id: i64,
+    worker: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let res = outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::Status,
+            Expr::value(OutboxStatus::Done.as_str()),
+        )
+        .col_expr(outbox::Column::DoneAt, Expr::value(instant(at)))
+        .col_expr(
+            outbox::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(held_by(id, worker))
+        .exec(conn)
+        .await?;
+    stale_unless_one(res.rows_affected, id)
+}
+
+/// Puts a row claimed by `worker` back to pending, not before `next_attempt_at`.
+pub(super) async fn retry<C: ConnectionTrait>(
+    conn: &C,
+    id: i64,
+    worker: &str,
+    next_attempt_at: DateTime<Utc>,
+    error: &str,
+) -> Result<()> {
+    let res = outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::Status,
+            Expr::value(OutboxStatus::Pending.as_str()),
+        )
+        .col_expr(
+            outbox::Column::NextAttemptAt,
+            Expr::value(instant(next_attempt_at)),
+        )
+        .col_expr(outbox::Column::LastError, Expr::value(error))
+        .col_expr(
+            outbox::Column::ClaimedBy,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            outbox::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(held_by(id, worker))
+        .exec(conn)
+        .await?;
+    stale_unless_one(res.rows_affected, id)
+}
+
+/// Gives up on a row claimed by `worker`.
+pub(super) async fn failed<C: ConnectionTrait>(
+    conn: &C,
+    id: i64,
+    worker: &str,
+    error: &str,
+) -> Result<()> {
+    let res = outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::Status,
+            Expr::value(OutboxStatus::Failed.as_str()),
+        )
+        .col_expr(outbox::Column::LastError, Expr::value(error))
+        .col_expr(
+            outbox::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(held_by(id, worker))
+        .exec(conn)
+        .await?;
+    stale_unless_one(res.rows_affected, id)
+}
+
+fn stale_unless_one(rows_affected: u64, id: i64) -> Result<()> {
+    if rows_affected == 0 {
+        Err(Error::StaleOutbox { outbox_id: id })
+    } else {
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Claims up to `limit` due rows of any kind for `worker` until `now + lease` (pending
+    /// ones whose time has come, claimed ones whose lease ran out); each claim counts as an
+    /// attempt. Same atomicity as `claim_due_timers`. Ordered by due instant, then id.
+    #[tracing::instrument(skip_all, fields(worker, limit))]
+    pub async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Vec<OutboxRow>> {
+        claim(&self.db, None, now, limit, worker, lease).await
+    }
+
+    /// The row was carried out. `StaleOutbox` if `worker` no longer holds it.
+    pub async fn outbox_done(&self, id: i64, worker: &str, at: DateTime<Utc>) -> Result<()> {
+        done(&self.db, id, worker, at).await
+    }
+
+    /// The attempt failed; try again not before `next_attempt_at`. `StaleOutbox` if `worker`
+    /// no longer holds it.
+    pub async fn outbox_retry(
+        &self,
+        id: i64,
+        worker: &str,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<()> {
+        retry(&self.db, id, worker, next_attempt_at, error).await
+    }
+
+    /// Give up on the row. `StaleOutbox` if `worker` no longer holds it.
+    pub async fn outbox_failed(&self, id: i64, worker: &str, error: &str) -> Result<()> {
+        failed(&self.db, id, worker, error).await
+    }
+
+    /// Outbox rows, optionally with one status, by id.
+    pub async fn outbox_rows(&self, status: Option<OutboxStatus>) -> Result<Vec<OutboxRow>> {
+        let mut query = outbox::Entity::find().order_by_asc(outbox::Column::Id);
+        if let Some(status) = status {
+            query = query.filter(outbox::Column::Status.eq(status.as_str()));
+        }
+        query
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(OutboxRow::from_model)
+            .collect()
+    }
+}
