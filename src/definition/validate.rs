@@ -97,8 +97,15 @@ pub fn validate(file: &str, text: &str, env: &Environment<'_>) -> Result<Procedu
     }
 }
 
+/// The parser's message without its own "error: line L column C:" prefix (the diagnostic
+/// already carries the position).
 fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or(message).trim().to_string()
+    let line = message.lines().next().unwrap_or(message).trim();
+    let rest = line.strip_prefix("error:").unwrap_or(line).trim_start();
+    match rest.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((position, text)) if position.contains("column") => text.to_string(),
+        _ => rest.to_string(),
+    }
 }
 
 fn is_identifier(name: &str) -> bool {
@@ -171,6 +178,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
         }
     }
     let lookup = |name: &str| var_types.get(name).copied();
+    let declared_terms: BTreeSet<String> = raw.variables.iter().filter(|(_, v)| v.value.term.is_some()).map(|(n, _)| n.clone()).collect();
     let mut variables = IndexMap::new();
     for (name, var) in raw.variables {
         let var_loc = loc(&var);
@@ -341,7 +349,8 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
             } else if let Some(v) = a.suspend.or(a.resume.clone()) {
                 let is_suspend = a.resume.is_none();
                 match variables.get(v.value.as_str()) {
-                    Some(var) if var.term.is_some() => {}
+                    // A variable whose term is broken was reported already; no cascade.
+                    Some(var) if var.term.is_some() || declared_terms.contains(v.value.as_str()) => {}
                     Some(_) => ctx.at(&loc(&v), format!("'{}' non è calcolata da un termine: non si può sospendere", v.value)),
                     None => ctx.at(&loc(&v), format!("variabile non dichiarata '{}'", v.value)),
                 }

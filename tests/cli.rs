@@ -1,0 +1,106 @@
+//! The command line as a user runs it: the real binary, its exit codes and what it prints.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn procedo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_procedo"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("PROCEDO_DATABASE_URL")
+        .output()
+        .expect("the procedo binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn the_shipped_workflows_validate() {
+    let out = procedo(&["validate", "workflows/"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("procedure valide"));
+}
+
+#[test]
+fn three_planted_mistakes_give_three_located_errors_and_exit_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/accreditamento.yaml")).expect("shipped file");
+    let broken = source
+        .replacen("    to: respinto\n", "    to: respintto\n", 1) // unknown state
+        .replacen("term: { from: data_domanda, days: 30 }", "term: { from: data_domanda, days: 30, months: 1 }", 1) // malformed term
+        .replacen("roles: [rup]\n    inputs: { data_accreditamento: required, esito: optional }", "roles: [dirigente]\n    inputs: { data_accreditamento: required, esito: optional }", 1); // unknown role
+    assert_ne!(broken, source);
+    let file = dir.path().join("accreditamento.yaml");
+    std::fs::write(&file, broken).expect("write");
+    // The broken file beside the shipped templates, so template checks run too.
+    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/templates");
+    std::fs::create_dir(dir.path().join("templates")).expect("mkdir");
+    for entry in std::fs::read_dir(templates).expect("templates") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), dir.path().join("templates").join(entry.file_name())).expect("copy");
+    }
+    let out = procedo(&["validate", file.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("accreditamento.yaml:")).collect();
+    assert_eq!(errors.len(), 3, "{stderr}");
+    for e in &errors {
+        let mut parts = e.rsplit_once(".yaml:").expect("file prefix").1.splitn(3, ':');
+        let line: u32 = parts.next().and_then(|l| l.parse().ok()).expect("a line number");
+        let column: u32 = parts.next().and_then(|c| c.parse().ok()).expect("a column number");
+        assert!(line > 0 && column > 0, "{e}");
+    }
+    assert!(stderr.contains("termine non valido"), "{stderr}");
+    assert!(stderr.contains("ruolo sconosciuto 'dirigente'"), "{stderr}");
+    assert!(stderr.contains("stato sconosciuto 'respintto'"), "{stderr}");
+}
+
+#[test]
+fn graph_prints_mermaid_and_dot() {
+    let out = procedo(&["graph", "workflows/convocazione_assemblea.yaml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mermaid = text(&out.stdout);
+    assert!(mermaid.starts_with("stateDiagram-v2"));
+    assert!(mermaid.contains("convocata --> convocata: sposta"), "{mermaid}");
+    let out = procedo(&["graph", "workflows/convocazione_assemblea.yaml", "--format", "dot"]);
+    assert!(text(&out.stdout).starts_with("digraph"));
+}
+
+#[test]
+fn term_prints_json_with_the_trace() {
+    let out = procedo(&["term", "--start", "2026-11-27", "--days", "30", "--at", "12:00", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["expiry"], "2026-12-28");
+    assert_eq!(v["deadline"], "2026-12-28T12:00:00+01:00");
+    assert!(v["trace"].as_array().is_some_and(|t| t.len() >= 3));
+}
+
+#[test]
+fn a_bad_term_is_a_clear_error_with_exit_2() {
+    let out = procedo(&["term", "--start", "2026-02-30", "--days", "10"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!text(&out.stderr).is_empty());
+}
+
+#[test]
+fn instances_are_driven_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
+    let start = procedo(&["instance", "start", "avviso_coprogettazione", "--as", "rup", "--var", "oggetto=Prova", "--database", &url]);
+    assert!(start.status.success(), "{}", text(&start.stderr));
+    let id = text(&start.stdout).trim().to_string();
+    let refused = procedo(&["instance", "fire", &id, "pubblica", "--as", "ets", "--input", "data_pubblicazione=2099-01-04", "--database", &url]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("il ruolo 'ets' non può eseguire 'pubblica'"), "{}", text(&refused.stderr));
+    let fired = procedo(&["instance", "fire", &id, "pubblica", "--as", "rup", "--input", "data_pubblicazione=2099-01-04", "--database", &url]);
+    assert!(fired.status.success(), "{}", text(&fired.stderr));
+    let show = procedo(&["instance", "show", &id, "--database", &url]);
+    let shown = text(&show.stdout);
+    assert!(shown.contains("pubblicato"), "{shown}");
+    assert!(shown.contains("dies a quo 04/01/2099 escluso"), "{shown}");
+    let list = procedo(&["instance", "list", "--database", &url]);
+    assert!(text(&list.stdout).contains(&id));
+}
