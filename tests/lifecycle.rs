@@ -140,3 +140,53 @@ async fn the_same_command_twice_has_one_effect() {
         assert_eq!(outbox.len(), 2, "{backend}: {outbox:?}");
     }
 }
+
+#[tokio::test]
+async fn eight_concurrent_fires_record_one_transition_per_accepted_command() {
+    for (backend, store, _scratch) in common::scratch_stores().await {
+        let clock = ManualClock::new(common::at("2026-12-01T09:00:00+01:00"));
+        let service = Service::new(store, Arc::new(clock));
+        service.install(&catalog()).await.expect("install");
+        let presidente = Actor { id: "sindaco.capofila".into(), role: "presidente".into() };
+        let vars = json!({
+            "organo": "Assemblea dei Sindaci",
+            "ordine_del_giorno": ["Piano di Zona"],
+            "luogo": "Sala consiliare",
+            "data_seduta": "2027-01-14T17:00:00+01:00"
+        });
+        let started = service.start("convocazione_assemblea", None, vars.as_object().cloned().unwrap_or_default(), &presidente, None).await.expect("start");
+        let id = started.instance.id.clone();
+        service.fire(&id, &Command { event: "convoca".into(), actor: presidente.clone(), payload: Map::new() }, None).await.expect("convoca");
+
+        let mut tasks = Vec::new();
+        for day in 0..8 {
+            let service = service.clone();
+            let id = id.clone();
+            let actor = presidente.clone();
+            tasks.push(tokio::spawn(async move {
+                let when = format!("2027-01-{:02}T17:00:00+01:00", 15 + day);
+                let payload = json!({ "data_seduta": when }).as_object().cloned().unwrap_or_default();
+                service.fire(&id, &Command { event: "sposta".into(), actor, payload }, None).await
+            }));
+        }
+        let mut accepted = 0;
+        let mut conflicts = 0;
+        for task in tasks {
+            match task.await.expect("task") {
+                Ok(_) => accepted += 1,
+                Err(service::Error::Store(store::Error::Conflict { .. })) => conflicts += 1,
+                Err(other) => panic!("{backend}: unexpected error {other}"),
+            }
+        }
+        assert!(accepted >= 1, "{backend}");
+        assert_eq!(accepted + conflicts, 8, "{backend}");
+        let history = service.store().history(&id).await.expect("history");
+        assert_eq!(history.len(), 2 + accepted, "{backend}: one row per accepted command");
+        let seqs: Vec<i64> = history.iter().map(|h| h.seq).collect();
+        assert_eq!(seqs, (1..=history.len() as i64).collect::<Vec<_>>(), "{backend}: no gaps");
+        // Exactly one pending row per timer key survives, whatever the interleaving.
+        let armed = service.store().timers_between(common::at("2026-01-01T00:00:00Z"), common::at("2028-01-01T00:00:00Z"), Some(&id)).await.expect("timers");
+        let keys: std::collections::BTreeSet<&str> = armed.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(keys.len(), armed.len(), "{backend}: {keys:?}");
+    }
+}
