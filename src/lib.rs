@@ -3,6 +3,7 @@
 //! The crate map (see ARCHITECTURE.md): `definition`, `engine` and `terms` are the pure core;
 //! `store`, `scheduler`, `notify`, `api` and `cli` are adapters around it.
 
+pub mod api;
 pub mod app;
 pub mod catalog;
 pub mod cli;
@@ -10,7 +11,9 @@ pub mod clock;
 pub mod config;
 pub mod definition;
 pub mod engine;
+pub mod identity;
 pub mod notify;
+pub mod scheduler;
 pub mod service;
 pub mod store;
 pub mod terms;

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => async_main(procedo::cli::demo::run(args)),
+        Command::Mail(args) => async_main(procedo::cli::mail::run(args)),
         Command::Validate(args) => procedo::cli::validate::run(&args),
         Command::Graph(args) => procedo::cli::graph::run(&args),
         Command::Term(args) => procedo::cli::term::run(&args),
@@ -23,6 +24,11 @@ fn main() -> ExitCode {
         Command::Scheduler(cmd) => async_main(procedo::cli::scheduler::run(cmd)),
         Command::Timers(cmd) => async_main(procedo::cli::timers::run(cmd)),
         Command::Bench(cmd) => async_main(procedo::cli::bench::run(cmd)),
+        Command::Serve(args) => async_main(procedo::cli::serve::run(args)),
+        Command::Api(cmd) => procedo::cli::serve::run_api(&cmd),
+        Command::Org(cmd) => async_main(procedo::cli::identity::run_org(cmd)),
+        Command::Person(cmd) => async_main(procedo::cli::identity::run_person(cmd)),
+        Command::Token(cmd) => async_main(procedo::cli::identity::run_token(cmd)),
     }
 }
 

@@ -4,9 +4,11 @@ pub mod bench;
 pub mod db;
 pub mod demo;
 pub mod graph;
+pub mod identity;
 pub mod instance;
 pub mod mail;
 pub mod scheduler;
+pub mod serve;
 pub mod term;
 pub mod timers;
 pub mod validate;
@@ -45,7 +47,23 @@ pub enum Command {
     /// Inspect armed timers.
     #[command(subcommand)]
     Timers(timers::TimersCommand),
+    /// Email tools: `procedo mail test --to ADDRESS`.
+    Mail(mail::MailArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Serve the GraphQL API (with the scheduler unless --no-scheduler).
+    Serve(serve::ServeArgs),
+    /// The GraphQL API's schema.
+    #[command(subcommand)]
+    Api(serve::ApiCommand),
+    /// Organisations: the Ambito, its comuni, ETS.
+    #[command(subcommand)]
+    Org(identity::OrgCommand),
+    /// People and their roles.
+    #[command(subcommand)]
+    Person(identity::PersonCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(identity::TokenCommand),
 }

@@ -1,0 +1,91 @@
+//! Loading what the policy decides on: an instance with its pinned procedure and whether the
+//! caller's organisation submitted to it. Each loader asks the policy before handing the object
+//! out, so a hidden object is `NOT_FOUND` exactly like a missing one.
+
+use std::sync::Arc;
+
+use super::Shared;
+use super::error::ApiError;
+use super::policy::{Caller, InstanceFacts, Subject, authorize};
+use crate::definition::Procedure;
+use crate::identity::Role;
+use crate::store::{InstanceRow, SubmissionRow};
+
+/// An instance with what the policy needs to know about it.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadedInstance {
+    /// The row.
+    pub row: Arc<InstanceRow>,
+    /// Its pinned procedure.
+    pub procedure: Arc<Procedure>,
+    /// The caller's organisation submitted to it.
+    pub submitted: bool,
+}
+
+impl LoadedInstance {
+    /// The facts for the policy.
+    pub fn facts(&self) -> InstanceFacts<'_> {
+        InstanceFacts {
+            procedure: &self.procedure,
+            row: &self.row,
+            submitted: self.submitted,
+        }
+    }
+}
+
+/// An instance the caller may see, or `NOT_FOUND`.
+pub(crate) async fn instance(
+    shared: &Shared,
+    caller: &Caller,
+    id: &str,
+) -> Result<LoadedInstance, ApiError> {
+    let row = shared
+        .service
+        .store()
+        .instance(id)
+        .await?
+        .ok_or(ApiError::NotFound { what: "istanza" })?;
+    let submitted = caller.role == Role::Ets
+        && shared
+            .service
+            .store()
+            .has_submitted(&row.id, &caller.organisation_id)
+            .await?;
+    let loaded = with_facts(shared, row, submitted).await?;
+    authorize(caller, &Subject::Instance(loaded.facts()))?;
+    Ok(loaded)
+}
+
+/// Wraps a row the caller already has facts for (no policy check: the caller of this
+/// function asks the policy).
+pub(crate) async fn with_facts(
+    shared: &Shared,
+    row: InstanceRow,
+    submitted: bool,
+) -> Result<LoadedInstance, ApiError> {
+    let procedure = shared
+        .service
+        .procedure(&row.definition_id, Some(row.definition_version))
+        .await?;
+    Ok(LoadedInstance {
+        row: Arc::new(row),
+        procedure,
+        submitted,
+    })
+}
+
+/// A submission the caller may read, or `NOT_FOUND` (another ETS's submission included).
+pub(crate) async fn submission(
+    shared: &Shared,
+    caller: &Caller,
+    id: &str,
+) -> Result<SubmissionRow, ApiError> {
+    let row = shared
+        .service
+        .store()
+        .submission(id)
+        .await?
+        .ok_or(ApiError::NotFound { what: "domanda" })?;
+    authorize(caller, &Subject::Submission(&row))?;
+    Ok(row)
+}

@@ -1,0 +1,153 @@
+//! The GraphQL API (async-graphql served by axum): the only module that knows GraphQL and
+//! HTTP. ETS partners and the Ufficio di Piano use the same schema; what each caller sees is
+//! decided by one policy (`policy.rs`) and every error is mapped to a code in one place
+//! (`error.rs`).
+//!
+//! Routes: `POST /graphql` (JSON or GraphQL multipart upload), `GET /graphql` (GraphiQL),
+//! `GET /graphql/ws` (subscriptions, `graphql-transport-ws` and `graphql-ws`),
+//! `GET /documents/{submission}/{sha256}` (a document's content), `GET /healthz`,
+//! `GET /metrics`.
+//!
+//! Architecture Invariant: resolvers read and write through `Service` and `Store` methods only;
+//! no SQL here. They read "now" from the service clock, never from the machine.
+
+mod access;
+mod context;
+pub mod error;
+mod http;
+pub mod limits;
+pub mod metrics;
+mod mutation;
+pub mod policy;
+mod query;
+mod subscription;
+mod types;
+mod uploads;
+mod window;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_graphql::Schema;
+use tokio::sync::broadcast;
+
+pub use context::authenticate;
+pub use error::ApiError;
+pub use limits::Limits;
+pub use policy::Caller;
+pub use types::event::InstanceEvent;
+
+use crate::service::Service;
+
+/// The executable schema.
+pub(crate) type ProcedoSchema =
+    Schema<query::QueryRoot, mutation::MutationRoot, subscription::SubscriptionRoot>;
+
+/// How many committed events a slow subscriber may lag behind before it skips some.
+const EVENT_BUFFER: usize = 1024;
+
+/// What every resolver reaches through the schema data.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The one path to start and fire.
+    pub service: Service,
+    /// The limits in force.
+    pub limits: Limits,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Committed events, for subscriptions.
+    pub events: broadcast::Sender<InstanceEvent>,
+}
+
+/// The API's state: the schema and what it serves from. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    shared: Arc<Shared>,
+    schema: ProcedoSchema,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("limits", &self.shared.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// The API over a service, with these limits.
+    pub fn new(service: Service, limits: Limits) -> ApiState {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let metrics = Arc::new(metrics::Metrics::default());
+        let shared = Arc::new(Shared {
+            service,
+            limits: limits.clone(),
+            metrics: metrics.clone(),
+            events,
+        });
+        let schema = schema_builder(&limits, metrics)
+            .data(shared.clone())
+            .finish();
+        ApiState { shared, schema }
+    }
+
+    /// The service behind the API.
+    pub fn service(&self) -> &Service {
+        &self.shared.service
+    }
+
+    /// Publishes an event to subscribers (the API does so after each start and fire it
+    /// commits; the scheduler may call it for the steps it commits).
+    pub fn publish(&self, event: InstanceEvent) {
+        subscription::publish(&self.shared, event);
+    }
+}
+
+fn schema_builder(
+    limits: &Limits,
+    metrics: Arc<metrics::Metrics>,
+) -> async_graphql::SchemaBuilder<
+    query::QueryRoot,
+    mutation::MutationRoot,
+    subscription::SubscriptionRoot,
+> {
+    let mut builder = Schema::build(
+        query::QueryRoot,
+        mutation::MutationRoot,
+        subscription::SubscriptionRoot,
+    )
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity)
+    .limit_recursive_depth(64)
+    .limit_directives(16)
+    .extension(error::ErrorCodes::new(metrics))
+    .extension(limits::PageSizeGuard::new(limits.max_page_size));
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder
+}
+
+/// The served schema in SDL (what `graphql/schema.graphql` holds).
+pub fn schema_sdl() -> String {
+    schema_builder(&Limits::default(), Arc::new(metrics::Metrics::default()))
+        .finish()
+        .sdl()
+}
+
+/// The routes.
+pub fn router(state: ApiState) -> axum::Router {
+    http::router(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in
+/// flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,376 @@
+//! Mutations: start and fire (through `Service`, with idempotency keys scoped to the caller),
+//! and the ETS acts on a notice — submit, withdraw, ask, answer a soccorso — plus the staff's
+//! answers and outcomes. Time is the service clock's.
+
+use async_graphql::{Context, ID, Json, Object, SimpleObject};
+use serde_json::{Map, Value};
+
+use super::access;
+use super::context::{caller, shared};
+use super::error::ApiError;
+use super::policy::{Caller, Subject, authorize};
+use super::subscription::publish;
+use super::types::event::InstanceEvent;
+use super::types::instance::Instance;
+use super::types::question::Question;
+use super::types::submission::{SoccorsoResponse, Submission};
+use super::uploads::{self, DocumentInput};
+use super::window::{self, Act};
+use crate::engine::{Command, START_EVENT};
+use crate::store::{NewQuestion, NewSoccorsoResponse, NewSubmission, SubmissionStatus, Submitted};
+
+/// The longest idempotency key accepted.
+const MAX_KEY_LEN: usize = 200;
+/// The longest question, answer or note accepted, in characters.
+const MAX_TEXT_CHARS: usize = 8_000;
+
+/// The mutation root.
+pub(crate) struct MutationRoot;
+
+/// The outcome of a start or fire.
+#[derive(SimpleObject)]
+pub(crate) struct CommandResult {
+    /// The instance after the command.
+    pub instance: Instance,
+    /// The history row the command produced.
+    pub seq: i64,
+    /// The idempotency key had been used: nothing was done again; this is the first outcome.
+    pub replayed: bool,
+}
+
+#[Object(name = "Mutation")]
+impl MutationRoot {
+    /// Starts an instance of a procedure (Ufficio di Piano, RUP).
+    async fn start_instance(
+        &self,
+        ctx: &Context<'_>,
+        procedure_id: String,
+        version: Option<u32>,
+        variables: Option<Json<Value>>,
+        idempotency_key: Option<String>,
+    ) -> Result<CommandResult, ApiError> {
+        let shared = shared(ctx)?;
+        let caller = caller(ctx).await?;
+        let procedure = shared.service.procedure(&procedure_id, version).await?;
+        authorize(&caller, &Subject::Start(&procedure))?;
+        let variables = object("variables", variables)?;
+        let key = scoped_key(&caller, idempotency_key.as_deref())?;
+        let outcome = shared
+            .service
+            .start(
+                &procedure_id,
+                version,
+                variables,
+                &caller.actor(),
+                key.as_deref(),
+            )
+            .await?;
+        if outcome.committed.replayed && outcome.instance.definition_id != procedure.id {
+            return Err(ApiError::Conflict(
+                "chiave di idempotenza già usata per un altro comando".into(),
+            ));
+        }
+        let loaded = access::with_facts(shared, outcome.instance, false).await?;
+        authorize(&caller, &Subject::Instance(loaded.facts()))?;
+        if !outcome.committed.replayed {
+            publish(
+                shared,
+                InstanceEvent {
+                    instance_id: ID(loaded.row.id.clone()),
+                    definition_id: loaded.row.definition_id.clone(),
+                    seq: outcome.committed.seq,
+                    event: START_EVENT.to_string(),
+                    from_state: None,
+                    to_state: loaded.row.state.clone(),
+                    at: loaded.row.updated_at,
+                    actor_role: caller.role.as_str().to_string(),
+                },
+            );
+        }
+        Ok(CommandResult {
+            seq: outcome.committed.seq,
+            replayed: outcome.committed.replayed,
+            instance: Instance { loaded, caller },
+        })
+    }
+
+    /// Fires an event on an instance, with its inputs. The same idempotency key twice has one
+    /// effect: the second call returns the first outcome with `replayed: true`.
+    async fn fire(
+        &self,
+        ctx: &Context<'_>,
+        instance_id: ID,
+        event: String,
+        input: Option<Json<Value>>,
+        idempotency_key: Option<String>,
+    ) -> Result<CommandResult, ApiError> {
+        let shared = shared(ctx)?;
+        let caller = caller(ctx).await?;
+        let before = access::instance(shared, &caller, instance_id.as_str()).await?;
+        authorize(&caller, &Subject::Fire(before.facts(), &event))?;
+        let payload = object("input", input)?;
+        let key = scoped_key(&caller, idempotency_key.as_deref())?;
+        let command = Command {
+            event: event.clone(),
+            actor: caller.actor(),
+            payload,
+        };
+        let outcome = shared
+            .service
+            .fire(instance_id.as_str(), &command, key.as_deref())
+            .await?;
+        if outcome.committed.replayed && outcome.instance.id != instance_id.as_str() {
+            return Err(ApiError::Conflict(
+                "chiave di idempotenza già usata per un altro comando".into(),
+            ));
+        }
+        let loaded = access::with_facts(shared, outcome.instance, before.submitted).await?;
+        if !outcome.committed.replayed {
+            publish(
+                shared,
+                InstanceEvent {
+                    instance_id: ID(loaded.row.id.clone()),
+                    definition_id: loaded.row.definition_id.clone(),
+                    seq: outcome.committed.seq,
+                    event,
+                    from_state: Some(before.row.state.clone()),
+                    to_state: loaded.row.state.clone(),
+                    at: loaded.row.updated_at,
+                    actor_role: caller.role.as_str().to_string(),
+                },
+            );
+        }
+        // The caller may no longer see it (e.g. an ETS after a state change); then only the seq.
+        authorize(&caller, &Subject::Instance(loaded.facts()))?;
+        Ok(CommandResult {
+            seq: outcome.committed.seq,
+            replayed: outcome.committed.replayed,
+            instance: Instance { loaded, caller },
+        })
+    }
+
+    /// Submits an application to a notice (ETS), with its documents, while submissions are
+    /// open; after the deadline: `DEADLINE_PASSED` with the deadline and its trace.
+    async fn submit_application(
+        &self,
+        ctx: &Context<'_>,
+        instance_id: ID,
+        note: Option<String>,
+        #[graphql(default)] documents: Vec<DocumentInput>,
+    ) -> Result<Submission, ApiError> {
+        let shared = shared(ctx)?;
+        let caller = caller(ctx).await?;
+        let loaded = access::instance(shared, &caller, instance_id.as_str()).await?;
+        authorize(&caller, &Subject::Submit(loaded.facts()))?;
+        let now = shared.service.now();
+        window::check(&loaded.procedure, &loaded.row, Act::Submit, now)?;
+        let note = text("note", note, false)?;
+        let documents = uploads::read(ctx, documents, shared.limits.max_files).await?;
+        let new = NewSubmission {
+            id: uuid::Uuid::new_v4().to_string(),
+            instance_id: loaded.row.id.to_string(),
+            organisation_id: caller.organisation_id.clone(),
+            person_id: caller.person_id.clone(),
+            note,
+            documents,
+            at: now,
+        };
+        match shared.service.store().submit(&new).await? {
+            Submitted::Created(row) => {
+                tracing::info!(submission = %row.id, instance = %row.instance_id, "domanda presentata");
+                Ok(Submission { row, caller })
+            }
+            Submitted::AlreadyActive(_) => Err(ApiError::Conflict("la vostra organizzazione ha già una domanda attiva su questo avviso: ritirarla per presentarne una nuova".into())),
+        }
+    }
+
+    /// Withdraws the caller's own submission before the deadline (ETS).
+    async fn withdraw_submission(&self, ctx: &Context<'_>, id: ID) -> Result<Submission, ApiError> {
+        let shared = shared(ctx)?;
+        let caller = caller(ctx).await?;
+        let row = access::submission(shared, &caller, id.as_str()).await?;
+        authorize(&caller, &Subject::ManageSubmission(&row))?;
+        let loaded = access::instance(shared, &caller, &row.instance_id).await?;
+        let now = shared.service.now();
+        window::check(&loaded.procedure, &loaded.row, Act::Withdraw, now)?;
+        if row.status != SubmissionStatus::Submitted {
+            return Err(ApiError::Conflict("la domanda è già stata ritirata".into()));
+        }
+        let row = shared
+            .service
+            .store()
+            .withdraw_submission(&row.id, now)
+            .await?
+            .ok_or_else(|| ApiError::Conflict("la domanda è già stata ritirata".into()))?;
+        Ok(Submission { row, caller })
+    }
+
+    /// Asks a question on a notice (ETS), while questions are open.
+    async fn ask_question(
+        &self,
+        ctx: &Context<'_>,
+        instance_id: ID,
+        text: String,
+    ) -> Result<Question, ApiError> {
+        let shared = shared(ctx)?;
+        let caller = caller(ctx).await?;
+        let loaded = access::instance(shared, &caller, instance_id.as_str()).await?;
+        authorize(&caller, &Subject::Ask(loaded.facts()))?;
+        let now = shared.service.now();
+        window::check(&loaded.procedure, &loaded.row, Act::Ask, now)?;
+        let text = self::text("text", Some(text), true)?.unwrap_or_default();
+        let new = NewQuestion {
+            id: uuid::Uuid::new_v4().to_string(),
+            instance_id: loaded.row.id.to_string(),
+            organisation_id: caller.organisation_id.clone(),
+            person_id: caller.person_id.clone(),
+            text,
+            at: now,
+        };
+        let row = shared.service.store().ask_question(&new).await?;
+        Ok(Question { row, caller })
+    }
+
+    /// Answers a question (Ufficio di Piano, RUP); `public` publishes question and answer to
+    /// every ETS without naming who asked.
+    async fn answer_question(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        answer: String,
+        #[graphql(default = true)] public: bool,
+    ) -> Result<Question, ApiError> {
+        let shared = shared(ctx)?;
+        let caller = caller(ctx).await?;
+        let row = shared
+            .service
+            .store()
+            .question(id.as_str())
+            .await?
+            .ok_or(ApiError::NotFound { what: "quesito" })?;
+        authorize(&caller, &Subject::Answer(&row))?;
+        let answer = text("answer", Some(answer), true)?.unwrap_or_default();
+        let row = shared
+            .service
+            .store()
+            .answer_question(
+                &row.id,
+                &answer,
+                public,
+                &caller.person_id,
+                shared.service.now(),
+            )
+            .await?
+            .ok_or(ApiError::NotFound { what: "quesito" })?;
+        Ok(Question { row, caller })
+    }
+
+    /// Answers a soccorso istruttorio on the caller's own submission (ETS), with documents,
+    /// while the soccorso is open.
+    async fn respond_to_soccorso(
+        &self,
+        ctx: &Context<'_>,
+        submission_id: ID,
+        note: Option<String>,
+        #[graphql(default)] documents: Vec<DocumentInput>,
+    ) -> Result<SoccorsoResponse, ApiError> {
+        let shared = shared(ctx)?;
+        let caller = caller(ctx).await?;
+        let row = access::submission(shared, &caller, submission_id.as_str()).await?;
+        authorize(&caller, &Subject::ManageSubmission(&row))?;
+        if row.status != SubmissionStatus::Submitted {
+            return Err(ApiError::Conflict("la domanda è stata ritirata".into()));
+        }
+        let loaded = access::instance(shared, &caller, &row.instance_id).await?;
+        let now = shared.service.now();
+        window::check(&loaded.procedure, &loaded.row, Act::Soccorso, now)?;
+        let note = text("note", note, false)?;
+        let documents = uploads::read(ctx, documents, shared.limits.max_files).await?;
+        if note.is_none() && documents.is_empty() {
+            return Err(ApiError::bad_input(
+                "indicare una nota o almeno un documento",
+            ));
+        }
+        let new = NewSoccorsoResponse {
+            id: uuid::Uuid::new_v4().to_string(),
+            submission_id: row.id.clone(),
+            person_id: caller.person_id.clone(),
+            note,
+            documents,
+            at: now,
+        };
+        Ok(shared
+            .service
+            .store()
+            .add_soccorso_response(&new)
+            .await?
+            .into())
+    }
+
+    /// Records the outcome (and score) of a submission (Ufficio di Piano, RUP, commissione).
+    async fn record_outcome(
+        &self,
+        ctx: &Context<'_>,
+        submission_id: ID,
+        outcome: String,
+        score: Option<f64>,
+    ) -> Result<Submission, ApiError> {
+        let shared = shared(ctx)?;
+        let caller = caller(ctx).await?;
+        let row = access::submission(shared, &caller, submission_id.as_str()).await?;
+        authorize(&caller, &Subject::RecordOutcome(&row))?;
+        let outcome = text("outcome", Some(outcome), true)?.unwrap_or_default();
+        if score.is_some_and(|s| !s.is_finite()) {
+            return Err(ApiError::bad_field("score", "punteggio non valido"));
+        }
+        let row = shared
+            .service
+            .store()
+            .record_outcome(&row.id, &outcome, score, shared.service.now())
+            .await?
+            .ok_or_else(|| ApiError::Conflict("la domanda è stata ritirata".into()))?;
+        Ok(Submission { row, caller })
+    }
+}
+
+/// A JSON object argument (absent means empty).
+fn object(field: &str, value: Option<Json<Value>>) -> Result<Map<String, Value>, ApiError> {
+    match value.map(|j| j.0) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(map)) => Ok(map),
+        Some(_) => Err(ApiError::bad_field(
+            field,
+            format!("{field} deve essere un oggetto JSON"),
+        )),
+    }
+}
+
+/// An idempotency key, scoped to the caller so that two callers never share one.
+fn scoped_key(caller: &Caller, key: Option<&str>) -> Result<Option<String>, ApiError> {
+    match key {
+        None => Ok(None),
+        Some(k) if k.trim().is_empty() || k.len() > MAX_KEY_LEN => Err(ApiError::bad_field(
+            "idempotencyKey",
+            format!("chiave di idempotenza vuota o più lunga di {MAX_KEY_LEN} caratteri"),
+        )),
+        Some(k) => Ok(Some(format!("{}:{k}", caller.person_id))),
+    }
+}
+
+/// A free text: trimmed, within the size cap; empty is refused when `required`, else `None`.
+fn text(field: &str, value: Option<String>, required: bool) -> Result<Option<String>, ApiError> {
+    let value = value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty());
+    match value {
+        None if required => Err(ApiError::bad_field(
+            field,
+            format!("{field} non può essere vuoto"),
+        )),
+        Some(v) if v.chars().count() > MAX_TEXT_CHARS => Err(ApiError::bad_field(
+            field,
+            format!("{field} troppo lungo: al massimo {MAX_TEXT_CHARS} caratteri"),
+        )),
+        other => Ok(other),
+    }
+}

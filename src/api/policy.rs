@@ -1,0 +1,504 @@
+//! The one authorization policy: `decide(caller, subject)` says whether a caller may read or
+//! do something with one object. Every resolver asks it — to load an object, to filter a list,
+//! to hide a variable — so no field checks permissions by hand.
+//!
+//! The policy is pure: the resolver layer loads the facts (the instance row, its procedure,
+//! whether the caller's organisation submitted to it) and the policy only reads them.
+//!
+//! The rules:
+//! - **staff** (`ufficio_di_piano`, `rup`, `commissione`, `auditor`) read every procedure of the
+//!   Ambito with all its variables, history and submissions; the auditor changes nothing; only
+//!   `ufficio_di_piano` and `rup` start procedures and answer questions; `commissione` (with
+//!   them) records outcomes.
+//! - an **ETS** sees published notices (procedures with a `submissions:` section, past their
+//!   initial state) and the instances it is a party to (listed in a `parties` variable, or it
+//!   submitted). It reads public variables, and the variables visible to `ets` only where it is
+//!   a party; its own submissions, questions and outcomes; public answers. Another ETS's
+//!   submission is *hidden*: the same `NOT_FOUND` as an id that does not exist.
+//! - a **sindaco** sees, past their initial state, the instances of procedures in which the
+//!   role `sindaco` appears — only those listing them (person or comune) when the instance has
+//!   a non-empty `parties` variable — and the variables visible to `sindaco` or public.
+//! - anyone may fire a transition only if the definition lists their role for that event (the
+//!   engine checks again, with the state).
+
+use serde_json::Value;
+
+use super::error::ApiError;
+use crate::definition::{Procedure, VarType, Variable, Visibility};
+use crate::identity::Role;
+use crate::store::{InstanceRow, QuestionRow, SubmissionRow};
+
+/// Who is calling: resolved from the bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The person.
+    pub person_id: String,
+    /// Their name.
+    pub person_name: String,
+    /// The organisation they act for.
+    pub organisation_id: String,
+    /// Its name.
+    pub organisation_name: String,
+    /// The role the token acts in.
+    pub role: Role,
+    /// The token's public id (for audit; never the secret).
+    pub token_id: String,
+}
+
+impl Caller {
+    /// The actor recorded in the history for this caller.
+    pub fn actor(&self) -> crate::engine::Actor {
+        crate::engine::Actor {
+            id: self.person_id.clone(),
+            role: self.role.as_str().to_string(),
+        }
+    }
+}
+
+/// What the policy knows about an instance.
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceFacts<'a> {
+    /// Its pinned procedure.
+    pub procedure: &'a Procedure,
+    /// The row.
+    pub row: &'a InstanceRow,
+    /// The caller's organisation has submitted to it (in any status).
+    pub submitted: bool,
+}
+
+/// What is asked about.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// Read a procedure definition.
+    Definition(&'a Procedure),
+    /// Read an instance (state, its public face).
+    Instance(InstanceFacts<'a>),
+    /// Read one variable of an instance (and its term trace).
+    Variable(InstanceFacts<'a>, &'a Variable),
+    /// Read who did what in the history (actor ids, payloads).
+    HistoryDetail(InstanceFacts<'a>),
+    /// Start an instance of a procedure.
+    Start(&'a Procedure),
+    /// Fire an event on an instance.
+    Fire(InstanceFacts<'a>, &'a str),
+    /// Read a submission (with its documents and outcome).
+    Submission(&'a SubmissionRow),
+    /// Submit an application to an instance.
+    Submit(InstanceFacts<'a>),
+    /// Withdraw a submission or answer a soccorso on it: its own ETS only.
+    ManageSubmission(&'a SubmissionRow),
+    /// Record the outcome of a submission.
+    RecordOutcome(&'a SubmissionRow),
+    /// Ask a question on an instance.
+    Ask(InstanceFacts<'a>),
+    /// Read a question (and its answer).
+    Question(&'a QuestionRow),
+    /// Answer a question.
+    Answer(&'a QuestionRow),
+    /// Read the ranking of an instance.
+    Ranking(InstanceFacts<'a>),
+}
+
+impl Subject<'_> {
+    /// What to call the object when it is hidden.
+    fn what(&self) -> &'static str {
+        match self {
+            Subject::Definition(_) | Subject::Start(_) => "procedura",
+            Subject::Instance(_)
+            | Subject::Variable(..)
+            | Subject::HistoryDetail(_)
+            | Subject::Fire(..)
+            | Subject::Submit(_)
+            | Subject::Ask(_)
+            | Subject::Ranking(_) => "istanza",
+            Subject::Submission(_) | Subject::ManageSubmission(_) | Subject::RecordOutcome(_) => {
+                "domanda"
+            }
+            Subject::Question(_) | Subject::Answer(_) => "quesito",
+        }
+    }
+}
+
+/// The policy's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Go ahead.
+    Allow,
+    /// The caller may see the object but not do this (the reason, Italian).
+    Forbidden(&'static str),
+    /// The caller may not know the object exists.
+    Hidden,
+}
+
+/// Decides whether `caller` may read or do `subject`.
+pub fn decide(caller: &Caller, subject: &Subject<'_>) -> Decision {
+    use Decision::{Allow, Forbidden, Hidden};
+    let role = caller.role;
+    match *subject {
+        Subject::Definition(_) => Allow,
+        Subject::Instance(facts) => instance(caller, facts),
+        Subject::Variable(facts, variable) => match instance(caller, facts) {
+            Allow if role.is_staff() => Allow,
+            Allow => match &variable.visibility {
+                Visibility::Public => Allow,
+                Visibility::Roles(roles)
+                    if roles.iter().any(|r| r.as_str() == role.as_str())
+                        && (role != Role::Ets || is_party(caller, facts)) =>
+                {
+                    Allow
+                }
+                _ => Hidden,
+            },
+            other => other,
+        },
+        Subject::HistoryDetail(facts) => match instance(caller, facts) {
+            Allow if role.is_staff() => Allow,
+            Allow => Forbidden("il dettaglio dello storico è riservato all'Ufficio di Piano"),
+            other => other,
+        },
+        Subject::Start(_) => match role {
+            Role::UfficioDiPiano | Role::Rup => Allow,
+            _ => Forbidden("solo l'Ufficio di Piano e il RUP avviano procedimenti"),
+        },
+        Subject::Fire(facts, event) => match instance(caller, facts) {
+            Allow if !role.may_write() => Forbidden("il ruolo auditor è in sola lettura"),
+            Allow => {
+                let mut with_event = facts
+                    .procedure
+                    .transitions
+                    .iter()
+                    .filter(|t| t.event.as_str() == event)
+                    .peekable();
+                if with_event.peek().is_none() {
+                    // Unknown event: the engine names it in a BAD_USER_INPUT.
+                    Allow
+                } else if with_event.any(|t| t.roles.iter().any(|r| r.as_str() == role.as_str())) {
+                    Allow
+                } else {
+                    Forbidden("il vostro ruolo non può eseguire questo evento")
+                }
+            }
+            other => other,
+        },
+        Subject::Submission(s) => {
+            if role.is_staff() || (role == Role::Ets && s.organisation_id == caller.organisation_id)
+            {
+                Allow
+            } else {
+                Hidden
+            }
+        }
+        Subject::Submit(facts) => match instance(caller, facts) {
+            Allow if role == Role::Ets => Allow,
+            Allow => Forbidden("solo un ETS presenta domande"),
+            other => other,
+        },
+        Subject::ManageSubmission(s) => {
+            if role == Role::Ets && s.organisation_id == caller.organisation_id {
+                Allow
+            } else if role.is_staff() {
+                Forbidden("solo l'ETS che l'ha presentata può ritirare o integrare una domanda")
+            } else {
+                Hidden
+            }
+        }
+        Subject::RecordOutcome(s) => match role {
+            Role::UfficioDiPiano | Role::Rup | Role::Commissione => Allow,
+            Role::Auditor => Forbidden("il ruolo auditor è in sola lettura"),
+            Role::Ets if s.organisation_id == caller.organisation_id => {
+                Forbidden("l'esito è registrato dall'Ufficio di Piano")
+            }
+            _ => Hidden,
+        },
+        Subject::Ask(facts) => match instance(caller, facts) {
+            Allow if role == Role::Ets => Allow,
+            Allow => Forbidden("solo un ETS pone quesiti"),
+            other => other,
+        },
+        Subject::Question(q) => {
+            if role.is_staff()
+                || (role == Role::Ets
+                    && (q.organisation_id == caller.organisation_id
+                        || (q.public && q.answer.is_some())))
+            {
+                Allow
+            } else {
+                Hidden
+            }
+        }
+        Subject::Answer(q) => match role {
+            Role::UfficioDiPiano | Role::Rup => Allow,
+            Role::Commissione | Role::Auditor => {
+                Forbidden("i quesiti sono risposti dall'Ufficio di Piano o dal RUP")
+            }
+            Role::Ets if q.organisation_id == caller.organisation_id => {
+                Forbidden("i quesiti sono risposti dall'Ufficio di Piano o dal RUP")
+            }
+            _ => Hidden,
+        },
+        Subject::Ranking(facts) => instance(caller, facts),
+    }
+}
+
+/// `decide`, as a result: `Hidden` becomes `NOT_FOUND`, `Forbidden` becomes `FORBIDDEN`.
+pub fn authorize(caller: &Caller, subject: &Subject<'_>) -> Result<(), ApiError> {
+    match decide(caller, subject) {
+        Decision::Allow => Ok(()),
+        Decision::Forbidden(reason) => Err(ApiError::Forbidden(reason.to_string())),
+        Decision::Hidden => Err(ApiError::NotFound {
+            what: subject.what(),
+        }),
+    }
+}
+
+/// Whether `decide` allows it.
+pub fn allows(caller: &Caller, subject: &Subject<'_>) -> bool {
+    decide(caller, subject) == Decision::Allow
+}
+
+fn instance(caller: &Caller, facts: InstanceFacts<'_>) -> Decision {
+    let p = facts.procedure;
+    let published = facts.row.state != p.initial_state().id.as_str();
+    let visible = match caller.role {
+        role if role.is_staff() => true,
+        Role::Ets => is_party(caller, facts) || (p.submissions.is_some() && published),
+        Role::Sindaco => {
+            let declares = p.roles.keys().any(|r| r.as_str() == Role::Sindaco.as_str());
+            let listed = listed_parties(p, facts.row);
+            declares
+                && published
+                && (listed.is_empty()
+                    || listed
+                        .iter()
+                        .any(|id| *id == caller.person_id || *id == caller.organisation_id))
+        }
+        _ => false,
+    };
+    if visible {
+        Decision::Allow
+    } else {
+        Decision::Hidden
+    }
+}
+
+/// The caller's organisation is a party: it submitted, or a `parties` variable lists it.
+fn is_party(caller: &Caller, facts: InstanceFacts<'_>) -> bool {
+    facts.submitted
+        || listed_parties(facts.procedure, facts.row)
+            .iter()
+            .any(|id| *id == caller.organisation_id || *id == caller.person_id)
+}
+
+/// Ids listed in the instance's `parties` variables (each an id or an object with an `id`).
+pub fn listed_parties<'a>(p: &Procedure, row: &'a InstanceRow) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    for var in p.variables.values().filter(|v| v.kind == VarType::Parties) {
+        if let Some(Value::Array(items)) = row.data.variables.get(var.name.as_str()) {
+            for item in items {
+                match item {
+                    Value::String(id) => out.push(id.as_str()),
+                    Value::Object(map) => {
+                        if let Some(Value::String(id)) = map.get("id") {
+                            out.push(id.as_str());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::InstanceData;
+    use crate::store::SubmissionStatus;
+    use chrono::Utc;
+
+    fn avviso() -> Procedure {
+        let (catalog, diags) = crate::catalog::load(&[std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/workflows"
+        ))]);
+        assert!(diags.is_empty(), "{diags:?}");
+        catalog
+            .and_then(|c| {
+                c.latest("avviso_coprogettazione")
+                    .map(|l| l.procedure.clone())
+            })
+            .expect("avviso")
+    }
+
+    fn row(state: &str) -> InstanceRow {
+        InstanceRow {
+            id: "i".into(),
+            definition_id: "avviso_coprogettazione".into(),
+            definition_version: 1,
+            parent_id: None,
+            state: state.into(),
+            is_final: false,
+            data: InstanceData::default(),
+            version: 1,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn caller(role: Role, org: &str) -> Caller {
+        Caller {
+            person_id: format!("p-{org}"),
+            person_name: "x".into(),
+            organisation_id: org.into(),
+            organisation_name: org.into(),
+            role,
+            token_id: "tok".into(),
+        }
+    }
+
+    fn submission(org: &str) -> SubmissionRow {
+        SubmissionRow {
+            id: "s".into(),
+            instance_id: "i".into(),
+            organisation_id: org.into(),
+            person_id: "p".into(),
+            status: SubmissionStatus::Submitted,
+            note: None,
+            submitted_at: Utc::now(),
+            withdrawn_at: None,
+            outcome: None,
+            score: None,
+            outcome_at: None,
+        }
+    }
+
+    #[test]
+    fn an_ets_sees_published_notices_but_not_drafts() {
+        let p = avviso();
+        let ets = caller(Role::Ets, "ets-a");
+        let draft = row("bozza");
+        let published = row("pubblicato");
+        assert_eq!(
+            decide(
+                &ets,
+                &Subject::Instance(InstanceFacts {
+                    procedure: &p,
+                    row: &draft,
+                    submitted: false
+                })
+            ),
+            Decision::Hidden
+        );
+        assert_eq!(
+            decide(
+                &ets,
+                &Subject::Instance(InstanceFacts {
+                    procedure: &p,
+                    row: &published,
+                    submitted: false
+                })
+            ),
+            Decision::Allow
+        );
+    }
+
+    #[test]
+    fn ets_role_variables_are_for_parties_only() {
+        let p = avviso();
+        let ets = caller(Role::Ets, "ets-a");
+        let r = row("valutazione");
+        let punteggio = p.variable("punteggio").expect("var");
+        let oggetto = p.variable("oggetto").expect("var");
+        let outsider = InstanceFacts {
+            procedure: &p,
+            row: &r,
+            submitted: false,
+        };
+        let party = InstanceFacts {
+            procedure: &p,
+            row: &r,
+            submitted: true,
+        };
+        assert!(allows(&ets, &Subject::Variable(outsider, oggetto)));
+        assert!(!allows(&ets, &Subject::Variable(outsider, punteggio)));
+        assert!(allows(&ets, &Subject::Variable(party, punteggio)));
+        assert!(allows(
+            &caller(Role::Auditor, "ambito"),
+            &Subject::Variable(outsider, punteggio)
+        ));
+    }
+
+    #[test]
+    fn another_ets_submission_is_hidden_not_forbidden() {
+        let theirs = submission("ets-b");
+        assert_eq!(
+            decide(&caller(Role::Ets, "ets-a"), &Subject::Submission(&theirs)),
+            Decision::Hidden
+        );
+        assert_eq!(
+            decide(&caller(Role::Ets, "ets-b"), &Subject::Submission(&theirs)),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(
+                &caller(Role::Sindaco, "comune"),
+                &Subject::Submission(&theirs)
+            ),
+            Decision::Hidden
+        );
+        assert_eq!(
+            decide(
+                &caller(Role::Commissione, "ambito"),
+                &Subject::Submission(&theirs)
+            ),
+            Decision::Allow
+        );
+        assert!(matches!(
+            authorize(
+                &caller(Role::Ets, "ets-a"),
+                &Subject::ManageSubmission(&theirs)
+            ),
+            Err(ApiError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn firing_needs_a_role_the_definition_lists_and_the_auditor_never_fires() {
+        let p = avviso();
+        let r = row("pubblicato");
+        let facts = InstanceFacts {
+            procedure: &p,
+            row: &r,
+            submitted: false,
+        };
+        assert_eq!(
+            decide(
+                &caller(Role::Rup, "ambito"),
+                &Subject::Fire(facts, "chiudi_domande")
+            ),
+            Decision::Allow
+        );
+        assert!(matches!(
+            decide(
+                &caller(Role::Commissione, "ambito"),
+                &Subject::Fire(facts, "chiudi_domande")
+            ),
+            Decision::Forbidden(_)
+        ));
+        assert!(matches!(
+            decide(
+                &caller(Role::Auditor, "ambito"),
+                &Subject::Fire(facts, "chiudi_domande")
+            ),
+            Decision::Forbidden(_)
+        ));
+        assert!(matches!(
+            decide(
+                &caller(Role::Ets, "ets-a"),
+                &Subject::Fire(facts, "annulla")
+            ),
+            Decision::Forbidden(_)
+        ));
+    }
+}

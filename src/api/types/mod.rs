@@ -1,0 +1,10 @@
+//! The GraphQL object types, one file per theme. Objects that hold a caller decide what to
+//! show through the policy; plain data objects are `SimpleObject`s.
+
+pub(crate) mod caller;
+pub(crate) mod definition;
+pub mod event;
+pub(crate) mod instance;
+pub(crate) mod question;
+pub(crate) mod submission;
+pub(crate) mod term;

@@ -1,0 +1,307 @@
+//! `procedo org|person|token`: who may call the API. Organisations (the Ambito, its comuni,
+//! ETS), people with their roles, and API tokens bound to a person and one role. A token's
+//! secret is printed once, on creation; only its SHA-256 is stored.
+
+use anyhow::{Context, bail};
+use chrono::{Duration, Utc};
+
+use crate::config::StoreArgs;
+use crate::identity::{self, Role};
+use crate::store::{NewOrganisation, NewPerson, NewToken, OrganisationKind, Store};
+
+/// `procedo org …`.
+#[derive(clap::Subcommand, Debug)]
+pub enum OrgCommand {
+    /// Add an organisation.
+    Add {
+        /// Id (a short slug, e.g. `ets-aurora`).
+        #[arg(long)]
+        id: String,
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// ambito, comune or ets.
+        #[arg(long)]
+        kind: String,
+        /// Codice fiscale.
+        #[arg(long = "codice-fiscale")]
+        codice_fiscale: Option<String>,
+        /// RUNTS registration number (ETS).
+        #[arg(long)]
+        runts: Option<String>,
+        /// Store options.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List organisations.
+    List {
+        /// Store options.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// `procedo person …`.
+#[derive(clap::Subcommand, Debug)]
+pub enum PersonCommand {
+    /// Add a person to an organisation, with the roles they may act in.
+    Add {
+        /// Id (default: a new UUID).
+        #[arg(long)]
+        id: Option<String>,
+        /// Full name.
+        #[arg(long)]
+        name: String,
+        /// Email.
+        #[arg(long)]
+        email: String,
+        /// Organisation id.
+        #[arg(long)]
+        org: String,
+        /// Role (repeatable): ufficio_di_piano, rup, commissione, sindaco, ets, auditor.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Notifications: immediato or giornaliero (a daily digest).
+        #[arg(long, default_value = "immediato")]
+        digest: String,
+        /// Store options.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List people.
+    List {
+        /// Store options.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// `procedo token …`.
+#[derive(clap::Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an API token for a person in one of their roles; prints the secret once.
+    Create {
+        /// Person id.
+        #[arg(long)]
+        person: String,
+        /// The role the token acts in (one of the person's roles).
+        #[arg(long)]
+        role: String,
+        /// Days until it expires (default: never).
+        #[arg(long = "expires-in-days")]
+        expires_in_days: Option<u32>,
+        /// Store options.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a token by its id (`tok_…`).
+    Revoke {
+        /// Token id.
+        id: String,
+        /// Store options.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// Only this person's.
+        #[arg(long)]
+        person: Option<String>,
+        /// Store options.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+async fn open(store: &StoreArgs) -> anyhow::Result<Store> {
+    Store::connect(&store.database_url).await.with_context(|| {
+        format!(
+            "apertura del database {}",
+            crate::cli::db::redact(&store.database_url)
+        )
+    })
+}
+
+/// Runs `procedo org …`.
+pub async fn run_org(cmd: OrgCommand) -> anyhow::Result<()> {
+    match cmd {
+        OrgCommand::Add {
+            id,
+            name,
+            kind,
+            codice_fiscale,
+            runts,
+            store,
+        } => {
+            let Some(kind) = OrganisationKind::parse(&kind) else {
+                bail!("tipo di organizzazione '{kind}' sconosciuto (ammessi: ambito, comune, ets)");
+            };
+            let store = open(&store).await?;
+            let org = store
+                .add_organisation(&NewOrganisation {
+                    id,
+                    name,
+                    kind,
+                    codice_fiscale,
+                    runts,
+                    at: Utc::now(),
+                })
+                .await?;
+            println!("{}", org.id);
+            eprintln!("organizzazione {} ({}) aggiunta", org.name, org.kind);
+        }
+        OrgCommand::List { store } => {
+            for org in open(&store).await?.organisations().await? {
+                println!(
+                    "{:<24} {:<8} {:<40} {}",
+                    org.id,
+                    org.kind.as_str(),
+                    org.name,
+                    org.runts.unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `procedo person …`.
+pub async fn run_person(cmd: PersonCommand) -> anyhow::Result<()> {
+    match cmd {
+        PersonCommand::Add {
+            id,
+            name,
+            email,
+            org,
+            roles,
+            digest,
+            store,
+        } => {
+            for role in &roles {
+                role.parse::<Role>()?;
+            }
+            if !matches!(digest.as_str(), "immediato" | "giornaliero") {
+                bail!("preferenza '{digest}' sconosciuta (ammesse: immediato, giornaliero)");
+            }
+            let store = open(&store).await?;
+            let organisation = store
+                .organisation(&org)
+                .await?
+                .with_context(|| format!("organizzazione '{org}' inesistente"))?;
+            for role in &roles {
+                check_role_fits(role.parse::<Role>()?, organisation.kind)?;
+            }
+            let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let person = store
+                .add_person(&NewPerson {
+                    id,
+                    name,
+                    email,
+                    organisation_id: org,
+                    roles,
+                    digest,
+                    at: Utc::now(),
+                })
+                .await?;
+            println!("{}", person.id);
+            eprintln!(
+                "persona {} aggiunta a {} con i ruoli {}",
+                person.name,
+                organisation.name,
+                person.roles.join(", ")
+            );
+        }
+        PersonCommand::List { store } => {
+            for p in open(&store).await?.people().await? {
+                println!(
+                    "{:<38} {:<28} {:<20} {}",
+                    p.id,
+                    p.name,
+                    p.organisation_id,
+                    p.roles.join(",")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `procedo token …`.
+pub async fn run_token(cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create {
+            person,
+            role,
+            expires_in_days,
+            store,
+        } => {
+            let role: Role = role.parse()?;
+            let store = open(&store).await?;
+            let who = store
+                .person(&person)
+                .await?
+                .with_context(|| format!("persona '{person}' inesistente"))?;
+            if !who.roles.iter().any(|r| r == role.as_str()) {
+                bail!(
+                    "{} non ha il ruolo '{role}' (ruoli: {})",
+                    who.name,
+                    who.roles.join(", ")
+                );
+            }
+            let now = Utc::now();
+            let expires_at = expires_in_days.map(|d| now + Duration::days(i64::from(d)));
+            let secret = identity::new_secret();
+            let token = store
+                .add_token(&NewToken {
+                    id: identity::new_token_id(),
+                    person_id: who.id.clone(),
+                    role: role.as_str().to_string(),
+                    hash: secret.hash,
+                    at: now,
+                    expires_at,
+                })
+                .await?;
+            // The only time the secret is shown.
+            println!("{}", secret.secret);
+            eprintln!(
+                "token {} per {} come {role}{}: conservarlo ora, non sarà più mostrato",
+                token.id,
+                who.name,
+                expires_at
+                    .map(|e| format!(", scade il {}", e.format("%d/%m/%Y %H:%M UTC")))
+                    .unwrap_or_default()
+            );
+        }
+        TokenCommand::Revoke { id, store } => {
+            let token = open(&store).await?.revoke_token(&id, Utc::now()).await?;
+            eprintln!("token {} revocato", token.id);
+        }
+        TokenCommand::List { person, store } => {
+            let now = Utc::now();
+            for t in open(&store).await?.tokens(person.as_deref()).await? {
+                let state = if t.revoked_at.is_some() {
+                    "revocato"
+                } else if t.is_valid_at(now) {
+                    "valido"
+                } else {
+                    "scaduto"
+                };
+                println!("{:<18} {:<38} {:<18} {state}", t.id, t.person_id, t.role);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// ETS roles belong to ETS, mayors to comuni, staff to the Ambito or a comune.
+fn check_role_fits(role: Role, kind: OrganisationKind) -> anyhow::Result<()> {
+    let fits = match role {
+        Role::Ets => kind == OrganisationKind::Ets,
+        Role::Sindaco => kind == OrganisationKind::Comune,
+        _ => kind != OrganisationKind::Ets,
+    };
+    if !fits {
+        bail!("il ruolo '{role}' non è ammesso per un'organizzazione di tipo {kind}");
+    }
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! `procedo serve`: the whole service in one process — the GraphQL API on `PROCEDO_BIND`
+//! (default 127.0.0.1:8080) and, unless `--no-scheduler`, the scheduler (timers, recurring
+//! jobs, outbox) beside it; both stop gracefully on SIGTERM or ctrl-c. Also `procedo api
+//! schema`, which prints the served schema's SDL (`graphql/schema.graphql`).
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::api::{self, ApiState, Limits};
+use crate::app;
+use crate::config::StoreArgs;
+use crate::scheduler::{Options, Scheduler};
+
+/// Options of `procedo serve`.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Store options.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on.
+    #[arg(long, env = "PROCEDO_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Do not run the scheduler in this process (run `procedo scheduler run` elsewhere).
+    #[arg(long)]
+    pub no_scheduler: bool,
+    /// Deepest query nesting.
+    #[arg(long, env = "PROCEDO_API_MAX_DEPTH", default_value_t = Limits::default().max_depth)]
+    pub max_depth: usize,
+    /// Largest query complexity.
+    #[arg(long, env = "PROCEDO_API_MAX_COMPLEXITY", default_value_t = Limits::default().max_complexity)]
+    pub max_complexity: usize,
+    /// Largest page (`first`).
+    #[arg(long, env = "PROCEDO_API_MAX_PAGE_SIZE", default_value_t = Limits::default().max_page_size)]
+    pub max_page_size: usize,
+    /// Largest request body in bytes (uploads included).
+    #[arg(long, env = "PROCEDO_API_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+    /// Largest uploaded document in bytes.
+    #[arg(long, env = "PROCEDO_API_MAX_UPLOAD_BYTES", default_value_t = Limits::default().max_upload_bytes)]
+    pub max_upload_bytes: usize,
+    /// Most documents in one request.
+    #[arg(long, env = "PROCEDO_API_MAX_FILES", default_value_t = Limits::default().max_files)]
+    pub max_files: usize,
+    /// Answer introspection queries (switch off in production: `--introspection false`).
+    #[arg(long, env = "PROCEDO_API_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
+}
+
+impl ServeArgs {
+    /// The limits these options describe.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_depth: self.max_depth,
+            max_complexity: self.max_complexity,
+            max_page_size: self.max_page_size.max(1),
+            default_page_size: Limits::default()
+                .default_page_size
+                .min(self.max_page_size.max(1)),
+            max_body_bytes: self.max_body_bytes,
+            max_upload_bytes: self.max_upload_bytes,
+            max_files: self.max_files,
+            introspection: self.introspection,
+        }
+    }
+}
+
+/// `procedo api …`.
+#[derive(clap::Subcommand, Debug)]
+pub enum ApiCommand {
+    /// Print the GraphQL schema (SDL): `procedo api schema > graphql/schema.graphql`.
+    Schema,
+}
+
+/// Runs `procedo api …`.
+pub fn run_api(cmd: &ApiCommand) -> std::process::ExitCode {
+    match cmd {
+        ApiCommand::Schema => {
+            print!("{}", api::schema_sdl());
+            std::process::ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Runs `procedo serve` until SIGTERM or ctrl-c.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let (service, _) = app::open(&args.store, None).await?;
+    let listener = tokio::net::TcpListener::bind(&args.bind)
+        .await
+        .with_context(|| format!("impossibile ascoltare su {}", args.bind))?;
+    let address = listener.local_addr().context("indirizzo locale")?;
+    let state = ApiState::new(service.clone(), args.limits());
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        crate::cli::scheduler::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let scheduler = if args.no_scheduler {
+        None
+    } else {
+        let scheduler = Scheduler::new(service.clone(), Options::default())?;
+        let mut stopped = stopped.clone();
+        Some(tokio::spawn(async move {
+            scheduler
+                .run(async move { while stopped.changed().await.is_ok() && !*stopped.borrow() {} })
+                .await
+        }))
+    };
+    eprintln!(
+        "procedo in ascolto su http://{address}/graphql{} (SIGTERM o ctrl-c per fermarlo)",
+        if scheduler.is_some() {
+            ", con il pianificatore"
+        } else {
+            ", senza pianificatore"
+        }
+    );
+    let mut server_stopped = stopped.clone();
+    api::serve(listener, state, async move {
+        while server_stopped.changed().await.is_ok() && !*server_stopped.borrow() {}
+    })
+    .await
+    .context("server HTTP")?;
+    if let Some(handle) = scheduler {
+        handle.await.context("pianificatore")??;
+    }
+    service.store().clone().close().await?;
+    eprintln!("procedo fermato");
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! End-to-end tests of the GraphQL API: each test starts the real server on a random loopback
+//! port over a fresh database (SQLite, and PostgreSQL when `PROCEDO_TEST_DATABASE_URL` is set)
+//! and talks HTTP (and WebSocket) to it. `TEST_LOG=debug` shows the server's logs.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod helpers;
+
+mod auth;
+mod commands;
+mod limits;
+mod operations;
+mod questions;
+mod schema;
+mod submissions;
+mod subscriptions;

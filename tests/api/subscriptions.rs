@@ -1,0 +1,139 @@
+//! Subscriptions over WebSocket (graphql-transport-ws): an ETS receives the events of the
+//! instances it may see, and not those of drafts.
+
+use std::time::Duration as StdDuration;
+
+use async_graphql::futures_util::{SinkExt, StreamExt};
+use chrono::Duration;
+use procedo::api::InstanceEvent;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::common;
+use crate::helpers::{DEADLINE, spawn_apps};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_json(socket: &mut Socket, wait: StdDuration) -> Option<Value> {
+    loop {
+        let message = tokio::time::timeout(wait, socket.next())
+            .await
+            .ok()??
+            .ok()?;
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(&text).ok()?;
+            if value["type"] == "ping" {
+                continue;
+            }
+            return Some(value);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_ets_subscriber_receives_events_of_instances_it_may_see_only() {
+    for app in spawn_apps().await {
+        let avviso = app.published_avviso().await;
+        let url = format!("{}/graphql/ws", app.address.replace("http://", "ws://"));
+        let mut request = url.into_client_request().expect("request");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().expect("header"),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("connect");
+        socket.send(Message::Text(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", app.tokens.ets_a) } }).to_string().into())).await.expect("init");
+        let ack = next_json(&mut socket, StdDuration::from_secs(5))
+            .await
+            .expect("ack");
+        assert_eq!(ack["type"], "connection_ack", "[{}] {ack}", app.backend);
+        socket
+            .send(Message::Text(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { instanceEvents { instanceId event toState } }" } }).to_string().into()))
+            .await
+            .expect("subscribe");
+
+        // The subscription is live once a probe event on a visible instance comes through.
+        let probe = InstanceEvent {
+            instance_id: avviso.clone().into(),
+            definition_id: "avviso_coprogettazione".into(),
+            seq: 0,
+            event: "sonda".into(),
+            from_state: None,
+            to_state: "pubblicato".into(),
+            at: common::at(DEADLINE),
+            actor_role: "rup".into(),
+        };
+        let mut live = false;
+        for _ in 0..100 {
+            app.state.publish(probe.clone());
+            if let Some(message) = next_json(&mut socket, StdDuration::from_millis(50)).await {
+                assert_eq!(
+                    message["payload"]["data"]["instanceEvents"]["event"], "sonda",
+                    "{message}"
+                );
+                live = true;
+                break;
+            }
+        }
+        assert!(live, "[{}] the subscription never went live", app.backend);
+        // Drain probes that were still in flight.
+        while next_json(&mut socket, StdDuration::from_millis(100))
+            .await
+            .is_some()
+        {}
+
+        let draft = app.draft_avviso().await; // invisible to an ETS: no event
+        app.clock.set(common::at(DEADLINE) + Duration::seconds(1));
+        app.ok(
+            &app.tokens.rup,
+            "mutation($id: ID!) { fire(instanceId: $id, event: \"chiudi_domande\") { seq } }",
+            json!({ "id": avviso }),
+        )
+        .await;
+        let message = next_json(&mut socket, StdDuration::from_secs(5))
+            .await
+            .expect("event");
+        let event = &message["payload"]["data"]["instanceEvents"];
+        assert_eq!(
+            event["instanceId"],
+            avviso.as_str(),
+            "[{}] not the draft {draft}: {message}",
+            app.backend
+        );
+        assert_eq!(event["event"], "chiudi_domande");
+        assert_eq!(event["toState"], "istruttoria");
+
+        let _ = socket.close(None).await;
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_without_a_valid_token_is_refused() {
+    for app in spawn_apps().await {
+        let url = format!("{}/graphql/ws", app.address.replace("http://", "ws://"));
+        let mut request = url.into_client_request().expect("request");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().expect("header"),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("connect");
+        socket
+            .send(Message::Text(
+                json!({ "type": "connection_init", "payload": { "token": "pdo_nope" } })
+                    .to_string()
+                    .into(),
+            ))
+            .await
+            .expect("init");
+        let reply = tokio::time::timeout(StdDuration::from_secs(5), socket.next())
+            .await
+            .expect("reply");
+        let acked = matches!(&reply, Some(Ok(Message::Text(t))) if t.contains("connection_ack"));
+        assert!(!acked, "[{}] {reply:?}", app.backend);
+    }
+}
