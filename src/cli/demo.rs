@@ -2,7 +2,9 @@
 //! moved forward by weeks, printing the timeline of states, deadlines and actions.
 //!
 //! Everything goes through the real paths: the service commits each step, the scheduler fires
-//! the timers when the moved clock reaches them and drains the outbox.
+//! the timers when the moved clock reaches them and drains the outbox, and the delivery worker
+//! writes the emails to the people registered at the start (three mayors, one of whom reads a
+//! daily digest, two ETS and the RUP) as `.eml` files.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,9 +18,11 @@ use crate::app;
 use crate::clock::{Clock, ManualClock};
 use crate::config::StoreArgs;
 use crate::engine::{Actor, Command, Effect, TimerAction};
-use crate::scheduler::{Options, Scheduler};
+use crate::notify::Transport;
+use crate::notify::delivery::{self, DeliveryOptions, DeliveryWorker, MailSettings};
+use crate::scheduler::{CronJob, Options, Scheduler, cron};
 use crate::service::Service;
-use crate::store::OutboxStatus;
+use crate::store::{DeliveryFilter, DeliveryStatus, NewOrganisation, NewPerson, OrganisationKind, OutboxStatus, Store};
 use crate::terms::ROME;
 
 /// Arguments of `procedo demo`.
@@ -46,10 +50,15 @@ fn local(t: DateTime<Utc>) -> String {
 struct Demo {
     service: Service,
     scheduler: Scheduler,
+    /// Sends the deliveries the scheduler's dispatchers create, as `.eml` files.
+    delivery: DeliveryWorker,
     clock: ManualClock,
     seen_history: BTreeMap<String, i64>,
     seen_outbox: i64,
+    seen_delivery: i64,
     names: BTreeMap<String, &'static str>,
+    /// The daily digest job, whose runs the clock stops at.
+    digest: CronJob,
     /// Terms already printed, with the deadline printed: a term is printed again only if it moved.
     printed_terms: BTreeMap<(String, String), String>,
 }
@@ -59,6 +68,7 @@ impl Demo {
         let vars: Map<String, Value> = vars.as_object().cloned().unwrap_or_default();
         let outcome = self.service.start(procedure, None, vars, &Actor { id: "demo".into(), role: role.into() }, None).await?;
         self.names.insert(outcome.instance.id.clone(), label);
+        self.settle().await?;
         self.report().await?;
         Ok(outcome.instance.id)
     }
@@ -69,27 +79,48 @@ impl Demo {
             Ok(_) => {}
             Err(refusal) => println!("  {}  [{}] {event} rifiutato: {refusal}", local(self.clock.now()), self.names.get(id).copied().unwrap_or("?")),
         }
+        self.settle().await?;
         self.report().await
+    }
+
+    /// Ticks the scheduler until it is idle and sends the emails its dispatchers queued, until
+    /// both have nothing left to do at the clock's instant.
+    async fn settle(&mut self) -> anyhow::Result<()> {
+        loop {
+            while self.scheduler.tick().await?.progressed() {}
+            if self.delivery.tick(self.clock.now()).await? == 0 {
+                return Ok(());
+            }
+        }
     }
 
     /// Moves the clock to `until` one due timer at a time, so each fires at its own instant.
     async fn advance_to(&mut self, until: DateTime<Utc>) -> anyhow::Result<()> {
         println!("\n── il tempo scorre fino a {} ──", local(until));
+        self.move_clock_to(until).await
+    }
+
+    /// Moves the clock to `until`, stopping at each due timer and at each run of the daily
+    /// digest, so that each happens at its own instant (and no digest run is missed).
+    async fn move_clock_to(&mut self, until: DateTime<Utc>) -> anyhow::Result<()> {
         loop {
-            let next = self.service.store().timers_between(self.clock.now(), until, None).await?.into_iter().map(|t| t.fire_at).min();
+            let now = self.clock.now();
+            let next_timer = self.service.store().timers_between(now, until, None).await?.into_iter().map(|t| t.fire_at).min();
+            let next_digest = cron::next_due(&self.digest.schedule, now).filter(|at| *at < until);
+            let next = next_timer.into_iter().chain(next_digest).min();
             match next {
                 Some(when) if when > self.clock.now() => self.clock.set(when),
                 Some(_) => {}
                 None => break,
             }
-            while self.scheduler.tick().await?.progressed() {}
+            self.settle().await?;
             self.report().await?;
             if self.clock.now() >= until {
                 break;
             }
         }
         self.clock.set(until);
-        while self.scheduler.tick().await?.progressed() {}
+        self.settle().await?;
         self.report().await
     }
 
@@ -122,10 +153,18 @@ impl Demo {
         let seen = self.seen_outbox;
         for o in store.outbox_rows(None).await?.into_iter().filter(|o| o.id > seen) {
             self.seen_outbox = o.id;
+            if o.kind == delivery::DIGEST_KIND && store.deliveries(&DeliveryFilter { outbox_id: Some(o.id), ..DeliveryFilter::default() }).await?.is_empty() {
+                // A daily digest with nobody waiting for it: nothing to show.
+                continue;
+            }
             let label = o.instance_id.as_ref().and_then(|i| self.names.get(i)).copied().unwrap_or("—");
             let what = match &o.payload {
+                Effect::Notify(_) if o.kind == delivery::DIGEST_KIND => "riepilogo giornaliero per chi lo ha scelto".to_string(),
                 Effect::Notify(n) => format!("notifica '{}' a {}{}", n.template, n.role, if n.urgent { " (urgente)" } else { "" }),
-                Effect::RegisterProtocol { direction, .. } => format!("registrazione di protocollo in {direction}"),
+                Effect::RegisterProtocol { direction, .. } => match store.protocol_entry_of_outbox(o.id).await? {
+                    Some(entry) => format!("protocollo in {direction} n. {entry}"),
+                    None => format!("registrazione di protocollo in {direction}"),
+                },
                 Effect::StartInstance { procedure, .. } => format!("avvio della sotto-procedura {procedure}"),
                 other => other.kind().to_string(),
             };
@@ -135,6 +174,35 @@ impl Demo {
                 _ => "in coda",
             };
             println!("  {}  ✉ [{label}] {what} — {status}", local(o.created_at));
+        }
+        self.report_emails(&store).await
+    }
+
+    /// One line per notification whose emails appeared since the last report: how many were
+    /// written, held for the daily digest or refused.
+    async fn report_emails(&mut self, store: &Store) -> anyhow::Result<()> {
+        let seen = self.seen_delivery;
+        let mut groups: BTreeMap<(i64, String), BTreeMap<DeliveryStatus, usize>> = BTreeMap::new();
+        for d in store.deliveries(&DeliveryFilter::default()).await?.into_iter().filter(|d| d.id > seen) {
+            self.seen_delivery = self.seen_delivery.max(d.id);
+            *groups.entry((d.outbox_id, d.kind)).or_default().entry(d.status).or_default() += 1;
+        }
+        for ((_, kind), counts) in groups {
+            let count = |status| counts.get(&status).copied().unwrap_or(0);
+            let mut parts = Vec::new();
+            for (status, one, many) in [
+                (DeliveryStatus::Sent, "email scritta", "email scritte"),
+                (DeliveryStatus::Held, "trattenuta per il riepilogo giornaliero", "trattenute per il riepilogo giornaliero"),
+                (DeliveryStatus::Pending, "in attesa di invio", "in attesa di invio"),
+                (DeliveryStatus::Failed, "non consegnata", "non consegnate"),
+            ] {
+                match count(status) {
+                    0 => {}
+                    1 => parts.push(format!("1 {one}")),
+                    n => parts.push(format!("{n} {many}")),
+                }
+            }
+            println!("        📧 {kind}: {}", parts.join(", "));
         }
         Ok(())
     }
@@ -174,17 +242,37 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let store_args = StoreArgs { database_url: format!("sqlite://{}?mode=rwc", args.db_file.display()), workflows: args.workflows.clone() };
     let clock = ManualClock::new(at("2026-11-26T09:00:00+01:00")?);
-    let (service, _catalog) = app::open(&store_args, Some(Arc::new(clock.clone()))).await?;
-    let scheduler = Scheduler::new(service.clone(), Options { worker_id: "demo".into(), ..Options::default() })?;
-    let mut demo = Demo { service, scheduler, clock: clock.clone(), seen_history: BTreeMap::new(), seen_outbox: 0, names: BTreeMap::new(), printed_terms: BTreeMap::new() };
+    let (service, catalog) = app::open(&store_args, Some(Arc::new(clock.clone()))).await?;
+    register_people(service.store(), clock.now()).await?;
+    clear_mail_dir(&args.mail_dir)?;
+    let mut mail = MailSettings::new(catalog.templates, Transport::files(&args.mail_dir));
+    mail.from = "Ufficio di Piano – Borgo Fiorito <ufficiodipiano@borgofiorito.example.it>".into();
+    mail.ambito = "Ambito territoriale di Borgo Fiorito".into();
+    mail.delivery = DeliveryOptions { worker_id: "demo".into(), ..DeliveryOptions::default() };
+    let digest = CronJob::new("riepilogo", "0 0 8 * * *", "digest")?;
+    let scheduler = delivery::install(Scheduler::new(service.clone(), Options { worker_id: "demo".into(), cron: vec![digest.clone()], ..Options::default() })?, &mail);
+    let worker = DeliveryWorker::new(service.store().clone(), mail.transport.clone(), mail.delivery.clone());
+    let mut demo = Demo {
+        service,
+        scheduler,
+        delivery: worker,
+        clock: clock.clone(),
+        seen_history: BTreeMap::new(),
+        seen_outbox: 0,
+        seen_delivery: 0,
+        names: BTreeMap::new(),
+        digest,
+        printed_terms: BTreeMap::new(),
+    };
 
-    println!("procedo demo — database {} (SQLite, WAL), orologio spostato in avanti\n", args.db_file.display());
+    println!("procedo demo — database {} (SQLite, WAL), orologio spostato in avanti", args.db_file.display());
+    println!("Destinatari: 3 sindaci (uno sceglie il riepilogo giornaliero delle 8:00), 2 referenti ETS, il RUP; email in {}\n", args.mail_dir.display());
     println!("1) Avviso pubblico di co-progettazione");
     let avviso = demo.start("avviso", "avviso_coprogettazione", json!({"oggetto": "Servizi per l'inclusione delle persone con disabilità"}), "rup").await?;
-    clock.set(at("2026-11-27T10:00:00+01:00")?);
+    demo.move_clock_to(at("2026-11-27T10:00:00+01:00")?).await?;
     demo.fire(&avviso, "pubblica", "rup", json!({"data_pubblicazione": "2026-11-27", "link": "https://ambito.example.it/avvisi/12"})).await?;
     demo.print_terms(&avviso).await?;
-    clock.set(at("2026-12-10T11:00:00+01:00")?);
+    demo.move_clock_to(at("2026-12-10T11:00:00+01:00")?).await?;
     demo.fire(&avviso, "chiudi_domande", "rup", json!({})).await?;
 
     println!("\n2) Convocazione dell'Assemblea dei Sindaci");
@@ -210,14 +298,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     demo.print_terms(&avviso).await?;
 
     println!("\n4) La seduta è spostata: i promemoria ai sindaci sono ripianificati");
-    clock.set(at("2027-01-05T12:00:00+01:00")?);
+    demo.move_clock_to(at("2027-01-05T12:00:00+01:00")?).await?;
     demo.fire(&assemblea, "sposta", "presidente", json!({"data_seduta": "2027-01-21T17:00:00+01:00"})).await?;
+    demo.print_terms(&assemblea).await?;
 
     demo.advance_to(at("2027-01-21T17:30:00+01:00")?).await?;
     demo.fire(&assemblea, "apri_seduta", "presidente", json!({})).await?;
     demo.fire(&avviso, "ammetti", "rup", json!({"ammessi": ["Cooperativa Sociale Il Ponte", "Associazione Orizzonti APS"]})).await?;
     demo.fire(&assemblea, "chiudi_seduta", "presidente", json!({})).await?;
-    clock.set(at("2027-01-25T10:00:00+01:00")?);
+    demo.move_clock_to(at("2027-01-25T10:00:00+01:00")?).await?;
     demo.fire(&assemblea, "pubblica_verbale", "segretario", json!({"data_pubblicazione_verbale": "2027-01-25", "link_verbale": "https://ambito.example.it/albo/verbale-2027-01"})).await?;
     demo.print_terms(&assemblea).await?;
     demo.fire(&avviso, "approva_graduatoria", "rup", json!({"data_graduatoria": "2027-01-26", "esito": "ammesso", "punteggio": 86.5})).await?;
@@ -231,6 +320,56 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let history = demo.service.store().history(id).await?;
         println!("  [{label}] {} — {} eventi nello storico (procedo instance show {id} --database sqlite://{}?mode=rwc)", row.state, history.len(), args.db_file.display());
     }
-    let _ = &args.mail_dir;
+    let store = demo.service.store();
+    let count = |status| async move { store.deliveries(&DeliveryFilter { status: Some(status), ..DeliveryFilter::default() }).await.map(|rows| rows.len()) };
+    let (sent, held, failed) = (count(DeliveryStatus::Sent).await?, count(DeliveryStatus::Held).await?, count(DeliveryStatus::Failed).await?);
+    println!(
+        "\nEmail: {sent} scritte in {} (file .eml){}{} — elenco: procedo mail deliveries --database sqlite://{}?mode=rwc",
+        args.mail_dir.display(),
+        if held > 0 { format!(", {held} in attesa del prossimo riepilogo") } else { String::new() },
+        if failed > 0 { format!(", {failed} non consegnate") } else { String::new() },
+        args.db_file.display()
+    );
+    Ok(())
+}
+
+/// The people who receive the demo's emails: three mayors (one prefers the daily digest), two
+/// ETS contacts and the RUP, each in their organisation.
+async fn register_people(store: &Store, now: DateTime<Utc>) -> anyhow::Result<()> {
+    let organisations = [
+        ("ambito-borgo-fiorito", "Ambito territoriale di Borgo Fiorito", OrganisationKind::Ambito),
+        ("comune-borgo-fiorito", "Comune di Borgo Fiorito", OrganisationKind::Comune),
+        ("comune-castelverde", "Comune di Castelverde", OrganisationKind::Comune),
+        ("comune-san-lorenzo", "Comune di San Lorenzo al Lago", OrganisationKind::Comune),
+        ("ets-il-ponte", "Cooperativa Sociale Il Ponte", OrganisationKind::Ets),
+        ("ets-orizzonti", "Associazione Orizzonti APS", OrganisationKind::Ets),
+    ];
+    for (id, name, kind) in organisations {
+        store.add_organisation(&NewOrganisation { id: id.into(), name: name.into(), kind, codice_fiscale: None, runts: None, at: now }).await?;
+    }
+    let people = [
+        ("sindaco-borgo-fiorito", "Anna Rossi", "sindaco@comune.borgofiorito.example.it", "comune-borgo-fiorito", "sindaco", "immediato"),
+        ("sindaco-castelverde", "Marco Bianchi", "sindaco@comune.castelverde.example.it", "comune-castelverde", "sindaco", "giornaliero"),
+        ("sindaco-san-lorenzo", "Giulia Esposito", "sindaco@comune.sanlorenzoallago.example.it", "comune-san-lorenzo", "sindaco", "immediato"),
+        ("ets-il-ponte", "Luca Ferri", "progetti@ilponte.example.org", "ets-il-ponte", "ets", "immediato"),
+        ("ets-orizzonti", "Sara Conti", "segreteria@orizzonti.example.org", "ets-orizzonti", "ets", "immediato"),
+        ("rup", "Paolo Galli", "rup@borgofiorito.example.it", "ambito-borgo-fiorito", "rup", "immediato"),
+    ];
+    for (id, name, email, organisation, role, digest) in people {
+        let person = NewPerson { id: id.into(), name: name.into(), email: email.into(), organisation_id: organisation.into(), roles: vec![role.into()], digest: digest.into(), at: now };
+        store.add_person(&person).await?;
+    }
+    Ok(())
+}
+
+/// Removes the `.eml` files of a previous run (the folder is the demo's, like its database).
+fn clear_mail_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|extension| extension == "eml") {
+            std::fs::remove_file(&path).with_context(|| format!("rimozione di {}", path.display()))?;
+        }
+    }
     Ok(())
 }

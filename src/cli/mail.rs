@@ -1,6 +1,10 @@
 //! `procedo mail test`: renders a sample message with made-up Italian data and sends it through
 //! the configured transport, so an operator can check templates, SMTP settings and the mail
 //! client's rendering (a convocation comes with its calendar invite) before going live.
+//!
+//! `procedo mail deliveries [--status failed]`: the delivery records — who, what, where it
+//! stands, how many attempts, the last error and the Message-ID — so an operator sees what
+//! did not go out and why.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,10 +12,13 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use chrono::Utc;
 
+use crate::config::StoreArgs;
 use crate::notify::{
     DEFAULT_FROM, Method, OutgoingEmail, SmtpSettings, Templates, Transport, invite_ics,
     message_id_for, sample,
 };
+use crate::store::{DeliveryFilter, DeliveryRow, DeliveryStatus, Store};
+use crate::terms::ROME;
 
 /// Posta: prove di invio dei messaggi.
 #[derive(clap::Args, Debug)]
@@ -26,6 +33,20 @@ pub struct MailArgs {
 pub enum MailCommand {
     /// Compone un messaggio di prova con dati inventati e lo invia al destinatario indicato.
     Test(MailTestArgs),
+    /// Elenca le consegne delle email: destinatario, tipo, stato, tentativi, ultimo errore,
+    /// Message-ID.
+    Deliveries(MailDeliveriesArgs),
+}
+
+/// Argomenti di `procedo mail deliveries`.
+#[derive(clap::Args, Debug)]
+pub struct MailDeliveriesArgs {
+    /// Solo le consegne in questo stato: pending, held, digested, sent, failed.
+    #[arg(long, value_name = "STATO")]
+    pub status: Option<String>,
+    /// Database e procedure.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Argomenti di `procedo mail test`.
@@ -67,7 +88,94 @@ pub struct MailTestArgs {
 pub async fn run(args: MailArgs) -> anyhow::Result<()> {
     match args.command {
         MailCommand::Test(test) => run_test(test).await,
+        MailCommand::Deliveries(deliveries) => run_deliveries(deliveries).await,
     }
+}
+
+async fn run_deliveries(args: MailDeliveriesArgs) -> anyhow::Result<()> {
+    let status = match args.status.as_deref() {
+        None => None,
+        Some(text) => Some(DeliveryStatus::parse(text.trim()).ok_or_else(|| {
+            anyhow!(
+                "stato «{text}» sconosciuto; ammessi: {}",
+                DeliveryStatus::ALL.map(DeliveryStatus::as_str).join(", ")
+            )
+        })?),
+    };
+    let store = Store::connect(&args.store.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "apertura del database {}",
+                crate::cli::db::redact(&args.store.database_url)
+            )
+        })?;
+    let rows = store
+        .deliveries(&DeliveryFilter {
+            status,
+            ..DeliveryFilter::default()
+        })
+        .await?;
+    store.close().await?;
+    if rows.is_empty() {
+        match status {
+            Some(status) => println!("Nessuna consegna nello stato {status}."),
+            None => println!("Nessuna consegna."),
+        }
+        return Ok(());
+    }
+    print!("{}", deliveries_table(&rows));
+    Ok(())
+}
+
+/// One block per delivery: a line of columns, then the Message-ID and the last error.
+fn deliveries_table(rows: &[DeliveryRow]) -> String {
+    let recipient = |row: &DeliveryRow| {
+        if row.recipient_name.trim().is_empty() {
+            row.recipient_email.clone()
+        } else {
+            format!("{} <{}>", row.recipient_name, row.recipient_email)
+        }
+    };
+    let width = rows
+        .iter()
+        .map(|row| recipient(row).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("destinatario".len());
+    let kind_width = rows
+        .iter()
+        .map(|row| row.kind.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("tipo".len());
+    let mut out = format!(
+        "{:>6}  {:<16}  {:<width$}  {:<kind_width$}  {:<8}  {:>9}\n",
+        "id", "creata", "destinatario", "tipo", "stato", "tentativi"
+    );
+    for row in rows {
+        out.push_str(&format!(
+            "{:>6}  {:<16}  {:<width$}  {:<kind_width$}  {:<8}  {:>9}\n",
+            row.id,
+            row.created_at
+                .with_timezone(&ROME)
+                .format("%d/%m/%Y %H:%M")
+                .to_string(),
+            recipient(row),
+            row.kind,
+            row.status.as_str(),
+            row.attempts,
+        ));
+        out.push_str(&format!("{:>8}Message-ID: {}\n", "", row.message_id));
+        if let Some(error) = &row.last_error {
+            let code = row
+                .last_code
+                .map(|code| format!("[{code}] "))
+                .unwrap_or_default();
+            out.push_str(&format!("{:>8}ultimo errore: {code}{error}\n", ""));
+        }
+    }
+    out
 }
 
 async fn run_test(args: MailTestArgs) -> anyhow::Result<()> {
@@ -214,6 +322,50 @@ mod tests {
         assert_eq!(files.len(), 1);
         let eml = std::fs::read_to_string(&files[0]).expect("eml");
         assert!(eml.contains("text/calendar; method=REQUEST"));
+    }
+
+    #[test]
+    fn the_deliveries_table_shows_status_attempts_error_and_message_id() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-01T09:30:00Z")
+            .expect("valid")
+            .with_timezone(&Utc);
+        let row = DeliveryRow {
+            id: 7,
+            outbox_id: 3,
+            instance_id: None,
+            person_id: Some("sindaco-nova".to_owned()),
+            recipient_email: "anna@comune.example.it".to_owned(),
+            recipient_name: "Anna Rossi".to_owned(),
+            kind: "convocazione".to_owned(),
+            urgent: true,
+            email: serde_json::json!({}),
+            message_id: "<delivery-3-sindaco-nova@procedo.local>".to_owned(),
+            status: DeliveryStatus::Failed,
+            attempts: 1,
+            next_attempt_at: at,
+            last_error: Some("casella inesistente".to_owned()),
+            last_code: Some(550),
+            server_answer: None,
+            claimed_by: None,
+            lease_until: None,
+            created_at: at,
+            sent_at: None,
+        };
+        let table = deliveries_table(&[row]);
+        assert!(table.contains("01/12/2026 10:30"), "{table}");
+        assert!(
+            table.contains("Anna Rossi <anna@comune.example.it>"),
+            "{table}"
+        );
+        assert!(table.contains("failed"), "{table}");
+        assert!(
+            table.contains("Message-ID: <delivery-3-sindaco-nova@procedo.local>"),
+            "{table}"
+        );
+        assert!(
+            table.contains("ultimo errore: [550] casella inesistente"),
+            "{table}"
+        );
     }
 
     #[tokio::test]

@@ -14,12 +14,17 @@
 //! - [`Transport`] (`transport.rs`): SMTP (from `PROCEDO_SMTP_URL`) or `.eml` files;
 //!   [`SendError`] says whether retrying can help, [`backoff`] (`retry.rs`) says when.
 //! - `sample.rs`: made-up Italian data for `procedo mail test`, the benchmark and tests.
+//! - [`delivery`]: from outbox rows to emails — recipients, one delivery record per
+//!   recipient, the daily digest, the delivery worker, the local protocol register;
+//!   [`delivery::install`] puts its dispatchers on a scheduler.
 //!
-//! Invariants: nothing here reads the clock (callers pass `dtstamp`), nothing logs a body or a
+//! Invariants: nothing here reads the system clock (callers pass `dtstamp` and `now`; the
+//! dispatchers ask the service's injected clock), nothing logs a body or a
 //! credential (tracing gets the Message-ID, the recipient's domain and the status), and
 //! person-facing text is Italian.
 
 mod dates;
+pub mod delivery;
 mod error;
 mod invite;
 mod message;
@@ -32,6 +37,7 @@ mod transport;
 pub use dates::{
     Moment, data, data_lunga, data_ora, long_date, long_date_time, parse_moment, short_date,
 };
+pub use delivery::{DeliveryOptions, DeliveryWorker, MailSettings, install, spawn_delivery_worker};
 pub use error::{Error, TemplateDiagnostic};
 pub use invite::{Meeting, Method, agenda_description, invite_ics};
 pub use message::{OutgoingEmail, message_id_for};

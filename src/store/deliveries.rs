@@ -18,8 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Order, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
 };
 use serde_json::Value;
 
@@ -30,7 +29,7 @@ use super::{Error, Result, Store, from_json, instant, settle, to_json};
 use crate::engine::Effect;
 
 /// Where a delivery is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DeliveryStatus {
     /// To be sent at `next_attempt_at` (possibly claimed by a worker: see `claimed_by`).
     Pending,
@@ -153,7 +152,10 @@ pub struct DeliveryRow {
 
 impl DeliveryRow {
     fn from_model(m: delivery::Model) -> Result<DeliveryRow> {
-        let email = from_json(&m.email, format_args!("deliveries.email della consegna {}", m.id))?;
+        let email = from_json(
+            &m.email,
+            format_args!("deliveries.email della consegna {}", m.id),
+        )?;
         let status = DeliveryStatus::parse(&m.status).ok_or_else(|| {
             Error::Corrupt(format!(
                 "deliveries.status '{}' della consegna {}",

@@ -17,11 +17,13 @@
 mod bulk;
 mod cron;
 mod definitions;
+mod deliveries;
 mod entities;
 mod identity;
 mod instances;
 mod jobs;
 mod outbox;
+mod protocollo;
 mod submissions;
 mod timers;
 
@@ -38,6 +40,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use definitions::{DefinitionRow, NewDefinition, Saved};
+pub use deliveries::{DeliveryFilter, DeliveryRow, DeliveryStatus, NewDelivery};
 pub use identity::{
     Credential, NewOrganisation, NewPerson, NewToken, OrganisationKind, OrganisationRow, PersonRow,
     TokenRow,
@@ -46,6 +49,7 @@ pub use instances::{
     CommandRow, Committed, HistoryRow, InstanceFilter, InstanceRow, StartRecord, StepRecord,
 };
 pub use outbox::{OutboxRow, OutboxStatus};
+pub use protocollo::{NewRegistration, ProtocolEntry, Registered};
 pub use submissions::{
     AttachedDocument, DocumentRef, NewQuestion, NewSoccorsoResponse, NewSubmission, QuestionRow,
     SoccorsoRow, StoredDocument, SubmissionFilter, SubmissionRow, SubmissionStatus, Submitted,

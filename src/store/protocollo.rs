@@ -115,13 +115,14 @@ async fn by_outbox<C: ConnectionTrait>(conn: &C, outbox_id: i64) -> Result<Optio
         .map(ProtocolEntry::from_model))
 }
 
-/// One attempt at registering inside `txn`.
+/// One attempt at registering inside `txn`; `None` if a concurrent registration took the
+/// number first (the transaction must then be rolled back).
 async fn register_in(
     txn: &DatabaseTransaction,
     backend: Backend,
     new: &NewRegistration,
     year: i32,
-) -> Result<Registered> {
+) -> Result<Option<Registered>> {
     if backend == Backend::Postgres {
         // Serializes the registrations of a year until the transaction ends.
         txn.execute_raw(Statement::from_sql_and_values(
@@ -134,7 +135,7 @@ async fn register_in(
     if let Some(outbox_id) = new.outbox_id
         && let Some(existing) = by_outbox(txn, outbox_id).await?
     {
-        return Ok(Registered::Existing(existing));
+        return Ok(Some(Registered::Existing(existing)));
     }
     let last: Option<i64> = protocollo::Entity::find()
         .select_only()
@@ -154,7 +155,11 @@ async fn register_in(
         outbox_id: Set(new.outbox_id),
         registered_at: Set(instant(new.at)),
     };
-    let inserted = protocollo::Entity::insert(row).exec(txn).await?;
+    let inserted = match protocollo::Entity::insert(row).exec(txn).await {
+        Ok(inserted) => inserted,
+        Err(err) if is_unique_violation(&err) => return Ok(None),
+        Err(err) => return Err(err.into()),
+    };
     let entry = protocollo::Entity::find_by_id(inserted.last_insert_id)
         .one(txn)
         .await?
@@ -163,7 +168,7 @@ async fn register_in(
             what: "registrazione di protocollo",
             id: inserted.last_insert_id.to_string(),
         })?;
-    Ok(Registered::New(entry))
+    Ok(Some(Registered::New(entry)))
 }
 
 impl Store {
@@ -173,22 +178,21 @@ impl Store {
     #[tracing::instrument(skip_all, fields(outbox_id = new.outbox_id))]
     pub async fn register_protocol(&self, new: &NewRegistration) -> Result<Registered> {
         let year = new.at.with_timezone(&ROME).year();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        for attempt in 1..=NUMBER_ATTEMPTS {
             let txn = self.begin_write().await?;
-            let outcome = register_in(&txn, self.backend(), new, year).await;
-            match outcome {
-                Err(Error::Database(text))
-                    if attempt < NUMBER_ATTEMPTS && text.contains("protocollo") =>
-                {
+            match register_in(&txn, self.backend(), new, year).await {
+                Ok(None) => {
                     // A concurrent registration took the number or the outbox row: look again.
                     rollback(txn).await;
                     tracing::debug!(attempt, "numero di protocollo conteso: nuovo tentativo");
                 }
-                outcome => return settle(txn, outcome).await,
+                Ok(Some(registered)) => return settle(txn, Ok(registered)).await,
+                Err(err) => return settle(txn, Err(err)).await,
             }
         }
+        Err(Error::Database(format!(
+            "numero di protocollo del {year} conteso per {NUMBER_ATTEMPTS} volte: riprovare"
+        )))
     }
 
     /// The registrations made in `[from, until)`, by number.
@@ -213,10 +217,4 @@ impl Store {
     pub async fn protocol_entry_of_outbox(&self, outbox_id: i64) -> Result<Option<ProtocolEntry>> {
         by_outbox(&self.db, outbox_id).await
     }
-}
-
-/// True if a database error is a unique violation (used by tests of the retry guard).
-#[allow(dead_code)]
-fn is_taken(err: &sea_orm::DbErr) -> bool {
-    is_unique_violation(err)
 }

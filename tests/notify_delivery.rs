@@ -1,0 +1,1428 @@
+//! End to end, on SQLite and PostgreSQL: the shipped convocation procedure driven through the
+//! real service, scheduler and delivery worker with a moved clock, and the emails received by a
+//! real SMTP server (mailin-embedded) on loopback, read back with independent parsers
+//! (`mail-parser` for MIME, `ical` for iCalendar). No mock transport.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::BufReader;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::Duration;
+use mail_parser::{MessageParser, MimeHeaders};
+use mailin_embedded::{Handler, Response, Server, response};
+use procedo::catalog::{self, Catalog};
+use procedo::clock::{Clock, ManualClock};
+use procedo::engine::{Actor, Command};
+use procedo::notify::delivery::{
+    self, DeliveryOptions, DeliveryWorker, MailSettings, NotifyDispatch,
+};
+use procedo::notify::{SmtpSettings, Transport, sample};
+use procedo::scheduler::{CronJob, Dispatch, DispatchError, Options, Outcome, Scheduler};
+use procedo::service::Service;
+use procedo::store::{
+    DeliveryFilter, DeliveryRow, DeliveryStatus, NewOrganisation, NewPerson, NewRegistration,
+    NewSubmission, OrganisationKind, OutboxStatus, Registered, Store, Submitted,
+};
+use serde_json::{Value, json};
+
+const FROM: &str = "Ufficio di Piano – Borgo Fiorito <ufficiodipiano@borgofiorito.example.it>";
+const MAIL_DOMAIN: &str = "borgofiorito.example.it";
+const AMBITO: &str = "Ambito territoriale di Borgo Fiorito";
+/// Thursday 14 January 2027, 17:00 in Rome.
+const SEDUTA: &str = "2027-01-14T17:00:00+01:00";
+const SEDUTA_SPOSTATA: &str = "2027-01-21T17:00:00+01:00";
+
+// ---------------------------------------------------------------------------------------------
+// The SMTP receiver.
+
+/// One message as the receiver got it.
+#[derive(Debug, Clone)]
+struct Received {
+    recipients: Vec<String>,
+    raw: Vec<u8>,
+}
+
+type Inbox = Arc<Mutex<Vec<Received>>>;
+
+/// The receiver's per-connection state; refuses the recipients listed with their code.
+#[derive(Clone)]
+struct Receiving {
+    inbox: Inbox,
+    refusals: Arc<HashMap<String, u16>>,
+    recipients: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl Handler for Receiving {
+    fn rcpt(&mut self, to: &str) -> Response {
+        match self.refusals.get(to) {
+            Some(550) => Response::custom(550, "5.1.1 Mailbox unavailable".to_owned()),
+            Some(code) => Response::custom(*code, "4.2.1 Mailbox busy, try later".to_owned()),
+            None => response::OK,
+        }
+    }
+
+    fn data_start(&mut self, _: &str, _: &str, _: bool, to: &[String]) -> Response {
+        self.recipients = to.to_vec();
+        self.data.clear();
+        response::OK
+    }
+
+    fn data(&mut self, buffer: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buffer);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let message = Received {
+            recipients: std::mem::take(&mut self.recipients),
+            raw: std::mem::take(&mut self.data),
+        };
+        self.inbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(message);
+        response::OK
+    }
+}
+
+/// A receiver on 127.0.0.1, serving until the test process ends.
+struct Receiver {
+    inbox: Inbox,
+}
+
+impl Receiver {
+    fn start(refusals: &[(&str, u16)]) -> (Receiver, u16) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = listener.local_addr().expect("local address").port();
+        (Receiver::on(listener, refusals), port)
+    }
+
+    fn on(listener: TcpListener, refusals: &[(&str, u16)]) -> Receiver {
+        let inbox = Inbox::default();
+        let handler = Receiving {
+            inbox: inbox.clone(),
+            refusals: Arc::new(
+                refusals
+                    .iter()
+                    .map(|(address, code)| ((*address).to_owned(), *code))
+                    .collect(),
+            ),
+            recipients: Vec::new(),
+            data: Vec::new(),
+        };
+        let mut server = Server::new(handler);
+        server
+            .with_name("ricevente.test")
+            .with_num_threads(8)
+            .with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            if let Err(error) = server.serve() {
+                eprintln!("ricevente SMTP di prova fermo: {error}");
+            }
+        });
+        Receiver { inbox }
+    }
+
+    fn messages(&self) -> Vec<Received> {
+        self.inbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The messages received for one address.
+    fn for_address(&self, address: &str) -> Vec<Opened> {
+        self.messages()
+            .iter()
+            .filter(|message| message.recipients == [address])
+            .map(open)
+            .collect()
+    }
+}
+
+/// A port on loopback where nothing listens (until a receiver is started on it).
+fn silent_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    listener.local_addr().expect("local address").port()
+}
+
+fn smtp_to(port: u16) -> Transport {
+    Transport::smtp(&SmtpSettings {
+        url: format!("smtp://127.0.0.1:{port}?tls=none"),
+        from: FROM.to_owned(),
+        timeout: Some(std::time::Duration::from_secs(10)),
+    })
+    .expect("SMTP transport")
+}
+
+/// A received message taken apart by `mail-parser`.
+#[derive(Debug)]
+struct Opened {
+    message_id: String,
+    subject: String,
+    text: String,
+    calendar_method: String,
+    calendar: String,
+}
+
+fn open(received: &Received) -> Opened {
+    let message = MessageParser::default()
+        .parse(&received.raw)
+        .expect("a parsable RFC 5322 message");
+    let calendar_part = message.parts.iter().find(|part| {
+        part.content_type().is_some_and(|content_type| {
+            content_type.ctype() == "text" && content_type.subtype() == Some("calendar")
+        })
+    });
+    Opened {
+        message_id: message.message_id().unwrap_or_default().to_owned(),
+        subject: message.subject().unwrap_or_default().to_owned(),
+        text: message.body_text(0).unwrap_or_default().into_owned(),
+        calendar_method: calendar_part
+            .and_then(|part| part.content_type())
+            .and_then(|content_type| content_type.attribute("method"))
+            .unwrap_or_default()
+            .to_owned(),
+        calendar: calendar_part
+            .and_then(|part| part.text_contents())
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+/// What a test checks in a received invite, read by the `ical` crate.
+#[derive(Debug)]
+struct Invite {
+    method: String,
+    uid: String,
+    sequence: String,
+    dtstart: String,
+    dtstart_tzid: String,
+    status: String,
+    attendees: usize,
+    timezone_ids: Vec<String>,
+}
+
+fn parse_invite(ics: &str) -> Invite {
+    let calendar = ical::IcalParser::new(BufReader::new(ics.as_bytes()))
+        .next()
+        .expect("one calendar")
+        .expect("valid iCalendar");
+    let value = |properties: &[ical::property::Property], name: &str| {
+        properties
+            .iter()
+            .find(|property| property.name == name)
+            .and_then(|property| property.value.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(calendar.events.len(), 1, "one VEVENT");
+    let event = &calendar.events[0].properties;
+    let dtstart = event
+        .iter()
+        .find(|property| property.name == "DTSTART")
+        .expect("DTSTART");
+    Invite {
+        method: value(&calendar.properties, "METHOD"),
+        uid: value(event, "UID"),
+        sequence: value(event, "SEQUENCE"),
+        dtstart: dtstart.value.clone().unwrap_or_default(),
+        dtstart_tzid: dtstart
+            .params
+            .iter()
+            .flatten()
+            .find(|(name, _)| name == "TZID")
+            .and_then(|(_, values)| values.first().cloned())
+            .unwrap_or_default(),
+        status: value(event, "STATUS"),
+        attendees: event
+            .iter()
+            .filter(|property| property.name == "ATTENDEE")
+            .count(),
+        timezone_ids: calendar
+            .timezones
+            .iter()
+            .map(|timezone| value(&timezone.properties, "TZID"))
+            .collect(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The world: store, clock, service, scheduler with the notification dispatchers, worker.
+
+/// The three invented mayors of `sample`: (person id, name, address).
+fn mayors() -> Vec<(String, String, String)> {
+    sample::mayors()
+        .into_iter()
+        .enumerate()
+        .map(|(index, (name, email))| (format!("sindaco-{}", index + 1), name, email))
+        .collect()
+}
+
+fn shipped_catalog() -> Catalog {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("workflows");
+    let (catalog, diagnostics) = catalog::load(&[dir]);
+    assert!(
+        diagnostics.is_empty(),
+        "shipped workflows must validate: {diagnostics:?}"
+    );
+    catalog.expect("catalog")
+}
+
+struct World {
+    backend: String,
+    store: Store,
+    clock: ManualClock,
+    service: Service,
+    scheduler: Scheduler,
+    worker: DeliveryWorker,
+    mail: MailSettings,
+    _scratch: common::Scratch,
+}
+
+/// What differs between the tests' worlds.
+struct Setup {
+    /// Mayors (by index into `mayors()`) who prefer the daily digest.
+    digest_mayors: Vec<usize>,
+    /// The daily digest at 08:00 as a recurring job.
+    digest_job: bool,
+    max_attempts: u32,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            digest_mayors: Vec::new(),
+            digest_job: false,
+            max_attempts: 5,
+        }
+    }
+}
+
+impl World {
+    async fn build(
+        backend: String,
+        store: Store,
+        scratch: common::Scratch,
+        transport: Transport,
+        setup: &Setup,
+    ) -> World {
+        let clock = ManualClock::new(common::at("2026-12-01T09:00:00+01:00"));
+        let service = Service::new(store.clone(), Arc::new(clock.clone()));
+        let catalog = shipped_catalog();
+        service.install(&catalog).await.expect("install");
+        let now = clock.now();
+        for (index, (id, name, email)) in mayors().into_iter().enumerate() {
+            let organisation = format!("comune-{}", index + 1);
+            store
+                .add_organisation(&NewOrganisation {
+                    id: organisation.clone(),
+                    name: format!("Comune n. {}", index + 1),
+                    kind: OrganisationKind::Comune,
+                    codice_fiscale: None,
+                    runts: None,
+                    at: now,
+                })
+                .await
+                .expect("comune");
+            let digest = if setup.digest_mayors.contains(&index) {
+                "giornaliero"
+            } else {
+                "immediato"
+            };
+            store
+                .add_person(&NewPerson {
+                    id,
+                    name,
+                    email,
+                    organisation_id: organisation,
+                    roles: vec!["sindaco".to_owned()],
+                    digest: digest.to_owned(),
+                    at: now,
+                })
+                .await
+                .expect("sindaco");
+        }
+        let mut mail = MailSettings::new(catalog.templates, transport);
+        mail.from = FROM.to_owned();
+        mail.ambito = AMBITO.to_owned();
+        mail.delivery = DeliveryOptions {
+            worker_id: "postino".to_owned(),
+            batch: 50,
+            concurrency: 4,
+            max_attempts: setup.max_attempts,
+            backoff: std::time::Duration::from_secs(60),
+            max_backoff: std::time::Duration::from_secs(3600),
+            lease: Duration::minutes(5),
+            poll_interval: std::time::Duration::from_millis(10),
+        };
+        let cron = if setup.digest_job {
+            vec![CronJob::new("riepilogo", "0 0 8 * * *", "digest").expect("digest job")]
+        } else {
+            Vec::new()
+        };
+        let options = Options {
+            worker_id: "pianificatore".to_owned(),
+            lease: Duration::seconds(30),
+            cron,
+            ..Options::default()
+        };
+        let scheduler = delivery::install(
+            Scheduler::new(service.clone(), options).expect("scheduler"),
+            &mail,
+        );
+        let worker =
+            DeliveryWorker::new(store.clone(), mail.transport.clone(), mail.delivery.clone());
+        World {
+            backend,
+            store,
+            clock,
+            service,
+            scheduler,
+            worker,
+            mail,
+            _scratch: scratch,
+        }
+    }
+
+    /// Ticks the scheduler until idle and the worker until nothing is due, at the clock's
+    /// instant.
+    async fn settle(&self) {
+        for _ in 0..100 {
+            for _ in 0..1000 {
+                if self.scheduler.tick().await.expect("scheduler tick") == Outcome::Idle {
+                    break;
+                }
+            }
+            if self
+                .worker
+                .tick(self.clock.now())
+                .await
+                .expect("delivery tick")
+                == 0
+            {
+                return;
+            }
+        }
+        panic!("{}: never settled", self.backend);
+    }
+
+    async fn convened_meeting(&self) -> String {
+        let presidente = Actor {
+            id: "presidente".into(),
+            role: "presidente".into(),
+        };
+        let variables = json!({
+            "organo": "Assemblea dei Sindaci",
+            "ordine_del_giorno": ["Approvazione del verbale della seduta precedente", "Piano di Zona 2027-2029"],
+            "luogo": "Sala consiliare del Comune di Borgo Fiorito",
+            "data_seduta": SEDUTA,
+        });
+        let started = self
+            .service
+            .start(
+                "convocazione_assemblea",
+                None,
+                variables.as_object().cloned().unwrap_or_default(),
+                &presidente,
+                None,
+            )
+            .await
+            .expect("start");
+        let id = started.instance.id;
+        self.fire(&id, "convoca", json!({})).await;
+        id
+    }
+
+    async fn fire(&self, id: &str, event: &str, payload: Value) {
+        let command = Command {
+            event: event.into(),
+            actor: Actor {
+                id: "presidente".into(),
+                role: "presidente".into(),
+            },
+            payload: payload.as_object().cloned().unwrap_or_default(),
+        };
+        self.service
+            .fire(id, &command, None)
+            .await
+            .unwrap_or_else(|error| panic!("{}: {event}: {error}", self.backend));
+    }
+
+    async fn deliveries(&self, kind: &str) -> Vec<DeliveryRow> {
+        self.store
+            .deliveries(&DeliveryFilter::default())
+            .await
+            .expect("deliveries")
+            .into_iter()
+            .filter(|delivery| delivery.kind == kind)
+            .collect()
+    }
+}
+
+/// A world per backend, each with the transport `transport` gives it.
+async fn worlds(setup: &Setup, mut transport: impl FnMut() -> Transport) -> Vec<World> {
+    let mut out = Vec::new();
+    for (backend, store, scratch) in common::scratch_stores().await {
+        out.push(World::build(backend, store, scratch, transport(), setup).await);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convocations, moves and cancellations.
+
+#[tokio::test]
+async fn a_convocation_reaches_every_mayor_with_the_subject_the_italian_date_and_a_valid_invite() {
+    let mut receivers = Vec::new();
+    let worlds = worlds(&Setup::default(), || {
+        let (receiver, port) = Receiver::start(&[]);
+        receivers.push(receiver);
+        smtp_to(port)
+    })
+    .await;
+    for (world, receiver) in worlds.iter().zip(&receivers) {
+        let backend = &world.backend;
+        let id = world.convened_meeting().await;
+        world.settle().await;
+
+        let deliveries = world.deliveries("convocazione").await;
+        assert_eq!(deliveries.len(), 3, "{backend}: {deliveries:#?}");
+        assert_eq!(receiver.messages().len(), 3, "{backend}");
+        for (person, name, address) in mayors() {
+            let delivery = deliveries
+                .iter()
+                .find(|delivery| delivery.recipient_email == address)
+                .unwrap_or_else(|| panic!("{backend}: no delivery for {person}"));
+            assert_eq!(
+                delivery.status,
+                DeliveryStatus::Sent,
+                "{backend}: {delivery:#?}"
+            );
+            assert_eq!(delivery.attempts, 1, "{backend}");
+            assert!(
+                delivery
+                    .server_answer
+                    .as_deref()
+                    .is_some_and(|answer| answer.starts_with("250")),
+                "{backend}: {delivery:#?}"
+            );
+            assert!(delivery.sent_at.is_some(), "{backend}");
+            assert!(delivery.urgent, "{backend}");
+
+            let inbox = receiver.for_address(&address);
+            assert_eq!(inbox.len(), 1, "{backend}: {address} got {}", inbox.len());
+            let message = &inbox[0];
+            assert_eq!(
+                format!("<{}>", message.message_id),
+                delivery.message_id,
+                "{backend}"
+            );
+            assert_eq!(
+                message.message_id,
+                format!("delivery-{}-{person}@{MAIL_DOMAIN}", delivery.outbox_id),
+                "{backend}"
+            );
+            assert_eq!(
+                message.subject, "Convocazione Assemblea dei Sindaci – giovedì 14 gennaio 2027",
+                "{backend}"
+            );
+            assert!(
+                message.text.contains(&format!("Gentile {name},")),
+                "{backend}"
+            );
+            assert!(
+                message
+                    .text
+                    .contains("Data e ora: giovedì 14 gennaio 2027, ore 17:00"),
+                "{backend}: {}",
+                message.text
+            );
+            assert!(message.text.contains(AMBITO), "{backend}");
+            assert!(
+                message.text.contains("1. Approvazione del verbale"),
+                "{backend}"
+            );
+            assert_eq!(message.calendar_method, "REQUEST", "{backend}");
+
+            let invite = parse_invite(&message.calendar);
+            assert_eq!(invite.method, "REQUEST", "{backend}");
+            assert_eq!(invite.uid, format!("{id}@{MAIL_DOMAIN}"), "{backend}");
+            assert_eq!(invite.sequence, "0", "{backend}");
+            assert_eq!(invite.dtstart, "20270114T170000", "{backend}");
+            assert_eq!(invite.dtstart_tzid, "Europe/Rome", "{backend}");
+            assert_eq!(invite.status, "CONFIRMED", "{backend}");
+            assert_eq!(invite.timezone_ids, ["Europe/Rome"], "{backend}");
+            assert_eq!(invite.attendees, 3, "{backend}");
+        }
+        // The agenda is the invite's description.
+        let first = &receiver.messages()[0];
+        let unfolded = open(first).calendar.replace("\r\n ", "");
+        assert!(
+            unfolded.contains("DESCRIPTION:Ordine del giorno:\\n1. Approvazione del verbale"),
+            "{backend}: {unfolded}"
+        );
+        assert!(
+            unfolded.contains("ORGANIZER;CN=Ufficio di Piano – Borgo Fiorito:mailto:ufficiodipiano@borgofiorito.example.it"),
+            "{backend}: {unfolded}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_moved_meeting_sends_an_update_with_the_same_uid_and_sequence_plus_one() {
+    let mut receivers = Vec::new();
+    let worlds = worlds(&Setup::default(), || {
+        let (receiver, port) = Receiver::start(&[]);
+        receivers.push(receiver);
+        smtp_to(port)
+    })
+    .await;
+    for (world, receiver) in worlds.iter().zip(&receivers) {
+        let backend = &world.backend;
+        let id = world.convened_meeting().await;
+        world.settle().await;
+        world.clock.advance(Duration::days(3));
+        world
+            .fire(&id, "sposta", json!({ "data_seduta": SEDUTA_SPOSTATA }))
+            .await;
+        world.settle().await;
+
+        for (_, _, address) in mayors() {
+            let inbox = receiver.for_address(&address);
+            assert_eq!(inbox.len(), 2, "{backend}: {address}");
+            let first = parse_invite(&inbox[0].calendar);
+            let update = parse_invite(&inbox[1].calendar);
+            assert_eq!(update.method, "REQUEST", "{backend}");
+            assert_eq!(
+                update.uid, first.uid,
+                "{backend}: one UID for the meeting's life"
+            );
+            assert_eq!(update.uid, format!("{id}@{MAIL_DOMAIN}"), "{backend}");
+            assert_eq!(
+                (first.sequence.as_str(), update.sequence.as_str()),
+                ("0", "1"),
+                "{backend}"
+            );
+            assert_eq!(update.dtstart, "20270121T170000", "{backend}");
+            assert_eq!(update.dtstart_tzid, "Europe/Rome", "{backend}");
+            assert_eq!(
+                inbox[1].subject, "Convocazione Assemblea dei Sindaci – giovedì 21 gennaio 2027",
+                "{backend}"
+            );
+            assert_ne!(inbox[0].message_id, inbox[1].message_id, "{backend}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_meeting_sends_method_cancel_with_the_same_uid_and_a_higher_sequence() {
+    let mut receivers = Vec::new();
+    let worlds = worlds(&Setup::default(), || {
+        let (receiver, port) = Receiver::start(&[]);
+        receivers.push(receiver);
+        smtp_to(port)
+    })
+    .await;
+    for (world, receiver) in worlds.iter().zip(&receivers) {
+        let backend = &world.backend;
+        let id = world.convened_meeting().await;
+        world.settle().await;
+        world.clock.advance(Duration::days(1));
+        world
+            .fire(&id, "sposta", json!({ "data_seduta": SEDUTA_SPOSTATA }))
+            .await;
+        world.settle().await;
+        world.clock.advance(Duration::days(1));
+        world.fire(&id, "annulla", json!({})).await;
+        world.settle().await;
+
+        for (_, _, address) in mayors() {
+            let inbox = receiver.for_address(&address);
+            assert_eq!(inbox.len(), 3, "{backend}: {address}");
+            let cancel = &inbox[2];
+            assert_eq!(
+                cancel.subject, "Annullata: Assemblea dei Sindaci – giovedì 21 gennaio 2027",
+                "{backend}"
+            );
+            assert_eq!(cancel.calendar_method, "CANCEL", "{backend}");
+            let invite = parse_invite(&cancel.calendar);
+            assert_eq!(invite.method, "CANCEL", "{backend}");
+            assert_eq!(invite.status, "CANCELLED", "{backend}");
+            assert_eq!(invite.uid, format!("{id}@{MAIL_DOMAIN}"), "{backend}");
+            assert_eq!(invite.sequence, "2", "{backend}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nothing lost, nothing twice.
+
+#[tokio::test]
+async fn while_smtp_is_down_the_messages_wait_and_go_out_exactly_once_when_it_returns() {
+    let mut ports = Vec::new();
+    let worlds = worlds(&Setup::default(), || {
+        let port = silent_port();
+        ports.push(port);
+        smtp_to(port)
+    })
+    .await;
+    for (world, port) in worlds.iter().zip(ports) {
+        let backend = &world.backend;
+        world.convened_meeting().await;
+        world.settle().await;
+        let now = world.clock.now();
+
+        // Down: every delivery waits, with its attempt, the reason and a later due instant.
+        let waiting = world.deliveries("convocazione").await;
+        assert_eq!(waiting.len(), 3, "{backend}");
+        for delivery in &waiting {
+            assert_eq!(
+                delivery.status,
+                DeliveryStatus::Pending,
+                "{backend}: {delivery:#?}"
+            );
+            assert_eq!(delivery.attempts, 1, "{backend}");
+            assert!(delivery.next_attempt_at > now, "{backend}: {delivery:#?}");
+            assert!(
+                delivery.next_attempt_at <= now + Duration::seconds(60),
+                "{backend}: the first retry waits at most the base backoff"
+            );
+            let error = delivery.last_error.as_deref().unwrap_or_default();
+            assert!(error.contains("non è raggiungibile"), "{backend}: {error}");
+            assert!(
+                error.contains(&format!("127.0.0.1:{port}")),
+                "{backend}: {error}"
+            );
+            assert_eq!(delivery.last_code, None, "{backend}");
+            assert!(
+                delivery.lease_until.is_none(),
+                "{backend}: the claim is given back"
+            );
+        }
+        // Jitter: the three retries are not all due at the same instant.
+        let instants: std::collections::BTreeSet<_> = waiting
+            .iter()
+            .map(|delivery| delivery.next_attempt_at)
+            .collect();
+        assert!(instants.len() > 1, "{backend}: {instants:?}");
+        // Not due yet: nothing is tried.
+        world.clock.advance(Duration::seconds(20));
+        assert_eq!(
+            world.worker.tick(world.clock.now()).await.expect("tick"),
+            0,
+            "{backend}"
+        );
+        // Still down at the second attempt.
+        world.clock.advance(Duration::minutes(2));
+        world.settle().await;
+        for delivery in world.deliveries("convocazione").await {
+            assert_eq!(
+                (delivery.status, delivery.attempts),
+                (DeliveryStatus::Pending, 2),
+                "{backend}"
+            );
+        }
+
+        // Back up on the same port: each message goes out once.
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("the port is free again");
+        let receiver = Receiver::on(listener, &[]);
+        world.clock.advance(Duration::hours(2));
+        world.settle().await;
+        world.clock.advance(Duration::days(1));
+        world.settle().await;
+        for (_, _, address) in mayors() {
+            assert_eq!(
+                receiver.for_address(&address).len(),
+                1,
+                "{backend}: {address}"
+            );
+        }
+        assert_eq!(receiver.messages().len(), 3, "{backend}");
+        for delivery in world.deliveries("convocazione").await {
+            assert_eq!(
+                delivery.status,
+                DeliveryStatus::Sent,
+                "{backend}: {delivery:#?}"
+            );
+            assert_eq!(delivery.attempts, 3, "{backend}");
+            assert!(delivery.lease_until.is_none(), "{backend}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_recipient_refused_permanently_fails_visibly_and_the_others_go_out() {
+    let refused = mayors()[1].2.clone();
+    let mut receivers = Vec::new();
+    let worlds = worlds(&Setup::default(), || {
+        let (receiver, port) = Receiver::start(&[(refused.as_str(), 550)]);
+        receivers.push(receiver);
+        smtp_to(port)
+    })
+    .await;
+    for (world, receiver) in worlds.iter().zip(&receivers) {
+        let backend = &world.backend;
+        world.convened_meeting().await;
+        world.settle().await;
+        world.clock.advance(Duration::days(1));
+        world.settle().await;
+
+        let failed = world
+            .store
+            .deliveries(&DeliveryFilter {
+                status: Some(DeliveryStatus::Failed),
+                ..DeliveryFilter::default()
+            })
+            .await
+            .expect("failed deliveries");
+        assert_eq!(failed.len(), 1, "{backend}: {failed:#?}");
+        assert_eq!(failed[0].recipient_email, refused, "{backend}");
+        assert_eq!(failed[0].last_code, Some(550), "{backend}");
+        assert_eq!(failed[0].attempts, 1, "{backend}: a refusal is not retried");
+        let error = failed[0].last_error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains("550") && error.contains("Mailbox unavailable"),
+            "{backend}: {error}"
+        );
+
+        let sent = world
+            .store
+            .deliveries(&DeliveryFilter {
+                status: Some(DeliveryStatus::Sent),
+                ..DeliveryFilter::default()
+            })
+            .await
+            .expect("sent deliveries");
+        assert_eq!(sent.len(), 2, "{backend}");
+        assert!(receiver.for_address(&refused).is_empty(), "{backend}");
+        assert_eq!(receiver.messages().len(), 2, "{backend}");
+        // The outbox row itself is done: the failure is the delivery's, for one person.
+        let rows = world.store.outbox_rows(None).await.expect("outbox");
+        assert!(
+            rows.iter()
+                .filter(|row| row.kind == "notify")
+                .all(|row| row.status == OutboxStatus::Done),
+            "{backend}: {rows:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn after_the_last_attempt_a_delivery_is_failed_and_kept_never_dropped() {
+    let setup = Setup {
+        max_attempts: 2,
+        ..Setup::default()
+    };
+    let worlds = worlds(&setup, || smtp_to(silent_port())).await;
+    for world in &worlds {
+        let backend = &world.backend;
+        world.convened_meeting().await;
+        world.settle().await;
+        world.clock.advance(Duration::hours(1));
+        world.settle().await;
+        world.clock.advance(Duration::days(1));
+        world.settle().await;
+        let deliveries = world.deliveries("convocazione").await;
+        assert_eq!(deliveries.len(), 3, "{backend}");
+        for delivery in deliveries {
+            assert_eq!(
+                delivery.status,
+                DeliveryStatus::Failed,
+                "{backend}: {delivery:#?}"
+            );
+            assert_eq!(delivery.attempts, 2, "{backend}");
+            let error = delivery.last_error.unwrap_or_default();
+            assert!(
+                error.contains("abbandonata dopo 2 tentativi"),
+                "{backend}: {error}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_notification_dispatched_again_after_a_crash_creates_no_second_delivery() {
+    let mut receivers = Vec::new();
+    let worlds = worlds(&Setup::default(), || {
+        let (receiver, port) = Receiver::start(&[]);
+        receivers.push(receiver);
+        smtp_to(port)
+    })
+    .await;
+    for (world, receiver) in worlds.iter().zip(&receivers) {
+        let backend = &world.backend;
+        world.convened_meeting().await;
+        world.settle().await;
+        let row = world
+            .store
+            .outbox_rows(None)
+            .await
+            .expect("outbox")
+            .into_iter()
+            .find(|row| row.kind == "notify")
+            .expect("the convocation row");
+        // The scheduler died after the fan-out and before marking the row done: it runs again.
+        let dispatch = NotifyDispatch::new(world.service.clone(), &world.mail);
+        dispatch.dispatch(&row).await.expect("dispatched again");
+        dispatch.dispatch(&row).await.expect("and again");
+        world.clock.advance(Duration::days(1));
+        world.settle().await;
+        assert_eq!(world.deliveries("convocazione").await.len(), 3, "{backend}");
+        assert_eq!(receiver.messages().len(), 3, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_held_by_a_worker_that_died_is_sent_after_the_lease_with_the_same_message_id() {
+    let mut receivers = Vec::new();
+    let worlds = worlds(&Setup::default(), || {
+        let (receiver, port) = Receiver::start(&[]);
+        receivers.push(receiver);
+        smtp_to(port)
+    })
+    .await;
+    for (world, receiver) in worlds.iter().zip(&receivers) {
+        let backend = &world.backend;
+        world.convened_meeting().await;
+        // Let the scheduler fan out, but do not send yet.
+        while world.scheduler.tick().await.expect("tick") != Outcome::Idle {}
+        // Another worker claims everything and dies before sending.
+        let claimed = world
+            .store
+            .claim_deliveries(world.clock.now(), 10, "morto", Duration::minutes(5))
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 3, "{backend}");
+        assert_eq!(
+            world.worker.tick(world.clock.now()).await.expect("tick"),
+            0,
+            "{backend}: held by the dead worker"
+        );
+        // Its lease runs out: this worker sends them, once, under the ids chosen at creation.
+        world.clock.advance(Duration::minutes(6));
+        world.settle().await;
+        let deliveries = world.deliveries("convocazione").await;
+        for delivery in &deliveries {
+            assert_eq!(delivery.status, DeliveryStatus::Sent, "{backend}");
+            assert_eq!(delivery.attempts, 2, "{backend}: the dead claim counts");
+            assert_eq!(delivery.claimed_by.as_deref(), Some("postino"), "{backend}");
+        }
+        let mut received: Vec<String> = receiver
+            .messages()
+            .iter()
+            .map(|message| format!("<{}>", open(message).message_id))
+            .collect();
+        let mut expected: Vec<String> = deliveries
+            .iter()
+            .map(|delivery| delivery.message_id.clone())
+            .collect();
+        received.sort();
+        expected.sort();
+        assert_eq!(received, expected, "{backend}");
+        // The dead worker's late record changes nothing.
+        assert!(
+            !world
+                .store
+                .delivery_sent(claimed[0].id, "morto", "250 tardi", world.clock.now())
+                .await
+                .expect("late record"),
+            "{backend}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preferences and recipients.
+
+#[tokio::test]
+async fn a_person_who_prefers_the_digest_gets_one_riepilogo_instead_of_a_non_urgent_message() {
+    let setup = Setup {
+        digest_mayors: vec![1],
+        digest_job: true,
+        ..Setup::default()
+    };
+    let mut receivers = Vec::new();
+    let worlds = worlds(&setup, || {
+        let (receiver, port) = Receiver::start(&[]);
+        receivers.push(receiver);
+        smtp_to(port)
+    })
+    .await;
+    let digest_mayor = mayors()[1].clone();
+    for (world, receiver) in worlds.iter().zip(&receivers) {
+        let backend = &world.backend;
+        world.convened_meeting().await;
+        world.settle().await;
+        // The convocation is urgent: the digest reader gets it at once like everyone.
+        assert_eq!(receiver.for_address(&digest_mayor.2).len(), 1, "{backend}");
+
+        // That morning's digest has nothing to send; seven days before the meeting, at 17:00,
+        // the (non-urgent) reminder fires.
+        world.clock.set(common::at("2027-01-07T08:00:00+01:00"));
+        world.settle().await;
+        world.clock.set(common::at("2027-01-07T17:00:00+01:00"));
+        world.settle().await;
+        let reminders = world.deliveries("promemoria_scadenza").await;
+        assert_eq!(reminders.len(), 3, "{backend}: {reminders:#?}");
+        let held: Vec<&DeliveryRow> = reminders
+            .iter()
+            .filter(|delivery| delivery.status == DeliveryStatus::Held)
+            .collect();
+        assert_eq!(held.len(), 1, "{backend}");
+        assert_eq!(
+            held[0].person_id.as_deref(),
+            Some(digest_mayor.0.as_str()),
+            "{backend}"
+        );
+        for (_, _, address) in [&mayors()[0], &mayors()[2]] {
+            let inbox = receiver.for_address(address);
+            assert_eq!(inbox.len(), 2, "{backend}: {address}");
+            assert!(
+                inbox[1]
+                    .subject
+                    .starts_with("Promemoria: scadenza giovedì 14 gennaio 2027, ore 17:00"),
+                "{backend}: {}",
+                inbox[1].subject
+            );
+        }
+        assert_eq!(
+            receiver.for_address(&digest_mayor.2).len(),
+            1,
+            "{backend}: held"
+        );
+
+        // The next morning at 8:00 the digest job runs: one riepilogo listing the reminder.
+        world.clock.set(common::at("2027-01-08T08:00:00+01:00"));
+        world.settle().await;
+        world.clock.advance(Duration::hours(1));
+        world.settle().await;
+        let inbox = receiver.for_address(&digest_mayor.2);
+        assert_eq!(inbox.len(), 2, "{backend}: {inbox:#?}");
+        let riepilogo = &inbox[1];
+        assert_eq!(
+            riepilogo.subject, "Riepilogo del 08/01/2027 – 1 novità",
+            "{backend}"
+        );
+        assert!(
+            riepilogo
+                .text
+                .contains(&format!("Gentile {},", digest_mayor.1)),
+            "{backend}"
+        );
+        assert!(
+            riepilogo
+                .text
+                .contains("1. Convocazione dell'Assemblea dei Sindaci: Promemoria: scadenza giovedì 14 gennaio 2027"),
+            "{backend}: {}",
+            riepilogo.text
+        );
+        assert!(
+            riepilogo.text.contains("scadenza: giovedì 14 gennaio 2027"),
+            "{backend}: {}",
+            riepilogo.text
+        );
+        assert!(
+            inbox
+                .iter()
+                .all(|message| !message.subject.starts_with("Promemoria")),
+            "{backend}"
+        );
+        let digested = world
+            .store
+            .deliveries(&DeliveryFilter {
+                status: Some(DeliveryStatus::Digested),
+                ..DeliveryFilter::default()
+            })
+            .await
+            .expect("digested");
+        assert_eq!(digested.len(), 1, "{backend}");
+        assert_eq!(
+            world.deliveries("riepilogo_giornaliero").await.len(),
+            1,
+            "{backend}"
+        );
+        // The next day's digest has nothing to say to anyone: no email.
+        world.clock.set(common::at("2027-01-09T08:30:00+01:00"));
+        world.settle().await;
+        assert_eq!(receiver.for_address(&digest_mayor.2).len(), 2, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn an_ets_notification_goes_only_to_the_organisations_that_submitted() {
+    let mail_dir = tempfile::tempdir().expect("mail dir");
+    let worlds = worlds(&Setup::default(), || Transport::files(mail_dir.path())).await;
+    let rup = Actor {
+        id: "rup".into(),
+        role: "rup".into(),
+    };
+    let command = |event: &str, payload: Value| Command {
+        event: event.into(),
+        actor: rup.clone(),
+        payload: payload.as_object().cloned().unwrap_or_default(),
+    };
+    for world in &worlds {
+        let backend = &world.backend;
+        let now = world.clock.now();
+        for (organisation, person, email) in [
+            ("ets-ponte", "ets-ponte-1", "progetti@ilponte.example.org"),
+            (
+                "ets-orizzonti",
+                "ets-orizzonti-1",
+                "segreteria@orizzonti.example.org",
+            ),
+        ] {
+            world
+                .store
+                .add_organisation(&NewOrganisation {
+                    id: organisation.into(),
+                    name: organisation.into(),
+                    kind: OrganisationKind::Ets,
+                    codice_fiscale: None,
+                    runts: None,
+                    at: now,
+                })
+                .await
+                .expect("ets");
+            world
+                .store
+                .add_person(&NewPerson {
+                    id: person.into(),
+                    name: format!("Referente {organisation}"),
+                    email: email.into(),
+                    organisation_id: organisation.into(),
+                    roles: vec!["ets".into()],
+                    digest: "immediato".into(),
+                    at: now,
+                })
+                .await
+                .expect("referente");
+        }
+        let started = world
+            .service
+            .start(
+                "avviso_coprogettazione",
+                None,
+                json!({"oggetto": "Servizi per l'inclusione"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                &rup,
+                None,
+            )
+            .await
+            .expect("avviso");
+        let id = started.instance.id;
+        world
+            .service
+            .fire(
+                &id,
+                &command("pubblica", json!({"data_pubblicazione": "2026-12-01"})),
+                None,
+            )
+            .await
+            .expect("pubblica");
+        world.settle().await;
+        // Before anyone submitted, every ETS hears of the avviso.
+        assert_eq!(
+            world.deliveries("avviso_pubblicato").await.len(),
+            2,
+            "{backend}"
+        );
+
+        let submitted = world
+            .store
+            .submit(&NewSubmission {
+                id: "domanda-1".into(),
+                instance_id: id.clone(),
+                organisation_id: "ets-ponte".into(),
+                person_id: "ets-ponte-1".into(),
+                note: None,
+                documents: Vec::new(),
+                at: now,
+            })
+            .await
+            .expect("submit");
+        assert!(matches!(submitted, Submitted::Created(_)), "{backend}");
+        world.clock.set(common::at("2027-01-12T09:00:00+01:00"));
+        world.settle().await;
+        world
+            .service
+            .fire(
+                &id,
+                &command("richiedi_soccorso", json!({"documenti_mancanti": ["DURC"]})),
+                None,
+            )
+            .await
+            .expect("soccorso");
+        world.settle().await;
+        let soccorso = world.deliveries("soccorso_istruttorio").await;
+        let recipients: Vec<&str> = soccorso
+            .iter()
+            .map(|delivery| delivery.recipient_email.as_str())
+            .collect();
+        assert_eq!(recipients, ["progetti@ilponte.example.org"], "{backend}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures that are the message's, and the protocol register.
+
+#[tokio::test]
+async fn a_template_missing_a_variable_fails_the_notification_naming_template_and_variable() {
+    let mail_dir = tempfile::tempdir().expect("mail dir");
+    let worlds = worlds(&Setup::default(), || Transport::files(mail_dir.path())).await;
+    for world in &worlds {
+        let backend = &world.backend;
+        world.convened_meeting().await;
+        let mut row = world
+            .store
+            .outbox_rows(None)
+            .await
+            .expect("outbox")
+            .into_iter()
+            .find(|row| row.kind == "notify")
+            .expect("the convocation row");
+        if let procedo::engine::Effect::Notify(plan) = &mut row.payload
+            && let Some(context) = plan.context.as_object_mut()
+        {
+            context.remove("organo");
+        }
+        let error = NotifyDispatch::new(world.service.clone(), &world.mail)
+            .dispatch(&row)
+            .await
+            .expect_err("cannot render");
+        let DispatchError::Permanent(message) = &error else {
+            panic!("{backend}: a render error is permanent: {error:?}");
+        };
+        assert!(
+            message.contains("convocazione") && message.contains("organo"),
+            "{backend}: {message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn protocol_numbers_run_per_year_with_seven_digits_once_per_outbox_row() {
+    let mail_dir = tempfile::tempdir().expect("mail dir");
+    for (backend, store, _scratch) in common::scratch_stores().await {
+        let clock = ManualClock::new(common::at("2026-12-31T23:00:00+01:00"));
+        let service = Service::new(store.clone(), Arc::new(clock.clone()));
+        service.install(&shipped_catalog()).await.expect("install");
+        let presidente = Actor {
+            id: "presidente".into(),
+            role: "presidente".into(),
+        };
+        let variables = json!({
+            "organo": "Assemblea dei Sindaci",
+            "ordine_del_giorno": ["Varie"],
+            "luogo": "Sala consiliare",
+            "data_seduta": "2027-01-20T17:00:00+01:00",
+        });
+        let started = service
+            .start(
+                "convocazione_assemblea",
+                None,
+                variables.as_object().cloned().unwrap_or_default(),
+                &presidente,
+                None,
+            )
+            .await
+            .expect("start");
+        let command = Command {
+            event: "convoca".into(),
+            actor: presidente.clone(),
+            payload: serde_json::Map::new(),
+        };
+        service
+            .fire(&started.instance.id, &command, None)
+            .await
+            .expect("convoca");
+        let scheduler = delivery::install(
+            Scheduler::new(
+                service.clone(),
+                Options {
+                    worker_id: "p".into(),
+                    ..Options::default()
+                },
+            )
+            .expect("scheduler"),
+            &MailSettings::new(
+                shipped_catalog().templates,
+                Transport::files(mail_dir.path()),
+            ),
+        );
+        while scheduler.tick().await.expect("tick") != Outcome::Idle {}
+        let row = store
+            .outbox_rows(None)
+            .await
+            .expect("outbox")
+            .into_iter()
+            .find(|row| row.kind == "protocollo")
+            .expect("protocollo row");
+        assert_eq!(row.status, OutboxStatus::Done, "{backend}");
+        let entry = store
+            .protocol_entry_of_outbox(row.id)
+            .await
+            .expect("read")
+            .expect("registered");
+        assert_eq!((entry.year, entry.number), (2026, 1), "{backend}");
+        assert_eq!(entry.to_string(), "0000001/2026", "{backend}");
+        assert_eq!(
+            entry.subject, "Convocazione Assemblea dei Sindaci",
+            "{backend}"
+        );
+        assert_eq!(entry.direction, "uscita", "{backend}");
+
+        // The same row again: the first number back.
+        let again = store
+            .register_protocol(&NewRegistration {
+                direction: "uscita".into(),
+                subject: "altro".into(),
+                instance_id: Some(started.instance.id.clone()),
+                outbox_id: Some(row.id),
+                at: clock.now(),
+            })
+            .await
+            .expect("again");
+        assert_eq!(again, Registered::Existing(entry.clone()), "{backend}");
+
+        // Eight at once at 00:30 on 1 January (Rome): a new year, numbers 1..8, no gaps.
+        let new_year = common::at("2027-01-01T00:30:00+01:00");
+        let mut handles = Vec::new();
+        for index in 0..8 {
+            let store = store.clone();
+            handles.push(tokio::spawn(async move {
+                store
+                    .register_protocol(&NewRegistration {
+                        direction: "entrata".into(),
+                        subject: format!("Documento {index}"),
+                        instance_id: None,
+                        outbox_id: None,
+                        at: new_year,
+                    })
+                    .await
+            }));
+        }
+        let mut numbers = Vec::new();
+        for handle in handles {
+            let registered = handle.await.expect("joined").expect("registered");
+            assert!(matches!(registered, Registered::New(_)), "{backend}");
+            assert_eq!(registered.entry().year, 2027, "{backend}");
+            numbers.push(registered.entry().number);
+        }
+        numbers.sort_unstable();
+        assert_eq!(numbers, (1..=8).collect::<Vec<i64>>(), "{backend}");
+        let day = store
+            .protocol_entries_between(
+                common::at("2027-01-01T00:00:00+01:00"),
+                common::at("2027-01-02T00:00:00+01:00"),
+            )
+            .await
+            .expect("the day's register");
+        assert_eq!(day.len(), 8, "{backend}");
+        assert_eq!(day[0].padded_number(), "0000001", "{backend}");
+
+        // The daily register job of 2 January lists 1 January's registrations and succeeds.
+        clock.set(common::at("2027-01-02T00:05:00+01:00"));
+        let registro = CronJob::new("registro", "0 5 0 * * *", "protocol_register").expect("job");
+        let scheduler = delivery::install(
+            Scheduler::new(
+                service.clone(),
+                Options {
+                    worker_id: "r".into(),
+                    cron: vec![registro],
+                    ..Options::default()
+                },
+            )
+            .expect("scheduler"),
+            &MailSettings::new(
+                shipped_catalog().templates,
+                Transport::files(mail_dir.path()),
+            ),
+        );
+        while scheduler.tick().await.expect("tick") != Outcome::Idle {}
+        let register_rows: Vec<_> = store
+            .outbox_rows(None)
+            .await
+            .expect("outbox")
+            .into_iter()
+            .filter(|row| row.kind == "protocol_register")
+            .collect();
+        assert_eq!(register_rows.len(), 1, "{backend}");
+        assert_eq!(
+            register_rows[0].status,
+            OutboxStatus::Done,
+            "{backend}: {register_rows:#?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker as a process runs it.
+
+#[tokio::test]
+async fn the_running_worker_sends_what_is_due_and_stops_on_shutdown() {
+    let mut dirs = Vec::new();
+    let worlds = worlds(&Setup::default(), || {
+        let dir = tempfile::tempdir().expect("mail dir");
+        let transport = Transport::files(dir.path());
+        dirs.push(dir);
+        transport
+    })
+    .await;
+    for (world, dir) in worlds.iter().zip(&dirs) {
+        let backend = &world.backend;
+        world.convened_meeting().await;
+        while world.scheduler.tick().await.expect("tick") != Outcome::Idle {}
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(world.worker.clone().run(
+            Arc::new(world.clock.clone()),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        // Wait for the condition (bounded), not for a fixed time.
+        let sent = |world: &World| {
+            let store = world.store.clone();
+            async move {
+                store
+                    .deliveries(&DeliveryFilter {
+                        status: Some(DeliveryStatus::Sent),
+                        ..DeliveryFilter::default()
+                    })
+                    .await
+                    .expect("deliveries")
+                    .len()
+            }
+        };
+        for _ in 0..500 {
+            if sent(world).await == 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(sent(world).await, 3, "{backend}");
+        stop.send(()).expect("the worker listens");
+        tokio::time::timeout(std::time::Duration::from_secs(5), running)
+            .await
+            .expect("stops promptly")
+            .expect("joined");
+        let files = std::fs::read_dir(dir.path())
+            .expect("mail dir")
+            .filter_map(Result::ok)
+            .filter(|entry| {
+                entry
+                    .path()
+                    .extension()
+                    .is_some_and(|extension| extension == "eml")
+            })
+            .count();
+        assert_eq!(files, 3, "{backend}");
+    }
+}
