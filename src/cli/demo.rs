@@ -43,8 +43,12 @@ fn at(text: &str) -> anyhow::Result<DateTime<Utc>> {
     Ok(DateTime::parse_from_rfc3339(text).with_context(|| format!("istante '{text}'"))?.with_timezone(&Utc))
 }
 
+/// "gio 14/01/2027 17:00": an instant as a person in Italy reads it.
 fn local(t: DateTime<Utc>) -> String {
-    t.with_timezone(&ROME).format("%a %d/%m/%Y %H:%M").to_string()
+    use chrono::Datelike;
+    const DAYS: [&str; 7] = ["lun", "mar", "mer", "gio", "ven", "sab", "dom"];
+    let t = t.with_timezone(&ROME);
+    format!("{} {}", DAYS[t.weekday().num_days_from_monday() as usize], t.format("%d/%m/%Y %H:%M"))
 }
 
 struct Demo {
