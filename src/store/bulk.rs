@@ -1,7 +1,8 @@
-//! Bulk writes for benchmarks and imports: many instance starts in one transaction with
-//! multi-row inserts, and the lateness of every fired timer. The rows are the same as
-//! `commit_start` writes, so everything downstream (the scheduler, the history) sees ordinary
-//! instances.
+//! Bulk writes: many instance starts in one transaction (benchmarks, imports), many timer
+//! steps in one transaction (the scheduler on SQLite, where each statement costs a hop to the
+//! connection's thread and one writer commits at a time), and the lateness of fired timers.
+//! The rows are the ones `commit_start` and `commit_step` write, so everything downstream sees
+//! ordinary instances and history.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -9,9 +10,15 @@ use sea_orm::{
     ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
 };
 
+use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Expr, ExprTrait};
+
 use super::entities::{history, instance, timer};
-use super::timers::TimerStatus;
-use super::{Error, Result, StartRecord, Store, instant, outbox, settle, to_json};
+use super::timers::{self, TimerStatus};
+use super::{
+    Committed, Error, InstanceRow, Result, StartRecord, StepRecord, Store, instant, outbox, settle,
+    to_json,
+};
 use crate::engine::Effect;
 
 /// Rows per multi-row insert: under SQLite's and PostgreSQL's limits on bound parameters
@@ -38,10 +45,11 @@ impl Store {
                 let mut timers = Vec::new();
                 for r in chunk {
                     let at = instant(r.at);
-                    let definition_version = i32::try_from(r.definition_version).map_err(|_| Error::NotFound {
-                        what: "definizione",
-                        id: format!("{} versione {}", r.definition_id, r.definition_version),
-                    })?;
+                    let definition_version =
+                        i32::try_from(r.definition_version).map_err(|_| Error::NotFound {
+                            what: "definizione",
+                            id: format!("{} versione {}", r.definition_id, r.definition_version),
+                        })?;
                     instances.push(instance::ActiveModel {
                         id: Set(r.instance_id.to_string()),
                         definition_id: Set(r.definition_id.to_string()),
@@ -88,16 +96,24 @@ impl Store {
                             }),
                             // A new instance has no armed timer to cancel.
                             Effect::CancelTimer { .. } => {}
-                            Effect::Notify(_) | Effect::RegisterProtocol { .. } | Effect::StartInstance { .. } => {
+                            Effect::Notify(_)
+                            | Effect::RegisterProtocol { .. }
+                            | Effect::StartInstance { .. } => {
                                 outbox::enqueue(&txn, Some(r.instance_id), effect, at).await?;
                             }
                         }
                     }
                 }
-                instance::Entity::insert_many(instances).exec_without_returning(&txn).await?;
-                history::Entity::insert_many(entries).exec_without_returning(&txn).await?;
+                instance::Entity::insert_many(instances)
+                    .exec_without_returning(&txn)
+                    .await?;
+                history::Entity::insert_many(entries)
+                    .exec_without_returning(&txn)
+                    .await?;
                 for timers in timers.chunks(CHUNK) {
-                    timer::Entity::insert_many(timers.to_vec()).exec_without_returning(&txn).await?;
+                    timer::Entity::insert_many(timers.to_vec())
+                        .exec_without_returning(&txn)
+                        .await?;
                 }
             }
             Ok(records.len() as u64)
@@ -118,6 +134,165 @@ impl Store {
             .into_tuple()
             .all(&self.db)
             .await?;
-        Ok(rows.into_iter().filter_map(|(fire_at, fired_at)| fired_at.map(|f| (fire_at, f))).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(|(fire_at, fired_at)| fired_at.map(|f| (fire_at, f)))
+            .collect())
     }
+
+    /// Instances by id, in no particular order; ids that do not exist are left out.
+    pub async fn instances_by_id(&self, ids: &[&str]) -> Result<Vec<InstanceRow>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let models = instance::Entity::find()
+                .filter(instance::Column::Id.is_in(chunk.iter().copied()))
+                .all(&self.db)
+                .await?;
+            for model in models {
+                out.push(InstanceRow::from_model(model)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commits many steps that fire claimed timers, in one transaction, each as `commit_step`
+    /// would: the timer must still be claimed (`StaleTimer` otherwise) and becomes done, the
+    /// instance moves from `expected_version` (`Conflict` otherwise: the timer is then given
+    /// back, pending, to be fired again on the new state), the step's timers and outbox rows
+    /// are written and its history row appended. A refused record writes nothing and does not
+    /// affect the others; an error of the database rolls back the whole batch.
+    ///
+    /// Every record must have `fired_timer` and no idempotency key; at most one record per
+    /// instance (a second one would see `Conflict`).
+    #[tracing::instrument(skip_all, fields(count = records.len()))]
+    pub async fn commit_timer_steps(
+        &self,
+        records: &[(StepRecord<'_>, &str)],
+    ) -> Result<Vec<Result<Committed>>> {
+        let txn = self.begin_write().await?;
+        let outcome = async {
+            let mut results = Vec::with_capacity(records.len());
+            let mut entries = Vec::with_capacity(records.len());
+            for (r, fired_key) in records {
+                let result = timer_step_in(&txn, r, fired_key).await?;
+                if let Ok(committed) = &result {
+                    entries.push(history_row(r, committed.seq)?);
+                }
+                results.push(result);
+            }
+            for chunk in entries.chunks(CHUNK) {
+                history::Entity::insert_many(chunk.to_vec())
+                    .exec_without_returning(&txn)
+                    .await?;
+            }
+            Ok(results)
+        }
+        .await;
+        settle(txn, outcome).await
+    }
+}
+
+/// One record of `commit_timer_steps`: the outer error is the database's (abort the batch),
+/// the inner one the record's refusal (nothing of it written).
+async fn timer_step_in<C: ConnectionTrait>(
+    conn: &C,
+    r: &StepRecord<'_>,
+    fired_key: &str,
+) -> Result<Result<Committed>> {
+    let (Some(timer_id), None) = (r.fired_timer, r.idempotency_key) else {
+        return Err(Error::Database(format!(
+            "passo in blocco dell'istanza {}: serve un timer e nessuna chiave",
+            r.instance_id
+        )));
+    };
+    let at = instant(r.at);
+    // The claim first: a stale timer leaves nothing to undo.
+    match timers::mark_fired(conn, timer_id, r.instance_id, at).await {
+        Ok(()) => {}
+        Err(refused @ Error::StaleTimer { .. }) => return Ok(Err(refused)),
+        Err(e) => return Err(e),
+    }
+    let moved = instance::Entity::update_many()
+        .col_expr(instance::Column::State, Expr::value(r.step.to.clone()))
+        .col_expr(instance::Column::IsFinal, Expr::value(r.step.is_final))
+        .col_expr(instance::Column::Data, Expr::value(to_json(&r.step.data)?))
+        .col_expr(
+            instance::Column::Version,
+            Expr::col(instance::Column::Version).add(1),
+        )
+        .col_expr(instance::Column::UpdatedAt, Expr::value(at))
+        .filter(instance::Column::Id.eq(r.instance_id))
+        .filter(instance::Column::Version.eq(r.expected_version))
+        .exec(conn)
+        .await?;
+    if moved.rows_affected == 0 {
+        // Undo the timer's half: pending again, for whoever fires it on the new state.
+        timer::Entity::update_many()
+            .col_expr(
+                timer::Column::Status,
+                Expr::value(TimerStatus::Pending.as_str()),
+            )
+            .col_expr(
+                timer::Column::ClaimedBy,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                timer::Column::LeaseUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                timer::Column::FiredAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(timer::Column::Outcome, Expr::value(Option::<String>::None))
+            .filter(timer::Column::Id.eq(timer_id))
+            .exec(conn)
+            .await?;
+        return Ok(Err(Error::Conflict {
+            instance_id: r.instance_id.to_string(),
+            expected_version: r.expected_version,
+        }));
+    }
+    for effect in &r.step.effects {
+        match effect {
+            Effect::ScheduleTimer(plan) => {
+                timers::disarm(conn, r.instance_id, &plan.key, timers::REPLACED).await?;
+                timers::arm(conn, r.instance_id, plan, at).await?;
+            }
+            // The fired timer's own key: its only armed row is the one just marked done.
+            Effect::CancelTimer { key } if key == fired_key => {}
+            Effect::CancelTimer { key } => {
+                timers::disarm(conn, r.instance_id, key, timers::CANCELLED).await?;
+            }
+            Effect::Notify(_) | Effect::RegisterProtocol { .. } | Effect::StartInstance { .. } => {
+                outbox::enqueue(conn, Some(r.instance_id), effect, at).await?;
+            }
+        }
+    }
+    let seq = r.expected_version + 1;
+    Ok(Ok(Committed {
+        instance_id: r.instance_id.to_string(),
+        seq,
+        version: seq,
+        replayed: false,
+    }))
+}
+
+/// The history row of a step record.
+fn history_row(r: &StepRecord<'_>, seq: i64) -> Result<history::ActiveModel> {
+    Ok(history::ActiveModel {
+        id: NotSet,
+        instance_id: Set(r.instance_id.to_string()),
+        seq: Set(seq),
+        at: Set(instant(r.at)),
+        actor_id: Set(r.actor.id.clone()),
+        role: Set(r.actor.role.clone()),
+        event: Set(r.step.event.clone()),
+        from_state: Set(r.step.from.clone()),
+        to_state: Set(r.step.to.clone()),
+        payload: Set(to_json(r.payload)?),
+        late: Set(r.late),
+        idempotency_key: Set(None),
+        effects: Set(to_json(&r.step.effects)?),
+    })
 }

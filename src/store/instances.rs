@@ -107,7 +107,7 @@ pub struct InstanceRow {
 }
 
 impl InstanceRow {
-    fn from_model(m: instance::Model) -> Result<InstanceRow> {
+    pub(super) fn from_model(m: instance::Model) -> Result<InstanceRow> {
         let definition_version = u32::try_from(m.definition_version)
             .map_err(|_| Error::Corrupt(format!("instances.definition_version di {}", m.id)))?;
         let data = from_json(&m.data, format_args!("instances.data di {}", m.id))?;

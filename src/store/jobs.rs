@@ -4,17 +4,13 @@
 //! stay pending, untouched, for the worker that can).
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Order, Query};
-use sea_orm::{
-    ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder,
-};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder};
 
-use super::entities::{cron_run, outbox, timer};
-use super::outbox::{OutboxRow, OutboxStatus};
-use super::timers::{TimerStatus, lease_end};
-use super::{Error, Result, Store, instant, settle, to_json};
+use super::entities::{cron_run, timer};
+use super::outbox::{self, OutboxRow};
+use super::timers::TimerStatus;
+use super::{Result, Store, instant, settle};
 use crate::engine::Effect;
 
 impl Store {
@@ -57,7 +53,7 @@ impl Store {
             if recorded.rows_affected == 0 {
                 return Ok(false);
             }
-            enqueue_kind(&txn, None, kind, effect, at).await?;
+            outbox::enqueue_as(&txn, None, kind, effect, at).await?;
             Ok(true)
         }
         .await;
@@ -74,93 +70,17 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<Vec<OutboxRow>> {
-        if kinds.is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
-        let now = instant(now);
-        let due = Condition::any()
-            .add(
-                Condition::all()
-                    .add(outbox::Column::Status.eq(OutboxStatus::Pending.as_str()))
-                    .add(outbox::Column::NextAttemptAt.lte(now)),
-            )
-            .add(
-                Condition::all()
-                    .add(outbox::Column::Status.eq(OutboxStatus::Claimed.as_str()))
-                    .add(outbox::Column::LeaseUntil.lt(now)),
-            );
-        let candidates = Query::select()
-            .column(outbox::Column::Id)
-            .from(outbox::Entity)
-            .cond_where(
-                Condition::all()
-                    .add(due)
-                    .add(outbox::Column::Kind.is_in(kinds.iter().copied())),
-            )
-            .order_by(outbox::Column::NextAttemptAt, Order::Asc)
-            .order_by(outbox::Column::Id, Order::Asc)
-            .limit(limit)
-            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-            .to_owned();
-        let claim = Query::update()
-            .table(outbox::Entity)
-            .value(outbox::Column::Status, OutboxStatus::Claimed.as_str())
-            .value(outbox::Column::ClaimedBy, worker)
-            .value(outbox::Column::LeaseUntil, lease_end(now, lease))
-            .value(
-                outbox::Column::Attempts,
-                Expr::col(outbox::Column::Attempts).add(1),
-            )
-            .and_where(Expr::col(outbox::Column::Id).in_subquery(candidates))
-            .returning_all()
-            .to_owned();
-        let mut rows = self
-            .db
-            .query_all(&claim)
-            .await?
-            .iter()
-            .map(|row| outbox::Model::from_query_result(row, "").map_err(Error::from))
-            .map(|model| model.and_then(OutboxRow::from_model))
-            .collect::<Result<Vec<_>>>()?;
-        rows.sort_by_key(|r| (r.next_attempt_at, r.id));
-        Ok(rows)
+        outbox::claim(&self.db, Some(kinds), now, limit, worker, lease).await
     }
-}
-
-/// Queues an effect under an explicit kind (a cron job's `digest`, `protocol_register`),
-/// due at `at`.
-async fn enqueue_kind<C: ConnectionTrait>(
-    conn: &C,
-    instance_id: Option<&str>,
-    kind: &str,
-    effect: &Effect,
-    at: DateTime<Utc>,
-) -> Result<()> {
-    let at = instant(at);
-    let row = outbox::ActiveModel {
-        id: NotSet,
-        instance_id: Set(instance_id.map(str::to_string)),
-        kind: Set(kind.to_string()),
-        payload: Set(to_json(effect)?),
-        status: Set(OutboxStatus::Pending.as_str().to_string()),
-        attempts: Set(0),
-        next_attempt_at: Set(at),
-        last_error: Set(None),
-        claimed_by: Set(None),
-        lease_until: Set(None),
-        created_at: Set(at),
-        done_at: Set(None),
-    };
-    outbox::Entity::insert(row)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
 }
 
 impl Store {
     /// When `job` last ran (the due instant recorded by `complete_cron` or `finish_cron`).
     pub async fn cron_last_run(&self, job: &str) -> Result<Option<DateTime<Utc>>> {
-        Ok(cron_run::Entity::find_by_id(job.to_string()).one(&self.db).await?.and_then(|row| row.last_fire_at))
+        Ok(cron_run::Entity::find_by_id(job.to_string())
+            .one(&self.db)
+            .await?
+            .and_then(|row| row.last_fire_at))
     }
 
     /// The instant of the earliest pending timer: how long an idle scheduler may sleep.

@@ -1,0 +1,285 @@
+//! `procedo bench timers`: how fast the scheduler fires timers, and how late. It creates
+//! `--count` instances of a one-timer procedure (setup, not timed), each armed to fire at once
+//! or spread over `--spread` seconds, then runs the real scheduler until every timer fired —
+//! each firing a real transition with its history row — and reports throughput and lateness
+//! (`fired_at − fire_at` per timer, read back from the store).
+//!
+//! The clock is the machine's, shifted: instances are created with their instants in the
+//! future, then the scheduler's clock is moved so that the first timer falls due the moment
+//! firing starts, so the setup time does not count as lateness.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration as StdDuration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use serde_json::{Map, Value};
+
+use crate::catalog;
+use crate::clock::Clock;
+use crate::engine::{self, Actor};
+use crate::scheduler::{Options, Scheduler};
+use crate::service::Service;
+use crate::store::{InstanceFilter, StartRecord, Store, TimerStatus};
+
+/// `procedo bench …` subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Fire N timers with real transitions; report throughput and lateness.
+    Timers(TimersArgs),
+}
+
+/// Options of `procedo bench timers`.
+#[derive(clap::Args, Debug)]
+pub struct TimersArgs {
+    /// How many timers (one instance each).
+    #[arg(long, default_value_t = 100_000)]
+    pub count: usize,
+    /// Spread the instants evenly over this many seconds (0: all due at once).
+    #[arg(long, default_value_t = 0)]
+    pub spread: u64,
+    /// Database URL (default: a scratch SQLite file, removed at the end). Use an empty
+    /// database: the benchmark refuses one with armed timers.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Timers claimed per round.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: u64,
+    /// Timers fired at once on PostgreSQL.
+    #[arg(long, default_value_t = 8)]
+    pub parallelism: usize,
+}
+
+/// Runs a `bench` subcommand.
+pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Timers(args) => timers(args).await,
+    }
+}
+
+/// The procedure under test: one datetime, one timer that fires one transition.
+const PROCEDURE: &str = r#"# Benchmark: a timer per instance, firing one transition.
+id: bench_timer
+version: 1
+title: "Benchmark dei timer"
+roles:
+  ufficio_di_piano: "Ufficio di Piano"
+variables:
+  termine: { type: datetime, required: true, label: "Termine" }
+states:
+  attesa: { initial: true, title: "In attesa" }
+  scaduta: { final: true, title: "Scaduta" }
+transitions:
+  - event: scade
+    from: attesa
+    to: scaduta
+    roles: [ufficio_di_piano]
+timers:
+  - id: scadenza
+    while: attesa
+    at: termine
+    fires: scade
+"#;
+
+/// Instances started per transaction during the setup.
+const SETUP_CHUNK: usize = 5_000;
+
+/// The machine's clock plus an offset set once the setup is done.
+#[derive(Debug, Default)]
+struct ShiftedClock {
+    offset: Mutex<Duration>,
+}
+
+impl ShiftedClock {
+    /// From now on the clock reads `at` now.
+    fn set(&self, at: DateTime<Utc>) {
+        *self.offset.lock().unwrap_or_else(|e| e.into_inner()) = at - Utc::now();
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + *self.offset.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Removes the scratch directory when the benchmark ends, however it ends.
+struct ScratchDir(PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn timers(args: TimersArgs) -> anyhow::Result<()> {
+    if args.count == 0 {
+        bail!("--count deve essere almeno 1");
+    }
+    let dir = ScratchDir(
+        std::env::temp_dir().join(format!("procedo-bench-{}", uuid::Uuid::new_v4().simple())),
+    );
+    std::fs::create_dir_all(&dir.0).with_context(|| format!("creazione di {}", dir.0.display()))?;
+    let url = match &args.database {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}?mode=rwc", dir.0.join("bench.db").display()),
+    };
+    let store = Store::connect(&url)
+        .await
+        .with_context(|| format!("apertura del database {}", crate::cli::db::redact(&url)))?;
+    let armed = store.count_timers(TimerStatus::Pending).await?
+        + store.count_timers(TimerStatus::Claimed).await?;
+    if armed > 0 {
+        bail!("il database ha già {armed} timer armati: usare un database vuoto");
+    }
+    let clock = Arc::new(ShiftedClock::default());
+    let service = Service::new(store.clone(), clock.clone());
+    let workflows = dir.0.join("workflows");
+    std::fs::create_dir_all(&workflows)?;
+    std::fs::write(workflows.join("bench_timer.yaml"), PROCEDURE)?;
+    let (catalog, diags) = catalog::load(std::slice::from_ref(&workflows));
+    if !diags.is_empty() {
+        bail!(
+            "procedura di prova non valida: {}",
+            diags
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    service.install(&catalog.context("template")?).await?;
+    let procedure = service.procedure("bench_timer", None).await?;
+
+    // Setup: instances armed from `first` on, created in the (unshifted) present.
+    let first = (Utc::now() + Duration::days(1)).trunc_subsecs(3);
+    let spread_ms = i64::try_from(args.spread.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let count_i64 = i64::try_from(args.count).unwrap_or(i64::MAX);
+    let actor = Actor {
+        id: "bench".into(),
+        role: "ufficio_di_piano".into(),
+    };
+    let setup = Instant::now();
+    let mut created = 0usize;
+    while created < args.count {
+        let upto = (created + SETUP_CHUNK).min(args.count);
+        let now = Utc::now();
+        let mut planned = Vec::with_capacity(upto - created);
+        for i in created..upto {
+            // Evenly from `first` to `first + spread`, in whole milliseconds.
+            let offset = if args.count > 1 {
+                i64::try_from(i128::from(spread_ms) * i as i128 / i128::from(count_i64 - 1))
+                    .unwrap_or(spread_ms)
+            } else {
+                0
+            };
+            let fire_at = first + Duration::milliseconds(offset);
+            let mut vars = Map::new();
+            vars.insert("termine".into(), Value::String(fire_at.to_rfc3339()));
+            let id = uuid::Uuid::new_v4().to_string();
+            let step = engine::start(&procedure, &id, &vars, &actor, now)?;
+            planned.push((id, step, Value::Object(vars)));
+        }
+        let records: Vec<StartRecord<'_>> = planned
+            .iter()
+            .map(|(id, step, payload)| StartRecord {
+                instance_id: id,
+                definition_id: &procedure.id,
+                definition_version: procedure.version,
+                parent_id: None,
+                actor: &actor,
+                step,
+                payload,
+                idempotency_key: None,
+                at: now,
+            })
+            .collect();
+        store.commit_starts(&records).await?;
+        created = upto;
+        eprint!("\rcreazione: {created}/{} istanze", args.count);
+    }
+    eprintln!(" in {:.1} s", setup.elapsed().as_secs_f64());
+
+    // Timed part: the scheduler fires everything.
+    let options = Options {
+        batch_size: args.batch.max(1),
+        parallelism: args.parallelism.max(1),
+        poll_interval: StdDuration::from_millis(200),
+        ..Options::default()
+    };
+    let scheduler = Scheduler::new(service.clone(), options)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    clock.set(first);
+    let started = Instant::now();
+    let running = tokio::spawn(scheduler.run(async move {
+        let _ = stopped.await;
+    }));
+    let total = args.count as u64;
+    let mut last = (Instant::now(), 0u64);
+    loop {
+        tokio::time::sleep(StdDuration::from_secs(1)).await;
+        let done = store.count_timers(TimerStatus::Done).await?;
+        let rate = (done - last.1.min(done)) as f64 / last.0.elapsed().as_secs_f64();
+        last = (Instant::now(), done);
+        eprint!(
+            "\rscattati: {done}/{total} ({rate:.0}/s, {:.0} s)   ",
+            started.elapsed().as_secs_f64()
+        );
+        if done >= total {
+            break;
+        }
+        if running.is_finished() {
+            break;
+        }
+    }
+    eprintln!();
+    let _ = stop.send(());
+    running.await.context("pianificatore")??;
+
+    let instants = store.fired_timer_instants().await?;
+    let moved = store
+        .instances(&InstanceFilter {
+            definition_id: Some("bench_timer".into()),
+            state: Some("scaduta".into()),
+            ..InstanceFilter::default()
+        })
+        .await?
+        .len();
+    if instants.len() != args.count || moved != args.count {
+        bail!(
+            "scattati {} timer e {moved} transizioni su {}",
+            instants.len(),
+            args.count
+        );
+    }
+    let mut lateness: Vec<i64> = instants
+        .iter()
+        .map(|(fire_at, fired_at)| (*fired_at - *fire_at).num_milliseconds())
+        .collect();
+    lateness.sort_unstable();
+    let last_fired = instants
+        .iter()
+        .map(|(_, fired_at)| *fired_at)
+        .max()
+        .unwrap_or(first);
+    let elapsed = (last_fired - first).num_milliseconds().max(1) as f64 / 1000.0;
+    let percentile = |p: f64| lateness[((lateness.len() as f64 - 1.0) * p).round() as usize];
+    eprintln!(
+        "{} ({}), {} timer, spread {} s",
+        store.backend(),
+        crate::cli::db::redact(&url),
+        args.count,
+        args.spread
+    );
+    println!(
+        "fired {} timers in {elapsed:.1} s: {:.0} timers/s; lateness p50 {} ms, p99 {} ms, max {} ms",
+        args.count,
+        args.count as f64 / elapsed,
+        percentile(0.50),
+        percentile(0.99),
+        lateness.last().copied().unwrap_or(0),
+    );
+    store.close().await?;
+    Ok(())
+}

@@ -1,0 +1,894 @@
+//! The durable scheduler on SQLite and PostgreSQL, with a moved clock: rescheduling, catch-up
+//! after a downtime, cron catch-up, stale claims, expired leases, graceful shutdown and the
+//! outbox.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use procedo::catalog::{self, Catalog};
+use procedo::clock::{Clock, ManualClock};
+use procedo::engine::{Actor, Command, Effect, TimerAction};
+use procedo::scheduler::{CronJob, Dispatch, Options, Outcome, Scheduler, StartInstance};
+use procedo::service::{Service, TimerOutcome};
+use procedo::store::{InstanceFilter, OutboxStatus, Store, TimerRow, TimerStatus};
+use serde_json::{Map, Value, json};
+
+/// A meeting: a timer at the meeting that closes it, two reminders before it.
+const SEDUTA: &str = r#"
+id: seduta
+version: 1
+title: "Seduta"
+roles:
+  presidente: "Presidente"
+  sindaco: "Sindaci"
+variables:
+  data_seduta: { type: datetime, required: true }
+  link: { type: text }
+states:
+  bozza: { initial: true }
+  convocata: { title: "Convocata" }
+  chiusa: { final: true }
+transitions:
+  - event: convoca
+    from: bozza
+    to: convocata
+    roles: [presidente]
+  - event: sposta
+    from: convocata
+    to: convocata
+    roles: [presidente]
+    inputs: { data_seduta: required }
+  - event: scade
+    from: convocata
+    to: chiusa
+    roles: [presidente]
+timers:
+  - id: seduta
+    while: convocata
+    at: data_seduta
+    fires: scade
+    reminders:
+      - { days_before: 7, notify: { role: sindaco, template: promemoria_scadenza } }
+      - { hours_before: 2, notify: { role: sindaco, template: promemoria_scadenza } }
+"#;
+
+/// A procedure with a recurring job of its own.
+const REGISTRO: &str = r#"
+id: registro
+version: 1
+title: "Registro"
+roles:
+  ufficio_di_piano: "Ufficio di Piano"
+states:
+  aperto: { initial: true }
+  chiuso: { final: true }
+transitions:
+  - event: chiudi
+    from: aperto
+    to: chiuso
+    roles: [ufficio_di_piano]
+cron:
+  - { id: registro_giornaliero, schedule: "0 5 0 * * *", job: protocol_register }
+"#;
+
+/// A procedure that starts a sub-procedure, and the sub-procedure.
+const PADRE: &str = r#"
+id: padre
+version: 1
+title: "Padre"
+roles:
+  ufficio_di_piano: "Ufficio di Piano"
+variables:
+  oggetto: { type: text, required: true }
+states:
+  aperto: { initial: true }
+  avviato: { final: true }
+transitions:
+  - event: avvia
+    from: aperto
+    to: avviato
+    roles: [ufficio_di_piano]
+    actions:
+      - start: { procedure: figlio, variables: { oggetto: oggetto } }
+      - protocollo: { direction: uscita, subject: "Avvio {{oggetto}}" }
+"#;
+
+const FIGLIO: &str = r#"
+id: figlio
+version: 1
+title: "Figlio"
+roles:
+  ufficio_di_piano: "Ufficio di Piano"
+variables:
+  oggetto: { type: text, required: true }
+  procedura_madre: { type: text }
+states:
+  aperto: { initial: true }
+  chiuso: { final: true }
+transitions:
+  - event: chiudi
+    from: aperto
+    to: chiuso
+    roles: [ufficio_di_piano]
+"#;
+
+/// A catalog of the given procedures (with the shipped templates).
+fn catalog_of(files: &[(&str, &str)]) -> Catalog {
+    let dir = tempfile::tempdir().expect("cartella temporanea");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(format!("{name}.yaml")), text)
+            .expect("scrittura della procedura");
+    }
+    load(dir.path())
+}
+
+fn load(dir: &Path) -> Catalog {
+    let (catalog, diags) = catalog::load(&[dir.to_path_buf()]);
+    assert!(diags.is_empty(), "procedure di test non valide: {diags:?}");
+    catalog.expect("catalogo")
+}
+
+fn presidente() -> Actor {
+    Actor {
+        id: "anna.bianchi".into(),
+        role: "presidente".into(),
+    }
+}
+
+fn cmd(event: &str, actor: Actor, payload: Value) -> Command {
+    Command {
+        event: event.into(),
+        actor,
+        payload: payload.as_object().cloned().unwrap_or_default(),
+    }
+}
+
+fn vars(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+fn options(worker: &str) -> Options {
+    Options {
+        worker_id: worker.into(),
+        batch_size: 50,
+        lease: Duration::seconds(30),
+        ..Options::default()
+    }
+}
+
+/// A service with a manual clock over a store, the given catalog installed.
+async fn service(store: &Store, clock: &ManualClock, catalog: &Catalog) -> Service {
+    let service = Service::new(store.clone(), Arc::new(clock.clone()));
+    service.install(catalog).await.expect("installazione");
+    service
+}
+
+/// Ticks until nothing is due; returns how much was handled. Fails if it never settles.
+async fn settle(scheduler: &Scheduler) -> usize {
+    let mut handled = 0;
+    for _ in 0..10_000 {
+        match scheduler.tick().await.expect("tick") {
+            Outcome::Progressed(n) => handled += n,
+            Outcome::Idle => return handled,
+        }
+    }
+    panic!("the scheduler never became idle");
+}
+
+/// A convened meeting at `at`.
+async fn convened_meeting(service: &Service, at: DateTime<Utc>) -> String {
+    let started = service
+        .start(
+            "seduta",
+            None,
+            vars(json!({ "data_seduta": at.to_rfc3339() })),
+            &presidente(),
+            None,
+        )
+        .await
+        .expect("avvio");
+    let id = started.instance.id;
+    service
+        .fire(&id, &cmd("convoca", presidente(), json!({})), None)
+        .await
+        .expect("convoca");
+    id
+}
+
+fn by_key<'a>(timers: &'a [TimerRow], key: &str, status: TimerStatus) -> Vec<&'a TimerRow> {
+    timers
+        .iter()
+        .filter(|t| t.key == key && t.status == status)
+        .collect()
+}
+
+/// Reminder rows queued in the outbox.
+async fn reminders_queued(store: &Store) -> Vec<Value> {
+    store
+        .outbox_rows(None)
+        .await
+        .expect("outbox")
+        .into_iter()
+        .filter_map(|row| match row.payload {
+            Effect::Notify(plan) if plan.template == "promemoria_scadenza" => Some(plan.context),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn moving_a_meeting_cancels_its_old_reminders_and_only_the_new_ones_fire() {
+    for (backend, store, _scratch) in common::scratch_stores().await {
+        let clock = ManualClock::new(common::at("2026-03-02T09:00:00+01:00"));
+        let service = service(&store, &clock, &catalog_of(&[("seduta", SEDUTA)])).await;
+        let scheduler = Scheduler::new(service.clone(), options("a")).expect("scheduler");
+        let id = convened_meeting(&service, common::at("2026-03-20T15:00:00+01:00")).await;
+        let timers = store.timers(&id).await.expect("timers");
+        assert_eq!(
+            timers
+                .iter()
+                .filter(|t| t.status == TimerStatus::Pending)
+                .count(),
+            3,
+            "{backend}: {timers:#?}"
+        );
+
+        // The meeting moves by three weeks: every timer of the key is replaced in the step.
+        service
+            .fire(
+                &id,
+                &cmd(
+                    "sposta",
+                    presidente(),
+                    json!({ "data_seduta": "2026-04-10T15:00:00+02:00" }),
+                ),
+                None,
+            )
+            .await
+            .expect("sposta");
+        let timers = store.timers(&id).await.expect("timers");
+        for key in ["seduta", "seduta#promemoria-1", "seduta#promemoria-2"] {
+            let cancelled = by_key(&timers, key, TimerStatus::Cancelled);
+            let pending = by_key(&timers, key, TimerStatus::Pending);
+            assert_eq!(
+                (cancelled.len(), pending.len()),
+                (1, 1),
+                "{backend} {key}: {timers:#?}"
+            );
+            assert!(pending[0].fire_at > cancelled[0].fire_at, "{backend} {key}");
+            assert_eq!(
+                cancelled[0].outcome.as_deref(),
+                Some("replaced"),
+                "{backend} {key}"
+            );
+        }
+        assert_eq!(
+            by_key(&timers, "seduta#promemoria-1", TimerStatus::Pending)[0].fire_at,
+            common::at("2026-04-03T15:00:00+02:00")
+        );
+
+        // Past the old instants nothing fires; past the new reminders only they fire.
+        clock.set(common::at("2026-03-21T09:00:00+01:00"));
+        assert_eq!(settle(&scheduler).await, 0, "{backend}");
+        assert!(reminders_queued(&store).await.is_empty(), "{backend}");
+        clock.set(common::at("2026-04-10T14:00:00+02:00"));
+        assert_eq!(settle(&scheduler).await, 2, "{backend}");
+        let queued = reminders_queued(&store).await;
+        assert_eq!(queued.len(), 2, "{backend}");
+        assert!(
+            queued
+                .iter()
+                .all(|c| c["scadenza"]["data"] == json!("2026-04-10T15:00:00+02:00")),
+            "{backend}: {queued:#?}"
+        );
+        assert_eq!(
+            store
+                .instance(&id)
+                .await
+                .expect("read")
+                .expect("exists")
+                .state,
+            "convocata"
+        );
+
+        clock.set(common::at("2026-04-10T15:00:00+02:00"));
+        assert_eq!(settle(&scheduler).await, 1, "{backend}");
+        let history = store.history(&id).await.expect("history");
+        assert_eq!(
+            history.iter().filter(|h| h.event == "scade").count(),
+            1,
+            "{backend}"
+        );
+        assert_eq!(
+            store
+                .instance(&id)
+                .await
+                .expect("read")
+                .expect("exists")
+                .state,
+            "chiusa"
+        );
+    }
+}
+
+#[tokio::test]
+async fn after_ten_days_of_downtime_each_due_timer_fires_once_marked_late() {
+    for (backend, store, _scratch) in common::scratch_stores().await {
+        let clock = ManualClock::new(common::at("2026-05-04T09:00:00+02:00"));
+        let service = service(&store, &clock, &catalog_of(&[("seduta", SEDUTA)])).await;
+        // Twelve meetings, one a day from tomorrow: ten fall inside the downtime.
+        let mut ids = Vec::new();
+        for day in 1..=12 {
+            ids.push(convened_meeting(&service, clock.now() + Duration::days(day)).await);
+        }
+        // procedo is down for ten days and a half; then a fresh process starts.
+        clock.advance(Duration::days(10) + Duration::hours(12));
+        let scheduler =
+            Scheduler::new(service.clone(), options("after-restart")).expect("scheduler");
+        settle(&scheduler).await;
+        for (n, id) in ids.iter().enumerate() {
+            let history = store.history(id).await.expect("history");
+            let fired: Vec<_> = history.iter().filter(|h| h.event == "scade").collect();
+            let instance = store.instance(id).await.expect("read").expect("exists");
+            if n < 10 {
+                assert_eq!(fired.len(), 1, "{backend}: meeting {n}");
+                assert!(
+                    fired[0].late,
+                    "{backend}: meeting {n} fired late and says so"
+                );
+                assert_eq!(fired[0].actor, Actor::system());
+                assert_eq!(instance.state, "chiusa", "{backend}");
+            } else {
+                assert!(fired.is_empty(), "{backend}: meeting {n} is not due yet");
+                assert_eq!(instance.state, "convocata", "{backend}");
+            }
+        }
+        // Another process, or the same one again, finds nothing more to do.
+        let again = Scheduler::new(service.clone(), options("second-restart")).expect("scheduler");
+        assert_eq!(settle(&again).await, 0, "{backend}");
+        assert_eq!(settle(&scheduler).await, 0, "{backend}");
+        assert_eq!(
+            store
+                .count_timers(TimerStatus::Claimed)
+                .await
+                .expect("count"),
+            0,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cron_job_missed_five_times_runs_once() {
+    for (backend, store, _scratch) in common::scratch_stores().await {
+        let clock = ManualClock::new(common::at("2026-06-01T09:00:00+02:00"));
+        let service = service(&store, &clock, &catalog_of(&[("registro", REGISTRO)])).await;
+        let digest = CronJob::new("riepilogo", "0 0 8 * * *", "digest").expect("job");
+        let a = Scheduler::new(
+            service.clone(),
+            Options {
+                cron: vec![digest.clone()],
+                ..options("a")
+            },
+        )
+        .expect("scheduler");
+        let b = Scheduler::new(
+            service.clone(),
+            Options {
+                cron: vec![digest],
+                ..options("b")
+            },
+        )
+        .expect("scheduler");
+        let of_kind = |kind: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .outbox_rows(None)
+                    .await
+                    .expect("outbox")
+                    .into_iter()
+                    .filter(|r| r.kind == kind)
+                    .collect::<Vec<_>>()
+            }
+        };
+
+        // First sight: today's 08:00 digest and today's 00:05 register (a job of the definition).
+        assert_eq!(settle(&a).await, 2, "{backend}");
+        assert_eq!(
+            settle(&b).await,
+            0,
+            "{backend}: the other replica finds both done"
+        );
+        assert_eq!(of_kind("digest").await.len(), 1);
+        assert_eq!(of_kind("protocol_register").await.len(), 1);
+
+        // Down for five days: five digests were missed; one runs, for the latest day.
+        clock.advance(Duration::days(5));
+        assert_eq!(settle(&b).await, 2, "{backend}");
+        assert_eq!(settle(&a).await, 0, "{backend}");
+        let digests = of_kind("digest").await;
+        assert_eq!(digests.len(), 2, "{backend}");
+        let Effect::Notify(plan) = &digests[1].payload else {
+            panic!("a digest is a notification")
+        };
+        assert_eq!(
+            plan.context["data_riepilogo"],
+            json!("2026-06-06"),
+            "{backend}"
+        );
+        assert_eq!(plan.context["esecuzioni"], json!(5), "{backend}");
+        assert_eq!(
+            digests[1].status,
+            OutboxStatus::Pending,
+            "{backend}: nobody delivers digests yet"
+        );
+        let registers = of_kind("protocol_register").await;
+        assert_eq!(registers.len(), 2, "{backend}");
+        let Effect::RegisterProtocol { context, .. } = &registers[1].payload else {
+            panic!("a register")
+        };
+        assert_eq!(context["data_registro"], json!("2026-06-05"), "{backend}");
+        assert_eq!(
+            store.cron_last_run("riepilogo").await.expect("last run"),
+            Some(common::at("2026-06-06T08:00:00+02:00"))
+        );
+        assert_eq!(
+            store
+                .cron_last_run("registro.registro_giornaliero")
+                .await
+                .expect("last run"),
+            Some(common::at("2026-06-06T00:05:00+02:00"))
+        );
+
+        // Before the next 08:00 nothing more; at 08:00 exactly, the digest.
+        clock.set(common::at("2026-06-07T07:59:59+02:00"));
+        assert_eq!(settle(&a).await, 1, "{backend}: only the 00:05 register");
+        clock.set(common::at("2026-06-07T08:00:00+02:00"));
+        assert_eq!(settle(&a).await, 1, "{backend}");
+        assert_eq!(of_kind("digest").await.len(), 3, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn a_claimed_timer_whose_meeting_moved_meanwhile_is_a_no_op() {
+    for (backend, store, _scratch) in common::scratch_stores().await {
+        let clock = ManualClock::new(common::at("2026-09-01T10:30:00+02:00"));
+        let service = service(&store, &clock, &catalog_of(&[("seduta", SEDUTA)])).await;
+        let id = convened_meeting(&service, common::at("2026-09-01T12:00:00+02:00")).await;
+
+        // Worker "a" claims the due timer (the 2-hour reminder is already past, so not armed)...
+        clock.set(common::at("2026-09-01T12:00:01+02:00"));
+        let claimed = store
+            .claim_due_timers(clock.now(), 10, "a", Duration::seconds(30))
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 1, "{backend}: {claimed:#?}");
+        assert!(matches!(claimed[0].action, TimerAction::Fire { .. }));
+        // ...and before it fires, the meeting moves to next week.
+        service
+            .fire(
+                &id,
+                &cmd(
+                    "sposta",
+                    presidente(),
+                    json!({ "data_seduta": "2026-09-08T12:00:00+02:00" }),
+                ),
+                None,
+            )
+            .await
+            .expect("sposta");
+
+        assert_eq!(
+            service.fire_timer(&claimed[0], "a").await.expect("fire"),
+            TimerOutcome::Stale,
+            "{backend}"
+        );
+        let instance = store.instance(&id).await.expect("read").expect("exists");
+        assert_eq!(instance.state, "convocata", "{backend}");
+        assert!(
+            store
+                .history(&id)
+                .await
+                .expect("history")
+                .iter()
+                .all(|h| h.event != "scade"),
+            "{backend}"
+        );
+        let scheduler = Scheduler::new(service.clone(), options("b")).expect("scheduler");
+        assert_eq!(
+            settle(&scheduler).await,
+            0,
+            "{backend}: the new timer is not due"
+        );
+        clock.set(common::at("2026-09-08T12:00:00+02:00"));
+        assert_eq!(
+            settle(&scheduler).await,
+            2,
+            "{backend}: the new 2-hour reminder and the meeting"
+        );
+        assert_eq!(
+            store
+                .instance(&id)
+                .await
+                .expect("read")
+                .expect("exists")
+                .state,
+            "chiusa"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_worker_that_died_holding_a_timer_loses_it_to_another_after_the_lease() {
+    for (backend, store, _scratch) in common::scratch_stores().await {
+        let clock = ManualClock::new(common::at("2026-10-01T09:00:00+02:00"));
+        let service = service(&store, &clock, &catalog_of(&[("seduta", SEDUTA)])).await;
+        let id = convened_meeting(&service, common::at("2026-10-01T10:00:00+02:00")).await;
+        clock.set(common::at("2026-10-01T10:00:00+02:00"));
+        let dead = store
+            .claim_due_timers(clock.now(), 10, "dead", Duration::seconds(30))
+            .await
+            .expect("claim");
+        assert_eq!(dead.len(), 1, "{backend}");
+
+        let survivor = Scheduler::new(service.clone(), options("survivor")).expect("scheduler");
+        assert_eq!(
+            settle(&survivor).await,
+            0,
+            "{backend}: the claim is still live"
+        );
+        clock.advance(Duration::seconds(31));
+        assert_eq!(settle(&survivor).await, 1, "{backend}");
+        let timer = store
+            .timers(&id)
+            .await
+            .expect("timers")
+            .into_iter()
+            .find(|t| t.key == "seduta")
+            .expect("the timer");
+        assert_eq!(
+            (timer.status, timer.claimed_by.as_deref()),
+            (TimerStatus::Done, Some("survivor")),
+            "{backend}"
+        );
+
+        // The dead worker comes back and tries to finish its claim: nothing is written (the
+        // service sees the instance concluded, or the claim gone).
+        let late = service.fire_timer(&dead[0], "dead").await.expect("fire");
+        assert!(
+            matches!(late, TimerOutcome::Stale | TimerOutcome::Skipped(_)),
+            "{backend}: {late:?}"
+        );
+        let again = store
+            .timers(&id)
+            .await
+            .expect("timers")
+            .into_iter()
+            .find(|t| t.key == "seduta")
+            .expect("the timer");
+        assert_eq!(
+            again, timer,
+            "{backend}: the row is as the survivor left it"
+        );
+        let history = store.history(&id).await.expect("history");
+        assert_eq!(
+            history.iter().filter(|h| h.event == "scade").count(),
+            1,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_leaves_no_timer_claimed() {
+    for (backend, store, _scratch) in common::scratch_stores().await {
+        let clock = ManualClock::new(common::at("2026-11-02T09:00:00+01:00"));
+        let service = service(&store, &clock, &catalog_of(&[("seduta", SEDUTA)])).await;
+        let total = 60;
+        for n in 0..total {
+            convened_meeting(&service, clock.now() + Duration::minutes(30 + n)).await;
+        }
+        clock.advance(Duration::days(1));
+        let scheduler = Scheduler::new(
+            service.clone(),
+            Options {
+                batch_size: 7,
+                ..options("a")
+            },
+        )
+        .expect("scheduler");
+        scheduler
+            .run(tokio::time::sleep(std::time::Duration::from_millis(30)))
+            .await
+            .expect("run");
+        let fired = store
+            .instances(&InstanceFilter {
+                state: Some("chiusa".into()),
+                ..InstanceFilter::default()
+            })
+            .await
+            .expect("instances")
+            .len();
+        assert_eq!(
+            store
+                .count_timers(TimerStatus::Claimed)
+                .await
+                .expect("count"),
+            0,
+            "{backend}"
+        );
+        let pending = store
+            .count_timers(TimerStatus::Pending)
+            .await
+            .expect("count");
+        assert_eq!(
+            fired as u64 + pending,
+            total as u64,
+            "{backend}: every timer fired or is pending again"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_sub_procedure_is_started_once_even_if_its_outbox_row_is_dispatched_again() {
+    for (backend, store, _scratch) in common::scratch_stores().await {
+        let clock = ManualClock::new(common::at("2026-02-02T09:00:00+01:00"));
+        let service = service(
+            &store,
+            &clock,
+            &catalog_of(&[("padre", PADRE), ("figlio", FIGLIO)]),
+        )
+        .await;
+        let upd = Actor {
+            id: "ufficio".into(),
+            role: "ufficio_di_piano".into(),
+        };
+        let parent = service
+            .start(
+                "padre",
+                None,
+                vars(json!({ "oggetto": "Centri estivi" })),
+                &upd,
+                None,
+            )
+            .await
+            .expect("avvio")
+            .instance
+            .id;
+        service
+            .fire(&parent, &cmd("avvia", upd.clone(), json!({})), None)
+            .await
+            .expect("avvia");
+        let rows = store.outbox_rows(None).await.expect("outbox");
+        assert!(
+            rows.iter().any(|r| r.kind == "protocollo"),
+            "{backend}: {rows:#?}"
+        );
+        let start_row = rows
+            .iter()
+            .find(|r| r.kind == "start_instance")
+            .cloned()
+            .expect("a start_instance row");
+
+        let scheduler = Scheduler::new(service.clone(), options("a")).expect("scheduler");
+        assert_eq!(settle(&scheduler).await, 1, "{backend}");
+        let children = store
+            .instances(&InstanceFilter {
+                definition_id: Some("figlio".into()),
+                ..InstanceFilter::default()
+            })
+            .await
+            .expect("instances");
+        assert_eq!(children.len(), 1, "{backend}");
+        assert_eq!(
+            children[0].parent_id.as_deref(),
+            Some(parent.as_str()),
+            "{backend}"
+        );
+        assert_eq!(
+            children[0].data.variables["oggetto"],
+            json!("Centri estivi")
+        );
+
+        // The same row dispatched again (a crash before it was marked done): no second child.
+        StartInstance::new(service.clone())
+            .dispatch(&start_row)
+            .await
+            .expect("dispatch again");
+        let children = store
+            .instances(&InstanceFilter {
+                definition_id: Some("figlio".into()),
+                ..InstanceFilter::default()
+            })
+            .await
+            .expect("instances");
+        assert_eq!(children.len(), 1, "{backend}");
+
+        // The protocollo row, which no dispatcher here carries out, stays pending, untouched.
+        for row in &store.outbox_rows(None).await.expect("outbox") {
+            let expected = if row.kind == "start_instance" {
+                OutboxStatus::Done
+            } else {
+                OutboxStatus::Pending
+            };
+            assert_eq!(row.status, expected, "{backend}: {row:#?}");
+            if row.kind != "start_instance" {
+                assert_eq!(row.attempts, 0, "{backend}: never claimed");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_job_with_an_unknown_kind_in_a_definition_is_refused_with_its_name() {
+    let procedure = REGISTRO.replace("job: protocol_register", "job: pulizia");
+    let catalog = catalog_of(&[("registro", &procedure)]);
+    let err = CronJob::from_definition(&catalog.procedures[0].procedure)
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("registro.registro_giornaliero")
+            && err.to_string().contains("'pulizia'"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn timers_committed_together_refuse_a_stale_or_conflicting_one_and_keep_the_others() {
+    for (backend, store, _scratch) in common::scratch_stores().await {
+        let clock = ManualClock::new(common::at("2026-12-01T10:30:00+01:00"));
+        let service = service(&store, &clock, &catalog_of(&[("seduta", SEDUTA)])).await;
+        let noon = common::at("2026-12-01T12:00:00+01:00");
+        let ids = [
+            convened_meeting(&service, noon).await,
+            convened_meeting(&service, noon).await,
+            convened_meeting(&service, noon).await,
+        ];
+        clock.set(noon);
+        let claimed = store
+            .claim_due_timers(clock.now(), 10, "a", Duration::seconds(30))
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 3, "{backend}");
+        let mut planned = Vec::new();
+        for timer in &claimed {
+            let row = store
+                .instance(&timer.instance_id)
+                .await
+                .expect("read")
+                .expect("exists");
+            let procedure = service.procedure("seduta", None).await.expect("procedure");
+            let event = cmd("scade", Actor::system(), json!({}));
+            let step = procedo::engine::fire(
+                &procedure,
+                &procedo::engine::Snapshot {
+                    id: &row.id,
+                    state: &row.state,
+                    data: &row.data,
+                },
+                &event,
+                clock.now(),
+            )
+            .expect("step");
+            planned.push((timer.clone(), row, step));
+        }
+        // Meanwhile the second meeting moves (its timer is replaced) and the third is touched
+        // without moving (same date: its timer stays, its version changes).
+        let position = |id: &str| {
+            planned
+                .iter()
+                .position(|(t, ..)| t.instance_id == id)
+                .expect("planned")
+        };
+        let (moved, touched) = (position(&ids[1]), position(&ids[2]));
+        service
+            .fire(
+                &ids[1],
+                &cmd(
+                    "sposta",
+                    presidente(),
+                    json!({ "data_seduta": "2026-12-15T12:00:00+01:00" }),
+                ),
+                None,
+            )
+            .await
+            .expect("sposta");
+        service
+            .fire(
+                &ids[2],
+                &cmd(
+                    "sposta",
+                    presidente(),
+                    json!({ "data_seduta": noon.to_rfc3339() }),
+                ),
+                None,
+            )
+            .await
+            .expect("sposta");
+
+        let actor = Actor::system();
+        let payload = json!({});
+        let records: Vec<_> = planned
+            .iter()
+            .map(|(timer, row, step)| {
+                let record = procedo::store::StepRecord {
+                    instance_id: &row.id,
+                    expected_version: row.version,
+                    actor: &actor,
+                    step,
+                    payload: &payload,
+                    idempotency_key: None,
+                    at: clock.now(),
+                    late: false,
+                    fired_timer: Some(timer.id),
+                };
+                (record, timer.key.as_str())
+            })
+            .collect();
+        let results = store.commit_timer_steps(&records).await.expect("batch");
+        for (n, result) in results.iter().enumerate() {
+            match n {
+                n if n == moved => assert!(
+                    matches!(result, Err(procedo::store::Error::StaleTimer { .. })),
+                    "{backend}: {result:?}"
+                ),
+                n if n == touched => assert!(
+                    matches!(result, Err(procedo::store::Error::Conflict { .. })),
+                    "{backend}: {result:?}"
+                ),
+                _ => assert!(result.is_ok(), "{backend}: {result:?}"),
+            }
+        }
+        let fired = |id: &str| {
+            let store = store.clone();
+            let id = id.to_string();
+            async move {
+                store
+                    .history(&id)
+                    .await
+                    .expect("history")
+                    .iter()
+                    .filter(|h| h.event == "scade")
+                    .count()
+            }
+        };
+        assert_eq!(
+            (
+                fired(&ids[0]).await,
+                fired(&ids[1]).await,
+                fired(&ids[2]).await
+            ),
+            (1, 0, 0),
+            "{backend}"
+        );
+        let touched_timer = store
+            .timers(&ids[2])
+            .await
+            .expect("timers")
+            .into_iter()
+            .find(|t| t.key == "seduta")
+            .expect("timer");
+        assert_eq!(
+            (touched_timer.status, touched_timer.claimed_by),
+            (TimerStatus::Pending, None),
+            "{backend}: given back"
+        );
+
+        // The given-back timer fires on the new state; the moved meeting waits for its day.
+        let scheduler = Scheduler::new(service.clone(), options("b")).expect("scheduler");
+        assert_eq!(settle(&scheduler).await, 1, "{backend}");
+        assert_eq!(
+            (
+                fired(&ids[0]).await,
+                fired(&ids[1]).await,
+                fired(&ids[2]).await
+            ),
+            (1, 0, 1),
+            "{backend}"
+        );
+    }
+}
