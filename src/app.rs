@@ -16,18 +16,31 @@ pub fn load_catalog(args: &StoreArgs) -> anyhow::Result<Catalog> {
     let (catalog, diags) = catalog::load(std::slice::from_ref(&args.workflows));
     if !diags.is_empty() {
         let list: Vec<String> = diags.iter().map(ToString::to_string).collect();
-        bail!("le procedure in {} non sono valide:\n{}", args.workflows.display(), list.join("\n"));
+        bail!(
+            "le procedure in {} non sono valide:\n{}",
+            args.workflows.display(),
+            list.join("\n")
+        );
     }
     catalog.with_context(|| format!("nessun template in {}", args.workflows.display()))
 }
 
 /// Opens the store (migrating it), installs the workflows and returns the service.
-pub async fn open(args: &StoreArgs, clock: Option<SharedClock>) -> anyhow::Result<(Service, Catalog)> {
+pub async fn open(
+    args: &StoreArgs,
+    clock: Option<SharedClock>,
+) -> anyhow::Result<(Service, Catalog)> {
     let catalog = load_catalog(args)?;
-    let store = Store::connect(&args.database_url)
-        .await
-        .with_context(|| format!("apertura del database {}", crate::cli::db::redact(&args.database_url)))?;
+    let store = Store::connect(&args.database_url).await.with_context(|| {
+        format!(
+            "apertura del database {}",
+            crate::cli::db::redact(&args.database_url)
+        )
+    })?;
     let service = Service::new(store, clock.unwrap_or_else(|| Arc::new(SystemClock)));
-    service.install(&catalog).await.context("installazione delle procedure")?;
+    service
+        .install(&catalog)
+        .await
+        .context("installazione delle procedure")?;
     Ok((service, catalog))
 }

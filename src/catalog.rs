@@ -36,12 +36,17 @@ pub struct Catalog {
 impl Catalog {
     /// The highest version of a procedure.
     pub fn latest(&self, id: &str) -> Option<&Loaded> {
-        self.procedures.iter().filter(|l| l.procedure.id == id).max_by_key(|l| l.procedure.version)
+        self.procedures
+            .iter()
+            .filter(|l| l.procedure.id == id)
+            .max_by_key(|l| l.procedure.version)
     }
 
     /// A procedure at a version.
     pub fn get(&self, id: &str, version: u32) -> Option<&Loaded> {
-        self.procedures.iter().find(|l| l.procedure.id == id && l.procedure.version == version)
+        self.procedures
+            .iter()
+            .find(|l| l.procedure.id == id && l.procedure.version == version)
     }
 }
 
@@ -54,7 +59,10 @@ pub fn workflow_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
             let mut found: Vec<PathBuf> = entries
                 .filter_map(Result::ok)
                 .map(|e| e.path())
-                .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+                .filter(|p| {
+                    p.is_file()
+                        && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                })
                 .collect();
             found.sort();
             files.extend(found);
@@ -66,14 +74,23 @@ pub fn workflow_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
 }
 
 fn io_diag(path: &Path, e: &std::io::Error) -> Diagnostic {
-    Diagnostic { file: path.display().to_string(), line: 0, column: 0, message: format!("impossibile leggere: {e}") }
+    Diagnostic {
+        file: path.display().to_string(),
+        line: 0,
+        column: 0,
+        message: format!("impossibile leggere: {e}"),
+    }
 }
 
 /// The templates folder for a set of workflow paths: `<folder>/templates` of the first folder
 /// (or of the first file's folder).
 pub fn templates_dir(paths: &[PathBuf]) -> Option<PathBuf> {
     let first = paths.first()?;
-    let base = if first.is_dir() { first.clone() } else { first.parent()?.to_path_buf() };
+    let base = if first.is_dir() {
+        first.clone()
+    } else {
+        first.parent()?.to_path_buf()
+    };
     let dir = base.join("templates");
     dir.is_dir().then_some(dir)
 }
@@ -97,8 +114,11 @@ pub fn load(paths: &[PathBuf]) -> (Option<Catalog>, Vec<Diagnostic>) {
             }
         },
     };
-    let names: Option<BTreeMap<String, BTreeSet<String>>> =
-        templates.as_ref().map(|t| t.kinds().map(|k| (k.to_string(), t.referenced_names(k))).collect());
+    let names: Option<BTreeMap<String, BTreeSet<String>>> = templates.as_ref().map(|t| {
+        t.kinds()
+            .map(|k| (k.to_string(), t.referenced_names(k)))
+            .collect()
+    });
 
     let files = match workflow_files(paths) {
         Ok(files) => files,
@@ -112,7 +132,10 @@ pub fn load(paths: &[PathBuf]) -> (Option<Catalog>, Vec<Diagnostic>) {
             Err(e) => diags.push(io_diag(&file, &e)),
         }
     }
-    let ids: BTreeSet<String> = sources.iter().filter_map(|(_, text)| peek_id(text)).collect();
+    let ids: BTreeSet<String> = sources
+        .iter()
+        .filter_map(|(_, text)| peek_id(text))
+        .collect();
 
     let mut procedures = Vec::new();
     for (file, text) in sources {
@@ -120,46 +143,81 @@ pub fn load(paths: &[PathBuf]) -> (Option<Catalog>, Vec<Diagnostic>) {
         let read_assets = std::cell::RefCell::new(serde_json::Map::new());
         let read = |rel: &str| -> Result<String, String> {
             let text = std::fs::read_to_string(base.join(rel)).map_err(|e| e.to_string())?;
-            read_assets.borrow_mut().insert(rel.to_string(), serde_json::Value::String(text.clone()));
+            read_assets
+                .borrow_mut()
+                .insert(rel.to_string(), serde_json::Value::String(text.clone()));
             Ok(text)
         };
-        let env = Environment { templates: names.as_ref(), read_closures: &read, procedures: Some(&ids) };
+        let env = Environment {
+            templates: names.as_ref(),
+            read_closures: &read,
+            procedures: Some(&ids),
+        };
         let name = file.display().to_string();
         match definition::validate(&name, &text, &env) {
             Ok(procedure) => {
                 let assets = serde_json::Value::Object(read_assets.into_inner());
                 let hash = definition::content_hash(&text, &assets.to_string());
-                procedures.push(Loaded { procedure, path: file, source: text, assets, hash });
+                procedures.push(Loaded {
+                    procedure,
+                    path: file,
+                    source: text,
+                    assets,
+                    hash,
+                });
             }
             Err(errors) => diags.extend(errors),
         }
     }
     let mut seen = BTreeMap::new();
     for l in &procedures {
-        if let Some(other) = seen.insert((l.procedure.id.clone(), l.procedure.version), l.path.display().to_string()) {
+        if let Some(other) = seen.insert(
+            (l.procedure.id.clone(), l.procedure.version),
+            l.path.display().to_string(),
+        ) {
             diags.push(Diagnostic {
                 file: l.path.display().to_string(),
                 line: 1,
                 column: 1,
-                message: format!("la procedura '{}' versione {} è già definita in {other}", l.procedure.id, l.procedure.version),
+                message: format!(
+                    "la procedura '{}' versione {} è già definita in {other}",
+                    l.procedure.id, l.procedure.version
+                ),
             });
         }
     }
-    let catalog = templates.map(|templates| Catalog { procedures, templates });
+    let catalog = templates.map(|templates| Catalog {
+        procedures,
+        templates,
+    });
     (catalog, diags)
 }
 
 /// Rebuilds a procedure from stored source and assets (a pinned version).
-pub fn from_stored(file: &str, source: &str, assets: &serde_json::Value) -> Result<Procedure, Vec<Diagnostic>> {
+pub fn from_stored(
+    file: &str,
+    source: &str,
+    assets: &serde_json::Value,
+) -> Result<Procedure, Vec<Diagnostic>> {
     let read = |rel: &str| -> Result<String, String> {
-        assets.get(rel).and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| format!("'{rel}' non è tra i dati salvati con la definizione"))
+        assets
+            .get(rel)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| format!("'{rel}' non è tra i dati salvati con la definizione"))
     };
-    let env = Environment { templates: None, read_closures: &read, procedures: None };
+    let env = Environment {
+        templates: None,
+        read_closures: &read,
+        procedures: None,
+    };
     definition::validate(file, source, &env)
 }
 
 fn peek_id(text: &str) -> Option<String> {
-    text.lines().find_map(|l| l.strip_prefix("id:")).map(|rest| rest.trim().trim_matches('"').to_string())
+    text.lines()
+        .find_map(|l| l.strip_prefix("id:"))
+        .map(|rest| rest.trim().trim_matches('"').to_string())
 }
 
 fn template_diag(d: crate::notify::TemplateDiagnostic) -> Diagnostic {

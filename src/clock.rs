@@ -30,7 +30,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock stopped at `at`.
     pub fn new(at: DateTime<Utc>) -> ManualClock {
-        ManualClock { now: Arc::new(Mutex::new(at)) }
+        ManualClock {
+            now: Arc::new(Mutex::new(at)),
+        }
     }
 
     /// Moves the clock forward (or back, with a negative duration).

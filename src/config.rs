@@ -13,6 +13,11 @@ pub struct StoreArgs {
     #[arg(long = "database", env = "PROCEDO_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     pub database_url: String,
     /// Folder of workflow files (installed at start-up; new versions are added).
-    #[arg(long = "workflows", env = "PROCEDO_WORKFLOWS", default_value = "workflows", global = true)]
+    #[arg(
+        long = "workflows",
+        env = "PROCEDO_WORKFLOWS",
+        default_value = "workflows",
+        global = true
+    )]
     pub workflows: PathBuf,
 }

@@ -7,13 +7,15 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use tracing::{info, info_span, warn};
+use tracing::{info, warn};
 
 use crate::catalog::{self, Catalog};
 use crate::clock::SharedClock;
 use crate::definition::{Diagnostic, Procedure};
 use crate::engine::{self, Actor, Command, Snapshot, TimerAction};
-use crate::store::{self, Committed, InstanceRow, NewDefinition, StartRecord, StepRecord, Store, TimerRow};
+use crate::store::{
+    self, Committed, InstanceRow, NewDefinition, StartRecord, StepRecord, Store, TimerRow,
+};
 
 /// Why a command failed, for the boundary (CLI, API) to map.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +90,11 @@ pub const LATE_AFTER: chrono::Duration = chrono::Duration::seconds(60);
 impl Service {
     /// A service over a store and a clock.
     pub fn new(store: Store, clock: SharedClock) -> Service {
-        Service { store, clock, cache: Arc::new(Mutex::new(HashMap::new())) }
+        Service {
+            store,
+            clock,
+            cache: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     /// The store.
@@ -103,7 +109,10 @@ impl Service {
 
     /// Saves every procedure of a catalog (new versions are added; a changed file with the same
     /// version is refused by the store).
-    pub async fn install(&self, catalog: &Catalog) -> Result<Vec<(String, u32, store::Saved)>, Error> {
+    pub async fn install(
+        &self,
+        catalog: &Catalog,
+    ) -> Result<Vec<(String, u32, store::Saved)>, Error> {
         let mut out = Vec::new();
         for l in &catalog.procedures {
             let saved = self
@@ -125,26 +134,53 @@ impl Service {
 
     /// The pinned procedure of a version (latest when `version` is `None`).
     pub async fn procedure(&self, id: &str, version: Option<u32>) -> Result<Arc<Procedure>, Error> {
-        if let Some(p) = version.and_then(|v| self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&(id.to_string(), v)).cloned()) {
+        if let Some(p) = version.and_then(|v| {
+            self.cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&(id.to_string(), v))
+                .cloned()
+        }) {
             return Ok(p);
         }
         let row = match version {
             Some(v) => self.store.definition(id, v).await?,
             None => self.store.latest_definition(id).await?,
         };
-        let row = row.ok_or_else(|| Error::UnknownProcedure { id: id.to_string(), version })?;
+        let row = row.ok_or_else(|| Error::UnknownProcedure {
+            id: id.to_string(),
+            version,
+        })?;
         let key = (row.id.clone(), row.version);
-        if let Some(p) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some(p) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             return Ok(p.clone());
         }
         let name = format!("{}@v{}", row.id, row.version);
-        let procedure = Arc::new(catalog::from_stored(&name, &row.source, &row.assets).map_err(Error::Definition)?);
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, procedure.clone());
+        let procedure = Arc::new(
+            catalog::from_stored(&name, &row.source, &row.assets).map_err(Error::Definition)?,
+        );
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, procedure.clone());
         Ok(procedure)
     }
 
     /// Starts an instance of the latest (or given) version of a procedure.
-    pub async fn start(&self, procedure_id: &str, version: Option<u32>, variables: Map<String, Value>, actor: &Actor, idempotency_key: Option<&str>) -> Result<Outcome, Error> {
+    #[tracing::instrument(name = "instance", skip_all, fields(procedure = %procedure_id, id = tracing::field::Empty))]
+    pub async fn start(
+        &self,
+        procedure_id: &str,
+        version: Option<u32>,
+        variables: Map<String, Value>,
+        actor: &Actor,
+        idempotency_key: Option<&str>,
+    ) -> Result<Outcome, Error> {
         if let Some(key) = idempotency_key
             && let Some(done) = self.replayed(key).await?
         {
@@ -152,12 +188,14 @@ impl Service {
         }
         let p = self.procedure(procedure_id, version).await?;
         let instance_id = uuid::Uuid::new_v4().to_string();
-        let span = info_span!("instance", id = %instance_id, procedure = %p.id);
-        let _enter = span.enter();
+        tracing::Span::current().record("id", tracing::field::display(&instance_id));
         let now = self.now();
         let step = engine::start(&p, &instance_id, &variables, actor, now)?;
         let payload = Value::Object(variables);
-        let parent_id = payload.get("procedura_madre").and_then(Value::as_str).map(str::to_string);
+        let parent_id = payload
+            .get("procedura_madre")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let committed = self
             .store
             .commit_start(&StartRecord {
@@ -178,18 +216,39 @@ impl Service {
 
     /// Fires an event on an instance. A conflict (someone moved it first) is returned as is:
     /// the caller decides whether to retry on the new state.
-    pub async fn fire(&self, instance_id: &str, command: &Command, idempotency_key: Option<&str>) -> Result<Outcome, Error> {
+    #[tracing::instrument(name = "instance", skip_all, fields(id = %instance_id, event = %command.event))]
+    pub async fn fire(
+        &self,
+        instance_id: &str,
+        command: &Command,
+        idempotency_key: Option<&str>,
+    ) -> Result<Outcome, Error> {
         if let Some(key) = idempotency_key
             && let Some(done) = self.replayed(key).await?
         {
             return Ok(done);
         }
-        let span = info_span!("instance", id = %instance_id, event = %command.event);
-        let _enter = span.enter();
-        let row = self.store.instance(instance_id).await?.ok_or_else(|| Error::UnknownInstance { id: instance_id.to_string() })?;
-        let p = self.procedure(&row.definition_id, Some(row.definition_version)).await?;
+        let row =
+            self.store
+                .instance(instance_id)
+                .await?
+                .ok_or_else(|| Error::UnknownInstance {
+                    id: instance_id.to_string(),
+                })?;
+        let p = self
+            .procedure(&row.definition_id, Some(row.definition_version))
+            .await?;
         let now = self.now();
-        let step = engine::fire(&p, &Snapshot { id: &row.id, state: &row.state, data: &row.data }, command, now)?;
+        let step = engine::fire(
+            &p,
+            &Snapshot {
+                id: &row.id,
+                state: &row.state,
+                data: &row.data,
+            },
+            command,
+            now,
+        )?;
         let committed = self
             .store
             .commit_step(&StepRecord {
@@ -210,22 +269,34 @@ impl Service {
 
     /// Carries out one claimed timer: its event through the engine, or its reminder into the
     /// outbox; in both cases the timer is marked done in the same transaction as the effect.
+    #[tracing::instrument(name = "timer", skip_all, fields(id = timer.id, instance = %timer.instance_id, key = %timer.key))]
     pub async fn fire_timer(&self, timer: &TimerRow, worker: &str) -> Result<TimerOutcome, Error> {
-        let span = info_span!("timer", id = timer.id, instance = %timer.instance_id, key = %timer.key);
-        let _enter = span.enter();
         let now = self.now();
         let late = now - timer.fire_at > LATE_AFTER;
         match &timer.action {
             TimerAction::Remind { .. } => {
                 let Some(row) = self.store.instance(&timer.instance_id).await? else {
-                    self.finish_stale(timer, worker, "istanza inesistente").await?;
-                    return Ok(TimerOutcome::Skipped("istanza inesistente".into()));
+                    return self.skip(timer, worker, "istanza inesistente".into()).await;
                 };
-                let p = self.procedure(&row.definition_id, Some(row.definition_version)).await?;
-                let Some(notification) = engine::reminder_notification(&p, &row.id, &row.state, &row.data, &timer.timer, &timer.action, &timer.trace) else {
-                    return Ok(TimerOutcome::Skipped("non è un promemoria".into()));
+                let p = self
+                    .procedure(&row.definition_id, Some(row.definition_version))
+                    .await?;
+                let Some(notification) = engine::reminder_notification(
+                    &p,
+                    &row.id,
+                    &row.state,
+                    &row.data,
+                    &timer.timer,
+                    &timer.action,
+                    &timer.trace,
+                ) else {
+                    return self.skip(timer, worker, "non è un promemoria".into()).await;
                 };
-                match self.store.complete_reminder(timer.id, worker, &notification, now).await {
+                match self
+                    .store
+                    .complete_reminder(timer.id, worker, &notification, now)
+                    .await
+                {
                     Ok(()) => Ok(TimerOutcome::Reminded),
                     Err(store::Error::StaleTimer { .. }) => Ok(TimerOutcome::Stale),
                     Err(e) => Err(e.into()),
@@ -233,18 +304,31 @@ impl Service {
             }
             TimerAction::Fire { event } => {
                 let Some(row) = self.store.instance(&timer.instance_id).await? else {
-                    self.finish_stale(timer, worker, "istanza inesistente").await?;
-                    return Ok(TimerOutcome::Skipped("istanza inesistente".into()));
+                    return self.skip(timer, worker, "istanza inesistente".into()).await;
                 };
-                let p = self.procedure(&row.definition_id, Some(row.definition_version)).await?;
-                let command = Command { event: event.clone(), actor: Actor::system(), payload: Map::new() };
-                let step = match engine::fire(&p, &Snapshot { id: &row.id, state: &row.state, data: &row.data }, &command, now) {
+                let p = self
+                    .procedure(&row.definition_id, Some(row.definition_version))
+                    .await?;
+                let command = Command {
+                    event: event.clone(),
+                    actor: Actor::system(),
+                    payload: Map::new(),
+                };
+                let step = match engine::fire(
+                    &p,
+                    &Snapshot {
+                        id: &row.id,
+                        state: &row.state,
+                        data: &row.data,
+                    },
+                    &command,
+                    now,
+                ) {
                     Ok(step) => step,
                     Err(refusal) => {
                         let why = refusal.to_string();
                         warn!(%why, "timer event refused");
-                        self.finish_stale(timer, worker, &format!("rifiutato: {why}")).await?;
-                        return Ok(TimerOutcome::Skipped(why));
+                        return self.skip(timer, worker, why).await;
                     }
                 };
                 let result = self
@@ -276,22 +360,51 @@ impl Service {
         }
     }
 
-    async fn finish_stale(&self, timer: &TimerRow, worker: &str, outcome: &str) -> Result<(), Error> {
-        match self.store.finish_timer(timer.id, worker, outcome).await {
-            Ok(()) | Err(store::Error::StaleTimer { .. }) => Ok(()),
+    /// Marks a timer done without a transition (it no longer applies); `Stale` if this worker
+    /// no longer holds it.
+    async fn skip(
+        &self,
+        timer: &TimerRow,
+        worker: &str,
+        why: String,
+    ) -> Result<TimerOutcome, Error> {
+        match self
+            .store
+            .finish_timer(timer.id, worker, &format!("non applicabile: {why}"))
+            .await
+        {
+            Ok(()) => Ok(TimerOutcome::Skipped(why)),
+            Err(store::Error::StaleTimer { .. }) => Ok(TimerOutcome::Stale),
             Err(e) => Err(e.into()),
         }
     }
 
     async fn replayed(&self, key: &str) -> Result<Option<Outcome>, Error> {
         match self.store.command(key).await? {
-            Some(row) => Ok(Some(self.outcome(Committed { instance_id: row.instance_id, seq: row.seq, version: row.seq, replayed: true }).await?)),
+            Some(row) => Ok(Some(
+                self.outcome(Committed {
+                    instance_id: row.instance_id,
+                    seq: row.seq,
+                    version: row.seq,
+                    replayed: true,
+                })
+                .await?,
+            )),
             None => Ok(None),
         }
     }
 
     async fn outcome(&self, committed: Committed) -> Result<Outcome, Error> {
-        let instance = self.store.instance(&committed.instance_id).await?.ok_or_else(|| Error::UnknownInstance { id: committed.instance_id.clone() })?;
-        Ok(Outcome { committed, instance })
+        let instance = self
+            .store
+            .instance(&committed.instance_id)
+            .await?
+            .ok_or_else(|| Error::UnknownInstance {
+                id: committed.instance_id.clone(),
+            })?;
+        Ok(Outcome {
+            committed,
+            instance,
+        })
     }
 }

@@ -26,11 +26,22 @@ fn the_shipped_workflows_validate() {
 #[test]
 fn three_planted_mistakes_give_three_located_errors_and_exit_1() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let source = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/accreditamento.yaml")).expect("shipped file");
+    let source = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/accreditamento.yaml"),
+    )
+    .expect("shipped file");
     let broken = source
         .replacen("    to: respinto\n", "    to: respintto\n", 1) // unknown state
-        .replacen("term: { from: data_domanda, days: 30 }", "term: { from: data_domanda, days: 30, months: 1 }", 1) // malformed term
-        .replacen("roles: [rup]\n    inputs: { data_accreditamento: required, esito: optional }", "roles: [dirigente]\n    inputs: { data_accreditamento: required, esito: optional }", 1); // unknown role
+        .replacen(
+            "term: { from: data_domanda, days: 30 }",
+            "term: { from: data_domanda, days: 30, months: 1 }",
+            1,
+        ) // malformed term
+        .replacen(
+            "roles: [rup]\n    inputs: { data_accreditamento: required, esito: optional }",
+            "roles: [dirigente]\n    inputs: { data_accreditamento: required, esito: optional }",
+            1,
+        ); // unknown role
     assert_ne!(broken, source);
     let file = dir.path().join("accreditamento.yaml");
     std::fs::write(&file, broken).expect("write");
@@ -39,17 +50,34 @@ fn three_planted_mistakes_give_three_located_errors_and_exit_1() {
     std::fs::create_dir(dir.path().join("templates")).expect("mkdir");
     for entry in std::fs::read_dir(templates).expect("templates") {
         let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), dir.path().join("templates").join(entry.file_name())).expect("copy");
+        std::fs::copy(
+            entry.path(),
+            dir.path().join("templates").join(entry.file_name()),
+        )
+        .expect("copy");
     }
     let out = procedo(&["validate", file.to_str().expect("utf-8 path")]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("accreditamento.yaml:")).collect();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("accreditamento.yaml:"))
+        .collect();
     assert_eq!(errors.len(), 3, "{stderr}");
     for e in &errors {
-        let mut parts = e.rsplit_once(".yaml:").expect("file prefix").1.splitn(3, ':');
-        let line: u32 = parts.next().and_then(|l| l.parse().ok()).expect("a line number");
-        let column: u32 = parts.next().and_then(|c| c.parse().ok()).expect("a column number");
+        let mut parts = e
+            .rsplit_once(".yaml:")
+            .expect("file prefix")
+            .1
+            .splitn(3, ':');
+        let line: u32 = parts
+            .next()
+            .and_then(|l| l.parse().ok())
+            .expect("a line number");
+        let column: u32 = parts
+            .next()
+            .and_then(|c| c.parse().ok())
+            .expect("a column number");
         assert!(line > 0 && column > 0, "{e}");
     }
     assert!(stderr.contains("termine non valido"), "{stderr}");
@@ -63,14 +91,31 @@ fn graph_prints_mermaid_and_dot() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let mermaid = text(&out.stdout);
     assert!(mermaid.starts_with("stateDiagram-v2"));
-    assert!(mermaid.contains("convocata --> convocata: sposta"), "{mermaid}");
-    let out = procedo(&["graph", "workflows/convocazione_assemblea.yaml", "--format", "dot"]);
+    assert!(
+        mermaid.contains("convocata --> convocata: sposta"),
+        "{mermaid}"
+    );
+    let out = procedo(&[
+        "graph",
+        "workflows/convocazione_assemblea.yaml",
+        "--format",
+        "dot",
+    ]);
     assert!(text(&out.stdout).starts_with("digraph"));
 }
 
 #[test]
 fn term_prints_json_with_the_trace() {
-    let out = procedo(&["term", "--start", "2026-11-27", "--days", "30", "--at", "12:00", "--json"]);
+    let out = procedo(&[
+        "term",
+        "--start",
+        "2026-11-27",
+        "--days",
+        "30",
+        "--at",
+        "12:00",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["expiry"], "2026-12-28");
@@ -89,13 +134,49 @@ fn a_bad_term_is_a_clear_error_with_exit_2() {
 fn instances_are_driven_from_the_command_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
-    let start = procedo(&["instance", "start", "avviso_coprogettazione", "--as", "rup", "--var", "oggetto=Prova", "--database", &url]);
+    let start = procedo(&[
+        "instance",
+        "start",
+        "avviso_coprogettazione",
+        "--as",
+        "rup",
+        "--var",
+        "oggetto=Prova",
+        "--database",
+        &url,
+    ]);
     assert!(start.status.success(), "{}", text(&start.stderr));
     let id = text(&start.stdout).trim().to_string();
-    let refused = procedo(&["instance", "fire", &id, "pubblica", "--as", "ets", "--input", "data_pubblicazione=2099-01-04", "--database", &url]);
+    let refused = procedo(&[
+        "instance",
+        "fire",
+        &id,
+        "pubblica",
+        "--as",
+        "ets",
+        "--input",
+        "data_pubblicazione=2099-01-04",
+        "--database",
+        &url,
+    ]);
     assert!(!refused.status.success());
-    assert!(text(&refused.stderr).contains("il ruolo 'ets' non può eseguire 'pubblica'"), "{}", text(&refused.stderr));
-    let fired = procedo(&["instance", "fire", &id, "pubblica", "--as", "rup", "--input", "data_pubblicazione=2099-01-04", "--database", &url]);
+    assert!(
+        text(&refused.stderr).contains("il ruolo 'ets' non può eseguire 'pubblica'"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let fired = procedo(&[
+        "instance",
+        "fire",
+        &id,
+        "pubblica",
+        "--as",
+        "rup",
+        "--input",
+        "data_pubblicazione=2099-01-04",
+        "--database",
+        &url,
+    ]);
     assert!(fired.status.success(), "{}", text(&fired.stderr));
     let show = procedo(&["instance", "show", &id, "--database", &url]);
     let shown = text(&show.stdout);

@@ -14,17 +14,30 @@ use procedo::store::{self, Store};
 use serde_json::{Map, Value, json};
 
 fn catalog() -> procedo::catalog::Catalog {
-    let (catalog, diags) = catalog::load(&[std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/workflows"))]);
-    assert!(diags.is_empty(), "shipped workflows must validate: {diags:?}");
+    let (catalog, diags) = catalog::load(&[std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/workflows"
+    ))]);
+    assert!(
+        diags.is_empty(),
+        "shipped workflows must validate: {diags:?}"
+    );
     catalog.expect("catalog")
 }
 
 fn rup() -> Actor {
-    Actor { id: "maria.rossi".into(), role: "rup".into() }
+    Actor {
+        id: "maria.rossi".into(),
+        role: "rup".into(),
+    }
 }
 
 fn cmd(event: &str, payload: Value) -> Command {
-    Command { event: event.into(), actor: rup(), payload: payload.as_object().cloned().unwrap_or_default() }
+    Command {
+        event: event.into(),
+        actor: rup(),
+        payload: payload.as_object().cloned().unwrap_or_default(),
+    }
 }
 
 #[tokio::test]
@@ -37,32 +50,113 @@ async fn an_avviso_runs_to_its_end_and_survives_a_reopen() {
 
         let mut vars = Map::new();
         vars.insert("oggetto".into(), json!("Servizi per la disabilità"));
-        let started = service.start("avviso_coprogettazione", None, vars, &rup(), None).await.expect("start");
+        let started = service
+            .start("avviso_coprogettazione", None, vars, &rup(), None)
+            .await
+            .expect("start");
         let id = started.instance.id.clone();
         assert_eq!(started.instance.state, "bozza");
 
-        service.fire(&id, &cmd("pubblica", json!({"data_pubblicazione": "2026-11-27"})), None).await.expect("pubblica");
-        let row = service.store().instance(&id).await.expect("read").expect("exists");
-        assert_eq!(row.data.variables["scadenza_domande"], json!("2026-12-28T12:00:00+01:00"), "{backend}");
+        service
+            .fire(
+                &id,
+                &cmd("pubblica", json!({"data_pubblicazione": "2026-11-27"})),
+                None,
+            )
+            .await
+            .expect("pubblica");
+        let row = service
+            .store()
+            .instance(&id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(
+            row.data.variables["scadenza_domande"],
+            json!("2026-12-28T12:00:00+01:00"),
+            "{backend}"
+        );
 
         // Before the deadline the RUP cannot close: a typed refusal that changes nothing.
-        let refused = service.fire(&id, &cmd("chiudi_domande", json!({})), None).await.unwrap_err();
-        assert!(matches!(refused, service::Error::Engine(engine::Error::GuardFailed { .. })), "{refused}");
-        assert_eq!(service.store().instance(&id).await.expect("read").expect("exists").version, row.version);
+        let refused = service
+            .fire(&id, &cmd("chiudi_domande", json!({})), None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                service::Error::Engine(engine::Error::GuardFailed { .. })
+            ),
+            "{refused}"
+        );
+        assert_eq!(
+            service
+                .store()
+                .instance(&id)
+                .await
+                .expect("read")
+                .expect("exists")
+                .version,
+            row.version
+        );
 
         clock.set(common::at("2026-12-28T12:00:01+01:00"));
-        service.fire(&id, &cmd("chiudi_domande", json!({})), None).await.expect("chiudi_domande");
-        service.fire(&id, &cmd("richiedi_soccorso", json!({"documenti_mancanti": ["DURC"]})), None).await.expect("soccorso");
-        let row = service.store().instance(&id).await.expect("read").expect("exists");
-        assert_eq!(row.data.variables["data_richiesta_soccorso"], json!("2026-12-28"));
+        service
+            .fire(&id, &cmd("chiudi_domande", json!({})), None)
+            .await
+            .expect("chiudi_domande");
+        service
+            .fire(
+                &id,
+                &cmd("richiedi_soccorso", json!({"documenti_mancanti": ["DURC"]})),
+                None,
+            )
+            .await
+            .expect("soccorso");
+        let row = service
+            .store()
+            .instance(&id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(
+            row.data.variables["data_richiesta_soccorso"],
+            json!("2026-12-28")
+        );
         // 28 Dec + 10 days = 7 Jan 2027 (a Thursday), at 12:00.
-        assert_eq!(row.data.variables["termine_integrazione"], json!("2027-01-07T12:00:00+01:00"));
+        assert_eq!(
+            row.data.variables["termine_integrazione"],
+            json!("2027-01-07T12:00:00+01:00")
+        );
         clock.advance(Duration::days(3));
-        service.fire(&id, &cmd("integrazioni_ricevute", json!({})), None).await.expect("integrazioni");
-        service.fire(&id, &cmd("ammetti", json!({"ammessi": ["ets-1", "ets-2"]})), None).await.expect("ammetti");
-        service.fire(&id, &cmd("approva_graduatoria", json!({"data_graduatoria": "2027-01-15", "esito": "ammesso"})), None).await.expect("graduatoria");
+        service
+            .fire(&id, &cmd("integrazioni_ricevute", json!({})), None)
+            .await
+            .expect("integrazioni");
+        service
+            .fire(
+                &id,
+                &cmd("ammetti", json!({"ammessi": ["ets-1", "ets-2"]})),
+                None,
+            )
+            .await
+            .expect("ammetti");
+        service
+            .fire(
+                &id,
+                &cmd(
+                    "approva_graduatoria",
+                    json!({"data_graduatoria": "2027-01-15", "esito": "ammesso"}),
+                ),
+                None,
+            )
+            .await
+            .expect("graduatoria");
         clock.set(common::at("2027-03-20T09:00:00+01:00"));
-        let done = service.fire(&id, &cmd("chiudi", json!({})), None).await.expect("chiudi");
+        let done = service
+            .fire(&id, &cmd("chiudi", json!({})), None)
+            .await
+            .expect("chiudi");
         assert_eq!(done.instance.state, "concluso");
         assert!(done.instance.is_final);
 
@@ -77,7 +171,19 @@ async fn an_avviso_runs_to_its_end_and_survives_a_reopen() {
         let history = reopened.history(&id).await.expect("history");
         assert_eq!(history, history_before, "{backend}");
         let events: Vec<&str> = history.iter().map(|h| h.event.as_str()).collect();
-        assert_eq!(events, vec!["avvio", "pubblica", "chiudi_domande", "richiedi_soccorso", "integrazioni_ricevute", "ammetti", "approva_graduatoria", "chiudi"]);
+        assert_eq!(
+            events,
+            vec![
+                "avvio",
+                "pubblica",
+                "chiudi_domande",
+                "richiedi_soccorso",
+                "integrazioni_ricevute",
+                "ammetti",
+                "approva_graduatoria",
+                "chiudi"
+            ]
+        );
         let seqs: Vec<i64> = history.iter().map(|h| h.seq).collect();
         assert_eq!(seqs, (1..=8).collect::<Vec<i64>>(), "{backend}: no gaps");
         assert_eq!(row.version, 8);
@@ -94,27 +200,53 @@ async fn an_instance_keeps_its_definition_version() {
         service.install(&cat).await.expect("install v1");
         let mut vars = Map::new();
         vars.insert("oggetto".into(), json!("x"));
-        let v1 = service.start("avviso_coprogettazione", None, vars.clone(), &rup(), None).await.expect("start");
+        let v1 = service
+            .start("avviso_coprogettazione", None, vars.clone(), &rup(), None)
+            .await
+            .expect("start");
 
         // Version 2 renames the first state's title and adds a state; v1 instances do not see it.
-        let loaded = cat.procedures.iter_mut().find(|l| l.procedure.id == "avviso_coprogettazione").expect("shipped");
-        let source = loaded.source.replace("version: 1", "version: 2").replace("bozza: { initial: true, title: \"Bozza\" }", "bozza: { initial: true, title: \"Bozza v2\" }");
+        let loaded = cat
+            .procedures
+            .iter_mut()
+            .find(|l| l.procedure.id == "avviso_coprogettazione")
+            .expect("shipped");
+        let source = loaded.source.replace("version: 1", "version: 2").replace(
+            "bozza: { initial: true, title: \"Bozza\" }",
+            "bozza: { initial: true, title: \"Bozza v2\" }",
+        );
         let procedure = catalog::from_stored("v2", &source, &loaded.assets).expect("v2 valid");
         loaded.hash = procedo::definition::content_hash(&source, &loaded.assets.to_string());
         loaded.source = source;
         loaded.procedure = procedure;
         service.install(&cat).await.expect("install v2");
-        let v2 = service.start("avviso_coprogettazione", None, vars, &rup(), None).await.expect("start v2");
+        let v2 = service
+            .start("avviso_coprogettazione", None, vars, &rup(), None)
+            .await
+            .expect("start v2");
         assert_eq!(v1.instance.definition_version, 1, "{backend}");
         assert_eq!(v2.instance.definition_version, 2, "{backend}");
-        let pinned = service.procedure("avviso_coprogettazione", Some(1)).await.expect("v1");
+        let pinned = service
+            .procedure("avviso_coprogettazione", Some(1))
+            .await
+            .expect("v1");
         assert_eq!(pinned.initial_state().title, "Bozza");
 
         // The same id and version with another content is refused.
-        let changed = cat.procedures.iter_mut().find(|l| l.procedure.id == "avviso_coprogettazione").expect("shipped");
+        let changed = cat
+            .procedures
+            .iter_mut()
+            .find(|l| l.procedure.id == "avviso_coprogettazione")
+            .expect("shipped");
         changed.hash = "0".repeat(64);
         let err = service.install(&cat).await.unwrap_err();
-        assert!(matches!(err, service::Error::Store(store::Error::DefinitionChanged { .. })), "{err}");
+        assert!(
+            matches!(
+                err,
+                service::Error::Store(store::Error::DefinitionChanged { .. })
+            ),
+            "{err}"
+        );
     }
 }
 
@@ -126,15 +258,48 @@ async fn the_same_command_twice_has_one_effect() {
         service.install(&catalog()).await.expect("install");
         let mut vars = Map::new();
         vars.insert("oggetto".into(), json!("x"));
-        let a = service.start("avviso_coprogettazione", None, vars.clone(), &rup(), Some("start-1")).await.expect("start");
-        let b = service.start("avviso_coprogettazione", None, vars, &rup(), Some("start-1")).await.expect("replay");
+        let a = service
+            .start(
+                "avviso_coprogettazione",
+                None,
+                vars.clone(),
+                &rup(),
+                Some("start-1"),
+            )
+            .await
+            .expect("start");
+        let b = service
+            .start(
+                "avviso_coprogettazione",
+                None,
+                vars,
+                &rup(),
+                Some("start-1"),
+            )
+            .await
+            .expect("replay");
         assert_eq!(a.instance.id, b.instance.id, "{backend}");
         assert!(b.committed.replayed);
         let publish = cmd("pubblica", json!({"data_pubblicazione": "2026-11-27"}));
-        service.fire(&a.instance.id, &publish, Some("pub-1")).await.expect("fire");
-        let again = service.fire(&a.instance.id, &publish, Some("pub-1")).await.expect("replayed fire");
+        service
+            .fire(&a.instance.id, &publish, Some("pub-1"))
+            .await
+            .expect("fire");
+        let again = service
+            .fire(&a.instance.id, &publish, Some("pub-1"))
+            .await
+            .expect("replayed fire");
         assert!(again.committed.replayed);
-        assert_eq!(service.store().history(&a.instance.id).await.expect("history").len(), 2, "{backend}");
+        assert_eq!(
+            service
+                .store()
+                .history(&a.instance.id)
+                .await
+                .expect("history")
+                .len(),
+            2,
+            "{backend}"
+        );
         let outbox = service.store().outbox_rows(None).await.expect("outbox");
         // pubblicato: one protocollo row and one notification, once.
         assert_eq!(outbox.len(), 2, "{backend}: {outbox:?}");
@@ -147,16 +312,39 @@ async fn eight_concurrent_fires_record_one_transition_per_accepted_command() {
         let clock = ManualClock::new(common::at("2026-12-01T09:00:00+01:00"));
         let service = Service::new(store, Arc::new(clock));
         service.install(&catalog()).await.expect("install");
-        let presidente = Actor { id: "sindaco.capofila".into(), role: "presidente".into() };
+        let presidente = Actor {
+            id: "sindaco.capofila".into(),
+            role: "presidente".into(),
+        };
         let vars = json!({
             "organo": "Assemblea dei Sindaci",
             "ordine_del_giorno": ["Piano di Zona"],
             "luogo": "Sala consiliare",
             "data_seduta": "2027-01-14T17:00:00+01:00"
         });
-        let started = service.start("convocazione_assemblea", None, vars.as_object().cloned().unwrap_or_default(), &presidente, None).await.expect("start");
+        let started = service
+            .start(
+                "convocazione_assemblea",
+                None,
+                vars.as_object().cloned().unwrap_or_default(),
+                &presidente,
+                None,
+            )
+            .await
+            .expect("start");
         let id = started.instance.id.clone();
-        service.fire(&id, &Command { event: "convoca".into(), actor: presidente.clone(), payload: Map::new() }, None).await.expect("convoca");
+        service
+            .fire(
+                &id,
+                &Command {
+                    event: "convoca".into(),
+                    actor: presidente.clone(),
+                    payload: Map::new(),
+                },
+                None,
+            )
+            .await
+            .expect("convoca");
 
         let mut tasks = Vec::new();
         for day in 0..8 {
@@ -165,8 +353,21 @@ async fn eight_concurrent_fires_record_one_transition_per_accepted_command() {
             let actor = presidente.clone();
             tasks.push(tokio::spawn(async move {
                 let when = format!("2027-01-{:02}T17:00:00+01:00", 15 + day);
-                let payload = json!({ "data_seduta": when }).as_object().cloned().unwrap_or_default();
-                service.fire(&id, &Command { event: "sposta".into(), actor, payload }, None).await
+                let payload = json!({ "data_seduta": when })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
+                service
+                    .fire(
+                        &id,
+                        &Command {
+                            event: "sposta".into(),
+                            actor,
+                            payload,
+                        },
+                        None,
+                    )
+                    .await
             }));
         }
         let mut accepted = 0;
@@ -181,11 +382,27 @@ async fn eight_concurrent_fires_record_one_transition_per_accepted_command() {
         assert!(accepted >= 1, "{backend}");
         assert_eq!(accepted + conflicts, 8, "{backend}");
         let history = service.store().history(&id).await.expect("history");
-        assert_eq!(history.len(), 2 + accepted, "{backend}: one row per accepted command");
+        assert_eq!(
+            history.len(),
+            2 + accepted,
+            "{backend}: one row per accepted command"
+        );
         let seqs: Vec<i64> = history.iter().map(|h| h.seq).collect();
-        assert_eq!(seqs, (1..=history.len() as i64).collect::<Vec<_>>(), "{backend}: no gaps");
+        assert_eq!(
+            seqs,
+            (1..=history.len() as i64).collect::<Vec<_>>(),
+            "{backend}: no gaps"
+        );
         // Exactly one pending row per timer key survives, whatever the interleaving.
-        let armed = service.store().timers_between(common::at("2026-01-01T00:00:00Z"), common::at("2028-01-01T00:00:00Z"), Some(&id)).await.expect("timers");
+        let armed = service
+            .store()
+            .timers_between(
+                common::at("2026-01-01T00:00:00Z"),
+                common::at("2028-01-01T00:00:00Z"),
+                Some(&id),
+            )
+            .await
+            .expect("timers");
         let keys: std::collections::BTreeSet<&str> = armed.iter().map(|t| t.key.as_str()).collect();
         assert_eq!(keys.len(), armed.len(), "{backend}: {keys:?}");
     }

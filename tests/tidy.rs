@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -16,7 +18,19 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 const PURE: &[&str] = &["src/definition", "src/engine", "src/terms"];
-const IO_CRATES: &[&str] = &["tokio", "sea_orm", "lettre", "axum", "async_graphql", "std::fs", "std::net", "reqwest", "Utc::now", "Local::now", "SystemTime"];
+const IO_CRATES: &[&str] = &[
+    "tokio",
+    "sea_orm",
+    "lettre",
+    "axum",
+    "async_graphql",
+    "std::fs",
+    "std::net",
+    "reqwest",
+    "Utc::now",
+    "Local::now",
+    "SystemTime",
+];
 
 #[test]
 fn the_pure_core_does_no_io_and_reads_no_clock() {
@@ -38,7 +52,11 @@ fn the_pure_core_does_no_io_and_reads_no_clock() {
             }
         }
     }
-    assert!(offenders.is_empty(), "the pure core must not do I/O:\n{}", offenders.join("\n"));
+    assert!(
+        offenders.is_empty(),
+        "the pure core must not do I/O:\n{}",
+        offenders.join("\n")
+    );
 }
 
 #[test]
@@ -50,8 +68,17 @@ fn every_source_file_opens_with_a_doc_line() {
     }
     let missing: Vec<String> = files
         .iter()
-        .filter(|f| !std::fs::read_to_string(f).unwrap_or_default().trim_start().starts_with("//!"))
+        .filter(|f| {
+            !std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .trim_start()
+                .starts_with("//!")
+        })
         .map(|f| f.display().to_string())
         .collect();
-    assert!(missing.is_empty(), "files without a //! first line:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "files without a //! first line:\n{}",
+        missing.join("\n")
+    );
 }

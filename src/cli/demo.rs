@@ -22,7 +22,10 @@ use crate::notify::Transport;
 use crate::notify::delivery::{self, DeliveryOptions, DeliveryWorker, MailSettings};
 use crate::scheduler::{CronJob, Options, Scheduler, cron};
 use crate::service::Service;
-use crate::store::{DeliveryFilter, DeliveryStatus, NewOrganisation, NewPerson, OrganisationKind, OutboxStatus, Store};
+use crate::store::{
+    DeliveryFilter, DeliveryStatus, NewOrganisation, NewPerson, OrganisationKind, OutboxStatus,
+    Store,
+};
 use crate::terms::ROME;
 
 /// Arguments of `procedo demo`.
@@ -40,7 +43,9 @@ pub struct DemoArgs {
 }
 
 fn at(text: &str) -> anyhow::Result<DateTime<Utc>> {
-    Ok(DateTime::parse_from_rfc3339(text).with_context(|| format!("istante '{text}'"))?.with_timezone(&Utc))
+    Ok(DateTime::parse_from_rfc3339(text)
+        .with_context(|| format!("istante '{text}'"))?
+        .with_timezone(&Utc))
 }
 
 /// "gio 14/01/2027 17:00": an instant as a person in Italy reads it.
@@ -48,7 +53,11 @@ fn local(t: DateTime<Utc>) -> String {
     use chrono::Datelike;
     const DAYS: [&str; 7] = ["lun", "mar", "mer", "gio", "ven", "sab", "dom"];
     let t = t.with_timezone(&ROME);
-    format!("{} {}", DAYS[t.weekday().num_days_from_monday() as usize], t.format("%d/%m/%Y %H:%M"))
+    format!(
+        "{} {}",
+        DAYS[t.weekday().num_days_from_monday() as usize],
+        t.format("%d/%m/%Y %H:%M")
+    )
 }
 
 struct Demo {
@@ -68,20 +77,55 @@ struct Demo {
 }
 
 impl Demo {
-    async fn start(&mut self, label: &'static str, procedure: &str, vars: Value, role: &str) -> anyhow::Result<String> {
+    async fn start(
+        &mut self,
+        label: &'static str,
+        procedure: &str,
+        vars: Value,
+        role: &str,
+    ) -> anyhow::Result<String> {
         let vars: Map<String, Value> = vars.as_object().cloned().unwrap_or_default();
-        let outcome = self.service.start(procedure, None, vars, &Actor { id: "demo".into(), role: role.into() }, None).await?;
+        let outcome = self
+            .service
+            .start(
+                procedure,
+                None,
+                vars,
+                &Actor {
+                    id: "demo".into(),
+                    role: role.into(),
+                },
+                None,
+            )
+            .await?;
         self.names.insert(outcome.instance.id.clone(), label);
         self.settle().await?;
         self.report().await?;
         Ok(outcome.instance.id)
     }
 
-    async fn fire(&mut self, id: &str, event: &str, role: &str, payload: Value) -> anyhow::Result<()> {
-        let command = Command { event: event.into(), actor: Actor { id: "demo".into(), role: role.into() }, payload: payload.as_object().cloned().unwrap_or_default() };
+    async fn fire(
+        &mut self,
+        id: &str,
+        event: &str,
+        role: &str,
+        payload: Value,
+    ) -> anyhow::Result<()> {
+        let command = Command {
+            event: event.into(),
+            actor: Actor {
+                id: "demo".into(),
+                role: role.into(),
+            },
+            payload: payload.as_object().cloned().unwrap_or_default(),
+        };
         match self.service.fire(id, &command, None).await {
             Ok(_) => {}
-            Err(refusal) => println!("  {}  [{}] {event} rifiutato: {refusal}", local(self.clock.now()), self.names.get(id).copied().unwrap_or("?")),
+            Err(refusal) => println!(
+                "  {}  [{}] {event} rifiutato: {refusal}",
+                local(self.clock.now()),
+                self.names.get(id).copied().unwrap_or("?")
+            ),
         }
         self.settle().await?;
         self.report().await
@@ -109,7 +153,14 @@ impl Demo {
     async fn move_clock_to(&mut self, until: DateTime<Utc>) -> anyhow::Result<()> {
         loop {
             let now = self.clock.now();
-            let next_timer = self.service.store().timers_between(now, until, None).await?.into_iter().map(|t| t.fire_at).min();
+            let next_timer = self
+                .service
+                .store()
+                .timers_between(now, until, None)
+                .await?
+                .into_iter()
+                .map(|t| t.fire_at)
+                .min();
             let next_digest = cron::next_due(&self.digest.schedule, now).filter(|at| *at < until);
             let next = next_timer.into_iter().chain(next_digest).min();
             match next {
@@ -132,8 +183,17 @@ impl Demo {
         let store = self.service.store().clone();
         for (id, label) in self.names.clone() {
             let last = self.seen_history.get(&id).copied().unwrap_or(0);
-            for h in store.history(&id).await?.into_iter().filter(|h| h.seq > last) {
-                let who = if h.actor.role == "system" { "scheduler".to_string() } else { h.actor.role.clone() };
+            for h in store
+                .history(&id)
+                .await?
+                .into_iter()
+                .filter(|h| h.seq > last)
+            {
+                let who = if h.actor.role == "system" {
+                    "scheduler".to_string()
+                } else {
+                    h.actor.role.clone()
+                };
                 println!(
                     "  {}  [{label}] {}: {} → {} ({who}){}",
                     local(h.at),
@@ -144,10 +204,14 @@ impl Demo {
                 );
                 self.seen_history.insert(id.clone(), h.seq);
                 for effect in h.effects.as_array().into_iter().flatten() {
-                    if let Ok(Effect::ScheduleTimer(plan)) = serde_json::from_value::<Effect>(effect.clone()) {
+                    if let Ok(Effect::ScheduleTimer(plan)) =
+                        serde_json::from_value::<Effect>(effect.clone())
+                    {
                         let what = match &plan.action {
                             TimerAction::Fire { event } => format!("scadenza → evento '{event}'"),
-                            TimerAction::Remind { role, template, .. } => format!("promemoria '{template}' a {role}"),
+                            TimerAction::Remind { role, template, .. } => {
+                                format!("promemoria '{template}' a {role}")
+                            }
                         };
                         println!("        ⏰ {} {what} ({})", local(plan.fire_at), plan.key);
                     }
@@ -155,21 +219,50 @@ impl Demo {
             }
         }
         let seen = self.seen_outbox;
-        for o in store.outbox_rows(None).await?.into_iter().filter(|o| o.id > seen) {
+        for o in store
+            .outbox_rows(None)
+            .await?
+            .into_iter()
+            .filter(|o| o.id > seen)
+        {
             self.seen_outbox = o.id;
-            if o.kind == delivery::DIGEST_KIND && store.deliveries(&DeliveryFilter { outbox_id: Some(o.id), ..DeliveryFilter::default() }).await?.is_empty() {
+            if o.kind == delivery::DIGEST_KIND
+                && store
+                    .deliveries(&DeliveryFilter {
+                        outbox_id: Some(o.id),
+                        ..DeliveryFilter::default()
+                    })
+                    .await?
+                    .is_empty()
+            {
                 // A daily digest with nobody waiting for it: nothing to show.
                 continue;
             }
-            let label = o.instance_id.as_ref().and_then(|i| self.names.get(i)).copied().unwrap_or("—");
+            let label = o
+                .instance_id
+                .as_ref()
+                .and_then(|i| self.names.get(i))
+                .copied()
+                .unwrap_or("—");
             let what = match &o.payload {
-                Effect::Notify(_) if o.kind == delivery::DIGEST_KIND => "riepilogo giornaliero per chi lo ha scelto".to_string(),
-                Effect::Notify(n) => format!("notifica '{}' a {}{}", n.template, n.role, if n.urgent { " (urgente)" } else { "" }),
-                Effect::RegisterProtocol { direction, .. } => match store.protocol_entry_of_outbox(o.id).await? {
-                    Some(entry) => format!("protocollo in {direction} n. {entry}"),
-                    None => format!("registrazione di protocollo in {direction}"),
-                },
-                Effect::StartInstance { procedure, .. } => format!("avvio della sotto-procedura {procedure}"),
+                Effect::Notify(_) if o.kind == delivery::DIGEST_KIND => {
+                    "riepilogo giornaliero per chi lo ha scelto".to_string()
+                }
+                Effect::Notify(n) => format!(
+                    "notifica '{}' a {}{}",
+                    n.template,
+                    n.role,
+                    if n.urgent { " (urgente)" } else { "" }
+                ),
+                Effect::RegisterProtocol { direction, .. } => {
+                    match store.protocol_entry_of_outbox(o.id).await? {
+                        Some(entry) => format!("protocollo in {direction} n. {entry}"),
+                        None => format!("registrazione di protocollo in {direction}"),
+                    }
+                }
+                Effect::StartInstance { procedure, .. } => {
+                    format!("avvio della sotto-procedura {procedure}")
+                }
                 other => other.kind().to_string(),
             };
             let status = match o.status {
@@ -187,17 +280,34 @@ impl Demo {
     async fn report_emails(&mut self, store: &Store) -> anyhow::Result<()> {
         let seen = self.seen_delivery;
         let mut groups: BTreeMap<(i64, String), BTreeMap<DeliveryStatus, usize>> = BTreeMap::new();
-        for d in store.deliveries(&DeliveryFilter::default()).await?.into_iter().filter(|d| d.id > seen) {
+        for d in store
+            .deliveries(&DeliveryFilter::default())
+            .await?
+            .into_iter()
+            .filter(|d| d.id > seen)
+        {
             self.seen_delivery = self.seen_delivery.max(d.id);
-            *groups.entry((d.outbox_id, d.kind)).or_default().entry(d.status).or_default() += 1;
+            *groups
+                .entry((d.outbox_id, d.kind))
+                .or_default()
+                .entry(d.status)
+                .or_default() += 1;
         }
         for ((_, kind), counts) in groups {
             let count = |status| counts.get(&status).copied().unwrap_or(0);
             let mut parts = Vec::new();
             for (status, one, many) in [
                 (DeliveryStatus::Sent, "email scritta", "email scritte"),
-                (DeliveryStatus::Held, "trattenuta per il riepilogo giornaliero", "trattenute per il riepilogo giornaliero"),
-                (DeliveryStatus::Pending, "in attesa di invio", "in attesa di invio"),
+                (
+                    DeliveryStatus::Held,
+                    "trattenuta per il riepilogo giornaliero",
+                    "trattenute per il riepilogo giornaliero",
+                ),
+                (
+                    DeliveryStatus::Pending,
+                    "in attesa di invio",
+                    "in attesa di invio",
+                ),
                 (DeliveryStatus::Failed, "non consegnata", "non consegnate"),
             ] {
                 match count(status) {
@@ -212,12 +322,25 @@ impl Demo {
     }
 
     async fn print_terms(&mut self, id: &str) -> anyhow::Result<()> {
-        let row = self.service.store().instance(id).await?.context("istanza scomparsa")?;
+        let row = self
+            .service
+            .store()
+            .instance(id)
+            .await?
+            .context("istanza scomparsa")?;
         for (name, term) in &row.data.terms {
-            if self.printed_terms.insert((id.to_string(), name.clone()), term.deadline.clone()).as_ref() == Some(&term.deadline) {
+            if self
+                .printed_terms
+                .insert((id.to_string(), name.clone()), term.deadline.clone())
+                .as_ref()
+                == Some(&term.deadline)
+            {
                 continue;
             }
-            println!("        § {name} = {} ({} da {})", term.deadline, term.rule, term.from);
+            println!(
+                "        § {name} = {} ({} da {})",
+                term.deadline, term.rule, term.from
+            );
             for line in &term.trace {
                 println!("            {line}");
             }
@@ -241,10 +364,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let file = PathBuf::from(format!("{}{suffix}", args.db_file.display()));
         if file.exists() {
-            std::fs::remove_file(&file).with_context(|| format!("rimozione di {}", file.display()))?;
+            std::fs::remove_file(&file)
+                .with_context(|| format!("rimozione di {}", file.display()))?;
         }
     }
-    let store_args = StoreArgs { database_url: format!("sqlite://{}?mode=rwc", args.db_file.display()), workflows: args.workflows.clone() };
+    let store_args = StoreArgs {
+        database_url: format!("sqlite://{}?mode=rwc", args.db_file.display()),
+        workflows: args.workflows.clone(),
+    };
     let clock = ManualClock::new(at("2026-11-26T09:00:00+01:00")?);
     let (service, catalog) = app::open(&store_args, Some(Arc::new(clock.clone()))).await?;
     register_people(service.store(), clock.now()).await?;
@@ -252,10 +379,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut mail = MailSettings::new(catalog.templates, Transport::files(&args.mail_dir));
     mail.from = "Ufficio di Piano – Borgo Fiorito <ufficiodipiano@borgofiorito.example.it>".into();
     mail.ambito = "Ambito territoriale di Borgo Fiorito".into();
-    mail.delivery = DeliveryOptions { worker_id: "demo".into(), ..DeliveryOptions::default() };
+    mail.delivery = DeliveryOptions {
+        worker_id: "demo".into(),
+        ..DeliveryOptions::default()
+    };
     let digest = CronJob::new("riepilogo", "0 0 8 * * *", "digest")?;
-    let scheduler = delivery::install(Scheduler::new(service.clone(), Options { worker_id: "demo".into(), cron: vec![digest.clone()], ..Options::default() })?, &mail);
-    let worker = DeliveryWorker::new(service.store().clone(), mail.transport.clone(), mail.delivery.clone());
+    let scheduler = delivery::install(
+        Scheduler::new(
+            service.clone(),
+            Options {
+                worker_id: "demo".into(),
+                cron: vec![digest.clone()],
+                ..Options::default()
+            },
+        )?,
+        &mail,
+    );
+    let worker = DeliveryWorker::new(
+        service.store().clone(),
+        mail.transport.clone(),
+        mail.delivery.clone(),
+    );
     let mut demo = Demo {
         service,
         scheduler,
@@ -269,15 +413,35 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         printed_terms: BTreeMap::new(),
     };
 
-    println!("procedo demo — database {} (SQLite, WAL), orologio spostato in avanti", args.db_file.display());
-    println!("Destinatari: 3 sindaci (uno sceglie il riepilogo giornaliero delle 8:00), 2 referenti ETS, il RUP; email in {}\n", args.mail_dir.display());
+    println!(
+        "procedo demo — database {} (SQLite, WAL), orologio spostato in avanti",
+        args.db_file.display()
+    );
+    println!(
+        "Destinatari: 3 sindaci (uno sceglie il riepilogo giornaliero delle 8:00), 2 referenti ETS, il RUP; email in {}\n",
+        args.mail_dir.display()
+    );
     println!("1) Avviso pubblico di co-progettazione");
-    let avviso = demo.start("avviso", "avviso_coprogettazione", json!({"oggetto": "Servizi per l'inclusione delle persone con disabilità"}), "rup").await?;
+    let avviso = demo
+        .start(
+            "avviso",
+            "avviso_coprogettazione",
+            json!({"oggetto": "Servizi per l'inclusione delle persone con disabilità"}),
+            "rup",
+        )
+        .await?;
     demo.move_clock_to(at("2026-11-27T10:00:00+01:00")?).await?;
-    demo.fire(&avviso, "pubblica", "rup", json!({"data_pubblicazione": "2026-11-27", "link": "https://ambito.example.it/avvisi/12"})).await?;
+    demo.fire(
+        &avviso,
+        "pubblica",
+        "rup",
+        json!({"data_pubblicazione": "2026-11-27", "link": "https://ambito.example.it/avvisi/12"}),
+    )
+    .await?;
     demo.print_terms(&avviso).await?;
     demo.move_clock_to(at("2026-12-10T11:00:00+01:00")?).await?;
-    demo.fire(&avviso, "chiudi_domande", "rup", json!({})).await?;
+    demo.fire(&avviso, "chiudi_domande", "rup", json!({}))
+        .await?;
 
     println!("\n2) Convocazione dell'Assemblea dei Sindaci");
     let assemblea = demo
@@ -294,44 +458,101 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         )
         .await?;
     demo.print_terms(&assemblea).await?;
-    demo.fire(&assemblea, "convoca", "presidente", json!({})).await?;
+    demo.fire(&assemblea, "convoca", "presidente", json!({}))
+        .await?;
 
     demo.advance_to(at("2026-12-29T09:00:00+01:00")?).await?;
     println!("\n3) Istruttoria con soccorso istruttorio");
-    demo.fire(&avviso, "richiedi_soccorso", "rup", json!({"documenti_mancanti": ["DURC in corso di validità", "Statuto aggiornato"]})).await?;
+    demo.fire(
+        &avviso,
+        "richiedi_soccorso",
+        "rup",
+        json!({"documenti_mancanti": ["DURC in corso di validità", "Statuto aggiornato"]}),
+    )
+    .await?;
     demo.print_terms(&avviso).await?;
 
     println!("\n4) La seduta è spostata: i promemoria ai sindaci sono ripianificati");
     demo.move_clock_to(at("2027-01-05T12:00:00+01:00")?).await?;
-    demo.fire(&assemblea, "sposta", "presidente", json!({"data_seduta": "2027-01-21T17:00:00+01:00"})).await?;
+    demo.fire(
+        &assemblea,
+        "sposta",
+        "presidente",
+        json!({"data_seduta": "2027-01-21T17:00:00+01:00"}),
+    )
+    .await?;
     demo.print_terms(&assemblea).await?;
 
     demo.advance_to(at("2027-01-21T17:30:00+01:00")?).await?;
-    demo.fire(&assemblea, "apri_seduta", "presidente", json!({})).await?;
-    demo.fire(&avviso, "ammetti", "rup", json!({"ammessi": ["Cooperativa Sociale Il Ponte", "Associazione Orizzonti APS"]})).await?;
-    demo.fire(&assemblea, "chiudi_seduta", "presidente", json!({})).await?;
+    demo.fire(&assemblea, "apri_seduta", "presidente", json!({}))
+        .await?;
+    demo.fire(
+        &avviso,
+        "ammetti",
+        "rup",
+        json!({"ammessi": ["Cooperativa Sociale Il Ponte", "Associazione Orizzonti APS"]}),
+    )
+    .await?;
+    demo.fire(&assemblea, "chiudi_seduta", "presidente", json!({}))
+        .await?;
     demo.move_clock_to(at("2027-01-25T10:00:00+01:00")?).await?;
     demo.fire(&assemblea, "pubblica_verbale", "segretario", json!({"data_pubblicazione_verbale": "2027-01-25", "link_verbale": "https://ambito.example.it/albo/verbale-2027-01"})).await?;
     demo.print_terms(&assemblea).await?;
-    demo.fire(&avviso, "approva_graduatoria", "rup", json!({"data_graduatoria": "2027-01-26", "esito": "ammesso", "punteggio": 86.5})).await?;
+    demo.fire(
+        &avviso,
+        "approva_graduatoria",
+        "rup",
+        json!({"data_graduatoria": "2027-01-26", "esito": "ammesso", "punteggio": 86.5}),
+    )
+    .await?;
     demo.print_terms(&avviso).await?;
 
     demo.advance_to(at("2027-04-01T09:00:00+02:00")?).await?;
 
     println!("\nStato finale");
     for (id, label) in &demo.names {
-        let row = demo.service.store().instance(id).await?.context("istanza")?;
+        let row = demo
+            .service
+            .store()
+            .instance(id)
+            .await?
+            .context("istanza")?;
         let history = demo.service.store().history(id).await?;
-        println!("  [{label}] {} — {} eventi nello storico (procedo instance show {id} --database sqlite://{}?mode=rwc)", row.state, history.len(), args.db_file.display());
+        println!(
+            "  [{label}] {} — {} eventi nello storico (procedo instance show {id} --database sqlite://{}?mode=rwc)",
+            row.state,
+            history.len(),
+            args.db_file.display()
+        );
     }
     let store = demo.service.store();
-    let count = |status| async move { store.deliveries(&DeliveryFilter { status: Some(status), ..DeliveryFilter::default() }).await.map(|rows| rows.len()) };
-    let (sent, held, failed) = (count(DeliveryStatus::Sent).await?, count(DeliveryStatus::Held).await?, count(DeliveryStatus::Failed).await?);
+    let count = |status| async move {
+        store
+            .deliveries(&DeliveryFilter {
+                status: Some(status),
+                ..DeliveryFilter::default()
+            })
+            .await
+            .map(|rows| rows.len())
+    };
+    let (sent, held, failed) = (
+        count(DeliveryStatus::Sent).await?,
+        count(DeliveryStatus::Held).await?,
+        count(DeliveryStatus::Failed).await?,
+    );
     println!(
         "\nEmail: {sent} scritte in {} (file .eml){}{} — elenco: procedo mail deliveries --database sqlite://{}?mode=rwc",
         args.mail_dir.display(),
-        if held > 0 { format!(", {held} in attesa del prossimo riepilogo") } else { String::new() },
-        if failed > 0 { format!(", {failed} non consegnate") } else { String::new() },
+        if held > 0 {
+            format!(", {held} in attesa del prossimo riepilogo")
+        } else {
+            String::new()
+        },
+        if failed > 0 {
+            format!(", {failed} non consegnate")
+        } else {
+            String::new()
+        },
         args.db_file.display()
     );
     Ok(())
@@ -341,26 +562,109 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 /// ETS contacts and the RUP, each in their organisation.
 async fn register_people(store: &Store, now: DateTime<Utc>) -> anyhow::Result<()> {
     let organisations = [
-        ("ambito-borgo-fiorito", "Ambito territoriale di Borgo Fiorito", OrganisationKind::Ambito),
-        ("comune-borgo-fiorito", "Comune di Borgo Fiorito", OrganisationKind::Comune),
-        ("comune-castelverde", "Comune di Castelverde", OrganisationKind::Comune),
-        ("comune-san-lorenzo", "Comune di San Lorenzo al Lago", OrganisationKind::Comune),
-        ("ets-il-ponte", "Cooperativa Sociale Il Ponte", OrganisationKind::Ets),
-        ("ets-orizzonti", "Associazione Orizzonti APS", OrganisationKind::Ets),
+        (
+            "ambito-borgo-fiorito",
+            "Ambito territoriale di Borgo Fiorito",
+            OrganisationKind::Ambito,
+        ),
+        (
+            "comune-borgo-fiorito",
+            "Comune di Borgo Fiorito",
+            OrganisationKind::Comune,
+        ),
+        (
+            "comune-castelverde",
+            "Comune di Castelverde",
+            OrganisationKind::Comune,
+        ),
+        (
+            "comune-san-lorenzo",
+            "Comune di San Lorenzo al Lago",
+            OrganisationKind::Comune,
+        ),
+        (
+            "ets-il-ponte",
+            "Cooperativa Sociale Il Ponte",
+            OrganisationKind::Ets,
+        ),
+        (
+            "ets-orizzonti",
+            "Associazione Orizzonti APS",
+            OrganisationKind::Ets,
+        ),
     ];
     for (id, name, kind) in organisations {
-        store.add_organisation(&NewOrganisation { id: id.into(), name: name.into(), kind, codice_fiscale: None, runts: None, at: now }).await?;
+        store
+            .add_organisation(&NewOrganisation {
+                id: id.into(),
+                name: name.into(),
+                kind,
+                codice_fiscale: None,
+                runts: None,
+                at: now,
+            })
+            .await?;
     }
     let people = [
-        ("sindaco-borgo-fiorito", "Anna Rossi", "sindaco@comune.borgofiorito.example.it", "comune-borgo-fiorito", "sindaco", "immediato"),
-        ("sindaco-castelverde", "Marco Bianchi", "sindaco@comune.castelverde.example.it", "comune-castelverde", "sindaco", "giornaliero"),
-        ("sindaco-san-lorenzo", "Giulia Esposito", "sindaco@comune.sanlorenzoallago.example.it", "comune-san-lorenzo", "sindaco", "immediato"),
-        ("ets-il-ponte", "Luca Ferri", "progetti@ilponte.example.org", "ets-il-ponte", "ets", "immediato"),
-        ("ets-orizzonti", "Sara Conti", "segreteria@orizzonti.example.org", "ets-orizzonti", "ets", "immediato"),
-        ("rup", "Paolo Galli", "rup@borgofiorito.example.it", "ambito-borgo-fiorito", "rup", "immediato"),
+        (
+            "sindaco-borgo-fiorito",
+            "Anna Rossi",
+            "sindaco@comune.borgofiorito.example.it",
+            "comune-borgo-fiorito",
+            "sindaco",
+            "immediato",
+        ),
+        (
+            "sindaco-castelverde",
+            "Marco Bianchi",
+            "sindaco@comune.castelverde.example.it",
+            "comune-castelverde",
+            "sindaco",
+            "giornaliero",
+        ),
+        (
+            "sindaco-san-lorenzo",
+            "Giulia Esposito",
+            "sindaco@comune.sanlorenzoallago.example.it",
+            "comune-san-lorenzo",
+            "sindaco",
+            "immediato",
+        ),
+        (
+            "ets-il-ponte",
+            "Luca Ferri",
+            "progetti@ilponte.example.org",
+            "ets-il-ponte",
+            "ets",
+            "immediato",
+        ),
+        (
+            "ets-orizzonti",
+            "Sara Conti",
+            "segreteria@orizzonti.example.org",
+            "ets-orizzonti",
+            "ets",
+            "immediato",
+        ),
+        (
+            "rup",
+            "Paolo Galli",
+            "rup@borgofiorito.example.it",
+            "ambito-borgo-fiorito",
+            "rup",
+            "immediato",
+        ),
     ];
     for (id, name, email, organisation, role, digest) in people {
-        let person = NewPerson { id: id.into(), name: name.into(), email: email.into(), organisation_id: organisation.into(), roles: vec![role.into()], digest: digest.into(), at: now };
+        let person = NewPerson {
+            id: id.into(),
+            name: name.into(),
+            email: email.into(),
+            organisation_id: organisation.into(),
+            roles: vec![role.into()],
+            digest: digest.into(),
+            at: now,
+        };
         store.add_person(&person).await?;
     }
     Ok(())
@@ -368,11 +672,14 @@ async fn register_people(store: &Store, now: DateTime<Utc>) -> anyhow::Result<()
 
 /// Removes the `.eml` files of a previous run (the folder is the demo's, like its database).
 fn clear_mail_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().is_some_and(|extension| extension == "eml") {
-            std::fs::remove_file(&path).with_context(|| format!("rimozione di {}", path.display()))?;
+            std::fs::remove_file(&path)
+                .with_context(|| format!("rimozione di {}", path.display()))?;
         }
     }
     Ok(())

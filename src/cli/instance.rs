@@ -83,7 +83,8 @@ pub fn parse_pairs(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
         let Some((name, raw)) = pair.split_once('=') else {
             bail!("'{pair}' non è nella forma NOME=VALORE");
         };
-        let value = serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+        let value =
+            serde_json::from_str::<Value>(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
         // A bare date like 2026-11-27 parses as a JSON number expression error, so it stays text.
         map.insert(name.trim().to_string(), value);
     }
@@ -93,27 +94,85 @@ pub fn parse_pairs(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
 /// Runs an `instance` subcommand.
 pub async fn run(cmd: InstanceCommand) -> anyhow::Result<()> {
     match cmd {
-        InstanceCommand::Start { procedure, vars, role, actor, key, store } => {
+        InstanceCommand::Start {
+            procedure,
+            vars,
+            role,
+            actor,
+            key,
+            store,
+        } => {
             let (service, _) = app::open(&store, None).await?;
-            let outcome = service.start(&procedure, None, parse_pairs(&vars)?, &Actor { id: actor, role }, key.as_deref()).await?;
+            let outcome = service
+                .start(
+                    &procedure,
+                    None,
+                    parse_pairs(&vars)?,
+                    &Actor { id: actor, role },
+                    key.as_deref(),
+                )
+                .await?;
             let i = &outcome.instance;
             println!("{}", i.id);
-            eprintln!("avviata {} v{} nello stato '{}'{}", i.definition_id, i.definition_version, i.state, if outcome.committed.replayed { " (comando già eseguito)" } else { "" });
+            eprintln!(
+                "avviata {} v{} nello stato '{}'{}",
+                i.definition_id,
+                i.definition_version,
+                i.state,
+                if outcome.committed.replayed {
+                    " (comando già eseguito)"
+                } else {
+                    ""
+                }
+            );
         }
-        InstanceCommand::Fire { instance, event, inputs, role, actor, key, store } => {
+        InstanceCommand::Fire {
+            instance,
+            event,
+            inputs,
+            role,
+            actor,
+            key,
+            store,
+        } => {
             let (service, _) = app::open(&store, None).await?;
-            let command = Command { event, actor: Actor { id: actor, role }, payload: parse_pairs(&inputs)? };
+            let command = Command {
+                event,
+                actor: Actor { id: actor, role },
+                payload: parse_pairs(&inputs)?,
+            };
             let outcome = service.fire(&instance, &command, key.as_deref()).await?;
-            println!("{} → {}{}", instance, outcome.instance.state, if outcome.committed.replayed { " (comando già eseguito)" } else { "" });
+            println!(
+                "{} → {}{}",
+                instance,
+                outcome.instance.state,
+                if outcome.committed.replayed {
+                    " (comando già eseguito)"
+                } else {
+                    ""
+                }
+            );
         }
         InstanceCommand::Show { instance, store } => {
             let (service, _) = app::open(&store, None).await?;
-            let row = service.store().instance(&instance).await?.with_context(|| format!("istanza sconosciuta '{instance}'"))?;
-            let p = service.procedure(&row.definition_id, Some(row.definition_version)).await?;
-            let title = p.state(&row.state).map_or(row.state.clone(), |s| s.title.clone());
+            let row = service
+                .store()
+                .instance(&instance)
+                .await?
+                .with_context(|| format!("istanza sconosciuta '{instance}'"))?;
+            let p = service
+                .procedure(&row.definition_id, Some(row.definition_version))
+                .await?;
+            let title = p
+                .state(&row.state)
+                .map_or(row.state.clone(), |s| s.title.clone());
             println!("Istanza   {}", row.id);
             println!("Procedura {} v{}: {}", p.id, p.version, p.title);
-            println!("Stato     {} ({title}){}", row.state, if row.is_final { " — concluso" } else { "" });
+            println!(
+                "Stato     {} ({title}){}",
+                row.state,
+                if row.is_final { " — concluso" } else { "" }
+            );
             println!("\nVariabili");
             for (name, value) in &row.data.variables {
                 println!("  {name:<28} {}", display_value(value));
@@ -125,7 +184,10 @@ pub async fn run(cmd: InstanceCommand) -> anyhow::Result<()> {
                 }
             }
             println!("\nStorico");
-            println!("  {:>3}  {:<25}  {:<22}  {:<18}  {:<18}  chi", "#", "quando (Europe/Rome)", "evento", "da", "a");
+            println!(
+                "  {:>3}  {:<25}  {:<22}  {:<18}  {:<18}  chi",
+                "#", "quando (Europe/Rome)", "evento", "da", "a"
+            );
             for h in service.store().history(&row.id).await? {
                 println!(
                     "  {:>3}  {:<25}  {:<22}  {:<18}  {:<18}  {} ({}){}",
@@ -143,18 +205,43 @@ pub async fn run(cmd: InstanceCommand) -> anyhow::Result<()> {
             if !timers.is_empty() {
                 println!("\nTimer");
                 for t in timers {
-                    println!("  {:<32} {}  {:?}{}", t.key, t.fire_at.with_timezone(&ROME).format("%d/%m/%Y %H:%M"), t.status, t.outcome.map(|o| format!(" ({o})")).unwrap_or_default());
+                    println!(
+                        "  {:<32} {}  {:?}{}",
+                        t.key,
+                        t.fire_at.with_timezone(&ROME).format("%d/%m/%Y %H:%M"),
+                        t.status,
+                        t.outcome.map(|o| format!(" ({o})")).unwrap_or_default()
+                    );
                     for line in &t.trace {
                         println!("  {:<32}   {line}", "");
                     }
                 }
             }
         }
-        InstanceCommand::List { procedure, state, store } => {
+        InstanceCommand::List {
+            procedure,
+            state,
+            store,
+        } => {
             let (service, _) = app::open(&store, None).await?;
-            let rows = service.store().instances(&InstanceFilter { definition_id: procedure, state, after_id: None, limit: Some(500) }).await?;
+            let rows = service
+                .store()
+                .instances(&InstanceFilter {
+                    definition_id: procedure,
+                    state,
+                    after_id: None,
+                    limit: Some(500),
+                })
+                .await?;
             for r in rows {
-                println!("{}  {:<28} v{}  {:<24} {}", r.id, r.definition_id, r.definition_version, r.state, r.updated_at.with_timezone(&ROME).format("%d/%m/%Y %H:%M"));
+                println!(
+                    "{}  {:<28} v{}  {:<24} {}",
+                    r.id,
+                    r.definition_id,
+                    r.definition_version,
+                    r.state,
+                    r.updated_at.with_timezone(&ROME).format("%d/%m/%Y %H:%M")
+                );
             }
         }
     }

@@ -84,7 +84,8 @@ pub fn run_api(cmd: &ApiCommand) -> std::process::ExitCode {
 /// Runs `procedo serve` until SIGTERM or ctrl-c.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (service, catalog) = app::open(&args.store, None).await?;
-    let mail = crate::notify::MailSettings::from_env(catalog.templates).context("configurazione della posta")?;
+    let mail = crate::notify::MailSettings::from_env(catalog.templates)
+        .context("configurazione della posta")?;
     let listener = tokio::net::TcpListener::bind(&args.bind)
         .await
         .with_context(|| format!("impossibile ascoltare su {}", args.bind))?;
@@ -98,10 +99,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let scheduler = if args.no_scheduler {
         None
     } else {
-        let scheduler = crate::notify::install(Scheduler::new(service.clone(), Options::default())?, &mail);
-        let delivery = crate::notify::spawn_delivery_worker(&service, &mail, crate::cli::scheduler::until_stopped(stopped.clone()));
+        let scheduler =
+            crate::notify::install(Scheduler::new(service.clone(), Options::default())?, &mail);
+        let delivery = crate::notify::spawn_delivery_worker(
+            &service,
+            &mail,
+            crate::cli::scheduler::until_stopped(stopped.clone()),
+        );
         let stopped = stopped.clone();
-        Some((tokio::spawn(async move { scheduler.run(crate::cli::scheduler::until_stopped(stopped)).await }), delivery))
+        Some((
+            tokio::spawn(async move {
+                scheduler
+                    .run(crate::cli::scheduler::until_stopped(stopped))
+                    .await
+            }),
+            delivery,
+        ))
     };
     eprintln!(
         "procedo in ascolto su http://{address}/graphql{} (SIGTERM o ctrl-c per fermarlo)",

@@ -156,7 +156,9 @@ fn tokenize(src: &str) -> Result<Vec<(usize, Tok)>, ExprError> {
                     _ => {
                         return Err(ExprError {
                             offset: start,
-                            message: format!("operatore sconosciuto '{c}' (usare ==, !=, <, <=, >, >=)"),
+                            message: format!(
+                                "operatore sconosciuto '{c}' (usare ==, !=, <, <=, >, >=)"
+                            ),
                         });
                     }
                 };
@@ -165,15 +167,18 @@ fn tokenize(src: &str) -> Result<Vec<(usize, Tok)>, ExprError> {
             }
             c if c.is_ascii_digit() || c == '-' => {
                 let mut j = i + 1;
-                while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == '.' || chars[j] == '-') {
+                while j < chars.len()
+                    && (chars[j].is_ascii_digit() || chars[j] == '.' || chars[j] == '-')
+                {
                     j += 1;
                 }
                 let word: String = chars[i..j].iter().collect();
                 if word.len() == 10 && word.as_bytes()[4] == b'-' {
-                    let date = NaiveDate::parse_from_str(&word, "%Y-%m-%d").map_err(|_| ExprError {
-                        offset: start,
-                        message: format!("data non valida '{word}' (formato AAAA-MM-GG)"),
-                    })?;
+                    let date =
+                        NaiveDate::parse_from_str(&word, "%Y-%m-%d").map_err(|_| ExprError {
+                            offset: start,
+                            message: format!("data non valida '{word}' (formato AAAA-MM-GG)"),
+                        })?;
                     out.push((start, Tok::Date(date)));
                 } else {
                     let number: f64 = word.parse().map_err(|_| ExprError {
@@ -255,7 +260,10 @@ impl Parser {
     fn operand(&mut self) -> Result<Expr, ExprError> {
         let offset = self.offset();
         let Some(tok) = self.peek().cloned() else {
-            return Err(ExprError { offset, message: "espressione incompleta".into() });
+            return Err(ExprError {
+                offset,
+                message: "espressione incompleta".into(),
+            });
         };
         self.pos += 1;
         Ok(match tok {
@@ -265,7 +273,10 @@ impl Parser {
             Tok::LParen => {
                 let inner = self.or()?;
                 if self.peek() != Some(&Tok::RParen) {
-                    return Err(ExprError { offset: self.offset(), message: "manca ')'".into() });
+                    return Err(ExprError {
+                        offset: self.offset(),
+                        message: "manca ')'".into(),
+                    });
                 }
                 self.pos += 1;
                 inner
@@ -277,17 +288,26 @@ impl Parser {
                 "now" => Expr::Now,
                 "today" => Expr::Today,
                 "and" | "or" | "not" => {
-                    return Err(ExprError { offset, message: format!("'{word}' non è un valore") });
+                    return Err(ExprError {
+                        offset,
+                        message: format!("'{word}' non è un valore"),
+                    });
                 }
                 "count" if self.peek() == Some(&Tok::LParen) => {
                     self.pos += 1;
                     let name_offset = self.offset();
                     let Some(Tok::Ident(name)) = self.peek().cloned() else {
-                        return Err(ExprError { offset: name_offset, message: "count() vuole il nome di una variabile".into() });
+                        return Err(ExprError {
+                            offset: name_offset,
+                            message: "count() vuole il nome di una variabile".into(),
+                        });
                     };
                     self.pos += 1;
                     if self.peek() != Some(&Tok::RParen) {
-                        return Err(ExprError { offset: self.offset(), message: "manca ')'".into() });
+                        return Err(ExprError {
+                            offset: self.offset(),
+                            message: "manca ')'".into(),
+                        });
                     }
                     self.pos += 1;
                     Expr::Count(name)
@@ -295,7 +315,10 @@ impl Parser {
                 _ => Expr::Var(word),
             },
             Tok::RParen | Tok::Op(_) => {
-                return Err(ExprError { offset, message: "atteso un valore".into() });
+                return Err(ExprError {
+                    offset,
+                    message: "atteso un valore".into(),
+                });
             }
         })
     }
@@ -304,10 +327,17 @@ impl Parser {
 /// Parses an expression.
 pub fn parse(src: &str) -> Result<Expr, ExprError> {
     let toks = tokenize(src)?;
-    let mut parser = Parser { toks, pos: 0, end: src.chars().count() };
+    let mut parser = Parser {
+        toks,
+        pos: 0,
+        end: src.chars().count(),
+    };
     let expr = parser.or()?;
     if parser.pos < parser.toks.len() {
-        return Err(ExprError { offset: parser.offset(), message: "testo in più dopo l'espressione".into() });
+        return Err(ExprError {
+            offset: parser.offset(),
+            message: "testo in più dopo l'espressione".into(),
+        });
     }
     Ok(expr)
 }
@@ -352,10 +382,16 @@ impl Expr {
             Expr::Literal(Literal::Date(_)) => ExprType::Of(Date),
             Expr::Now => ExprType::Of(DateTime),
             Expr::Today => ExprType::Of(Date),
-            Expr::Var(name) => ExprType::Of(lookup(name).ok_or_else(|| format!("variabile non dichiarata '{name}'"))?),
+            Expr::Var(name) => ExprType::Of(
+                lookup(name).ok_or_else(|| format!("variabile non dichiarata '{name}'"))?,
+            ),
             Expr::Count(name) => match lookup(name) {
                 Some(Parties | List) => ExprType::Of(Number),
-                Some(other) => return Err(format!("count({name}): '{name}' è di tipo {other}, serve un elenco di soggetti")),
+                Some(other) => {
+                    return Err(format!(
+                        "count({name}): '{name}' è di tipo {other}, serve un elenco di soggetti"
+                    ));
+                }
                 None => return Err(format!("variabile non dichiarata '{name}'")),
             },
             Expr::Not(e) => {
@@ -374,7 +410,9 @@ impl Expr {
                     if l != r {
                         return Err(format!("confronto tra tipi diversi: {l} {op} {r}"));
                     }
-                    if !matches!(op, CmpOp::Eq | CmpOp::Ne) && matches!(l, Bool | Parties | List | Text) {
+                    if !matches!(op, CmpOp::Eq | CmpOp::Ne)
+                        && matches!(l, Bool | Parties | List | Text)
+                    {
                         return Err(format!("l'operatore {op} non si applica al tipo {l}"));
                     }
                 }

@@ -22,10 +22,23 @@ pub fn mermaid(p: &Procedure) -> String {
         }
     }
     for t in &p.transitions {
-        let who = t.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
+        let who = t
+            .roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
         for from in &t.from {
-            let timer = if p.timer_fires(from.as_str(), t.event.as_str()) { " ⏰" } else { "" };
-            let _ = writeln!(out, "    {} --> {}: {}{} [{}]", from, t.to, t.event, timer, who);
+            let timer = if p.timer_fires(from.as_str(), t.event.as_str()) {
+                " ⏰"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "    {} --> {}: {}{} [{}]",
+                from, t.to, t.event, timer, who
+            );
         }
     }
     out
@@ -40,15 +53,28 @@ pub fn dot(p: &Procedure) -> String {
     let _ = writeln!(out, "    __start [shape=point];");
     for s in p.states.values() {
         let shape = if s.is_final { "doublecircle" } else { "box" };
-        let _ = writeln!(out, "    {} [label=\"{}\", shape={shape}];", s.id, label(&s.title));
+        let _ = writeln!(
+            out,
+            "    {} [label=\"{}\", shape={shape}];",
+            s.id,
+            label(&s.title)
+        );
         if s.initial {
             let _ = writeln!(out, "    __start -> {};", s.id);
         }
     }
     for t in &p.transitions {
         for from in &t.from {
-            let style = if p.timer_fires(from.as_str(), t.event.as_str()) { ", style=dashed" } else { "" };
-            let _ = writeln!(out, "    {} -> {} [label=\"{}\"{style}];", from, t.to, t.event);
+            let style = if p.timer_fires(from.as_str(), t.event.as_str()) {
+                ", style=dashed"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "    {} -> {} [label=\"{}\"{style}];",
+                from, t.to, t.event
+            );
         }
     }
     out.push_str("}\n");

@@ -370,7 +370,10 @@ impl Procedure {
     pub fn initial_state(&self) -> &State {
         // validate guarantees exactly one initial state
         self.states.values().find(|s| s.initial).unwrap_or_else(|| {
-            self.states.values().next().expect("validated procedure has states")
+            self.states
+                .values()
+                .next()
+                .expect("validated procedure has states")
         })
     }
 
@@ -392,8 +395,13 @@ impl Procedure {
     }
 
     /// Transitions leaving `state`.
-    pub fn transitions_from<'a>(&'a self, state: &'a str) -> impl Iterator<Item = &'a Transition> + 'a {
-        self.transitions.iter().filter(move |t| t.from.iter().any(|f| f.as_str() == state))
+    pub fn transitions_from<'a>(
+        &'a self,
+        state: &'a str,
+    ) -> impl Iterator<Item = &'a Transition> + 'a {
+        self.transitions
+            .iter()
+            .filter(move |t| t.from.iter().any(|f| f.as_str() == state))
     }
 
     /// Whether a timer of this procedure fires `event` while in `state`.

@@ -49,27 +49,57 @@ fn a_good_file_validates() {
 fn three_planted_mistakes_give_three_errors_with_positions() {
     let bad = GOOD
         .replace("    to: chiuso\n", "    to: chiusa\n") // unknown state, line 23
-        .replace("roles: [rup]\n    inputs", "roles: [segreteria]\n    inputs") // unknown role, line 19
+        .replace(
+            "roles: [rup]\n    inputs",
+            "roles: [segreteria]\n    inputs",
+        ) // unknown role, line 19
         .replace("days: 30", "days: -30"); // malformed term, line 10
     let d = check(&bad);
     assert_eq!(d.len(), 3, "{d:#?}");
     assert_eq!((d[0].line, d[0].column), (10, 11));
-    assert!(d[0].message.contains("termine non valido"), "{}", d[0].message);
+    assert!(
+        d[0].message.contains("termine non valido"),
+        "{}",
+        d[0].message
+    );
     assert_eq!(d[1].line, 19);
     assert!(d[1].message.contains("ruolo sconosciuto 'segreteria'"));
     assert_eq!((d[2].line, d[2].column), (23, 9));
     assert!(d[2].message.contains("stato sconosciuto 'chiusa'"));
-    assert_eq!(d[2].to_string(), "prova.yaml:23:9: stato sconosciuto 'chiusa'");
+    assert_eq!(
+        d[2].to_string(),
+        "prova.yaml:23:9: stato sconosciuto 'chiusa'"
+    );
 }
 
 #[test]
 fn graph_problems_are_found() {
     // 'aperto' loses its way out; a new state nobody reaches.
-    let bad = GOOD.replace("  - event: chiudi\n    from: aperto", "  - event: chiudi\n    from: bozza").replace("  chiuso: { final: true }", "  chiuso: { final: true }\n  orfano: {}");
+    let bad = GOOD
+        .replace(
+            "  - event: chiudi\n    from: aperto",
+            "  - event: chiudi\n    from: bozza",
+        )
+        .replace(
+            "  chiuso: { final: true }",
+            "  chiuso: { final: true }\n  orfano: {}",
+        );
     let msgs: Vec<String> = check(&bad).into_iter().map(|d| d.message).collect();
-    assert!(msgs.iter().any(|m| m.contains("'aperto' non è finale e non ha transizioni")), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.contains("'orfano' non è raggiungibile")), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.contains("nessuna transizione lo accetta")), "{msgs:?}");
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("'aperto' non è finale e non ha transizioni")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("'orfano' non è raggiungibile")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("nessuna transizione lo accetta")),
+        "{msgs:?}"
+    );
 }
 
 #[test]
@@ -79,21 +109,48 @@ fn duplicate_events_and_undefined_variables_are_found() {
         "  - event: pubblica\n    from: bozza\n    to: chiuso\n    roles: [rup]\n    guard: [ { when: \"fantasma > 1\" } ]\n  - event: chiudi\n",
     );
     let msgs: Vec<String> = check(&bad).into_iter().map(|d| d.to_string()).collect();
-    assert!(msgs.iter().any(|m| m.contains("evento 'pubblica' duplicato dallo stato 'bozza'")), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.contains("variabile non dichiarata 'fantasma'")), "{msgs:?}");
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("evento 'pubblica' duplicato dallo stato 'bozza'")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("variabile non dichiarata 'fantasma'")),
+        "{msgs:?}"
+    );
 }
 
 #[test]
 fn unknown_templates_and_template_variables_are_found() {
     let with_notify = GOOD.replace("  aperto: {}", "  aperto:\n    on_enter:\n      - notify: { role: rup, template: inesistente }\n      - notify: { role: rup, template: avviso }");
     let mut templates = std::collections::BTreeMap::new();
-    templates.insert("avviso".to_string(), ["procedura", "scadenza_domande", "sconosciuta"].iter().map(|s| s.to_string()).collect());
-    let env = Environment { templates: Some(&templates), ..Environment::default() };
+    templates.insert(
+        "avviso".to_string(),
+        ["procedura", "scadenza_domande", "sconosciuta"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    );
+    let env = Environment {
+        templates: Some(&templates),
+        ..Environment::default()
+    };
     let d = validate("prova.yaml", &with_notify, &env).unwrap_err();
     let msgs: Vec<&str> = d.iter().map(|d| d.message.as_str()).collect();
-    assert!(msgs.iter().any(|m| m.contains("template sconosciuto 'inesistente'")), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.contains("usa 'sconosciuta'")), "{msgs:?}");
-    assert!(!msgs.iter().any(|m| m.contains("usa 'scadenza_domande'")), "a variable of the procedure: {msgs:?}");
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("template sconosciuto 'inesistente'")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.contains("usa 'sconosciuta'")),
+        "{msgs:?}"
+    );
+    assert!(
+        !msgs.iter().any(|m| m.contains("usa 'scadenza_domande'")),
+        "a variable of the procedure: {msgs:?}"
+    );
 }
 
 #[test]
@@ -105,7 +162,10 @@ fn yaml_syntax_errors_have_a_position() {
 
 #[test]
 fn unknown_fields_are_refused() {
-    let d = check(&GOOD.replace("    roles: [rup]\n    inputs", "    role: [rup]\n    inputs"));
+    let d = check(&GOOD.replace(
+        "    roles: [rup]\n    inputs",
+        "    role: [rup]\n    inputs",
+    ));
     assert!(!d.is_empty());
     assert!(d[0].message.contains("role"), "{:?}", d[0]);
 }
@@ -118,5 +178,8 @@ fn graph_outputs_name_every_transition() {
     assert!(m.contains("[*] --> bozza"));
     assert!(m.contains("aperto --> chiuso: chiudi ⏰ [rup]"), "{m}");
     let d = graph::dot(&p);
-    assert!(d.contains("aperto -> chiuso [label=\"chiudi\", style=dashed];"), "{d}");
+    assert!(
+        d.contains("aperto -> chiuso [label=\"chiudi\", style=dashed];"),
+        "{d}"
+    );
 }

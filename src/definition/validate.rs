@@ -27,7 +27,11 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
     }
 }
 
@@ -77,16 +81,31 @@ fn loc<T>(s: &Spanned<T>) -> Location {
 }
 
 /// Validates one workflow file.
-pub fn validate(file: &str, text: &str, env: &Environment<'_>) -> Result<Procedure, Vec<Diagnostic>> {
+pub fn validate(
+    file: &str,
+    text: &str,
+    env: &Environment<'_>,
+) -> Result<Procedure, Vec<Diagnostic>> {
     let raw: RawProcedure = match serde_saphyr::from_str(text) {
         Ok(raw) => raw,
         Err(err) => {
-            let (line, column) = err.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+            let (line, column) = err
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
             let message = first_line(&err.to_string());
-            return Err(vec![Diagnostic { file: file.to_string(), line, column, message }]);
+            return Err(vec![Diagnostic {
+                file: file.to_string(),
+                line,
+                column,
+                message,
+            }]);
         }
     };
-    let mut ctx = Ctx { file, diags: Vec::new() };
+    let mut ctx = Ctx {
+        file,
+        diags: Vec::new(),
+    };
     let procedure = build(&mut ctx, raw, env);
     if ctx.diags.is_empty() {
         Ok(procedure)
@@ -116,7 +135,13 @@ fn is_identifier(name: &str) -> bool {
 
 fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedure {
     if !is_identifier(&raw.id.value) {
-        ctx.at(&loc(&raw.id), format!("id '{}' non valido: usare minuscole, cifre e _", raw.id.value));
+        ctx.at(
+            &loc(&raw.id),
+            format!(
+                "id '{}' non valido: usare minuscole, cifre e _",
+                raw.id.value
+            ),
+        );
     }
     let version = match u32::try_from(raw.version.value) {
         Ok(v) if v >= 1 => v,
@@ -138,9 +163,15 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
             match (env.read_closures)(&path.value) {
                 Ok(text) => match terms::parse_closures(&text) {
                     Ok(closures) => calendar.calendar.closures = closures,
-                    Err(e) => ctx.at(&loc(&path), format!("calendario chiusure '{}': {e}", path.value)),
+                    Err(e) => ctx.at(
+                        &loc(&path),
+                        format!("calendario chiusure '{}': {e}", path.value),
+                    ),
                 },
-                Err(e) => ctx.at(&loc(&path), format!("calendario chiusure '{}' non leggibile: {e}", path.value)),
+                Err(e) => ctx.at(
+                    &loc(&path),
+                    format!("calendario chiusure '{}' non leggibile: {e}", path.value),
+                ),
             }
             calendar.closures_file = Some(path.value);
         } else if cal.closures_shift {
@@ -173,12 +204,23 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
                 ),
             ),
         }
-        if !is_identifier(name) || CONTEXT_NAMES.contains(&name.as_str()) || REMINDER_NAMES.contains(&name.as_str()) {
-            ctx.at(&loc(var), format!("nome di variabile '{name}' non valido o riservato"));
+        if !is_identifier(name)
+            || CONTEXT_NAMES.contains(&name.as_str())
+            || REMINDER_NAMES.contains(&name.as_str())
+        {
+            ctx.at(
+                &loc(var),
+                format!("nome di variabile '{name}' non valido o riservato"),
+            );
         }
     }
     let lookup = |name: &str| var_types.get(name).copied();
-    let declared_terms: BTreeSet<String> = raw.variables.iter().filter(|(_, v)| v.value.term.is_some()).map(|(n, _)| n.clone()).collect();
+    let declared_terms: BTreeSet<String> = raw
+        .variables
+        .iter()
+        .filter(|(_, v)| v.value.term.is_some())
+        .map(|(n, _)| n.clone())
+        .collect();
     let mut variables = IndexMap::new();
     for (name, var) in raw.variables {
         let var_loc = loc(&var);
@@ -192,7 +234,10 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
             } else if roles.contains_key(who.value.as_str()) {
                 visible_roles.push(RoleName(who.value));
             } else {
-                ctx.at(&loc(&who), format!("ruolo sconosciuto '{}' in visible_to", who.value));
+                ctx.at(
+                    &loc(&who),
+                    format!("ruolo sconosciuto '{}' in visible_to", who.value),
+                );
             }
         }
         if visibility != Visibility::Public && !visible_roles.is_empty() {
@@ -224,11 +269,21 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
             }
         });
         if term.is_some() && v.required {
-            ctx.at(&var_loc, format!("'{name}' è calcolata da un termine: non può essere required"));
+            ctx.at(
+                &var_loc,
+                format!("'{name}' è calcolata da un termine: non può essere required"),
+            );
         }
         variables.insert(
             VarName(name.clone()),
-            Variable { name: VarName(name), kind, label: v.label, required: v.required, visibility, term },
+            Variable {
+                name: VarName(name),
+                kind,
+                label: v.label,
+                required: v.required,
+                visibility,
+                term,
+            },
         );
     }
     check_term_cycles(ctx, &variables);
@@ -236,11 +291,17 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
     let known_templates = env.templates;
     let check_notify = |ctx: &mut Ctx<'_>, at: &Location, n: RawNotify, reminder: bool| -> Notify {
         if !roles.contains_key(n.role.value.as_str()) {
-            ctx.at(&loc(&n.role), format!("ruolo sconosciuto '{}'", n.role.value));
+            ctx.at(
+                &loc(&n.role),
+                format!("ruolo sconosciuto '{}'", n.role.value),
+            );
         }
         if let Some(templates) = known_templates {
             match templates.get(&n.template.value) {
-                None => ctx.at(&loc(&n.template), format!("template sconosciuto '{}'", n.template.value)),
+                None => ctx.at(
+                    &loc(&n.template),
+                    format!("template sconosciuto '{}'", n.template.value),
+                ),
                 Some(names) => {
                     for used in names {
                         let provided = var_types.contains_key(used)
@@ -261,14 +322,25 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
             "request" => Some(InviteMethod::Request),
             "cancel" => Some(InviteMethod::Cancel),
             other => {
-                ctx.at(&loc(&m), format!("invite '{other}' non valido (request oppure cancel)"));
+                ctx.at(
+                    &loc(&m),
+                    format!("invite '{other}' non valido (request oppure cancel)"),
+                );
                 None
             }
         });
         if invite.is_some() && !var_types.contains_key("data_seduta") {
-            ctx.at(&loc(&n.template), "un invito di calendario richiede la variabile 'data_seduta' (datetime)");
+            ctx.at(
+                &loc(&n.template),
+                "un invito di calendario richiede la variabile 'data_seduta' (datetime)",
+            );
         }
-        Notify { role: RoleName(n.role.value), template: n.template.value, urgent: n.urgent, invite }
+        Notify {
+            role: RoleName(n.role.value),
+            template: n.template.value,
+            urgent: n.urgent,
+            invite,
+        }
     };
 
     let check_expr = |ctx: &mut Ctx<'_>, src: &Spanned<String>| -> Option<Expr> {
@@ -292,10 +364,17 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
         for action in raw_actions {
             let at = loc(&action);
             let a = action.value;
-            let count = [a.notify.is_some(), a.protocollo.is_some(), a.set.is_some(), a.start.is_some(), a.suspend.is_some(), a.resume.is_some()]
-                .iter()
-                .filter(|x| **x)
-                .count();
+            let count = [
+                a.notify.is_some(),
+                a.protocollo.is_some(),
+                a.set.is_some(),
+                a.start.is_some(),
+                a.suspend.is_some(),
+                a.resume.is_some(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count();
             if count != 1 {
                 ctx.at(&at, "ogni azione deve avere esattamente una chiave tra notify, protocollo, set, start, suspend, resume");
                 continue;
@@ -312,22 +391,39 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
                         Direction::Interno
                     }
                 };
-                out.push(Action::Protocollo { direction, subject: p.subject.value });
+                out.push(Action::Protocollo {
+                    direction,
+                    subject: p.subject.value,
+                });
             } else if let Some(assignments) = a.set {
                 let mut list = Vec::new();
                 for (name, value) in assignments {
                     let Some(target) = lookup(&name) else {
-                        ctx.at(&loc(&value), format!("set: variabile non dichiarata '{name}'"));
+                        ctx.at(
+                            &loc(&value),
+                            format!("set: variabile non dichiarata '{name}'"),
+                        );
                         continue;
                     };
-                    if variables.get(name.as_str()).is_some_and(|v| v.term.is_some()) {
-                        ctx.at(&loc(&value), format!("set: '{name}' è calcolata da un termine e non si assegna"));
+                    if variables
+                        .get(name.as_str())
+                        .is_some_and(|v| v.term.is_some())
+                    {
+                        ctx.at(
+                            &loc(&value),
+                            format!("set: '{name}' è calcolata da un termine e non si assegna"),
+                        );
                     }
                     if let Some(e) = check_expr(ctx, &value) {
                         if let Ok(expr::ExprType::Of(t)) = e.check(&lookup)
                             && t != target
                         {
-                            ctx.at(&loc(&value), format!("set: '{name}' è di tipo {target}, il valore è di tipo {t}"));
+                            ctx.at(
+                                &loc(&value),
+                                format!(
+                                    "set: '{name}' è di tipo {target}, il valore è di tipo {t}"
+                                ),
+                            );
                         }
                         list.push((VarName(name), e));
                     }
@@ -337,7 +433,10 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
                 if let Some(known) = env.procedures
                     && !known.contains(&s.procedure.value)
                 {
-                    ctx.at(&loc(&s.procedure), format!("procedura sconosciuta '{}'", s.procedure.value));
+                    ctx.at(
+                        &loc(&s.procedure),
+                        format!("procedura sconosciuta '{}'", s.procedure.value),
+                    );
                 }
                 let mut vars = Vec::new();
                 for (name, value) in s.variables {
@@ -345,17 +444,31 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
                         vars.push((name, e));
                     }
                 }
-                out.push(Action::Start { procedure: s.procedure.value, variables: vars });
+                out.push(Action::Start {
+                    procedure: s.procedure.value,
+                    variables: vars,
+                });
             } else if let Some(v) = a.suspend.or(a.resume.clone()) {
                 let is_suspend = a.resume.is_none();
                 match variables.get(v.value.as_str()) {
                     // A variable whose term is broken was reported already; no cascade.
-                    Some(var) if var.term.is_some() || declared_terms.contains(v.value.as_str()) => {}
-                    Some(_) => ctx.at(&loc(&v), format!("'{}' non è calcolata da un termine: non si può sospendere", v.value)),
+                    Some(var)
+                        if var.term.is_some() || declared_terms.contains(v.value.as_str()) => {}
+                    Some(_) => ctx.at(
+                        &loc(&v),
+                        format!(
+                            "'{}' non è calcolata da un termine: non si può sospendere",
+                            v.value
+                        ),
+                    ),
                     None => ctx.at(&loc(&v), format!("variabile non dichiarata '{}'", v.value)),
                 }
                 let name = VarName(v.value);
-                out.push(if is_suspend { Action::Suspend(name) } else { Action::Resume(name) });
+                out.push(if is_suspend {
+                    Action::Suspend(name)
+                } else {
+                    Action::Resume(name)
+                });
             }
         }
         out
@@ -376,12 +489,21 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
         }
         state_locs.insert(id.clone(), st_loc);
         if s.initial && s.is_final {
-            ctx.at(&st_loc, format!("lo stato '{id}' non può essere insieme iniziale e finale"));
+            ctx.at(
+                &st_loc,
+                format!("lo stato '{id}' non può essere insieme iniziale e finale"),
+            );
         }
         let on_enter = actions_of(ctx, s.on_enter);
         states.insert(
             StateId(id.clone()),
-            State { title: s.title.unwrap_or_else(|| id.replace('_', " ")), id: StateId(id), initial: s.initial, is_final: s.is_final, on_enter },
+            State {
+                title: s.title.unwrap_or_else(|| id.replace('_', " ")),
+                id: StateId(id),
+                initial: s.initial,
+                is_final: s.is_final,
+                on_enter,
+            },
         );
     }
     match initial.len() {
@@ -409,7 +531,10 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
         let tr_loc = loc(&tr);
         let t = tr.value;
         if !is_identifier(&t.event.value) {
-            ctx.at(&loc(&t.event), format!("nome di evento '{}' non valido", t.event.value));
+            ctx.at(
+                &loc(&t.event),
+                format!("nome di evento '{}' non valido", t.event.value),
+            );
         }
         let mut from = Vec::new();
         for f in t.from.into_vec() {
@@ -417,7 +542,13 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
                 graph_is_sound = false;
                 ctx.at(&loc(&f), format!("stato sconosciuto '{}'", f.value));
             } else if states.get(f.value.as_str()).is_some_and(|s| s.is_final) {
-                ctx.at(&loc(&f), format!("lo stato '{}' è finale: nessuna transizione può uscirne", f.value));
+                ctx.at(
+                    &loc(&f),
+                    format!(
+                        "lo stato '{}' è finale: nessuna transizione può uscirne",
+                        f.value
+                    ),
+                );
             }
             let key = (f.value.clone(), t.event.value.clone());
             if let Some(first) = seen.get(&key) {
@@ -445,16 +576,28 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
                 "required" => true,
                 "optional" => false,
                 other => {
-                    ctx.at(&loc(&mode), format!("input '{name}': '{other}' non valido (required oppure optional)"));
+                    ctx.at(
+                        &loc(&mode),
+                        format!("input '{name}': '{other}' non valido (required oppure optional)"),
+                    );
                     false
                 }
             };
             match variables.get(name.as_str()) {
-                None => ctx.at(&loc(&mode), format!("input '{name}': variabile non dichiarata")),
-                Some(v) if v.term.is_some() => ctx.at(&loc(&mode), format!("input '{name}': la variabile è calcolata da un termine")),
+                None => ctx.at(
+                    &loc(&mode),
+                    format!("input '{name}': variabile non dichiarata"),
+                ),
+                Some(v) if v.term.is_some() => ctx.at(
+                    &loc(&mode),
+                    format!("input '{name}': la variabile è calcolata da un termine"),
+                ),
                 Some(_) => {}
             }
-            inputs.push(Input { variable: VarName(name), required });
+            inputs.push(Input {
+                variable: VarName(name),
+                required,
+            });
         }
         let mut guard = Vec::new();
         for g in t.guard {
@@ -462,17 +605,28 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
             let g = g.value;
             if let Some(e) = check_expr(ctx, &g.when) {
                 if !matches!(e.check(&lookup), Ok(expr::ExprType::Of(VarType::Bool))) {
-                    ctx.at(&g_loc, format!("la condizione '{}' non è vera o falsa", g.when.value));
+                    ctx.at(
+                        &g_loc,
+                        format!("la condizione '{}' non è vera o falsa", g.when.value),
+                    );
                 }
                 guard.push(Guard {
-                    message: g.message.unwrap_or_else(|| format!("condizione non soddisfatta: {}", g.when.value)),
+                    message: g
+                        .message
+                        .unwrap_or_else(|| format!("condizione non soddisfatta: {}", g.when.value)),
                     source: g.when.value,
                     expr: e,
                 });
             }
         }
         if tr_roles.is_empty() {
-            ctx.at(&tr_loc, format!("la transizione '{}' non indica chi può eseguirla (roles)", t.event.value));
+            ctx.at(
+                &tr_loc,
+                format!(
+                    "la transizione '{}' non indica chi può eseguirla (roles)",
+                    t.event.value
+                ),
+            );
         }
         let actions = actions_of(ctx, t.actions);
         transitions.push(Transition {
@@ -504,8 +658,17 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
         }
         match lookup(&t.at.value) {
             Some(VarType::Date | VarType::DateTime) => {}
-            Some(other) => ctx.at(&loc(&t.at), format!("il timer usa '{}' che è di tipo {other}: serve date o datetime", t.at.value)),
-            None => ctx.at(&loc(&t.at), format!("variabile non dichiarata '{}'", t.at.value)),
+            Some(other) => ctx.at(
+                &loc(&t.at),
+                format!(
+                    "il timer usa '{}' che è di tipo {other}: serve date o datetime",
+                    t.at.value
+                ),
+            ),
+            None => ctx.at(
+                &loc(&t.at),
+                format!("variabile non dichiarata '{}'", t.at.value),
+            ),
         }
         let fires = t.fires.map(|event| {
             let taken = while_in.iter().any(|s| transitions.iter().any(|tr| tr.event.as_str() == event.value && tr.from.contains(s)));
@@ -524,16 +687,28 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
                 _ => None,
             };
             let Some(before) = before else {
-                ctx.at(&r_loc, "un promemoria vuole esattamente uno tra days_before e hours_before, positivo");
+                ctx.at(
+                    &r_loc,
+                    "un promemoria vuole esattamente uno tra days_before e hours_before, positivo",
+                );
                 continue;
             };
             let notify = check_notify(ctx, &r_loc, r.notify, true);
             reminders.push(Reminder { before, notify });
         }
         if fires.is_none() && reminders.is_empty() {
-            ctx.at(&loc(&t.id), format!("il timer '{}' non genera eventi né promemoria", t.id.value));
+            ctx.at(
+                &loc(&t.id),
+                format!("il timer '{}' non genera eventi né promemoria", t.id.value),
+            );
         }
-        timers.push(Timer { id: t.id.value, while_in, at: VarName(t.at.value), fires, reminders });
+        timers.push(Timer {
+            id: t.id.value,
+            while_in,
+            at: VarName(t.at.value),
+            fires,
+            reminders,
+        });
     }
 
     // Cron jobs
@@ -541,17 +716,33 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
     for job in raw.cron {
         let j = job.value;
         if let Err(e) = j.schedule.value.parse::<cron::Schedule>() {
-            ctx.at(&loc(&j.schedule), format!("espressione cron '{}' non valida: {e}", j.schedule.value));
+            ctx.at(
+                &loc(&j.schedule),
+                format!("espressione cron '{}' non valida: {e}", j.schedule.value),
+            );
         }
-        cron.push(CronJob { id: j.id.value, schedule: j.schedule.value, job: j.job.value });
+        cron.push(CronJob {
+            id: j.id.value,
+            schedule: j.schedule.value,
+            job: j.job.value,
+        });
     }
 
     let submissions = raw.submissions.map(|sub| {
         let s = sub.value;
         match lookup(&s.deadline.value) {
             Some(VarType::DateTime) => {}
-            Some(other) => ctx.at(&loc(&s.deadline), format!("submissions.deadline: '{}' è di tipo {other}, serve datetime", s.deadline.value)),
-            None => ctx.at(&loc(&s.deadline), format!("variabile non dichiarata '{}'", s.deadline.value)),
+            Some(other) => ctx.at(
+                &loc(&s.deadline),
+                format!(
+                    "submissions.deadline: '{}' è di tipo {other}, serve datetime",
+                    s.deadline.value
+                ),
+            ),
+            None => ctx.at(
+                &loc(&s.deadline),
+                format!("variabile non dichiarata '{}'", s.deadline.value),
+            ),
         }
         let mut states_of = |list: OneOrMany| -> Vec<StateId> {
             list.into_vec()
@@ -565,9 +756,17 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
                 .collect()
         };
         let while_in = states_of(s.while_in);
-        let questions_while = s.questions_while.map(&mut states_of).unwrap_or_else(|| while_in.clone());
+        let questions_while = s
+            .questions_while
+            .map(&mut states_of)
+            .unwrap_or_else(|| while_in.clone());
         let soccorso_while = s.soccorso_while.map(&mut states_of).unwrap_or_default();
-        Submissions { deadline: VarName(s.deadline.value), while_in, questions_while, soccorso_while }
+        Submissions {
+            deadline: VarName(s.deadline.value),
+            while_in,
+            questions_while,
+            soccorso_while,
+        }
     });
 
     let procedure = Procedure {
@@ -596,19 +795,26 @@ fn check_term_cycles(ctx: &mut Ctx<'_>, variables: &IndexMap<VarName, Variable>)
         let mut current = var.term.as_ref().map(|t| t.from.clone());
         while let Some(next) = current {
             if next == *name {
-                ctx.at(&Location::UNKNOWN, format!("i termini delle variabili formano un ciclo che passa per '{name}'"));
+                ctx.at(
+                    &Location::UNKNOWN,
+                    format!("i termini delle variabili formano un ciclo che passa per '{name}'"),
+                );
                 break;
             }
             if !seen.insert(next.clone()) {
                 break;
             }
-            current = variables.get(next.as_str()).and_then(|v| v.term.as_ref().map(|t| t.from.clone()));
+            current = variables
+                .get(next.as_str())
+                .and_then(|v| v.term.as_ref().map(|t| t.from.clone()));
         }
     }
 }
 
 fn check_graph(ctx: &mut Ctx<'_>, p: &Procedure, locations: &BTreeMap<String, Location>) {
-    let Some(initial) = p.states.values().find(|s| s.initial) else { return };
+    let Some(initial) = p.states.values().find(|s| s.initial) else {
+        return;
+    };
     let mut reached = BTreeSet::new();
     let mut queue = VecDeque::from([initial.id.as_str()]);
     while let Some(state) = queue.pop_front() {
@@ -620,12 +826,27 @@ fn check_graph(ctx: &mut Ctx<'_>, p: &Procedure, locations: &BTreeMap<String, Lo
         }
     }
     for s in p.states.values() {
-        let at = locations.get(s.id.as_str()).copied().unwrap_or(Location::UNKNOWN);
+        let at = locations
+            .get(s.id.as_str())
+            .copied()
+            .unwrap_or(Location::UNKNOWN);
         if !reached.contains(s.id.as_str()) {
-            ctx.at(&at, format!("lo stato '{}' non è raggiungibile dallo stato iniziale", s.id));
+            ctx.at(
+                &at,
+                format!(
+                    "lo stato '{}' non è raggiungibile dallo stato iniziale",
+                    s.id
+                ),
+            );
         }
         if !s.is_final && p.transitions_from(s.id.as_str()).next().is_none() {
-            ctx.at(&at, format!("lo stato '{}' non è finale e non ha transizioni in uscita", s.id));
+            ctx.at(
+                &at,
+                format!(
+                    "lo stato '{}' non è finale e non ha transizioni in uscita",
+                    s.id
+                ),
+            );
         }
     }
 }

@@ -6,7 +6,10 @@ pub mod step;
 pub mod value;
 
 pub use effect::*;
-pub use step::{Actor, Command, START_EVENT, Snapshot, Step, available, desired_timers, fire, local_instant, reminder_notification, start};
+pub use step::{
+    Actor, Command, START_EVENT, Snapshot, Step, available, desired_timers, fire, local_instant,
+    reminder_notification, start,
+};
 
 /// Why the engine refused a command. Messages are Italian: a person reads them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -25,7 +25,10 @@ pub struct Actor {
 impl Actor {
     /// The scheduler, firing a timer.
     pub fn system() -> Actor {
-        Actor { id: "scheduler".into(), role: SYSTEM_ROLE.into() }
+        Actor {
+            id: "scheduler".into(),
+            role: SYSTEM_ROLE.into(),
+        }
     }
 }
 
@@ -73,44 +76,100 @@ pub struct Step {
 pub const START_EVENT: &str = "avvio";
 
 /// Starts an instance: checks the initial variables, computes terms, enters the initial state.
-pub fn start(p: &Procedure, instance_id: &str, variables: &Map<String, Value>, actor: &Actor, now: DateTime<Utc>) -> Result<Step, Error> {
+pub fn start(
+    p: &Procedure,
+    instance_id: &str,
+    variables: &Map<String, Value>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Step, Error> {
     let _ = actor;
     let mut data = InstanceData::default();
     for (name, value) in variables {
-        let var = p.variable(name).ok_or_else(|| Error::UnexpectedInput { field: name.clone() })?;
+        let var = p.variable(name).ok_or_else(|| Error::UnexpectedInput {
+            field: name.clone(),
+        })?;
         if var.term.is_some() {
-            return Err(Error::ComputedVariable { field: name.clone() });
+            return Err(Error::ComputedVariable {
+                field: name.clone(),
+            });
         }
-        let v = value::check(var.kind, value).map_err(|expected| Error::InvalidInput { field: name.clone(), expected })?;
+        let v = value::check(var.kind, value).map_err(|expected| Error::InvalidInput {
+            field: name.clone(),
+            expected,
+        })?;
         data.variables.insert(name.clone(), v);
     }
     for var in p.variables.values() {
-        if var.required && data.variables.get(var.name.as_str()).is_none_or(Value::is_null) {
-            return Err(Error::MissingInput { field: var.name.to_string() });
+        if var.required
+            && data
+                .variables
+                .get(var.name.as_str())
+                .is_none_or(Value::is_null)
+        {
+            return Err(Error::MissingInput {
+                field: var.name.to_string(),
+            });
         }
     }
     compute_terms(p, &mut data)?;
     let initial = p.initial_state();
     let mut effects = Vec::new();
-    let ctx = Context { p, instance_id, now };
-    ctx.run_actions(&initial.on_enter, initial.id.as_str(), &mut data, &mut effects)?;
+    let ctx = Context {
+        p,
+        instance_id,
+        now,
+    };
+    ctx.run_actions(
+        &initial.on_enter,
+        initial.id.as_str(),
+        &mut data,
+        &mut effects,
+    )?;
     compute_terms(p, &mut data)?;
     timer_diff(p, None, (initial.id.as_str(), &data), now, &mut effects);
-    Ok(Step { from: None, to: initial.id.to_string(), event: START_EVENT.into(), data, effects, is_final: initial.is_final })
+    Ok(Step {
+        from: None,
+        to: initial.id.to_string(),
+        event: START_EVENT.into(),
+        data,
+        effects,
+        is_final: initial.is_final,
+    })
 }
 
 /// Fires an event on an instance.
-pub fn fire(p: &Procedure, instance: &Snapshot<'_>, cmd: &Command, now: DateTime<Utc>) -> Result<Step, Error> {
-    let state = p.state(instance.state).ok_or_else(|| Error::UnknownState { state: instance.state.to_string() })?;
+pub fn fire(
+    p: &Procedure,
+    instance: &Snapshot<'_>,
+    cmd: &Command,
+    now: DateTime<Utc>,
+) -> Result<Step, Error> {
+    let state = p.state(instance.state).ok_or_else(|| Error::UnknownState {
+        state: instance.state.to_string(),
+    })?;
     if state.is_final {
-        return Err(Error::Concluded { state: state.title.clone() });
+        return Err(Error::Concluded {
+            state: state.title.clone(),
+        });
     }
     let Some(t) = p.transition(instance.state, &cmd.event) else {
-        let elsewhere: Vec<String> = p.transitions.iter().filter(|t| t.event.as_str() == cmd.event).flat_map(|t| t.from.iter().map(|s| s.to_string())).collect();
+        let elsewhere: Vec<String> = p
+            .transitions
+            .iter()
+            .filter(|t| t.event.as_str() == cmd.event)
+            .flat_map(|t| t.from.iter().map(|s| s.to_string()))
+            .collect();
         return Err(if elsewhere.is_empty() {
-            Error::UnknownEvent { event: cmd.event.clone() }
+            Error::UnknownEvent {
+                event: cmd.event.clone(),
+            }
         } else {
-            Error::WrongState { event: cmd.event.clone(), state: instance.state.to_string(), allowed: elsewhere }
+            Error::WrongState {
+                event: cmd.event.clone(),
+                state: instance.state.to_string(),
+                allowed: elsewhere,
+            }
         });
     };
     check_role(p, t, instance.state, &cmd.actor)?;
@@ -122,39 +181,76 @@ pub fn fire(p: &Procedure, instance: &Snapshot<'_>, cmd: &Command, now: DateTime
         let lookup = lookup_in(p, &data);
         for g in &t.guard {
             if !value::truthy(&value::eval(&g.expr, &lookup, now)) {
-                return Err(Error::GuardFailed { message: g.message.clone(), condition: g.source.clone() });
+                return Err(Error::GuardFailed {
+                    message: g.message.clone(),
+                    condition: g.source.clone(),
+                });
             }
         }
     }
 
     let mut effects = Vec::new();
-    let ctx = Context { p, instance_id: instance.id, now };
+    let ctx = Context {
+        p,
+        instance_id: instance.id,
+        now,
+    };
     ctx.run_actions(&t.actions, t.to.as_str(), &mut data, &mut effects)?;
     compute_terms(p, &mut data)?;
-    let target = p.state(t.to.as_str()).ok_or_else(|| Error::UnknownState { state: t.to.to_string() })?;
+    let target = p.state(t.to.as_str()).ok_or_else(|| Error::UnknownState {
+        state: t.to.to_string(),
+    })?;
     if t.to.as_str() != instance.state {
         ctx.run_actions(&target.on_enter, t.to.as_str(), &mut data, &mut effects)?;
         compute_terms(p, &mut data)?;
     }
-    timer_diff(p, Some((instance.state, instance.data)), (t.to.as_str(), &data), now, &mut effects);
-    Ok(Step { from: Some(instance.state.to_string()), to: t.to.to_string(), event: cmd.event.clone(), data, effects, is_final: target.is_final })
+    timer_diff(
+        p,
+        Some((instance.state, instance.data)),
+        (t.to.as_str(), &data),
+        now,
+        &mut effects,
+    );
+    Ok(Step {
+        from: Some(instance.state.to_string()),
+        to: t.to.to_string(),
+        event: cmd.event.clone(),
+        data,
+        effects,
+        is_final: target.is_final,
+    })
 }
 
 /// Transitions the actor may fire from the instance's state (role only; guards are not run).
-pub fn available<'a>(p: &'a Procedure, state: &'a str, role: &'a str) -> impl Iterator<Item = &'a Transition> + 'a {
-    p.transitions_from(state).filter(move |t| t.roles.iter().any(|r| r.as_str() == role))
+pub fn available<'a>(
+    p: &'a Procedure,
+    state: &'a str,
+    role: &'a str,
+) -> impl Iterator<Item = &'a Transition> + 'a {
+    p.transitions_from(state)
+        .filter(move |t| t.roles.iter().any(|r| r.as_str() == role))
 }
 
 fn check_role(p: &Procedure, t: &Transition, state: &str, actor: &Actor) -> Result<(), Error> {
-    let allowed = t.roles.iter().any(|r| r.as_str() == actor.role) || (actor.role == SYSTEM_ROLE && p.timer_fires(state, t.event.as_str()));
+    let allowed = t.roles.iter().any(|r| r.as_str() == actor.role)
+        || (actor.role == SYSTEM_ROLE && p.timer_fires(state, t.event.as_str()));
     if allowed {
         Ok(())
     } else {
-        Err(Error::Forbidden { role: actor.role.clone(), event: t.event.to_string(), allowed: t.roles.iter().map(|r| r.to_string()).collect() })
+        Err(Error::Forbidden {
+            role: actor.role.clone(),
+            event: t.event.to_string(),
+            allowed: t.roles.iter().map(|r| r.to_string()).collect(),
+        })
     }
 }
 
-fn apply_inputs(p: &Procedure, t: &Transition, payload: &Map<String, Value>, data: &mut InstanceData) -> Result<(), Error> {
+fn apply_inputs(
+    p: &Procedure,
+    t: &Transition,
+    payload: &Map<String, Value>,
+    data: &mut InstanceData,
+) -> Result<(), Error> {
     for key in payload.keys() {
         if !t.inputs.iter().any(|i| i.variable.as_str() == key) {
             return Err(Error::UnexpectedInput { field: key.clone() });
@@ -165,10 +261,17 @@ fn apply_inputs(p: &Procedure, t: &Transition, payload: &Map<String, Value>, dat
         match payload.get(name).filter(|v| !v.is_null()) {
             Some(v) => {
                 let kind = p.variable(name).map_or(VarType::Text, |v| v.kind);
-                let v = value::check(kind, v).map_err(|expected| Error::InvalidInput { field: name.to_string(), expected })?;
+                let v = value::check(kind, v).map_err(|expected| Error::InvalidInput {
+                    field: name.to_string(),
+                    expected,
+                })?;
                 data.variables.insert(name.to_string(), v);
             }
-            None if input.required => return Err(Error::MissingInput { field: name.to_string() }),
+            None if input.required => {
+                return Err(Error::MissingInput {
+                    field: name.to_string(),
+                });
+            }
             None => {}
         }
     }
@@ -188,33 +291,75 @@ struct Context<'a> {
 impl Context<'_> {
     fn template_context(&self, state: &str, data: &InstanceData) -> Value {
         // Every declared variable is present (null when unset), so strict templates can test it.
-        let mut ctx: Map<String, Value> = self.p.variables.keys().map(|name| (name.to_string(), data.variables.get(name.as_str()).cloned().unwrap_or(Value::Null))).collect();
-        ctx.insert("procedura".into(), json!({ "id": self.p.id, "titolo": self.p.title, "versione": self.p.version }));
-        let title = self.p.state(state).map_or(state.to_string(), |s| s.title.clone());
-        ctx.insert("istanza".into(), json!({ "id": self.instance_id, "stato": title }));
+        let mut ctx: Map<String, Value> = self
+            .p
+            .variables
+            .keys()
+            .map(|name| {
+                (
+                    name.to_string(),
+                    data.variables
+                        .get(name.as_str())
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        ctx.insert(
+            "procedura".into(),
+            json!({ "id": self.p.id, "titolo": self.p.title, "versione": self.p.version }),
+        );
+        let title = self
+            .p
+            .state(state)
+            .map_or(state.to_string(), |s| s.title.clone());
+        ctx.insert(
+            "istanza".into(),
+            json!({ "id": self.instance_id, "stato": title }),
+        );
         Value::Object(ctx)
     }
 
     fn notify(&self, n: &Notify, state: &str, data: &InstanceData) -> Effect {
-        Effect::Notify(NotificationPlan { role: n.role.to_string(), template: n.template.clone(), urgent: n.urgent, context: self.template_context(state, data), invite: n.invite })
+        Effect::Notify(NotificationPlan {
+            role: n.role.to_string(),
+            template: n.template.clone(),
+            urgent: n.urgent,
+            context: self.template_context(state, data),
+            invite: n.invite,
+        })
     }
 
-    fn run_actions(&self, actions: &[Action], state: &str, data: &mut InstanceData, effects: &mut Vec<Effect>) -> Result<(), Error> {
+    fn run_actions(
+        &self,
+        actions: &[Action],
+        state: &str,
+        data: &mut InstanceData,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), Error> {
         let today = self.now.with_timezone(&ROME).date_naive();
         for action in actions {
             match action {
                 Action::Notify(n) => effects.push(self.notify(n, state, data)),
-                Action::Protocollo { direction, subject } => effects.push(Effect::RegisterProtocol {
-                    direction: serde_json::to_value(direction).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
-                    subject: subject.clone(),
-                    context: self.template_context(state, data),
-                }),
+                Action::Protocollo { direction, subject } => {
+                    effects.push(Effect::RegisterProtocol {
+                        direction: serde_json::to_value(direction)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                        subject: subject.clone(),
+                        context: self.template_context(state, data),
+                    })
+                }
                 Action::Set(assignments) => {
                     let mut new_values = Vec::new();
                     {
                         let lookup = lookup_in(self.p, data);
                         for (name, expr) in assignments {
-                            new_values.push((name.to_string(), value::to_json(&value::eval(expr, &lookup, self.now))));
+                            new_values.push((
+                                name.to_string(),
+                                value::to_json(&value::eval(expr, &lookup, self.now)),
+                            ));
                         }
                     }
                     for (name, v) in new_values {
@@ -222,27 +367,46 @@ impl Context<'_> {
                     }
                     compute_terms(self.p, data)?;
                 }
-                Action::Start { procedure, variables } => {
+                Action::Start {
+                    procedure,
+                    variables,
+                } => {
                     let lookup = lookup_in(self.p, data);
                     let mut vars = Map::new();
                     for (name, expr) in variables {
                         let v = match expr {
-                            crate::definition::expr::Expr::Var(src) => data.variables.get(src).cloned().unwrap_or(Value::Null),
+                            crate::definition::expr::Expr::Var(src) => {
+                                data.variables.get(src).cloned().unwrap_or(Value::Null)
+                            }
                             other => value::to_json(&value::eval(other, &lookup, self.now)),
                         };
                         vars.insert(name.clone(), v);
                     }
-                    vars.insert("procedura_madre".into(), Value::String(self.instance_id.to_string()));
-                    effects.push(Effect::StartInstance { procedure: procedure.clone(), variables: vars });
+                    vars.insert(
+                        "procedura_madre".into(),
+                        Value::String(self.instance_id.to_string()),
+                    );
+                    effects.push(Effect::StartInstance {
+                        procedure: procedure.clone(),
+                        variables: vars,
+                    });
                 }
                 Action::Suspend(var) => {
                     let list = data.suspensions.entry(var.to_string()).or_default();
                     if list.last().is_none_or(|s| s.until.is_some()) {
-                        list.push(SuspensionRecord { from: today, until: None });
+                        list.push(SuspensionRecord {
+                            from: today,
+                            until: None,
+                        });
                     }
                 }
                 Action::Resume(var) => {
-                    if let Some(open) = data.suspensions.get_mut(var.as_str()).and_then(|l| l.last_mut()).filter(|s| s.until.is_none()) {
+                    if let Some(open) = data
+                        .suspensions
+                        .get_mut(var.as_str())
+                        .and_then(|l| l.last_mut())
+                        .filter(|s| s.until.is_none())
+                    {
                         open.until = Some(today);
                     }
                     compute_terms(self.p, data)?;
@@ -256,7 +420,11 @@ impl Context<'_> {
 /// The civil date a date or datetime value falls on in Europe/Rome.
 fn civil_date(v: &Value) -> Option<NaiveDate> {
     let s = v.as_str()?;
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&ROME).date_naive()))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().or_else(|| {
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| d.with_timezone(&ROME).date_naive())
+    })
 }
 
 /// Closed suspensions as the term calculator reads them: the clock stops from the day it was
@@ -266,7 +434,10 @@ fn closed_suspensions(list: Option<&Vec<SuspensionRecord>>) -> Vec<terms::Suspen
         .flatten()
         .filter_map(|s| {
             let until = s.until?.pred_opt()?;
-            (until >= s.from).then_some(terms::Suspension { from: s.from, to: until })
+            (until >= s.from).then_some(terms::Suspension {
+                from: s.from,
+                to: until,
+            })
         })
         .collect()
 }
@@ -289,7 +460,11 @@ fn compute_terms(p: &Procedure, data: &mut InstanceData) -> Result<(), Error> {
                 continue;
             };
             let suspensions = closed_suspensions(data.suspensions.get(name));
-            let result = terms::compute(&term.rule, start, &p.calendar.calendar, &suspensions).map_err(|e| Error::Term { variable: name.to_string(), message: e.to_string() })?;
+            let result = terms::compute(&term.rule, start, &p.calendar.calendar, &suspensions)
+                .map_err(|e| Error::Term {
+                    variable: name.to_string(),
+                    message: e.to_string(),
+                })?;
             let value = match var.kind {
                 VarType::Date => Value::String(result.expiry.format("%Y-%m-%d").to_string()),
                 _ => Value::String(result.deadline.to_rfc3339()),
@@ -300,7 +475,14 @@ fn compute_terms(p: &Procedure, data: &mut InstanceData) -> Result<(), Error> {
             }
             data.terms.insert(
                 name.to_string(),
-                TermRecord { rule: term.rule.to_string(), from: term.from.to_string(), start, expiry: result.expiry, deadline: result.deadline.to_rfc3339(), trace: result.trace },
+                TermRecord {
+                    rule: term.rule.to_string(),
+                    from: term.from.to_string(),
+                    start,
+                    expiry: result.expiry,
+                    deadline: result.deadline.to_rfc3339(),
+                    trace: result.trace,
+                },
             );
         }
         if !changed {
@@ -315,7 +497,9 @@ fn compute_terms(p: &Procedure, data: &mut InstanceData) -> Result<(), Error> {
 fn timer_instant(kind: VarType, v: &Value) -> Option<DateTime<Utc>> {
     let s = v.as_str()?;
     match kind {
-        VarType::DateTime => DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc)),
+        VarType::DateTime => DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| d.with_timezone(&Utc)),
         _ => {
             let next = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?.succ_opt()?;
             local_instant(next, NaiveTime::MIN)
@@ -330,7 +514,10 @@ pub fn local_instant(date: NaiveDate, time: NaiveTime) -> Option<DateTime<Utc>> 
     match ROME.from_local_datetime(&naive) {
         chrono::LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
         chrono::LocalResult::Ambiguous(a, _) => Some(a.with_timezone(&Utc)),
-        chrono::LocalResult::None => ROME.from_local_datetime(&(naive + Duration::hours(1))).earliest().map(|t| t.with_timezone(&Utc)),
+        chrono::LocalResult::None => ROME
+            .from_local_datetime(&(naive + Duration::hours(1)))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc)),
     }
 }
 
@@ -342,51 +529,126 @@ const REMINDER_TIME_FOR_DATES: NaiveTime = match NaiveTime::from_hms_opt(9, 0, 0
 
 /// The timers an instance needs armed in `state` with `data`: a pure function, so that
 /// rescheduling is a diff between before and after.
-pub fn desired_timers(p: &Procedure, state: &str, data: &InstanceData) -> BTreeMap<String, TimerPlan> {
+pub fn desired_timers(
+    p: &Procedure,
+    state: &str,
+    data: &InstanceData,
+) -> BTreeMap<String, TimerPlan> {
     let mut out = BTreeMap::new();
     for timer in &p.timers {
         if !timer.while_in.iter().any(|s| s.as_str() == state) {
             continue;
         }
-        let Some(var) = p.variable(timer.at.as_str()) else { continue };
-        let suspended = data.suspensions.get(var.name.as_str()).and_then(|l| l.last()).is_some_and(|s| s.until.is_none());
+        let Some(var) = p.variable(timer.at.as_str()) else {
+            continue;
+        };
+        let suspended = data
+            .suspensions
+            .get(var.name.as_str())
+            .and_then(|l| l.last())
+            .is_some_and(|s| s.until.is_none());
         if suspended {
             continue;
         }
-        let Some(at) = data.variables.get(var.name.as_str()).and_then(|v| timer_instant(var.kind, v)) else { continue };
+        let Some(at) = data
+            .variables
+            .get(var.name.as_str())
+            .and_then(|v| timer_instant(var.kind, v))
+        else {
+            continue;
+        };
         let mut trace = match data.terms.get(var.name.as_str()) {
             Some(t) => {
-                let mut lines = vec![format!("{} = {} da {} ({})", var.name, t.rule, t.from, t.start.format("%d/%m/%Y"))];
+                let mut lines = vec![format!(
+                    "{} = {} da {} ({})",
+                    var.name,
+                    t.rule,
+                    t.from,
+                    t.start.format("%d/%m/%Y")
+                )];
                 lines.extend(t.trace.iter().cloned());
                 lines
             }
-            None => vec![format!("{} = {} (valore dell'istanza)", var.name, data.variables.get(var.name.as_str()).and_then(Value::as_str).unwrap_or(""))],
+            None => vec![format!(
+                "{} = {} (valore dell'istanza)",
+                var.name,
+                data.variables
+                    .get(var.name.as_str())
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            )],
         };
         if var.kind == VarType::Date {
             trace.push("data senza ora: il timer scatta alla fine del giorno (00:00 del giorno dopo, Europe/Rome)".into());
         }
         if let Some(event) = &timer.fires {
-            out.insert(timer.id.clone(), TimerPlan { key: timer.id.clone(), timer: timer.id.clone(), fire_at: at, action: TimerAction::Fire { event: event.to_string() }, trace: trace.clone() });
+            out.insert(
+                timer.id.clone(),
+                TimerPlan {
+                    key: timer.id.clone(),
+                    timer: timer.id.clone(),
+                    fire_at: at,
+                    action: TimerAction::Fire {
+                        event: event.to_string(),
+                    },
+                    trace: trace.clone(),
+                },
+            );
         }
         for (i, r) in timer.reminders.iter().enumerate() {
             let (fire_at, why) = match r.before {
-                Offset::Hours(h) => (at - Duration::hours(i64::from(h)), format!("promemoria {h} ore prima")),
+                Offset::Hours(h) => (
+                    at - Duration::hours(i64::from(h)),
+                    format!("promemoria {h} ore prima"),
+                ),
                 Offset::Days(d) => {
                     let local = at.with_timezone(&ROME);
                     let (date, time) = if var.kind == VarType::Date {
-                        (civil_date(data.variables.get(var.name.as_str()).unwrap_or(&Value::Null)).unwrap_or(local.date_naive()), REMINDER_TIME_FOR_DATES)
+                        (
+                            civil_date(
+                                data.variables
+                                    .get(var.name.as_str())
+                                    .unwrap_or(&Value::Null),
+                            )
+                            .unwrap_or(local.date_naive()),
+                            REMINDER_TIME_FOR_DATES,
+                        )
                     } else {
                         (local.date_naive(), local.time())
                     };
-                    let Some(day) = date.checked_sub_days(chrono::Days::new(u64::from(d))) else { continue };
-                    let Some(instant) = local_instant(day, time) else { continue };
-                    (instant, format!("promemoria {d} giorni prima: {} ore {}", day.format("%d/%m/%Y"), time.format("%H:%M")))
+                    let Some(day) = date.checked_sub_days(chrono::Days::new(u64::from(d))) else {
+                        continue;
+                    };
+                    let Some(instant) = local_instant(day, time) else {
+                        continue;
+                    };
+                    (
+                        instant,
+                        format!(
+                            "promemoria {d} giorni prima: {} ore {}",
+                            day.format("%d/%m/%Y"),
+                            time.format("%H:%M")
+                        ),
+                    )
                 }
             };
             let key = format!("{}#promemoria-{}", timer.id, i + 1);
             let mut t = trace.clone();
             t.push(why);
-            out.insert(key.clone(), TimerPlan { key, timer: timer.id.clone(), fire_at, action: TimerAction::Remind { role: r.notify.role.to_string(), template: r.notify.template.clone(), urgent: r.notify.urgent }, trace: t });
+            out.insert(
+                key.clone(),
+                TimerPlan {
+                    key,
+                    timer: timer.id.clone(),
+                    fire_at,
+                    action: TimerAction::Remind {
+                        role: r.notify.role.to_string(),
+                        template: r.notify.template.clone(),
+                        urgent: r.notify.urgent,
+                    },
+                    trace: t,
+                },
+            );
         }
     }
     out
@@ -395,11 +657,21 @@ pub fn desired_timers(p: &Procedure, state: &str, data: &InstanceData) -> BTreeM
 /// Effects that take the armed timers from what `before` needed to what `after` needs. A
 /// reminder that is new or moved and whose moment has already passed is not armed: a late
 /// reminder is noise. One that was armed before and is unchanged stays, even if due.
-fn timer_diff(p: &Procedure, before: Option<(&str, &InstanceData)>, after: (&str, &InstanceData), now: DateTime<Utc>, effects: &mut Vec<Effect>) {
-    let old = before.map(|(s, d)| desired_timers(p, s, d)).unwrap_or_default();
+fn timer_diff(
+    p: &Procedure,
+    before: Option<(&str, &InstanceData)>,
+    after: (&str, &InstanceData),
+    now: DateTime<Utc>,
+    effects: &mut Vec<Effect>,
+) {
+    let old = before
+        .map(|(s, d)| desired_timers(p, s, d))
+        .unwrap_or_default();
     let mut new = desired_timers(p, after.0, after.1);
     new.retain(|key, plan| {
-        let unchanged = old.get(key).is_some_and(|o| o.fire_at == plan.fire_at && o.action == plan.action);
+        let unchanged = old
+            .get(key)
+            .is_some_and(|o| o.fire_at == plan.fire_at && o.action == plan.action);
         unchanged || matches!(plan.action, TimerAction::Fire { .. }) || plan.fire_at > now
     });
     for key in old.keys() {
@@ -408,7 +680,9 @@ fn timer_diff(p: &Procedure, before: Option<(&str, &InstanceData)>, after: (&str
         }
     }
     for (key, plan) in new {
-        let unchanged = old.get(&key).is_some_and(|o| o.fire_at == plan.fire_at && o.action == plan.action);
+        let unchanged = old
+            .get(&key)
+            .is_some_and(|o| o.fire_at == plan.fire_at && o.action == plan.action);
         if !unchanged {
             effects.push(Effect::ScheduleTimer(plan));
         }
@@ -417,13 +691,47 @@ fn timer_diff(p: &Procedure, before: Option<(&str, &InstanceData)>, after: (&str
 
 /// The notification a reminder timer sends: the instance's context plus `scadenza` (the
 /// deadline it reminds of, and the trace of why it is then).
-pub fn reminder_notification(p: &Procedure, instance_id: &str, state: &str, data: &InstanceData, timer_id: &str, action: &TimerAction, trace: &[String]) -> Option<NotificationPlan> {
-    let TimerAction::Remind { role, template, urgent } = action else { return None };
-    let ctx = Context { p, instance_id, now: DateTime::<Utc>::MIN_UTC };
+pub fn reminder_notification(
+    p: &Procedure,
+    instance_id: &str,
+    state: &str,
+    data: &InstanceData,
+    timer_id: &str,
+    action: &TimerAction,
+    trace: &[String],
+) -> Option<NotificationPlan> {
+    let TimerAction::Remind {
+        role,
+        template,
+        urgent,
+    } = action
+    else {
+        return None;
+    };
+    let ctx = Context {
+        p,
+        instance_id,
+        now: DateTime::<Utc>::MIN_UTC,
+    };
     let mut context = ctx.template_context(state, data);
-    let deadline = p.timers.iter().find(|t| t.id == timer_id).and_then(|t| data.variables.get(t.at.as_str())).cloned().unwrap_or(Value::Null);
+    let deadline = p
+        .timers
+        .iter()
+        .find(|t| t.id == timer_id)
+        .and_then(|t| data.variables.get(t.at.as_str()))
+        .cloned()
+        .unwrap_or(Value::Null);
     if let Value::Object(map) = &mut context {
-        map.insert("scadenza".into(), json!({ "data": deadline, "traccia": trace }));
+        map.insert(
+            "scadenza".into(),
+            json!({ "data": deadline, "traccia": trace }),
+        );
     }
-    Some(NotificationPlan { role: role.clone(), template: template.clone(), urgent: *urgent, context, invite: None })
+    Some(NotificationPlan {
+        role: role.clone(),
+        template: template.clone(),
+        urgent: *urgent,
+        context,
+        invite: None,
+    })
 }

@@ -42,12 +42,25 @@ pub fn check(kind: VarType, value: &Value) -> Result<Value, String> {
             .as_str()
             .and_then(parse_instant)
             .map(|dt| Value::String(dt.with_timezone(&ROME).to_rfc3339()))
-            .ok_or_else(|| "una data e ora RFC 3339 con fuso (es. 2026-12-28T12:00:00+01:00)".to_string()),
-        VarType::Text => value.as_str().map(|s| Value::String(s.to_string())).ok_or_else(|| "un testo".to_string()),
-        VarType::Number => value.as_f64().map(|_| value.clone()).ok_or_else(|| "un numero".to_string()),
-        VarType::Bool => value.as_bool().map(Value::Bool).ok_or_else(|| "vero o falso".to_string()),
+            .ok_or_else(|| {
+                "una data e ora RFC 3339 con fuso (es. 2026-12-28T12:00:00+01:00)".to_string()
+            }),
+        VarType::Text => value
+            .as_str()
+            .map(|s| Value::String(s.to_string()))
+            .ok_or_else(|| "un testo".to_string()),
+        VarType::Number => value
+            .as_f64()
+            .map(|_| value.clone())
+            .ok_or_else(|| "un numero".to_string()),
+        VarType::Bool => value
+            .as_bool()
+            .map(Value::Bool)
+            .ok_or_else(|| "vero o falso".to_string()),
         VarType::Parties => {
-            let list = value.as_array().ok_or_else(|| "un elenco di soggetti".to_string())?;
+            let list = value
+                .as_array()
+                .ok_or_else(|| "un elenco di soggetti".to_string())?;
             for item in list {
                 let ok = item.is_string() || item.get("id").is_some_and(Value::is_string);
                 if !ok {
@@ -57,26 +70,46 @@ pub fn check(kind: VarType, value: &Value) -> Result<Value, String> {
             Ok(value.clone())
         }
         VarType::List => {
-            let list = value.as_array().ok_or_else(|| "un elenco di testi".to_string())?;
-            if list.iter().all(Value::is_string) { Ok(value.clone()) } else { Err("un elenco di testi".to_string()) }
+            let list = value
+                .as_array()
+                .ok_or_else(|| "un elenco di testi".to_string())?;
+            if list.iter().all(Value::is_string) {
+                Ok(value.clone())
+            } else {
+                Err("un elenco di testi".to_string())
+            }
         }
     }
 }
 
 fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
 }
 
 /// Reads a stored value as a `Val` of its declared type.
 pub fn to_val(kind: Option<VarType>, value: Option<&Value>) -> Val {
-    let Some(value) = value.filter(|v| !v.is_null()) else { return Val::Null };
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Val::Null;
+    };
     match kind {
-        Some(VarType::Date) => value.as_str().and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()).map_or(Val::Null, Val::Date),
-        Some(VarType::DateTime) => value.as_str().and_then(parse_instant).map_or(Val::Null, Val::DateTime),
+        Some(VarType::Date) => value
+            .as_str()
+            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            .map_or(Val::Null, Val::Date),
+        Some(VarType::DateTime) => value
+            .as_str()
+            .and_then(parse_instant)
+            .map_or(Val::Null, Val::DateTime),
         Some(VarType::Number) => value.as_f64().map_or(Val::Null, Val::Number),
         Some(VarType::Bool) => value.as_bool().map_or(Val::Null, Val::Bool),
-        Some(VarType::Parties | VarType::List) => value.as_array().map_or(Val::Null, |a| Val::List(a.len())),
-        Some(VarType::Text) | None => value.as_str().map_or(Val::Null, |s| Val::Text(s.to_string())),
+        Some(VarType::Parties | VarType::List) => {
+            value.as_array().map_or(Val::Null, |a| Val::List(a.len()))
+        }
+        Some(VarType::Text) | None => value
+            .as_str()
+            .map_or(Val::Null, |s| Val::Text(s.to_string())),
     }
 }
 
@@ -109,9 +142,13 @@ pub fn eval(expr: &Expr, lookup: &dyn Fn(&str) -> Val, now: DateTime<Utc>) -> Va
             _ => Val::Number(0.0),
         },
         Expr::Not(e) => Val::Bool(!truthy(&eval(e, lookup, now))),
-        Expr::And(a, b) => Val::Bool(truthy(&eval(a, lookup, now)) && truthy(&eval(b, lookup, now))),
+        Expr::And(a, b) => {
+            Val::Bool(truthy(&eval(a, lookup, now)) && truthy(&eval(b, lookup, now)))
+        }
         Expr::Or(a, b) => Val::Bool(truthy(&eval(a, lookup, now)) || truthy(&eval(b, lookup, now))),
-        Expr::Compare(a, op, b) => Val::Bool(compare(&eval(a, lookup, now), *op, &eval(b, lookup, now))),
+        Expr::Compare(a, op, b) => {
+            Val::Bool(compare(&eval(a, lookup, now), *op, &eval(b, lookup, now)))
+        }
     }
 }
 
@@ -139,7 +176,9 @@ fn compare(a: &Val, op: CmpOp, b: &Val) -> bool {
         (Val::List(x), Val::List(y)) => Some(x.cmp(y)),
         _ => None,
     };
-    let Some(ord) = ord else { return matches!(op, CmpOp::Ne) };
+    let Some(ord) = ord else {
+        return matches!(op, CmpOp::Ne);
+    };
     match op {
         CmpOp::Eq => ord == Ordering::Equal,
         CmpOp::Ne => ord != Ordering::Equal,
