@@ -272,7 +272,6 @@ impl Service {
     #[tracing::instrument(name = "timer", skip_all, fields(id = timer.id, instance = %timer.instance_id, key = %timer.key))]
     pub async fn fire_timer(&self, timer: &TimerRow, worker: &str) -> Result<TimerOutcome, Error> {
         let now = self.now();
-        let late = now - timer.fire_at > LATE_AFTER;
         match &timer.action {
             TimerAction::Remind { .. } => {
                 let Some(row) = self.store.instance(&timer.instance_id).await? else {
@@ -302,28 +301,11 @@ impl Service {
                     Err(e) => Err(e.into()),
                 }
             }
-            TimerAction::Fire { event } => {
+            TimerAction::Fire { .. } => {
                 let Some(row) = self.store.instance(&timer.instance_id).await? else {
                     return self.skip(timer, worker, "istanza inesistente".into()).await;
                 };
-                let p = self
-                    .procedure(&row.definition_id, Some(row.definition_version))
-                    .await?;
-                let command = Command {
-                    event: event.clone(),
-                    actor: Actor::system(),
-                    payload: Map::new(),
-                };
-                let step = match engine::fire(
-                    &p,
-                    &Snapshot {
-                        id: &row.id,
-                        state: &row.state,
-                        data: &row.data,
-                    },
-                    &command,
-                    now,
-                ) {
+                let step = match self.timer_step(timer, &row, now).await? {
                     Ok(step) => step,
                     Err(refusal) => {
                         let why = refusal.to_string();
@@ -331,17 +313,19 @@ impl Service {
                         return self.skip(timer, worker, why).await;
                     }
                 };
+                let actor = Actor::system();
+                let payload = timer_payload(timer);
                 let result = self
                     .store
                     .commit_step(&StepRecord {
                         instance_id: &row.id,
                         expected_version: row.version,
-                        actor: &command.actor,
+                        actor: &actor,
                         step: &step,
-                        payload: &serde_json::json!({ "timer": timer.key, "scadenza": timer.fire_at.to_rfc3339() }),
+                        payload: &payload,
                         idempotency_key: None,
                         at: now,
-                        late,
+                        late: is_late(timer, now),
                         fired_timer: Some(timer.id),
                     })
                     .await;
@@ -358,6 +342,40 @@ impl Service {
                 }
             }
         }
+    }
+
+    /// The step an event timer takes on its instance at `now`: the outer error is the service's
+    /// (the definition did not load), the inner one the engine's refusal. Shared by
+    /// `fire_timer` and the scheduler's batched path, so both fire a timer the same way.
+    pub async fn timer_step(
+        &self,
+        timer: &TimerRow,
+        row: &InstanceRow,
+        now: DateTime<Utc>,
+    ) -> Result<Result<engine::Step, engine::Error>, Error> {
+        let TimerAction::Fire { event } = &timer.action else {
+            return Ok(Err(engine::Error::UnknownEvent {
+                event: timer.key.clone(),
+            }));
+        };
+        let p = self
+            .procedure(&row.definition_id, Some(row.definition_version))
+            .await?;
+        let command = Command {
+            event: event.clone(),
+            actor: Actor::system(),
+            payload: Map::new(),
+        };
+        Ok(engine::fire(
+            &p,
+            &Snapshot {
+                id: &row.id,
+                state: &row.state,
+                data: &row.data,
+            },
+            &command,
+            now,
+        ))
     }
 
     /// Marks a timer done without a transition (it no longer applies); `Stale` if this worker
@@ -407,4 +425,14 @@ impl Service {
             instance,
         })
     }
+}
+
+/// The history payload of a step fired by a timer: which timer, and the instant it stood for.
+pub fn timer_payload(timer: &TimerRow) -> Value {
+    serde_json::json!({ "timer": timer.key, "scadenza": timer.fire_at.to_rfc3339() })
+}
+
+/// Whether a timer fired at `now` is late enough to be marked so in the history.
+pub fn is_late(timer: &TimerRow, now: DateTime<Utc>) -> bool {
+    now - timer.fire_at > LATE_AFTER
 }

@@ -7,13 +7,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::{Map, json};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::Tally;
-use crate::engine::{self, Actor, Command, Snapshot, Step, TimerAction};
-use crate::service::{LATE_AFTER, Service, TimerOutcome};
+use crate::engine::{Actor, Step, TimerAction};
+use crate::service::{Service, TimerOutcome};
 use crate::store::{self, InstanceRow, StepRecord, TimerRow};
 
 /// Steps committed per transaction by `fire_together`: bounds how long other writers wait.
@@ -198,7 +197,7 @@ async fn commit_chunk(service: &Service, chunk: Vec<TimerRow>) -> (Tally, Vec<Ti
         };
         match plan(service, &timer, &row, now).await {
             Some(step) => {
-                let payload = json!({ "timer": timer.key, "scadenza": timer.fire_at.to_rfc3339() });
+                let payload = crate::service::timer_payload(&timer);
                 planned.push((timer, row, step, payload));
             }
             // Refused, or the definition did not load: the service records why.
@@ -217,7 +216,7 @@ async fn commit_chunk(service: &Service, chunk: Vec<TimerRow>) -> (Tally, Vec<Ti
                 payload,
                 idempotency_key: None,
                 at: now,
-                late: now - timer.fire_at > LATE_AFTER,
+                late: crate::service::is_late(timer, now),
                 fired_timer: Some(timer.id),
             };
             (record, timer.key.as_str())
@@ -252,35 +251,14 @@ async fn commit_chunk(service: &Service, chunk: Vec<TimerRow>) -> (Tally, Vec<Ti
     (tally, rest)
 }
 
-/// The step an event timer takes on its instance now, as `Service::fire_timer` computes it;
-/// `None` if the engine refuses it or the definition does not load.
+/// The step an event timer takes on its instance now, exactly as `Service::fire_timer`
+/// computes it; `None` if the engine refuses it or the definition does not load (the
+/// one-by-one path then records why).
 async fn plan(
     service: &Service,
     timer: &TimerRow,
     row: &InstanceRow,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Option<Step> {
-    let TimerAction::Fire { event } = &timer.action else {
-        return None;
-    };
-    let procedure = service
-        .procedure(&row.definition_id, Some(row.definition_version))
-        .await
-        .ok()?;
-    let command = Command {
-        event: event.clone(),
-        actor: Actor::system(),
-        payload: Map::new(),
-    };
-    engine::fire(
-        &procedure,
-        &Snapshot {
-            id: &row.id,
-            state: &row.state,
-            data: &row.data,
-        },
-        &command,
-        now,
-    )
-    .ok()
+    service.timer_step(timer, row, now).await.ok()?.ok()
 }
