@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     pub metrics: Arc<metrics::Metrics>,
     /// Committed events, for subscriptions.
     pub events: broadcast::Sender<InstanceEvent>,
+    /// Events already published, so the history tail and the mutations publish each once.
+    pub published: std::sync::Mutex<subscription::Published>,
 }
 
 /// The API's state: the schema and what it serves from. Cheap to clone.
@@ -84,6 +86,7 @@ impl ApiState {
             limits: limits.clone(),
             metrics: metrics.clone(),
             events,
+            published: std::sync::Mutex::new(subscription::Published::default()),
         });
         let schema = schema_builder(&limits, metrics)
             .data(shared.clone())
@@ -96,10 +99,21 @@ impl ApiState {
         &self.shared.service
     }
 
+    /// Follows the history of every instance and publishes the steps this process did not
+    /// commit itself (timers fired by any scheduler, commands of other replicas or of the
+    /// CLI), every `every`, until `shutdown`.
+    pub fn spawn_history_tail(
+        &self,
+        every: std::time::Duration,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        subscription::spawn_history_tail(self.shared.clone(), every, shutdown)
+    }
+
     /// Publishes an event to subscribers (the API does so after each start and fire it
     /// commits; the scheduler may call it for the steps it commits).
     pub fn publish(&self, event: InstanceEvent) {
-        subscription::publish(&self.shared, event);
+        subscription::send(&self.shared, event);
     }
 }
 

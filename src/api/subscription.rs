@@ -1,6 +1,8 @@
 //! Subscriptions over WebSocket: committed events of the instances the caller may see. The
-//! API publishes an event on a broadcast channel after each start and fire it commits; each
-//! subscriber's stream asks the policy, per event, whether its caller may see the instance.
+//! API publishes an event on a broadcast channel after each start and fire it commits, and a
+//! tail of the history table publishes the steps committed elsewhere (timers fired by the
+//! scheduler, other replicas); each event goes out once. Each subscriber's stream asks the
+//! policy, per event, whether its caller may see the instance.
 
 use std::sync::Arc;
 
@@ -62,9 +64,109 @@ impl SubscriptionRoot {
     }
 }
 
-/// Publishes a committed event to the subscribers.
+/// Events published lately, by (instance, seq): a step reaches subscribers once whether the
+/// mutation that committed it or the history tail sees it first.
+#[derive(Debug, Default)]
+pub(crate) struct Published {
+    seen: std::collections::HashSet<(String, i64)>,
+    order: std::collections::VecDeque<(String, i64)>,
+}
+
+/// How many published events are remembered for de-duplication.
+const REMEMBERED: usize = 20_000;
+
+impl Published {
+    /// Records an event; false if it was published already.
+    fn first_time(&mut self, instance_id: &str, seq: i64) -> bool {
+        let key = (instance_id.to_string(), seq);
+        if !self.seen.insert(key.clone()) {
+            return false;
+        }
+        self.order.push_back(key);
+        while self.order.len() > REMEMBERED {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+/// Publishes a committed event to the subscribers, once: the mutation that committed it and
+/// the history tail may both see it.
 pub(crate) fn publish(shared: &Arc<Shared>, event: InstanceEvent) {
+    let first = shared
+        .published
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .first_time(event.instance_id.as_str(), event.seq);
+    if first {
+        send(shared, event);
+    }
+}
+
+/// Sends an event to the subscribers as it is.
+pub(crate) fn send(shared: &Arc<Shared>, event: InstanceEvent) {
     // No subscriber is not an error.
     let _ = shared.events.send(event);
     shared.metrics.count_event();
+}
+
+/// History ids below the last one read that are read again, for rows that committed late
+/// (PostgreSQL hands out ids before commit).
+const TAIL_WINDOW: i64 = 1_000;
+
+/// Follows the history table and publishes what it finds (see `ApiState::spawn_history_tail`).
+pub(crate) fn spawn_history_tail(
+    shared: Arc<Shared>,
+    every: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let store = shared.service.store().clone();
+        let mut last = match store.last_history_id().await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(error = %e, "storico non leggibile: gli eventi dello scheduler non saranno inviati ai sottoscrittori");
+                return;
+            }
+        };
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let rows = match store.history_after(last - TAIL_WINDOW, 1_000).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "lettura dello storico non riuscita");
+                    continue;
+                }
+            };
+            for row in rows {
+                last = last.max(row.id);
+                if shared.events.receiver_count() == 0 {
+                    continue;
+                }
+                let definition_id = match store.instance(&row.instance_id).await {
+                    Ok(Some(instance)) => instance.definition_id,
+                    _ => continue,
+                };
+                publish(
+                    &shared,
+                    InstanceEvent {
+                        instance_id: ID(row.instance_id.clone()),
+                        definition_id,
+                        seq: row.seq,
+                        event: row.event.clone(),
+                        from_state: row.from_state.clone(),
+                        to_state: row.to_state.clone(),
+                        at: row.at,
+                        actor_role: row.actor.role.clone(),
+                    },
+                );
+            }
+        }
+    })
 }

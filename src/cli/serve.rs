@@ -96,6 +96,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         crate::cli::scheduler::shutdown_signal().await;
         let _ = stop.send(true);
     });
+    let tail = state.spawn_history_tail(
+        std::time::Duration::from_secs(1),
+        crate::cli::scheduler::until_stopped(stopped.clone()),
+    );
     let scheduler = if args.no_scheduler {
         None
     } else {
@@ -134,6 +138,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         handle.await.context("pianificatore")??;
         delivery.await.context("consegna delle email")?;
     }
+    tail.await.context("eventi per i sottoscrittori")?;
     service.store().clone().close().await?;
     eprintln!("procedo fermato");
     Ok(())

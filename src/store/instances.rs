@@ -320,6 +320,30 @@ impl Store {
             .collect()
     }
 
+    /// History rows of every instance with an id above `after_id`, by id: what a tail of
+    /// committed events reads. Ids are not committed in order on PostgreSQL, so a reader
+    /// re-reads a window below its last id and drops what it has already seen.
+    pub async fn history_after(&self, after_id: i64, limit: u64) -> Result<Vec<HistoryRow>> {
+        history::Entity::find()
+            .filter(history::Column::Id.gt(after_id))
+            .order_by_asc(history::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(HistoryRow::from_model)
+            .collect()
+    }
+
+    /// The highest history id, 0 when there is none.
+    pub async fn last_history_id(&self) -> Result<i64> {
+        Ok(history::Entity::find()
+            .order_by_desc(history::Column::Id)
+            .one(&self.db)
+            .await?
+            .map_or(0, |row| row.id))
+    }
+
     /// The command recorded under an idempotency key.
     pub async fn command(&self, idempotency_key: &str) -> Result<Option<CommandRow>> {
         Ok(command::Entity::find_by_id(idempotency_key.to_string())

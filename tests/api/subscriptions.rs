@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::common;
 use crate::helpers::{DEADLINE, spawn_apps};
+use procedo::scheduler::{Options, Outcome, Scheduler};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -32,58 +33,62 @@ async fn next_json(socket: &mut Socket, wait: StdDuration) -> Option<Value> {
     }
 }
 
+/// Opens a subscription to every visible instance as the first ETS and waits until it is live
+/// (a probe event on `avviso` comes through), then drains the probes.
+async fn live_subscription(app: &crate::helpers::TestApp, avviso: &str) -> Socket {
+    let url = format!("{}/graphql/ws", app.address.replace("http://", "ws://"));
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    socket.send(Message::Text(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", app.tokens.ets_a) } }).to_string().into())).await.expect("init");
+    let ack = next_json(&mut socket, StdDuration::from_secs(5))
+        .await
+        .expect("ack");
+    assert_eq!(ack["type"], "connection_ack", "[{}] {ack}", app.backend);
+    socket
+        .send(Message::Text(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { instanceEvents { instanceId event toState actorRole } }" } }).to_string().into()))
+        .await
+        .expect("subscribe");
+    let probe = InstanceEvent {
+        instance_id: avviso.to_string().into(),
+        definition_id: "avviso_coprogettazione".into(),
+        seq: 0,
+        event: "sonda".into(),
+        from_state: None,
+        to_state: "pubblicato".into(),
+        at: common::at(DEADLINE),
+        actor_role: "rup".into(),
+    };
+    let mut live = false;
+    for _ in 0..100 {
+        app.state.publish(probe.clone());
+        if let Some(message) = next_json(&mut socket, StdDuration::from_millis(50)).await {
+            assert_eq!(
+                message["payload"]["data"]["instanceEvents"]["event"], "sonda",
+                "{message}"
+            );
+            live = true;
+            break;
+        }
+    }
+    assert!(live, "[{}] the subscription never went live", app.backend);
+    while next_json(&mut socket, StdDuration::from_millis(100))
+        .await
+        .is_some()
+    {}
+    socket
+}
+
 #[tokio::test]
 async fn an_ets_subscriber_receives_events_of_instances_it_may_see_only() {
     for app in spawn_apps().await {
         let avviso = app.published_avviso().await;
-        let url = format!("{}/graphql/ws", app.address.replace("http://", "ws://"));
-        let mut request = url.into_client_request().expect("request");
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            "graphql-transport-ws".parse().expect("header"),
-        );
-        let (mut socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("connect");
-        socket.send(Message::Text(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", app.tokens.ets_a) } }).to_string().into())).await.expect("init");
-        let ack = next_json(&mut socket, StdDuration::from_secs(5))
-            .await
-            .expect("ack");
-        assert_eq!(ack["type"], "connection_ack", "[{}] {ack}", app.backend);
-        socket
-            .send(Message::Text(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { instanceEvents { instanceId event toState } }" } }).to_string().into()))
-            .await
-            .expect("subscribe");
-
-        // The subscription is live once a probe event on a visible instance comes through.
-        let probe = InstanceEvent {
-            instance_id: avviso.clone().into(),
-            definition_id: "avviso_coprogettazione".into(),
-            seq: 0,
-            event: "sonda".into(),
-            from_state: None,
-            to_state: "pubblicato".into(),
-            at: common::at(DEADLINE),
-            actor_role: "rup".into(),
-        };
-        let mut live = false;
-        for _ in 0..100 {
-            app.state.publish(probe.clone());
-            if let Some(message) = next_json(&mut socket, StdDuration::from_millis(50)).await {
-                assert_eq!(
-                    message["payload"]["data"]["instanceEvents"]["event"], "sonda",
-                    "{message}"
-                );
-                live = true;
-                break;
-            }
-        }
-        assert!(live, "[{}] the subscription never went live", app.backend);
-        // Drain probes that were still in flight.
-        while next_json(&mut socket, StdDuration::from_millis(100))
-            .await
-            .is_some()
-        {}
+        let mut socket = live_subscription(&app, &avviso).await;
 
         let draft = app.draft_avviso().await; // invisible to an ETS: no event
         app.clock.set(common::at(DEADLINE) + Duration::seconds(1));
@@ -106,6 +111,55 @@ async fn an_ets_subscriber_receives_events_of_instances_it_may_see_only() {
         assert_eq!(event["event"], "chiudi_domande");
         assert_eq!(event["toState"], "istruttoria");
 
+        let _ = socket.close(None).await;
+    }
+}
+
+#[tokio::test]
+async fn a_step_fired_by_the_scheduler_reaches_subscribers_once() {
+    for app in spawn_apps().await {
+        let avviso = app.published_avviso().await;
+        let tail = app
+            .state
+            .spawn_history_tail(StdDuration::from_millis(50), std::future::pending());
+        let mut socket = live_subscription(&app, &avviso).await;
+
+        // The deadline passes; the scheduler (not the API) fires the timer's event.
+        app.clock.set(common::at(DEADLINE) + Duration::seconds(1));
+        let scheduler = Scheduler::new(
+            app.state.service().clone(),
+            Options {
+                worker_id: "test".into(),
+                ..Options::default()
+            },
+        )
+        .expect("scheduler");
+        while matches!(
+            scheduler.tick().await.expect("tick"),
+            Outcome::Progressed(_)
+        ) {}
+
+        let message = next_json(&mut socket, StdDuration::from_secs(5))
+            .await
+            .expect("the scheduler's step reaches the subscriber");
+        let event = &message["payload"]["data"]["instanceEvents"];
+        assert_eq!(
+            event["instanceId"],
+            avviso.as_str(),
+            "[{}] {message}",
+            app.backend
+        );
+        assert_eq!(event["event"], "chiudi_domande");
+        assert_eq!(event["actorRole"], "system");
+        // Published once, though the tail reads the same rows again.
+        assert!(
+            next_json(&mut socket, StdDuration::from_millis(400))
+                .await
+                .is_none(),
+            "[{}] a second copy of the event",
+            app.backend
+        );
+        tail.abort();
         let _ = socket.close(None).await;
     }
 }
