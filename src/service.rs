@@ -181,6 +181,19 @@ impl Service {
         actor: &Actor,
         idempotency_key: Option<&str>,
     ) -> Result<Outcome, Error> {
+        self.start_child(procedure_id, version, variables, None, actor, idempotency_key).await
+    }
+
+    /// Starts an instance as the child of `parent` (a sub-procedure), or a top-level one.
+    pub async fn start_child(
+        &self,
+        procedure_id: &str,
+        version: Option<u32>,
+        variables: Map<String, Value>,
+        parent: Option<&str>,
+        actor: &Actor,
+        idempotency_key: Option<&str>,
+    ) -> Result<Outcome, Error> {
         if let Some(key) = idempotency_key
             && let Some(done) = self.replayed(key).await?
         {
@@ -192,10 +205,7 @@ impl Service {
         let now = self.now();
         let step = engine::start(&p, &instance_id, &variables, actor, now)?;
         let payload = Value::Object(variables);
-        let parent_id = payload
-            .get("procedura_madre")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let parent_id = parent.map(str::to_string);
         let committed = self
             .store
             .commit_start(&StartRecord {

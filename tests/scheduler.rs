@@ -104,7 +104,6 @@ roles:
   ufficio_di_piano: "Ufficio di Piano"
 variables:
   oggetto: { type: text, required: true }
-  procedura_madre: { type: text }
 states:
   aperto: { initial: true }
   chiuso: { final: true }

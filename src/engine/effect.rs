@@ -125,6 +125,9 @@ pub enum Effect {
         procedure: String,
         /// Its variables.
         variables: Map<String, Value>,
+        /// The instance that starts it (recorded as the child's parent, not as a variable).
+        #[serde(default)]
+        parent: Option<String>,
     },
 }
 

@@ -382,13 +382,10 @@ impl Context<'_> {
                         };
                         vars.insert(name.clone(), v);
                     }
-                    vars.insert(
-                        "procedura_madre".into(),
-                        Value::String(self.instance_id.to_string()),
-                    );
                     effects.push(Effect::StartInstance {
                         procedure: procedure.clone(),
                         variables: vars,
+                        parent: Some(self.instance_id.to_string()),
                     });
                 }
                 Action::Suspend(var) => {

@@ -65,6 +65,7 @@ impl Dispatch for StartInstance {
             let Effect::StartInstance {
                 procedure,
                 variables,
+                parent,
             } = &row.payload
             else {
                 return Err(DispatchError::Permanent(format!(
@@ -75,10 +76,11 @@ impl Dispatch for StartInstance {
             let key = StartInstance::idempotency_key(row);
             match self
                 .service
-                .start(
+                .start_child(
                     procedure,
                     None,
                     variables.clone(),
+                    parent.as_deref(),
                     &Actor::system(),
                     Some(&key),
                 )
