@@ -181,7 +181,15 @@ impl Service {
         actor: &Actor,
         idempotency_key: Option<&str>,
     ) -> Result<Outcome, Error> {
-        self.start_child(procedure_id, version, variables, None, actor, idempotency_key).await
+        self.start_child(
+            procedure_id,
+            version,
+            variables,
+            None,
+            actor,
+            idempotency_key,
+        )
+        .await
     }
 
     /// Starts an instance as the child of `parent` (a sub-procedure), or a top-level one.

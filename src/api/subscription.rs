@@ -105,6 +105,16 @@ pub(crate) fn publish(shared: &Arc<Shared>, event: InstanceEvent) {
     }
 }
 
+/// Whether an event was published already (checked before loading anything for it).
+fn already_published(shared: &Arc<Shared>, instance_id: &str, seq: i64) -> bool {
+    shared
+        .published
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .seen
+        .contains(&(instance_id.to_string(), seq))
+}
+
 /// Sends an event to the subscribers as it is.
 pub(crate) fn send(shared: &Arc<Shared>, event: InstanceEvent) {
     // No subscriber is not an error.
@@ -115,6 +125,9 @@ pub(crate) fn send(shared: &Arc<Shared>, event: InstanceEvent) {
 /// History ids below the last one read that are read again, for rows that committed late
 /// (PostgreSQL hands out ids before commit).
 const TAIL_WINDOW: i64 = 1_000;
+
+/// New history rows read per round at most.
+const TAIL_BATCH: i64 = 1_000;
 
 /// Follows the history table and publishes what it finds (see `ApiState::spawn_history_tail`).
 pub(crate) fn spawn_history_tail(
@@ -137,7 +150,12 @@ pub(crate) fn spawn_history_tail(
                 () = &mut shutdown => return,
                 () = tokio::time::sleep(every) => {}
             }
-            let rows = match store.history_after(last - TAIL_WINDOW, 1_000).await {
+            // The window below `last` holds at most TAIL_WINDOW rows (ids are dense), so a
+            // limit of window + batch always reaches new rows.
+            let rows = match store
+                .history_after(last - TAIL_WINDOW, (TAIL_WINDOW + TAIL_BATCH) as u64)
+                .await
+            {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::warn!(error = %e, "lettura dello storico non riuscita");
@@ -146,7 +164,17 @@ pub(crate) fn spawn_history_tail(
             };
             for row in rows {
                 last = last.max(row.id);
+                if already_published(&shared, &row.instance_id, row.seq) {
+                    continue;
+                }
                 if shared.events.receiver_count() == 0 {
+                    // Nobody listens: remember it as seen, so a later subscriber does not get
+                    // the window's old steps.
+                    let _ = shared
+                        .published
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .first_time(&row.instance_id, row.seq);
                     continue;
                 }
                 let definition_id = match store.instance(&row.instance_id).await {
