@@ -724,11 +724,18 @@ async fn a_sub_procedure_is_started_once_even_if_its_outbox_row_is_dispatched_ag
 
 #[tokio::test]
 async fn a_job_with_an_unknown_kind_in_a_definition_is_refused_with_its_name() {
+    // Refused by `procedo validate`, with its position…
     let procedure = REGISTRO.replace("job: protocol_register", "job: pulizia");
-    let catalog = catalog_of(&[("registro", &procedure)]);
-    let err = CronJob::from_definition(&catalog.procedures[0].procedure)
-        .map(|_| ())
-        .unwrap_err();
+    let dir = tempfile::tempdir().expect("cartella temporanea");
+    std::fs::write(dir.path().join("registro.yaml"), &procedure).expect("scrittura");
+    let (_, diags) = catalog::load(&[dir.path().to_path_buf()]);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(diags[0].message.contains("'pulizia'") && diags[0].line > 0, "{diags:?}");
+    // …and by the scheduler, should a stored definition carry one.
+    let valid = catalog_of(&[("registro", REGISTRO)]);
+    let mut stored = valid.procedures[0].procedure.clone();
+    stored.cron[0].job = "pulizia".into();
+    let err = CronJob::from_definition(&stored).map(|_| ()).unwrap_err();
     assert!(
         err.to_string().contains("registro.registro_giornaliero")
             && err.to_string().contains("'pulizia'"),

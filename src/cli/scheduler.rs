@@ -43,7 +43,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 8)]
     pub parallelism: usize,
     /// A recurring job from the configuration, as ID=JOB@SCHEDULE (Europe/Rome, seconds
-    /// first), e.g. `riepilogo=digest@0 0 8 * * *`. Repeatable.
+    /// first), e.g. `riepilogo=digest@0 0 8 * * *`. Repeatable. Without any, the defaults run:
+    /// the digest at 08:00 and the protocol register at 00:05.
     #[arg(long = "cron", value_name = "ID=JOB@SCHEDULE")]
     pub cron: Vec<String>,
 }
@@ -69,11 +70,14 @@ pub async fn run(cmd: SchedulerCommand) -> anyhow::Result<()> {
 }
 
 async fn run_scheduler(args: RunArgs) -> anyhow::Result<()> {
-    let cron = args
+    let mut cron = args
         .cron
         .iter()
         .map(|c| parse_cron(c))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if cron.is_empty() {
+        cron = crate::scheduler::cron::default_jobs();
+    }
     let (service, catalog) = app::open(&args.store, None).await?;
     // Recurring jobs of the workflows are checked now, so that a typo stops the start-up.
     for loaded in &catalog.procedures {

@@ -298,6 +298,9 @@ pub struct Timer {
     pub reminders: Vec<Reminder>,
 }
 
+/// The jobs a recurring entry may run (the scheduler's `JobKind`s).
+pub const JOB_KINDS: &[&str] = &["digest", "protocol_register"];
+
 /// A recurring job declared by the procedure.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CronJob {

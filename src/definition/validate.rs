@@ -721,6 +721,12 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
                 format!("espressione cron '{}' non valida: {e}", j.schedule.value),
             );
         }
+        if !JOB_KINDS.contains(&j.job.value.as_str()) {
+            ctx.at(&loc(&j.job), format!("lavoro '{}' sconosciuto (ammessi: {})", j.job.value, JOB_KINDS.join(", ")));
+        }
+        if cron.iter().any(|c: &CronJob| c.id == j.id.value) {
+            ctx.at(&loc(&j.id), format!("lavoro pianificato '{}' duplicato", j.id.value));
+        }
         cron.push(CronJob {
             id: j.id.value,
             schedule: j.schedule.value,

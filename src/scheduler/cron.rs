@@ -45,6 +45,15 @@ pub enum JobKind {
     ProtocolRegister,
 }
 
+/// The recurring jobs every scheduling process runs unless configured otherwise: the daily
+/// digest at 08:00 and the daily protocol register at 00:05 (Europe/Rome).
+pub fn default_jobs() -> Vec<CronJob> {
+    [("riepilogo_giornaliero", "0 0 8 * * *", "digest"), ("registro_protocollo", "0 5 0 * * *", "protocol_register")]
+        .iter()
+        .filter_map(|(id, schedule, job)| CronJob::new(id, schedule, job).ok())
+        .collect()
+}
+
 impl JobKind {
     /// Every job a schedule may name.
     pub const ALL: [JobKind; 2] = [JobKind::Digest, JobKind::ProtocolRegister];
@@ -442,6 +451,7 @@ mod tests {
     #[test]
     fn configuration_jobs_with_an_unknown_kind_or_a_broken_expression_are_refused() {
         assert!(CronJob::new("riepilogo", "0 0 8 * * *", "digest").is_ok());
+        assert_eq!(default_jobs().len(), 2, "the default jobs are valid");
         assert!(CronJob::new("registro", "0 5 0 * * *", "protocol_register").is_ok());
         let unknown = CronJob::new("pulizia", "0 0 3 * * *", "vacuum")
             .map(|_| ())
