@@ -132,6 +132,14 @@ pub fn load(paths: &[PathBuf]) -> (Option<Catalog>, Vec<Diagnostic>) {
             Err(e) => diags.push(io_diag(&file, &e)),
         }
     }
+    let role_names: Vec<&str> = crate::identity::Role::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+    let role_names: Vec<&str> = crate::identity::Role::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
     let ids: BTreeSet<String> = sources
         .iter()
         .filter_map(|(_, text)| peek_id(text))
@@ -152,6 +160,7 @@ pub fn load(paths: &[PathBuf]) -> (Option<Catalog>, Vec<Diagnostic>) {
             templates: names.as_ref(),
             read_closures: &read,
             procedures: Some(&ids),
+            known_roles: Some(&role_names),
         };
         let name = file.display().to_string();
         match definition::validate(&name, &text, &env) {
@@ -210,6 +219,7 @@ pub fn from_stored(
         templates: None,
         read_closures: &read,
         procedures: None,
+        known_roles: None,
     };
     definition::validate(file, source, &env)
 }

@@ -314,7 +314,7 @@ async fn eight_concurrent_fires_record_one_transition_per_accepted_command() {
         service.install(&catalog()).await.expect("install");
         let presidente = Actor {
             id: "sindaco.capofila".into(),
-            role: "presidente".into(),
+            role: "ufficio_di_piano".into(),
         };
         let vars = json!({
             "organo": "Assemblea dei Sindaci",

@@ -414,7 +414,7 @@ impl World {
     async fn convened_meeting(&self) -> String {
         let presidente = Actor {
             id: "presidente".into(),
-            role: "presidente".into(),
+            role: "ufficio_di_piano".into(),
         };
         let variables = json!({
             "organo": "Assemblea dei Sindaci",
@@ -443,7 +443,7 @@ impl World {
             event: event.into(),
             actor: Actor {
                 id: "presidente".into(),
-                role: "presidente".into(),
+                role: "ufficio_di_piano".into(),
             },
             payload: payload.as_object().cloned().unwrap_or_default(),
         };
@@ -1216,7 +1216,7 @@ async fn protocol_numbers_run_per_year_with_seven_digits_once_per_outbox_row() {
         service.install(&shipped_catalog()).await.expect("install");
         let presidente = Actor {
             id: "presidente".into(),
-            role: "presidente".into(),
+            role: "ufficio_di_piano".into(),
         };
         let variables = json!({
             "organo": "Assemblea dei Sindaci",

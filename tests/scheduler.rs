@@ -22,7 +22,7 @@ id: seduta
 version: 1
 title: "Seduta"
 roles:
-  presidente: "Presidente"
+  ufficio_di_piano: "Ufficio di Piano (per il Presidente)"
   sindaco: "Sindaci"
 variables:
   data_seduta: { type: datetime, required: true }
@@ -35,16 +35,16 @@ transitions:
   - event: convoca
     from: bozza
     to: convocata
-    roles: [presidente]
+    roles: [ufficio_di_piano]
   - event: sposta
     from: convocata
     to: convocata
-    roles: [presidente]
+    roles: [ufficio_di_piano]
     inputs: { data_seduta: required }
   - event: scade
     from: convocata
     to: chiusa
-    roles: [presidente]
+    roles: [ufficio_di_piano]
 timers:
   - id: seduta
     while: convocata
@@ -133,7 +133,7 @@ fn load(dir: &Path) -> Catalog {
 fn presidente() -> Actor {
     Actor {
         id: "anna.bianchi".into(),
-        role: "presidente".into(),
+        role: "ufficio_di_piano".into(),
     }
 }
 
@@ -730,7 +730,10 @@ async fn a_job_with_an_unknown_kind_in_a_definition_is_refused_with_its_name() {
     std::fs::write(dir.path().join("registro.yaml"), &procedure).expect("scrittura");
     let (_, diags) = catalog::load(&[dir.path().to_path_buf()]);
     assert_eq!(diags.len(), 1, "{diags:?}");
-    assert!(diags[0].message.contains("'pulizia'") && diags[0].line > 0, "{diags:?}");
+    assert!(
+        diags[0].message.contains("'pulizia'") && diags[0].line > 0,
+        "{diags:?}"
+    );
     // …and by the scheduler, should a stored definition carry one.
     let valid = catalog_of(&[("registro", REGISTRO)]);
     let mut stored = valid.procedures[0].procedure.clone();

@@ -458,7 +458,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         )
         .await?;
     demo.print_terms(&assemblea).await?;
-    demo.fire(&assemblea, "convoca", "presidente", json!({}))
+    demo.fire(&assemblea, "convoca", "ufficio_di_piano", json!({}))
         .await?;
 
     demo.advance_to(at("2026-12-29T09:00:00+01:00")?).await?;
@@ -477,14 +477,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     demo.fire(
         &assemblea,
         "sposta",
-        "presidente",
+        "ufficio_di_piano",
         json!({"data_seduta": "2027-01-21T17:00:00+01:00"}),
     )
     .await?;
     demo.print_terms(&assemblea).await?;
 
     demo.advance_to(at("2027-01-21T17:30:00+01:00")?).await?;
-    demo.fire(&assemblea, "apri_seduta", "presidente", json!({}))
+    demo.fire(&assemblea, "apri_seduta", "ufficio_di_piano", json!({}))
         .await?;
     demo.fire(
         &avviso,
@@ -493,10 +493,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         json!({"ammessi": ["Cooperativa Sociale Il Ponte", "Associazione Orizzonti APS"]}),
     )
     .await?;
-    demo.fire(&assemblea, "chiudi_seduta", "presidente", json!({}))
+    demo.fire(&assemblea, "chiudi_seduta", "ufficio_di_piano", json!({}))
         .await?;
     demo.move_clock_to(at("2027-01-25T10:00:00+01:00")?).await?;
-    demo.fire(&assemblea, "pubblica_verbale", "segretario", json!({"data_pubblicazione_verbale": "2027-01-25", "link_verbale": "https://ambito.example.it/albo/verbale-2027-01"})).await?;
+    demo.fire(&assemblea, "pubblica_verbale", "ufficio_di_piano", json!({"data_pubblicazione_verbale": "2027-01-25", "link_verbale": "https://ambito.example.it/albo/verbale-2027-01"})).await?;
     demo.print_terms(&assemblea).await?;
     demo.fire(
         &avviso,

@@ -183,3 +183,22 @@ fn graph_outputs_name_every_transition() {
         "{d}"
     );
 }
+
+#[test]
+fn roles_nobody_can_hold_are_refused_when_the_roles_are_known() {
+    let known = ["rup", "ets"];
+    let env = Environment {
+        known_roles: Some(&known),
+        ..Environment::default()
+    };
+    assert!(validate("prova.yaml", GOOD, &env).is_ok());
+    let bad = GOOD.replace(
+        "  rup: \"RUP\"",
+        "  rup: \"RUP\"\n  presidente: \"Presidente\"",
+    );
+    let d = validate("prova.yaml", &bad, &env).unwrap_err();
+    assert!(
+        d[0].message.contains("ruolo 'presidente' non assegnabile"),
+        "{d:?}"
+    );
+}

@@ -48,6 +48,8 @@ pub struct Environment<'a> {
     pub read_closures: &'a dyn Fn(&str) -> Result<String, String>,
     /// Ids of known procedures, for `start:` actions; `None` skips the check.
     pub procedures: Option<&'a BTreeSet<String>>,
+    /// Roles people can hold (tokens, `person add`); `None` skips the check.
+    pub known_roles: Option<&'a [&'a str]>,
 }
 
 impl Default for Environment<'_> {
@@ -56,6 +58,7 @@ impl Default for Environment<'_> {
             templates: None,
             read_closures: &|path| Err(format!("nessun lettore per '{path}'")),
             procedures: None,
+            known_roles: None,
         }
     }
 }
@@ -184,6 +187,16 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
     for (name, label) in raw.roles {
         if !is_identifier(&name) || name == SYSTEM_ROLE {
             ctx.at(&loc(&label), format!("nome di ruolo '{name}' non valido"));
+        } else if let Some(known) = env.known_roles
+            && !known.contains(&name.as_str())
+        {
+            ctx.at(
+                &loc(&label),
+                format!(
+                    "ruolo '{name}' non assegnabile a nessuna persona (ammessi: {})",
+                    known.join(", ")
+                ),
+            );
         }
         roles.insert(RoleName(name), label.value);
     }
@@ -722,10 +735,20 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
             );
         }
         if !JOB_KINDS.contains(&j.job.value.as_str()) {
-            ctx.at(&loc(&j.job), format!("lavoro '{}' sconosciuto (ammessi: {})", j.job.value, JOB_KINDS.join(", ")));
+            ctx.at(
+                &loc(&j.job),
+                format!(
+                    "lavoro '{}' sconosciuto (ammessi: {})",
+                    j.job.value,
+                    JOB_KINDS.join(", ")
+                ),
+            );
         }
         if cron.iter().any(|c: &CronJob| c.id == j.id.value) {
-            ctx.at(&loc(&j.id), format!("lavoro pianificato '{}' duplicato", j.id.value));
+            ctx.at(
+                &loc(&j.id),
+                format!("lavoro pianificato '{}' duplicato", j.id.value),
+            );
         }
         cron.push(CronJob {
             id: j.id.value,

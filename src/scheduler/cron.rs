@@ -48,10 +48,13 @@ pub enum JobKind {
 /// The recurring jobs every scheduling process runs unless configured otherwise: the daily
 /// digest at 08:00 and the daily protocol register at 00:05 (Europe/Rome).
 pub fn default_jobs() -> Vec<CronJob> {
-    [("riepilogo_giornaliero", "0 0 8 * * *", "digest"), ("registro_protocollo", "0 5 0 * * *", "protocol_register")]
-        .iter()
-        .filter_map(|(id, schedule, job)| CronJob::new(id, schedule, job).ok())
-        .collect()
+    [
+        ("riepilogo_giornaliero", "0 0 8 * * *", "digest"),
+        ("registro_protocollo", "0 5 0 * * *", "protocol_register"),
+    ]
+    .iter()
+    .filter_map(|(id, schedule, job)| CronJob::new(id, schedule, job).ok())
+    .collect()
 }
 
 impl JobKind {
