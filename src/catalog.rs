@@ -136,10 +136,6 @@ pub fn load(paths: &[PathBuf]) -> (Option<Catalog>, Vec<Diagnostic>) {
         .iter()
         .map(|r| r.as_str())
         .collect();
-    let role_names: Vec<&str> = crate::identity::Role::ALL
-        .iter()
-        .map(|r| r.as_str())
-        .collect();
     let ids: BTreeSet<String> = sources
         .iter()
         .filter_map(|(_, text)| peek_id(text))
