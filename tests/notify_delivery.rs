@@ -1167,6 +1167,47 @@ async fn an_ets_notification_goes_only_to_the_organisations_that_submitted() {
             .map(|delivery| delivery.recipient_email.as_str())
             .collect();
         assert_eq!(recipients, ["progetti@ilponte.example.org"], "{backend}");
+
+        // A procedure that is not a public notice reaches only the ETS it names as a party.
+        let accreditamento = world
+            .service
+            .start(
+                "accreditamento",
+                None,
+                json!({"ente": ["ets-orizzonti"], "data_domanda": "2027-01-11"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                &rup,
+                None,
+            )
+            .await
+            .expect("accreditamento");
+        world
+            .service
+            .fire(
+                &accreditamento.instance.id,
+                &command(
+                    "richiedi_soccorso",
+                    json!({"documenti_mancanti": ["Polizza RC"]}),
+                ),
+                None,
+            )
+            .await
+            .expect("soccorso");
+        world.settle().await;
+        let recipients: Vec<String> = world
+            .deliveries("soccorso_istruttorio")
+            .await
+            .into_iter()
+            .filter(|d| d.instance_id.as_deref() == Some(accreditamento.instance.id.as_str()))
+            .map(|d| d.recipient_email)
+            .collect();
+        assert_eq!(
+            recipients,
+            ["segreteria@orizzonti.example.org"],
+            "{backend}"
+        );
     }
 }
 

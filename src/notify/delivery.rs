@@ -461,8 +461,17 @@ impl NotifyDispatch {
                 .into_iter()
                 .map(|submission| submission.organisation_id)
                 .collect();
-            if !submitted.is_empty() {
-                people.retain(|person| submitted.contains(&person.organisation_id));
+            let parties = self.parties(instance_id).await?;
+            let concerned: BTreeSet<String> = submitted.union(&parties.listed).cloned().collect();
+            if !concerned.is_empty() {
+                people.retain(|person| concerned.contains(&person.organisation_id));
+            } else if !parties.public_notice {
+                // Never broadcast to every ETS what concerns some of them: a procedure that is
+                // not a public notice must name its parties.
+                return Err(DispatchError::Permanent(format!(
+                    "nessun ETS destinatario per '{}': la procedura non è un avviso pubblico e non indica le parti (variabile di tipo parties)",
+                    plan.template
+                )));
             }
         }
         let mut seen = BTreeSet::new();
@@ -477,6 +486,46 @@ impl NotifyDispatch {
             }
         }
         Ok(recipients)
+    }
+
+    /// The organisations an instance names in its `parties` variables, and whether its
+    /// procedure is a public notice (it takes submissions), which may address every ETS.
+    async fn parties(&self, instance_id: &str) -> Result<Parties, DispatchError> {
+        let store = self.service.store();
+        let Some(row) = store.instance(instance_id).await.map_err(store_failure)? else {
+            return Ok(Parties::default());
+        };
+        let procedure = self
+            .service
+            .procedure(&row.definition_id, Some(row.definition_version))
+            .await
+            .map_err(|e| DispatchError::Transient(e.to_string()))?;
+        let mut listed = BTreeSet::new();
+        for var in procedure
+            .variables
+            .values()
+            .filter(|v| v.kind == crate::definition::VarType::Parties)
+        {
+            for party in row
+                .data
+                .variables
+                .get(var.name.as_str())
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+            {
+                let id = party
+                    .as_str()
+                    .or_else(|| party.get("id").and_then(|id| id.as_str()));
+                if let Some(id) = id {
+                    listed.insert(id.to_string());
+                }
+            }
+        }
+        Ok(Parties {
+            listed,
+            public_notice: procedure.submissions.is_some(),
+        })
     }
 
     /// The invite of the meeting the notification is about, for every recipient.
@@ -920,4 +969,13 @@ mod tests {
         };
         assert_eq!(broken.mailbox(), "non un indirizzo");
     }
+}
+
+/// Who an instance concerns among the ETS.
+#[derive(Debug, Default)]
+struct Parties {
+    /// Organisation ids listed in the instance's `parties` variables.
+    listed: BTreeSet<String>,
+    /// The procedure is a public notice (it takes submissions).
+    public_notice: bool,
 }
