@@ -228,7 +228,7 @@ impl Service {
                 at: now,
             })
             .await?;
-        info!(state = %step.to, "instance started");
+        info!(state = %step.to, "istanza avviata");
         self.outcome(committed).await
     }
 
@@ -281,7 +281,7 @@ impl Service {
                 fired_timer: None,
             })
             .await?;
-        info!(from = %row.state, to = %step.to, "event fired");
+        info!(from = %row.state, to = %step.to, "evento eseguito");
         self.outcome(committed).await
     }
 
@@ -327,7 +327,7 @@ impl Service {
                     Ok(step) => step,
                     Err(refusal) => {
                         let why = refusal.to_string();
-                        warn!(%why, "timer event refused");
+                        warn!(%why, "evento del timer rifiutato");
                         return self.skip(timer, worker, why).await;
                     }
                 };
@@ -353,8 +353,13 @@ impl Service {
                     // the timer (if still wanted) is picked up again on the new state.
                     Err(store::Error::StaleTimer { .. }) => Ok(TimerOutcome::Stale),
                     Err(store::Error::Conflict { .. }) => {
-                        self.store.release_timer(timer.id, worker).await?;
-                        Ok(TimerOutcome::Stale)
+                        // The concurrent step may have disarmed the timer: either way, stale.
+                        match self.store.release_timer(timer.id, worker).await {
+                            Ok(()) | Err(store::Error::StaleTimer { .. }) => {
+                                Ok(TimerOutcome::Stale)
+                            }
+                            Err(e) => Err(e.into()),
+                        }
                     }
                     Err(e) => Err(e.into()),
                 }

@@ -185,3 +185,22 @@ fn instances_are_driven_from_the_command_line() {
     let list = procedo(&["instance", "list", "--database", &url]);
     assert!(text(&list.stdout).contains(&id));
 }
+
+#[test]
+fn the_commented_example_in_the_workflows_readme_validates() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/README.md"))
+            .expect("README");
+    let start = readme.find("```yaml\n").expect("a yaml example") + "```yaml\n".len();
+    let end = start + readme[start..].find("```").expect("end of the example");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("avviso_breve.yaml"), &readme[start..end]).expect("write");
+    std::fs::create_dir(dir.path().join("calendari")).expect("mkdir");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/calendari/ambito.yaml"),
+        dir.path().join("calendari/ambito.yaml"),
+    )
+    .expect("copy");
+    let out = procedo(&["validate", dir.path().to_str().expect("utf-8 path")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

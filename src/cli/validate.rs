@@ -21,10 +21,16 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
     }
     let count = catalog.as_ref().map_or(0, |c| c.procedures.len());
     if diags.is_empty() {
-        println!("{count} procedure valide");
+        match count {
+            1 => println!("1 procedura valida"),
+            n => println!("{n} procedure valide"),
+        }
         ExitCode::SUCCESS
     } else {
-        eprintln!("{} problemi trovati", diags.len());
+        match diags.len() {
+            1 => eprintln!("1 problema trovato"),
+            n => eprintln!("{n} problemi trovati"),
+        }
         ExitCode::from(1)
     }
 }

@@ -202,3 +202,32 @@ fn roles_nobody_can_hold_are_refused_when_the_roles_are_known() {
         "{d:?}"
     );
 }
+
+#[test]
+fn a_procedure_wide_saturday_rule_leaves_publication_windows_alone() {
+    let with_window = GOOD
+        .replace("roles:\n", "calendar: { saturday_shift: true }\nroles:\n")
+        .replace(
+            "states:\n",
+            "  fine_albo:\n    type: date\n    term: { from: data_pubblicazione, window: 15 }\nstates:\n",
+        );
+    let p = validate("prova.yaml", &with_window, &Environment::default()).expect("valid");
+    assert!(
+        !p.variables["fine_albo"]
+            .term
+            .as_ref()
+            .expect("term")
+            .rule
+            .spec()
+            .saturday_shift
+    );
+    assert!(
+        p.variables["scadenza_domande"]
+            .term
+            .as_ref()
+            .expect("term")
+            .rule
+            .spec()
+            .saturday_shift
+    );
+}

@@ -271,8 +271,11 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
                 ctx.at(&loc(&t.from), "un termine non può partire dalla sua stessa variabile");
             }
             let mut spec = t.rule;
-            spec.saturday_shift |= calendar.saturday_shift;
-            spec.closures_shift |= calendar.closures_shift;
+            // A publication window never moves: the procedure's shifts apply to the other terms.
+            if spec.window.is_none() {
+                spec.saturday_shift |= calendar.saturday_shift;
+                spec.closures_shift |= calendar.closures_shift;
+            }
             match terms::Rule::new(spec) {
                 Ok(rule) => Some(TermDef { from: VarName(t.from.value), rule }),
                 Err(e) => {
