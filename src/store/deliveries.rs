@@ -459,7 +459,7 @@ impl Store {
                 return Ok(false);
             }
             if !held.is_empty() {
-                delivery::Entity::update_many()
+                let marked = delivery::Entity::update_many()
                     .col_expr(
                         delivery::Column::Status,
                         Expr::value(DeliveryStatus::Digested.as_str()),
@@ -468,6 +468,12 @@ impl Store {
                     .filter(delivery::Column::Status.eq(DeliveryStatus::Held.as_str()))
                     .exec(&txn)
                     .await?;
+                if marked.rows_affected != held.len() as u64 {
+                    // Another digest took some of them first: roll back this riepilogo (the
+                    // error aborts the transaction) and let the dispatch retry on what is
+                    // still held, so nothing is listed twice.
+                    return Err(Error::Busy);
+                }
             }
             Ok(true)
         }
