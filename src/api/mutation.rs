@@ -54,7 +54,7 @@ impl MutationRoot {
         let procedure = shared.service.procedure(&procedure_id, version).await?;
         authorize(&caller, &Subject::Start(&procedure))?;
         let variables = object("variables", variables)?;
-        let key = scoped_key(&caller, idempotency_key.as_deref())?;
+        let key = scoped_key(&caller, "start", idempotency_key.as_deref())?;
         let outcome = shared
             .service
             .start(
@@ -109,7 +109,7 @@ impl MutationRoot {
         let before = access::instance(shared, &caller, instance_id.as_str()).await?;
         authorize(&caller, &Subject::Fire(before.facts(), &event))?;
         let payload = object("input", input)?;
-        let key = scoped_key(&caller, idempotency_key.as_deref())?;
+        let key = scoped_key(&caller, "fire", idempotency_key.as_deref())?;
         let command = Command {
             event: event.clone(),
             actor: caller.actor(),
@@ -345,15 +345,20 @@ fn object(field: &str, value: Option<Json<Value>>) -> Result<Map<String, Value>,
     }
 }
 
-/// An idempotency key, scoped to the caller so that two callers never share one.
-fn scoped_key(caller: &Caller, key: Option<&str>) -> Result<Option<String>, ApiError> {
+/// An idempotency key, scoped to the API, the command and the caller, so that two callers,
+/// a start and a fire, or the API and the scheduler (`outbox:…`) never share one.
+fn scoped_key(
+    caller: &Caller,
+    command: &str,
+    key: Option<&str>,
+) -> Result<Option<String>, ApiError> {
     match key {
         None => Ok(None),
         Some(k) if k.trim().is_empty() || k.len() > MAX_KEY_LEN => Err(ApiError::bad_field(
             "idempotencyKey",
             format!("chiave di idempotenza vuota o più lunga di {MAX_KEY_LEN} caratteri"),
         )),
-        Some(k) => Ok(Some(format!("{}:{k}", caller.person_id))),
+        Some(k) => Ok(Some(format!("api:{command}:{}:{k}", caller.person_id))),
     }
 }
 

@@ -109,7 +109,7 @@ pub async fn run(cmd: InstanceCommand) -> anyhow::Result<()> {
                     None,
                     parse_pairs(&vars)?,
                     &Actor { id: actor, role },
-                    key.as_deref(),
+                    key.map(|k| format!("cli:{k}")).as_deref(),
                 )
                 .await?;
             let i = &outcome.instance;
@@ -141,7 +141,13 @@ pub async fn run(cmd: InstanceCommand) -> anyhow::Result<()> {
                 actor: Actor { id: actor, role },
                 payload: parse_pairs(&inputs)?,
             };
-            let outcome = service.fire(&instance, &command, key.as_deref()).await?;
+            let outcome = service
+                .fire(
+                    &instance,
+                    &command,
+                    key.map(|k| format!("cli:{k}")).as_deref(),
+                )
+                .await?;
             println!(
                 "{} → {}{}",
                 instance,
