@@ -246,12 +246,16 @@ impl QueryRoot {
             .into_iter()
             .filter(|s| s.status == SubmissionStatus::Submitted && s.outcome.is_some())
             .collect();
-        let open = loaded
-            .procedure
-            .submissions
-            .as_ref()
-            .is_some_and(|s| s.while_in.iter().any(|st| st.as_str() == loaded.row.state));
-        let published = !rows.is_empty() && !open;
+        // Public once the procedure says so (the graduatoria is approved), not merely once
+        // submissions close: during the evaluation outcomes are still the commission's.
+        let public_state = match loaded.procedure.submissions.as_ref() {
+            Some(s) if !s.ranking_while.is_empty() => s
+                .ranking_while
+                .iter()
+                .any(|st| st.as_str() == loaded.row.state),
+            _ => loaded.row.is_final,
+        };
+        let published = !rows.is_empty() && public_state;
         if !published && !caller.role.is_staff() {
             return Ok(Ranking {
                 published,

@@ -323,6 +323,8 @@ pub struct Submissions {
     pub questions_while: Vec<StateId>,
     /// States in which soccorso istruttorio answers are accepted.
     pub soccorso_while: Vec<StateId>,
+    /// States in which the ranking (graduatoria) is public; empty means the final states.
+    pub ranking_while: Vec<StateId>,
 }
 
 /// Calendar settings of a procedure.

@@ -52,6 +52,9 @@ pub(crate) struct RawSubmissions {
     /// States in which a soccorso istruttorio answer is accepted.
     #[serde(default)]
     pub soccorso_while: Option<OneOrMany>,
+    /// States in which the ranking is public (default: the final states).
+    #[serde(default)]
+    pub ranking_while: Option<OneOrMany>,
 }
 
 /// Calendar settings of a procedure.

@@ -793,11 +793,13 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
             .map(&mut states_of)
             .unwrap_or_else(|| while_in.clone());
         let soccorso_while = s.soccorso_while.map(&mut states_of).unwrap_or_default();
+        let ranking_while = s.ranking_while.map(&mut states_of).unwrap_or_default();
         Submissions {
             deadline: VarName(s.deadline.value),
             while_in,
             questions_while,
             soccorso_while,
+            ranking_while,
         }
     });
 

@@ -335,6 +335,30 @@ async fn an_ets_reads_its_outcome_and_the_public_ranking_but_not_others_scores()
             json!({ "id": avviso }),
         )
         .await;
+        // Submissions are closed, but during the evaluation the outcomes stay the commission's.
+        let evaluating = app
+            .ok(&app.tokens.ets_a, ranking, json!({ "id": avviso }))
+            .await;
+        assert_eq!(
+            evaluating["ranking"]["published"], false,
+            "[{}]",
+            app.backend
+        );
+        assert_eq!(evaluating["ranking"]["entries"], json!([]));
+        for (event, input) in [
+            ("ammetti", json!({ "ammessi": ["ets-aurora", "ets-borea"] })),
+            (
+                "approva_graduatoria",
+                json!({ "data_graduatoria": "2027-01-15" }),
+            ),
+        ] {
+            app.ok(
+                &app.tokens.rup,
+                "mutation($id: ID!, $event: String!, $input: JSON) { fire(instanceId: $id, event: $event, input: $input) { seq } }",
+                json!({ "id": avviso, "event": event, "input": input }),
+            )
+            .await;
+        }
         let data = app
             .ok(&app.tokens.ets_a, ranking, json!({ "id": avviso }))
             .await;
