@@ -1709,3 +1709,39 @@ async fn the_database_refuses_to_rewrite_history() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_outbox_row_given_back_at_shutdown_keeps_its_attempts() {
+    for (backend, store, _scratch) in scratch_stores().await {
+        let p = procedure();
+        install(&store, &p).await;
+        start(&store, &p, DEADLINE, None).await.expect("avvio");
+        let lease = Duration::minutes(5);
+        let claimed = store
+            .claim_outbox(minutes(1), 1, "a", lease)
+            .await
+            .expect("presa");
+        assert_eq!(claimed[0].attempts, 1, "{backend}");
+        store
+            .outbox_release(claimed[0].id, "a")
+            .await
+            .expect("restituita");
+        let again = store
+            .claim_outbox(minutes(1), 1, "b", lease)
+            .await
+            .expect("presa");
+        assert_eq!(
+            (again[0].id, again[0].attempts),
+            (claimed[0].id, 1),
+            "{backend}: the release took its attempt back"
+        );
+        let err = store
+            .outbox_release(again[0].id, "a")
+            .await
+            .expect_err("non è di a");
+        assert!(
+            matches!(err, store::Error::StaleOutbox { .. }),
+            "{backend}: {err:?}"
+        );
+    }
+}

@@ -118,6 +118,7 @@ impl QueryRoot {
         let batch = (limit + 1).max(50);
         let mut nodes: Vec<LoadedInstance> = Vec::new();
         let mut has_next = false;
+        let mut reached_the_end = false;
         'scan: for _ in 0..MAX_SCANS {
             let rows = store
                 .instances(&InstanceFilter {
@@ -148,10 +149,13 @@ impl QueryRoot {
                 nodes.push(loaded);
             }
             if exhausted {
+                reached_the_end = true;
                 break;
             }
         }
-        connection.has_next_page = has_next;
+        // The scan budget ran out before the end: there may be more visible rows after the
+        // last one returned, so say so rather than end the pages early.
+        connection.has_next_page = has_next || (!reached_the_end && !nodes.is_empty());
         for loaded in nodes {
             let cursor = encode_cursor(&loaded.row.id);
             connection.edges.push(Edge::new(

@@ -592,7 +592,7 @@ impl Scheduler {
         for row in rows {
             if self.is_stopping() {
                 // Not started: give it back without counting an attempt against it.
-                outbox::give_back(store, &row, &self.options.worker_id, now).await;
+                outbox::give_back(store, &row, &self.options.worker_id).await;
                 continue;
             }
             let Some(dispatcher) = self.dispatchers.get(&row.kind) else {

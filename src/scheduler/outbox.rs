@@ -7,7 +7,6 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use super::Options;
@@ -146,12 +145,8 @@ pub(super) async fn carry_out(
 }
 
 /// Gives a claimed row back untouched at shutdown (due again at once).
-pub(super) async fn give_back(store: &Store, row: &OutboxRow, worker: &str, now: DateTime<Utc>) {
-    let note = row
-        .last_error
-        .clone()
-        .unwrap_or_else(|| "restituita allo spegnimento".to_string());
-    match store.outbox_retry(row.id, worker, now, &note).await {
+pub(super) async fn give_back(store: &Store, row: &OutboxRow, worker: &str) {
+    match store.outbox_release(row.id, worker).await {
         Ok(()) | Err(store::Error::StaleOutbox { .. }) => {}
         Err(e) => {
             warn!(id = row.id, error = %e, "riga non restituita: tornerà disponibile alla scadenza della presa in carico")

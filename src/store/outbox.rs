@@ -350,6 +350,34 @@ impl Store {
         retry(&self.db, id, worker, next_attempt_at, error).await
     }
 
+    /// Gives an untouched claimed row back (a shutdown before its dispatch): pending again at
+    /// once, and the attempt its claim counted is taken back. `StaleOutbox` if `worker` no
+    /// longer holds it.
+    pub async fn outbox_release(&self, id: i64, worker: &str) -> Result<()> {
+        let res = outbox::Entity::update_many()
+            .col_expr(
+                outbox::Column::Status,
+                Expr::value(OutboxStatus::Pending.as_str()),
+            )
+            .col_expr(
+                outbox::Column::Attempts,
+                Expr::col(outbox::Column::Attempts).sub(1),
+            )
+            .col_expr(
+                outbox::Column::ClaimedBy,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                outbox::Column::LeaseUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(held_by(id, worker))
+            .filter(outbox::Column::Attempts.gt(0))
+            .exec(&self.db)
+            .await?;
+        stale_unless_one(res.rows_affected, id)
+    }
+
     /// Give up on the row. `StaleOutbox` if `worker` no longer holds it.
     pub async fn outbox_failed(&self, id: i64, worker: &str, error: &str) -> Result<()> {
         failed(&self.db, id, worker, error).await
