@@ -50,6 +50,12 @@ impl SubscriptionRoot {
                                 .await
                                 .is_ok()
                             {
+                                // A token revoked or expired since the connection opened ends
+                                // the subscription.
+                                if !token_still_valid(&shared, &caller).await {
+                                    tracing::info!(token = %caller.token_id, "token non più valido: sottoscrizione chiusa");
+                                    return None;
+                                }
                                 return Some((event, (receiver, shared, caller, only)));
                             }
                         }
@@ -61,6 +67,16 @@ impl SubscriptionRoot {
                 }
             },
         ))
+    }
+}
+
+/// Whether the caller's token is still valid now (by the service clock).
+async fn token_still_valid(shared: &Arc<Shared>, caller: &super::policy::Caller) -> bool {
+    match shared.service.store().tokens(Some(&caller.person_id)).await {
+        Ok(tokens) => tokens
+            .iter()
+            .any(|t| t.id == caller.token_id && t.is_valid_at(shared.service.now())),
+        Err(_) => false,
     }
 }
 

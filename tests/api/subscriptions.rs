@@ -6,6 +6,7 @@ use std::time::Duration as StdDuration;
 use async_graphql::futures_util::{SinkExt, StreamExt};
 use chrono::Duration;
 use procedo::api::InstanceEvent;
+use procedo::clock::Clock;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -160,6 +161,39 @@ async fn a_step_fired_by_the_scheduler_reaches_subscribers_once() {
             app.backend
         );
         tail.abort();
+        let _ = socket.close(None).await;
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_token_ends_its_subscription() {
+    for app in spawn_apps().await {
+        let avviso = app.published_avviso().await;
+        let mut socket = live_subscription(&app, &avviso).await;
+        let store = app.state.service().store();
+        for token in store.tokens(Some("luca.bianchi")).await.expect("tokens") {
+            store
+                .revoke_token(&token.id, app.clock.now())
+                .await
+                .expect("revoke");
+        }
+        app.state.publish(InstanceEvent {
+            instance_id: avviso.clone().into(),
+            definition_id: "avviso_coprogettazione".into(),
+            seq: 0,
+            event: "dopo_la_revoca".into(),
+            from_state: None,
+            to_state: "pubblicato".into(),
+            at: common::at(DEADLINE),
+            actor_role: "rup".into(),
+        });
+        while let Some(message) = next_json(&mut socket, StdDuration::from_millis(500)).await {
+            assert_ne!(
+                message["payload"]["data"]["instanceEvents"]["event"], "dopo_la_revoca",
+                "[{}] an event reached a revoked token: {message}",
+                app.backend
+            );
+        }
         let _ = socket.close(None).await;
     }
 }
