@@ -5,15 +5,15 @@
 
 mod common;
 
-use std::collections::HashMap;
+mod smtp_receiver;
+
 use std::io::BufReader;
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use chrono::Duration;
 use mail_parser::{MessageParser, MimeHeaders};
-use mailin_embedded::{Handler, Response, Server, response};
 use procedo::catalog::{self, Catalog};
 use procedo::clock::{Clock, ManualClock};
 use procedo::engine::{Actor, Command};
@@ -28,6 +28,7 @@ use procedo::store::{
     NewSubmission, OrganisationKind, OutboxStatus, Registered, Store, Submitted,
 };
 use serde_json::{Value, json};
+use smtp_receiver::{Received, Receiver};
 
 const FROM: &str = "Ufficio di Piano – Borgo Fiorito <ufficiodipiano@borgofiorito.example.it>";
 const MAIL_DOMAIN: &str = "borgofiorito.example.it";
@@ -39,102 +40,7 @@ const SEDUTA_SPOSTATA: &str = "2027-01-21T17:00:00+01:00";
 // ---------------------------------------------------------------------------------------------
 // The SMTP receiver.
 
-/// One message as the receiver got it.
-#[derive(Debug, Clone)]
-struct Received {
-    recipients: Vec<String>,
-    raw: Vec<u8>,
-}
-
-type Inbox = Arc<Mutex<Vec<Received>>>;
-
-/// The receiver's per-connection state; refuses the recipients listed with their code.
-#[derive(Clone)]
-struct Receiving {
-    inbox: Inbox,
-    refusals: Arc<HashMap<String, u16>>,
-    recipients: Vec<String>,
-    data: Vec<u8>,
-}
-
-impl Handler for Receiving {
-    fn rcpt(&mut self, to: &str) -> Response {
-        match self.refusals.get(to) {
-            Some(550) => Response::custom(550, "5.1.1 Mailbox unavailable".to_owned()),
-            Some(code) => Response::custom(*code, "4.2.1 Mailbox busy, try later".to_owned()),
-            None => response::OK,
-        }
-    }
-
-    fn data_start(&mut self, _: &str, _: &str, _: bool, to: &[String]) -> Response {
-        self.recipients = to.to_vec();
-        self.data.clear();
-        response::OK
-    }
-
-    fn data(&mut self, buffer: &[u8]) -> std::io::Result<()> {
-        self.data.extend_from_slice(buffer);
-        Ok(())
-    }
-
-    fn data_end(&mut self) -> Response {
-        let message = Received {
-            recipients: std::mem::take(&mut self.recipients),
-            raw: std::mem::take(&mut self.data),
-        };
-        self.inbox
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(message);
-        response::OK
-    }
-}
-
-/// A receiver on 127.0.0.1, serving until the test process ends.
-struct Receiver {
-    inbox: Inbox,
-}
-
 impl Receiver {
-    fn start(refusals: &[(&str, u16)]) -> (Receiver, u16) {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        let port = listener.local_addr().expect("local address").port();
-        (Receiver::on(listener, refusals), port)
-    }
-
-    fn on(listener: TcpListener, refusals: &[(&str, u16)]) -> Receiver {
-        let inbox = Inbox::default();
-        let handler = Receiving {
-            inbox: inbox.clone(),
-            refusals: Arc::new(
-                refusals
-                    .iter()
-                    .map(|(address, code)| ((*address).to_owned(), *code))
-                    .collect(),
-            ),
-            recipients: Vec::new(),
-            data: Vec::new(),
-        };
-        let mut server = Server::new(handler);
-        server
-            .with_name("ricevente.test")
-            .with_num_threads(8)
-            .with_tcp_listener(listener);
-        std::thread::spawn(move || {
-            if let Err(error) = server.serve() {
-                eprintln!("ricevente SMTP di prova fermo: {error}");
-            }
-        });
-        Receiver { inbox }
-    }
-
-    fn messages(&self) -> Vec<Received> {
-        self.inbox
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
     /// The messages received for one address.
     fn for_address(&self, address: &str) -> Vec<Opened> {
         self.messages()
@@ -480,7 +386,7 @@ async fn worlds(setup: &Setup, mut transport: impl FnMut() -> Transport) -> Vec<
 async fn a_convocation_reaches_every_mayor_with_the_subject_the_italian_date_and_a_valid_invite() {
     let mut receivers = Vec::new();
     let worlds = worlds(&Setup::default(), || {
-        let (receiver, port) = Receiver::start(&[]);
+        let (receiver, port) = started(&[]);
         receivers.push(receiver);
         smtp_to(port)
     })
@@ -577,7 +483,7 @@ async fn a_convocation_reaches_every_mayor_with_the_subject_the_italian_date_and
 async fn a_moved_meeting_sends_an_update_with_the_same_uid_and_sequence_plus_one() {
     let mut receivers = Vec::new();
     let worlds = worlds(&Setup::default(), || {
-        let (receiver, port) = Receiver::start(&[]);
+        let (receiver, port) = started(&[]);
         receivers.push(receiver);
         smtp_to(port)
     })
@@ -623,7 +529,7 @@ async fn a_moved_meeting_sends_an_update_with_the_same_uid_and_sequence_plus_one
 async fn a_cancelled_meeting_sends_method_cancel_with_the_same_uid_and_a_higher_sequence() {
     let mut receivers = Vec::new();
     let worlds = worlds(&Setup::default(), || {
-        let (receiver, port) = Receiver::start(&[]);
+        let (receiver, port) = started(&[]);
         receivers.push(receiver);
         smtp_to(port)
     })
@@ -760,7 +666,7 @@ async fn a_recipient_refused_permanently_fails_visibly_and_the_others_go_out() {
     let refused = mayors()[1].2.clone();
     let mut receivers = Vec::new();
     let worlds = worlds(&Setup::default(), || {
-        let (receiver, port) = Receiver::start(&[(refused.as_str(), 550)]);
+        let (receiver, port) = started(&[(refused.as_str(), 550)]);
         receivers.push(receiver);
         smtp_to(port)
     })
@@ -849,7 +755,7 @@ async fn after_the_last_attempt_a_delivery_is_failed_and_kept_never_dropped() {
 async fn a_notification_dispatched_again_after_a_crash_creates_no_second_delivery() {
     let mut receivers = Vec::new();
     let worlds = worlds(&Setup::default(), || {
-        let (receiver, port) = Receiver::start(&[]);
+        let (receiver, port) = started(&[]);
         receivers.push(receiver);
         smtp_to(port)
     })
@@ -881,7 +787,7 @@ async fn a_notification_dispatched_again_after_a_crash_creates_no_second_deliver
 async fn a_delivery_held_by_a_worker_that_died_is_sent_after_the_lease_with_the_same_message_id() {
     let mut receivers = Vec::new();
     let worlds = worlds(&Setup::default(), || {
-        let (receiver, port) = Receiver::start(&[]);
+        let (receiver, port) = started(&[]);
         receivers.push(receiver);
         smtp_to(port)
     })
@@ -948,7 +854,7 @@ async fn a_person_who_prefers_the_digest_gets_one_riepilogo_instead_of_a_non_urg
     };
     let mut receivers = Vec::new();
     let worlds = worlds(&setup, || {
-        let (receiver, port) = Receiver::start(&[]);
+        let (receiver, port) = started(&[]);
         receivers.push(receiver);
         smtp_to(port)
     })
@@ -1466,4 +1372,11 @@ async fn the_running_worker_sends_what_is_due_and_stops_on_shutdown() {
             .count();
         assert_eq!(files, 3, "{backend}");
     }
+}
+
+/// A receiver and its port.
+fn started(refusals: &[(&str, u16)]) -> (Receiver, u16) {
+    let receiver = Receiver::start(refusals);
+    let port = receiver.port;
+    (receiver, port)
 }

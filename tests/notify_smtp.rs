@@ -2,105 +2,20 @@
 //! loopback, and every received message read back with independent parsers (`mail-parser` for
 //! MIME, `ical` for iCalendar). No mock transports.
 
-use std::collections::HashMap;
+mod smtp_receiver;
+
 use std::io::BufReader;
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{Duration, TimeZone, Utc};
 use mail_parser::{MessageParser, MimeHeaders};
-use mailin_embedded::{Handler, Response, Server, response};
 use procedo::notify::{
     Meeting, Method, OutgoingEmail, SendError, SmtpSettings, Templates, Transport, invite_ics,
     message_id_for, sample,
 };
-
-/// One message as the receiver got it.
-#[derive(Debug, Clone)]
-struct Received {
-    recipients: Vec<String>,
-    raw: Vec<u8>,
-}
-
-type Inbox = Arc<Mutex<Vec<Received>>>;
-
-/// The receiver's per-connection state; refuses the recipients listed with their code.
-#[derive(Clone)]
-struct Receiving {
-    inbox: Inbox,
-    refusals: Arc<HashMap<String, u16>>,
-    recipients: Vec<String>,
-    data: Vec<u8>,
-}
-
-impl Handler for Receiving {
-    fn rcpt(&mut self, to: &str) -> Response {
-        match self.refusals.get(to) {
-            Some(550) => Response::custom(550, "5.1.1 Mailbox unavailable".to_owned()),
-            Some(code) => Response::custom(*code, "4.2.1 Mailbox busy, try later".to_owned()),
-            None => response::OK,
-        }
-    }
-
-    fn data_start(&mut self, _: &str, _: &str, _: bool, to: &[String]) -> Response {
-        self.recipients = to.to_vec();
-        self.data.clear();
-        response::OK
-    }
-
-    fn data(&mut self, buffer: &[u8]) -> std::io::Result<()> {
-        self.data.extend_from_slice(buffer);
-        Ok(())
-    }
-
-    fn data_end(&mut self) -> Response {
-        let message = Received {
-            recipients: std::mem::take(&mut self.recipients),
-            raw: std::mem::take(&mut self.data),
-        };
-        self.inbox
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(message);
-        response::OK
-    }
-}
-
-/// A receiver on 127.0.0.1 with a free port, serving until the test process ends.
-struct Receiver {
-    port: u16,
-    inbox: Inbox,
-}
+use smtp_receiver::{Received, Receiver};
 
 impl Receiver {
-    fn start(refusals: &[(&str, u16)]) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        let port = listener.local_addr().expect("local address").port();
-        let inbox = Inbox::default();
-        let handler = Receiving {
-            inbox: inbox.clone(),
-            refusals: Arc::new(
-                refusals
-                    .iter()
-                    .map(|(address, code)| ((*address).to_owned(), *code))
-                    .collect(),
-            ),
-            recipients: Vec::new(),
-            data: Vec::new(),
-        };
-        let mut server = Server::new(handler);
-        server
-            .with_name("ricevente.test")
-            .with_num_threads(16)
-            .with_tcp_listener(listener);
-        std::thread::spawn(move || {
-            if let Err(error) = server.serve() {
-                eprintln!("ricevente SMTP di prova fermo: {error}");
-            }
-        });
-        Receiver { port, inbox }
-    }
-
     fn transport(&self) -> Transport {
         Transport::smtp(&SmtpSettings {
             url: format!("smtp://127.0.0.1:{}?tls=none", self.port),
@@ -108,13 +23,6 @@ impl Receiver {
             timeout: Some(std::time::Duration::from_secs(10)),
         })
         .expect("transport")
-    }
-
-    fn messages(&self) -> Vec<Received> {
-        self.inbox
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
     }
 }
 
