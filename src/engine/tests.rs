@@ -386,7 +386,16 @@ fn the_scheduler_may_fire_only_the_events_of_its_timers() {
             at(2026, 12, 31, 9),
         )
     };
-    assert!(by_system("scade").is_ok());
+    let fired = by_system("scade").expect("the timer's own event");
+    assert_eq!(fired.to, "chiusa");
+    assert!(fired.is_final);
+    // Leaving the state disarms the deadline and both reminders.
+    let cancelled = fired
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::CancelTimer { .. }))
+        .count();
+    assert_eq!(cancelled, 3);
     assert!(matches!(by_system("chiudi"), Err(Error::Forbidden { .. })));
 }
 
