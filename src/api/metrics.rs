@@ -8,8 +8,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::DateTime;
-
 use crate::service::Service;
 use crate::store::{OutboxStatus, TimerStatus};
 
@@ -108,13 +106,10 @@ impl Metrics {
     }
 }
 
-async fn gauges(service: &Service) -> Result<(usize, u64, usize), crate::store::Error> {
+async fn gauges(service: &Service) -> Result<(u64, u64, u64), crate::store::Error> {
     let store = service.store();
-    let due = store
-        .timers_between(DateTime::UNIX_EPOCH, service.now(), None)
-        .await?
-        .len();
+    let due = store.count_due_timers(service.now()).await?;
     let fired = store.count_timers(TimerStatus::Done).await?;
-    let backlog = store.outbox_rows(Some(OutboxStatus::Pending)).await?.len();
+    let backlog = store.count_outbox(OutboxStatus::Pending).await?;
     Ok((due, fired, backlog))
 }

@@ -12,7 +12,8 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Order, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder,
 };
 
 use super::entities::outbox;
@@ -376,6 +377,14 @@ impl Store {
             .exec(&self.db)
             .await?;
         stale_unless_one(res.rows_affected, id)
+    }
+
+    /// How many rows have `status`, counted by the database.
+    pub async fn count_outbox(&self, status: OutboxStatus) -> Result<u64> {
+        Ok(outbox::Entity::find()
+            .filter(outbox::Column::Status.eq(status.as_str()))
+            .count(&self.db)
+            .await?)
     }
 
     /// Give up on the row. `StaleOutbox` if `worker` no longer holds it.

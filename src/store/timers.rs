@@ -405,6 +405,17 @@ impl Store {
     }
 
     /// How many timer rows have this status.
+    /// Armed timers whose instant is at or before `now` (what `/metrics` calls due), counted
+    /// by the database.
+    pub async fn count_due_timers(&self, now: DateTime<Utc>) -> Result<u64> {
+        Ok(timer::Entity::find()
+            .filter(armed())
+            .filter(timer::Column::FireAt.lte(instant(now)))
+            .count(&self.db)
+            .await?)
+    }
+
+    /// How many timers have `status`, counted by the database.
     pub async fn count_timers(&self, status: TimerStatus) -> Result<u64> {
         Ok(timer::Entity::find()
             .filter(timer::Column::Status.eq(status.as_str()))
