@@ -36,6 +36,9 @@ pub struct TermArgs {
     /// Il sabato sposta la scadenza come un festivo.
     #[arg(long)]
     pub saturday_shift: bool,
+    /// Sospensione feriale: dal 1° al 31 agosto i giorni non si contano (solo termini processuali).
+    #[arg(long)]
+    pub feriale: bool,
     /// Comune (solo "Roma" ha una festività propria: 29 giugno).
     #[arg(long, value_name = "NOME")]
     pub comune: Option<String>,
@@ -106,6 +109,7 @@ pub fn render(args: &TermArgs) -> Result<String, String> {
         at: args.at.clone(),
         saturday_shift: args.saturday_shift,
         closures_shift: args.closures.is_some(),
+        feriale: args.feriale,
     };
     let rule = Rule::new(spec).map_err(|error| error.to_string())?;
     let calendar = Calendar {

@@ -63,6 +63,36 @@ struct Counted {
     direction: Direction,
 }
 
+/// The suspensions of a processual term: the caller's, plus 1–31 August of every year the term
+/// can reach (L. 742/1969 as amended by DL 132/2014). A term whose dies a quo falls in August
+/// starts counting on 1 September, which counts (Ad. Plen. 4/2016): the same arithmetic.
+fn august_suspensions(
+    start: NaiveDate,
+    kind: Kind,
+    given: &[Suspension],
+    trace: &mut Vec<String>,
+) -> Vec<Suspension> {
+    let span_years = match kind {
+        Kind::Days { count, .. } => i32::try_from(count / 365).unwrap_or(100) + 2,
+        _ => 0,
+    };
+    let mut all = given.to_vec();
+    for year in start.year()..=start.year().saturating_add(span_years) {
+        if let (Some(from), Some(to)) = (
+            NaiveDate::from_ymd_opt(year, 8, 1),
+            NaiveDate::from_ymd_opt(year, 8, 31),
+        ) {
+            if to > start {
+                all.push(Suspension { from, to });
+            }
+        }
+    }
+    trace.push(
+        "sospensione feriale: dal 1° al 31 agosto i giorni non si contano (L. 742/1969)".to_owned(),
+    );
+    all
+}
+
 /// Computes a term from its dies a quo.
 ///
 /// Non-working days are the legal holidays of `calendar` (Sundays included), Saturdays when the
@@ -85,6 +115,13 @@ pub fn compute(
 ) -> Result<Term, Error> {
     let mut trace = Vec::with_capacity(8);
     let counted = count(rule.kind(), start, &mut trace)?;
+    let with_august;
+    let suspensions = if rule.feriale() {
+        with_august = august_suspensions(start, rule.kind(), suspensions, &mut trace);
+        &with_august[..]
+    } else {
+        suspensions
+    };
     let last = suspend(counted, suspensions, &mut trace)?;
     let raw_expiry = match rule.kind() {
         Kind::Days { free: true, .. } => {

@@ -46,6 +46,10 @@ pub struct RuleSpec {
     /// Office closures (from the calendar) shift like holidays.
     #[serde(default)]
     pub closures_shift: bool,
+    /// Sospensione feriale (L. 742/1969): 1–31 August does not count. Processual terms only
+    /// (e.g. the 60 days for the TAR), never an administrative deadline. Days only.
+    #[serde(default)]
+    pub feriale: bool,
 }
 
 /// What a rule counts, with its count already checked to be between 1 and the maximum.
@@ -135,6 +139,11 @@ impl Rule {
                 problems.push("free (giorni liberi) vale solo con days".to_owned());
             }
         }
+        if spec.feriale && (spec.days.is_none() || spec.backward || spec.free) {
+            problems.push(
+                "feriale (sospensione feriale di agosto) vale solo con days in avanti".to_owned(),
+            );
+        }
         if spec.window.is_some() && (spec.saturday_shift || spec.closures_shift) {
             problems.push(
                 "una finestra di pubblicazione (window) non si sposta: saturday_shift e closures_shift non si applicano"
@@ -194,6 +203,11 @@ impl Rule {
     pub fn closures_shift(&self) -> bool {
         self.spec.closures_shift
     }
+
+    /// Whether August (the sospensione feriale) is left out of the count.
+    pub fn feriale(&self) -> bool {
+        self.spec.feriale
+    }
 }
 
 impl TryFrom<RuleSpec> for Rule {
@@ -248,6 +262,9 @@ impl fmt::Display for Rule {
         }
         if self.spec.closures_shift {
             f.write_str(", chiusure degli uffici come festivi")?;
+        }
+        if self.spec.feriale {
+            f.write_str(", con sospensione feriale di agosto")?;
         }
         Ok(())
     }

@@ -844,3 +844,54 @@ proptest! {
         prop_assert_eq!(term.expiry, day);
     }
 }
+
+#[test]
+fn the_sospensione_feriale_leaves_august_out_of_a_processual_term() {
+    let feriale = RuleSpec {
+        feriale: true,
+        ..days(60)
+    };
+    // 15 July 2027 + 60: 16 days in July, then from 1 September → Thursday 14 October.
+    let t = national(feriale.clone(), date(2027, 7, 15));
+    assert_eq!(t.expiry, date(2027, 10, 14));
+    assert!(
+        t.trace.iter().any(|l| l.contains("sospensione feriale")),
+        "{:?}",
+        t.trace
+    );
+    // Without it, 13 September.
+    assert_eq!(
+        national(days(60), date(2027, 7, 15)).expiry,
+        date(2027, 9, 13)
+    );
+    // A dies a quo in August: the count starts on 1 September, which counts (Ad. Plen. 4/2016).
+    assert_eq!(
+        national(feriale.clone(), date(2027, 8, 10)).expiry,
+        date(2027, 10, 30)
+    );
+    // A term wholly outside August is unchanged.
+    assert_eq!(
+        national(feriale, date(2027, 1, 15)).expiry,
+        national(days(60), date(2027, 1, 15)).expiry
+    );
+}
+
+#[test]
+fn the_sospensione_feriale_is_refused_where_it_does_not_apply() {
+    assert!(
+        Rule::new(RuleSpec {
+            feriale: true,
+            months: Some(2),
+            ..RuleSpec::default()
+        })
+        .is_err()
+    );
+    assert!(
+        Rule::new(RuleSpec {
+            feriale: true,
+            backward: true,
+            ..days(5)
+        })
+        .is_err()
+    );
+}

@@ -29,6 +29,9 @@ pub(crate) struct TermInput {
     /// Saturday shifts like a holiday.
     #[graphql(default)]
     pub saturday_shift: bool,
+    /// Sospensione feriale: 1–31 August does not count (processual terms only).
+    #[graphql(default)]
+    pub feriale: bool,
     /// Time of day "HH:MM" (Europe/Rome); the end of the day when absent.
     pub at: Option<String>,
     /// Comune (only "Roma" has its own holiday).
@@ -74,6 +77,7 @@ pub(crate) fn compute(input: TermInput) -> Result<ComputedTerm, ApiError> {
         at: input.at,
         saturday_shift: input.saturday_shift,
         closures_shift: false,
+        feriale: input.feriale,
     };
     let rule = Rule::new(spec).map_err(|e| ApiError::bad_input(e.to_string()))?;
     let calendar = Calendar {
