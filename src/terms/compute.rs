@@ -81,10 +81,9 @@ fn august_suspensions(
         if let (Some(from), Some(to)) = (
             NaiveDate::from_ymd_opt(year, 8, 1),
             NaiveDate::from_ymd_opt(year, 8, 31),
-        ) {
-            if to > start {
-                all.push(Suspension { from, to });
-            }
+        ) && to > start
+        {
+            all.push(Suspension { from, to });
         }
     }
     trace.push(
