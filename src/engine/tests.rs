@@ -107,6 +107,18 @@ fn started(p: &Procedure, now: DateTime<Utc>) -> Step {
     .expect("start")
 }
 
+/// Started on 1 Dec and convened on 2 Dec 2026 (meeting on 31 Dec at 10:00).
+fn convened(p: &Procedure) -> Step {
+    let s = started(p, at(2026, 12, 1, 9));
+    next(
+        p,
+        &s,
+        cmd("convoca", "presidente", json!({})),
+        at(2026, 12, 2, 9),
+    )
+    .expect("convoca")
+}
+
 fn next(p: &Procedure, step: &Step, c: Command, now: DateTime<Utc>) -> Result<Step, Error> {
     fire(
         p,
@@ -142,14 +154,7 @@ fn start_computes_the_backward_term_with_its_trace() {
 #[test]
 fn entering_a_state_arms_its_timers_and_sends_its_notifications() {
     let p = procedure(MEETING);
-    let s = started(&p, at(2026, 12, 1, 9));
-    let s = next(
-        &p,
-        &s,
-        cmd("convoca", "presidente", json!({})),
-        at(2026, 12, 2, 9),
-    )
-    .expect("convoca");
+    let s = convened(&p);
     let kinds: Vec<&str> = s.effects.iter().map(Effect::kind).collect();
     assert_eq!(
         kinds,
@@ -180,14 +185,7 @@ fn entering_a_state_arms_its_timers_and_sends_its_notifications() {
 #[test]
 fn moving_the_meeting_replaces_timers_and_skips_reminders_already_past() {
     let p = procedure(MEETING);
-    let s = started(&p, at(2026, 12, 1, 9));
-    let s = next(
-        &p,
-        &s,
-        cmd("convoca", "presidente", json!({})),
-        at(2026, 12, 2, 9),
-    )
-    .expect("convoca");
+    let s = convened(&p);
     // On 30 Dec the meeting moves to 2 Jan 2027 at 10:00: the 7-day reminder (26 Dec) has passed.
     let moved = next(
         &p,
@@ -223,14 +221,7 @@ fn moving_the_meeting_replaces_timers_and_skips_reminders_already_past() {
 #[test]
 fn leaving_the_state_cancels_its_timers() {
     let p = procedure(MEETING);
-    let s = started(&p, at(2026, 12, 1, 9));
-    let s = next(
-        &p,
-        &s,
-        cmd("convoca", "presidente", json!({})),
-        at(2026, 12, 2, 9),
-    )
-    .expect("convoca");
+    let s = convened(&p);
     let closed = next(
         &p,
         &s,
@@ -361,14 +352,7 @@ fn refusals_are_typed_and_change_nothing() {
 #[test]
 fn the_scheduler_may_fire_only_the_events_of_its_timers() {
     let p = procedure(MEETING);
-    let s = started(&p, at(2026, 12, 1, 9));
-    let s = next(
-        &p,
-        &s,
-        cmd("convoca", "presidente", json!({})),
-        at(2026, 12, 2, 9),
-    )
-    .expect("convoca");
+    let s = convened(&p);
     let snap = Snapshot {
         id: "i1",
         state: &s.to,
@@ -402,14 +386,7 @@ fn the_scheduler_may_fire_only_the_events_of_its_timers() {
 #[test]
 fn a_concluded_instance_refuses_everything() {
     let p = procedure(MEETING);
-    let s = started(&p, at(2026, 12, 1, 9));
-    let s = next(
-        &p,
-        &s,
-        cmd("convoca", "presidente", json!({})),
-        at(2026, 12, 2, 9),
-    )
-    .expect("convoca");
+    let s = convened(&p);
     let s = next(
         &p,
         &s,
