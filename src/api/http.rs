@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource, MultipartOptions};
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, MultipartOptions};
 use async_graphql::{Data, ParseRequestError};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
@@ -13,7 +13,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use tracing::Instrument;
@@ -26,7 +26,8 @@ use super::error::ApiError;
 /// The routes.
 pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", get(super::graphiql::page).post(graphql))
+        .merge(super::graphiql::routes())
         .route("/graphql/ws", get(websocket))
         .route("/documents/{submission}/{sha256}", get(document))
         .route("/healthz", get(healthz))
@@ -111,16 +112,6 @@ async fn graphql(State(state): State<ApiState>, headers: HeaderMap, body: Body) 
     };
     let request = request.data(Auth::bearer(bearer(&headers)));
     GraphQLResponse::from(state.schema.execute(request).await).into_response()
-}
-
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("procedo")
-            .finish(),
-    )
 }
 
 /// Subscriptions. The token comes from the upgrade request's `Authorization` header or from

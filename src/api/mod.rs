@@ -14,6 +14,7 @@
 mod access;
 mod context;
 pub mod error;
+mod graphiql;
 mod http;
 pub mod limits;
 pub mod metrics;

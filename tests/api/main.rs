@@ -9,6 +9,7 @@ mod helpers;
 
 mod auth;
 mod commands;
+mod graphiql;
 mod limits;
 mod operations;
 mod questions;
