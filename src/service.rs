@@ -107,6 +107,11 @@ impl Service {
         self.clock.now()
     }
 
+    /// The clock itself, for the workers that keep time beside the service (heartbeats).
+    pub fn clock(&self) -> SharedClock {
+        self.clock.clone()
+    }
+
     /// Saves every procedure of a catalog (new versions are added; a changed file with the same
     /// version is refused by the store).
     pub async fn install(

@@ -264,6 +264,7 @@ impl World {
             backoff: std::time::Duration::from_secs(60),
             max_backoff: std::time::Duration::from_secs(3600),
             lease: Duration::minutes(5),
+            heartbeat: None,
             poll_interval: std::time::Duration::from_millis(10),
         };
         let cron = if setup.digest_job {
@@ -281,8 +282,12 @@ impl World {
             Scheduler::new(service.clone(), options).expect("scheduler"),
             &mail,
         );
-        let worker =
-            DeliveryWorker::new(store.clone(), mail.transport.clone(), mail.delivery.clone());
+        let worker = DeliveryWorker::new(
+            store.clone(),
+            mail.transport.clone(),
+            mail.delivery.clone(),
+            Arc::new(clock.clone()),
+        );
         World {
             backend,
             store,
@@ -304,13 +309,7 @@ impl World {
                     break;
                 }
             }
-            if self
-                .worker
-                .tick(self.clock.now())
-                .await
-                .expect("delivery tick")
-                == 0
-            {
+            if self.worker.tick().await.expect("delivery tick") == 0 {
                 return;
             }
         }
@@ -618,11 +617,7 @@ async fn while_smtp_is_down_the_messages_wait_and_go_out_exactly_once_when_it_re
         assert!(instants.len() > 1, "{backend}: {instants:?}");
         // Not due yet: nothing is tried.
         world.clock.advance(Duration::seconds(20));
-        assert_eq!(
-            world.worker.tick(world.clock.now()).await.expect("tick"),
-            0,
-            "{backend}"
-        );
+        assert_eq!(world.worker.tick().await.expect("tick"), 0, "{backend}");
         // Still down at the second attempt.
         world.clock.advance(Duration::minutes(2));
         world.settle().await;
@@ -805,7 +800,7 @@ async fn a_delivery_held_by_a_worker_that_died_is_sent_after_the_lease_with_the_
             .expect("claim");
         assert_eq!(claimed.len(), 3, "{backend}");
         assert_eq!(
-            world.worker.tick(world.clock.now()).await.expect("tick"),
+            world.worker.tick().await.expect("tick"),
             0,
             "{backend}: held by the dead worker"
         );
@@ -1328,12 +1323,9 @@ async fn the_running_worker_sends_what_is_due_and_stops_on_shutdown() {
         world.convened_meeting().await;
         while world.scheduler.tick().await.expect("tick") != Outcome::Idle {}
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(world.worker.clone().run(
-            Arc::new(world.clock.clone()),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let running = tokio::spawn(world.worker.clone().run(async move {
+            let _ = stopped.await;
+        }));
         // Wait for the condition (bounded), not for a fixed time.
         let sent = |world: &World| {
             let store = world.store.clone();
@@ -1379,4 +1371,100 @@ fn started(refusals: &[(&str, u16)]) -> (Receiver, u16) {
     let receiver = Receiver::start(refusals);
     let port = receiver.port;
     (receiver, port)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases kept alive while a send is slow.
+
+/// A clock that flows with real time from a chosen instant: the workers' leases run out in
+/// real seconds, while the procedure's dates stay those of the world.
+#[derive(Debug)]
+struct Flowing {
+    from: chrono::DateTime<chrono::Utc>,
+    started: std::time::Instant,
+}
+
+impl Clock for Flowing {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.from + Duration::from_std(self.started.elapsed()).unwrap_or(Duration::zero())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_that_outlasts_the_lease_stays_with_its_worker_and_arrives_once() {
+    let mut receivers = Vec::new();
+    let worlds = worlds(&Setup::default(), || {
+        let (receiver, port) = started(&[]);
+        receivers.push(receiver);
+        smtp_to(port)
+    })
+    .await;
+    for (world, receiver) in worlds.iter().zip(&receivers) {
+        let backend = &world.backend;
+        world.convened_meeting().await;
+        while world.scheduler.tick().await.expect("tick") != Outcome::Idle {}
+        assert_eq!(world.deliveries("convocazione").await.len(), 3, "{backend}");
+        // The relay hangs 3 s on the first message: three times the lease.
+        receiver.stall(std::time::Duration::from_secs(3), 1);
+        let clock: Arc<dyn Clock> = Arc::new(Flowing {
+            from: world.clock.now(),
+            started: std::time::Instant::now(),
+        });
+        let worker = |name: &str| {
+            DeliveryWorker::new(
+                world.store.clone(),
+                world.mail.transport.clone(),
+                DeliveryOptions {
+                    worker_id: name.to_owned(),
+                    lease: Duration::seconds(1),
+                    heartbeat: Some(std::time::Duration::from_millis(200)),
+                    poll_interval: std::time::Duration::from_millis(50),
+                    ..world.mail.delivery.clone()
+                },
+                clock.clone(),
+            )
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            while !*stopped.borrow_and_update() {
+                if stopped.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let first = tokio::spawn(worker("primo").run(until(stopped.clone())));
+        let second = tokio::spawn(worker("secondo").run(until(stopped.clone())));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let deliveries = world.deliveries("convocazione").await;
+            if deliveries
+                .iter()
+                .all(|delivery| delivery.status == DeliveryStatus::Sent)
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{backend}: not all sent: {deliveries:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // Past the stall, with both workers still polling.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let _ = stop.send(true);
+        first.await.expect("primo");
+        second.await.expect("secondo");
+        let mut ids: Vec<String> = receiver
+            .messages()
+            .iter()
+            .map(|message| open(message).message_id)
+            .collect();
+        ids.sort();
+        let total = ids.len();
+        ids.dedup();
+        assert_eq!((total, ids.len()), (3, 3), "{backend}: one copy each");
+        for delivery in world.deliveries("convocazione").await {
+            assert_eq!(delivery.attempts, 1, "{backend}: claimed once");
+        }
+    }
 }

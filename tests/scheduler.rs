@@ -901,3 +901,109 @@ async fn timers_committed_together_refuse_a_stale_or_conflicting_one_and_keep_th
         );
     }
 }
+
+#[tokio::test]
+async fn a_timer_whose_firing_fails_waits_for_its_own_retry_delay_not_for_the_lease() {
+    use sea_orm::{ConnectionTrait, Database};
+    for (backend, store, scratch) in common::scratch_stores().await {
+        let clock = ManualClock::new(common::at("2026-10-01T09:00:00+02:00"));
+        let service = service(&store, &clock, &catalog_of(&[("seduta", SEDUTA)])).await;
+        let id = convened_meeting(&service, common::at("2026-10-01T10:00:00+02:00")).await;
+        clock.set(common::at("2026-10-01T10:00:00+02:00"));
+
+        // The stored definition no longer loads: every firing fails, and writes nothing.
+        let db = Database::connect(&scratch.url).await.expect("connessione");
+        let original: String = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT source FROM definitions WHERE id = 'seduta'",
+            ))
+            .await
+            .expect("lettura")
+            .expect("la definizione")
+            .try_get("", "source")
+            .expect("source");
+        db.execute_unprepared("UPDATE definitions SET source = 'id: [' WHERE id = 'seduta'")
+            .await
+            .expect("guasto");
+        let fresh = Service::new(store.clone(), Arc::new(clock.clone()));
+        let scheduler = Scheduler::new(
+            fresh,
+            Options {
+                lease: Duration::seconds(15),
+                retry_backoff: std::time::Duration::from_secs(60),
+                retry_max_backoff: std::time::Duration::from_secs(3600),
+                ..options("a")
+            },
+        )
+        .expect("scheduler");
+        let seduta = || async {
+            store
+                .timers(&id)
+                .await
+                .expect("timers")
+                .into_iter()
+                .find(|t| t.key == "seduta")
+                .expect("the timer")
+        };
+
+        let tally = scheduler.tick_tally().await.expect("tick");
+        assert_eq!(tally.failed, 1, "{backend}: {tally:?}");
+        let timer = seduta().await;
+        let first_retry = timer.retry_at.expect("a retry instant");
+        let waited = first_retry - clock.now();
+        assert_eq!(
+            (timer.status, timer.attempts, timer.claimed_by.as_deref()),
+            (TimerStatus::Pending, 1, None),
+            "{backend}"
+        );
+        assert!(
+            waited >= Duration::seconds(30) && waited <= Duration::seconds(60),
+            "{backend}: first retry after {waited}"
+        );
+        assert!(timer.last_error.is_some(), "{backend}");
+        assert_eq!(timer.fire_at, common::at("2026-10-01T10:00:00+02:00"));
+
+        // The lease (15 s) is long over, the retry delay is not: nothing is claimed, nothing
+        // spins.
+        clock.advance(Duration::seconds(25));
+        let tally = scheduler.tick_tally().await.expect("tick");
+        assert_eq!((tally.failed, tally.handled()), (0, 0), "{backend}");
+        assert_eq!(seduta().await.attempts, 1, "{backend}");
+
+        // At the retry it fails again: the delay doubles.
+        clock.set(first_retry);
+        assert_eq!(scheduler.tick_tally().await.expect("tick").failed, 1);
+        let timer = seduta().await;
+        let second_retry = timer.retry_at.expect("a retry instant");
+        let waited = second_retry - clock.now();
+        assert_eq!(timer.attempts, 2, "{backend}");
+        assert!(
+            waited >= Duration::seconds(60) && waited <= Duration::seconds(120),
+            "{backend}: second retry after {waited}"
+        );
+
+        // Repaired, it fires once at its next retry, marked late.
+        db.execute_raw(sea_orm::Statement::from_sql_and_values(
+            db.get_database_backend(),
+            match db.get_database_backend() {
+                sea_orm::DbBackend::Postgres => {
+                    "UPDATE definitions SET source = $1 WHERE id = 'seduta'"
+                }
+                _ => "UPDATE definitions SET source = ? WHERE id = 'seduta'",
+            },
+            [original.into()],
+        ))
+        .await
+        .expect("riparazione");
+        clock.set(second_retry);
+        settle(&scheduler).await;
+        let timer = seduta().await;
+        assert_eq!(timer.status, TimerStatus::Done, "{backend}");
+        let history = store.history(&id).await.expect("history");
+        let fired: Vec<_> = history.iter().filter(|h| h.event == "scade").collect();
+        assert_eq!(fired.len(), 1, "{backend}");
+        assert!(fired[0].late, "{backend}");
+        db.close().await.expect("chiusura");
+    }
+}

@@ -1745,3 +1745,115 @@ async fn an_outbox_row_given_back_at_shutdown_keeps_its_attempts() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_renewed_lease_keeps_its_rows_and_a_lapsed_one_reports_them_lost() {
+    use procedo::store::Claim;
+    for (backend, store, _scratch) in scratch_stores().await {
+        let p = procedure();
+        install(&store, &p).await;
+        start(&store, &p, DEADLINE, None).await.expect("avvio");
+        let due = at(DEADLINE);
+        let lease = Duration::seconds(15);
+        let timers = store
+            .claim_due_timers(due, 10, "a", lease)
+            .await
+            .expect("presa");
+        let rows = store
+            .claim_outbox(due, 10, "a", lease)
+            .await
+            .expect("presa");
+        assert_eq!(timers.len(), 1, "{backend}");
+        assert!(!rows.is_empty(), "{backend}");
+        assert!(
+            store
+                .claim_cron("registro", due, due, "a", lease)
+                .await
+                .expect("cron")
+        );
+        let mut claims: Vec<Claim> = timers.iter().map(|t| Claim::Timer(t.id)).collect();
+        claims.extend(rows.iter().map(|r| Claim::Outbox(r.id)));
+        claims.push(Claim::CronRun("registro".into()));
+        claims.sort();
+
+        // Renewed every 5 s, the claims outlive their first lease by far, and nobody else can
+        // take them meanwhile.
+        for beat in 1..=6 {
+            let now = due + Duration::seconds(5 * beat);
+            let mut held = store
+                .renew_claims(&claims, "a", now + lease)
+                .await
+                .expect("rinnovo");
+            held.sort();
+            assert_eq!(held, claims, "{backend}: beat {beat}");
+            assert!(
+                store
+                    .claim_due_timers(now, 10, "b", lease)
+                    .await
+                    .expect("presa")
+                    .is_empty(),
+                "{backend}"
+            );
+            assert!(
+                store
+                    .claim_outbox(now, 10, "b", lease)
+                    .await
+                    .expect("presa")
+                    .is_empty(),
+                "{backend}"
+            );
+            assert!(
+                !store
+                    .claim_cron("registro", due, now, "b", lease)
+                    .await
+                    .expect("cron"),
+                "{backend}"
+            );
+        }
+        // Another worker's renewal holds nothing.
+        assert!(
+            store
+                .renew_claims(&claims, "b", due + Duration::minutes(1))
+                .await
+                .expect("rinnovo")
+                .is_empty(),
+            "{backend}"
+        );
+
+        // a stops renewing: after its lease b takes everything, and a learns it lost them.
+        let later = due + Duration::seconds(30 + 16);
+        assert_eq!(
+            store
+                .claim_due_timers(later, 10, "b", lease)
+                .await
+                .expect("presa")
+                .len(),
+            1,
+            "{backend}"
+        );
+        assert_eq!(
+            store
+                .claim_outbox(later, 10, "b", lease)
+                .await
+                .expect("presa")
+                .len(),
+            rows.len(),
+            "{backend}"
+        );
+        assert!(
+            store
+                .claim_cron("registro", due, later, "b", lease)
+                .await
+                .expect("cron"),
+            "{backend}"
+        );
+        assert!(
+            store
+                .renew_claims(&claims, "a", later + lease)
+                .await
+                .expect("rinnovo")
+                .is_empty(),
+            "{backend}: a holds nothing any more"
+        );
+    }
+}

@@ -12,6 +12,7 @@ mod m20250601_000002_history_commands;
 mod m20250601_000003_timers_outbox_cron;
 mod m20250615_000001_identity_submissions;
 mod m20250620_000001_deliveries_protocollo;
+mod m20261128_000001_timer_retries;
 
 /// The ordered list of procedo's migrations.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250601_000003_timers_outbox_cron::Migration),
             Box::new(m20250615_000001_identity_submissions::Migration),
             Box::new(m20250620_000001_deliveries_protocollo::Migration),
+            Box::new(m20261128_000001_timer_retries::Migration),
         ]
     }
 }

@@ -136,7 +136,7 @@ impl Demo {
     async fn settle(&mut self) -> anyhow::Result<()> {
         loop {
             while self.scheduler.tick().await?.progressed() {}
-            if self.delivery.tick(self.clock.now()).await? == 0 {
+            if self.delivery.tick().await? == 0 {
                 return Ok(());
             }
         }
@@ -399,6 +399,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         service.store().clone(),
         mail.transport.clone(),
         mail.delivery.clone(),
+        service.clock(),
     );
     let mut demo = Demo {
         service,

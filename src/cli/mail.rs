@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::config::StoreArgs;
 use crate::notify::{
@@ -124,12 +124,18 @@ async fn run_deliveries(args: MailDeliveriesArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    print!("{}", deliveries_table(&rows));
+    print!("{}", deliveries_table(&rows, Utc::now()));
     Ok(())
 }
 
-/// One block per delivery: a line of columns, then the Message-ID and the last error.
-fn deliveries_table(rows: &[DeliveryRow]) -> String {
+/// One block per delivery: a line of columns, then the Message-ID, who holds its lease and
+/// until when (or when it is tried again), and the last error.
+fn deliveries_table(rows: &[DeliveryRow], now: DateTime<Utc>) -> String {
+    let when = |at: DateTime<Utc>| {
+        at.with_timezone(&ROME)
+            .format("%d/%m/%Y %H:%M:%S")
+            .to_string()
+    };
     let recipient = |row: &DeliveryRow| {
         if row.recipient_name.trim().is_empty() {
             row.recipient_email.clone()
@@ -167,6 +173,26 @@ fn deliveries_table(rows: &[DeliveryRow]) -> String {
             row.attempts,
         ));
         out.push_str(&format!("{:>8}Message-ID: {}\n", "", row.message_id));
+        if row.status == DeliveryStatus::Pending {
+            match (&row.claimed_by, row.lease_until) {
+                (Some(worker), Some(until)) if until >= now => out.push_str(&format!(
+                    "{:>8}in carico a {worker} fino alle {}\n",
+                    "",
+                    when(until)
+                )),
+                (Some(worker), Some(until)) => out.push_str(&format!(
+                    "{:>8}presa in carico di {worker} scaduta alle {}: la riprende il prossimo processo attivo\n",
+                    "",
+                    when(until)
+                )),
+                _ if row.next_attempt_at > now => out.push_str(&format!(
+                    "{:>8}prossimo tentativo: {}\n",
+                    "",
+                    when(row.next_attempt_at)
+                )),
+                _ => {}
+            }
+        }
         if let Some(error) = &row.last_error {
             let code = row
                 .last_code
@@ -351,7 +377,7 @@ mod tests {
             created_at: at,
             sent_at: None,
         };
-        let table = deliveries_table(&[row]);
+        let table = deliveries_table(&[row], at);
         assert!(table.contains("01/12/2026 10:30"), "{table}");
         assert!(
             table.contains("Anna Rossi <anna@comune.example.it>"),
@@ -364,6 +390,54 @@ mod tests {
         );
         assert!(
             table.contains("ultimo errore: [550] casella inesistente"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_claimed_delivery_shows_who_holds_its_lease_and_until_when() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-01T09:30:00Z")
+            .expect("valid")
+            .with_timezone(&Utc);
+        let mut row = DeliveryRow {
+            id: 8,
+            outbox_id: 3,
+            instance_id: None,
+            person_id: None,
+            recipient_email: "anna@comune.example.it".to_owned(),
+            recipient_name: "Anna Rossi".to_owned(),
+            kind: "convocazione".to_owned(),
+            urgent: true,
+            email: serde_json::json!({}),
+            message_id: "<delivery-3-anna@procedo.local>".to_owned(),
+            status: DeliveryStatus::Pending,
+            attempts: 1,
+            next_attempt_at: at,
+            last_error: None,
+            last_code: None,
+            server_answer: None,
+            claimed_by: Some("nodo-1".to_owned()),
+            lease_until: Some(at + chrono::Duration::seconds(15)),
+            created_at: at,
+            sent_at: None,
+        };
+        let table = deliveries_table(std::slice::from_ref(&row), at);
+        assert!(
+            table.contains("in carico a nodo-1 fino alle 01/12/2026 10:30:15"),
+            "{table}"
+        );
+        let later = at + chrono::Duration::minutes(1);
+        let table = deliveries_table(std::slice::from_ref(&row), later);
+        assert!(
+            table.contains("presa in carico di nodo-1 scaduta alle 01/12/2026 10:30:15"),
+            "{table}"
+        );
+        row.claimed_by = None;
+        row.lease_until = None;
+        row.next_attempt_at = later + chrono::Duration::minutes(5);
+        let table = deliveries_table(std::slice::from_ref(&row), later);
+        assert!(
+            table.contains("prossimo tentativo: 01/12/2026 10:36:30"),
             "{table}"
         );
     }

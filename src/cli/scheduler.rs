@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use tokio::sync::watch;
 
 use crate::app;
-use crate::config::StoreArgs;
+use crate::config::{StoreArgs, WorkerArgs};
 use crate::notify;
 use crate::scheduler::{CronJob, Options, Scheduler};
 
@@ -33,9 +33,9 @@ pub struct RunArgs {
     /// Timers claimed per round.
     #[arg(long, default_value_t = 500)]
     pub batch: u64,
-    /// Seconds a claim holds: a process that dies loses its claims after this.
-    #[arg(long, default_value_t = 60)]
-    pub lease: u64,
+    /// Leases, heartbeat and retries.
+    #[command(flatten)]
+    pub work: WorkerArgs,
     /// Longest pause between two rounds when idle, in milliseconds.
     #[arg(long = "poll-ms", default_value_t = 1000)]
     pub poll_ms: u64,
@@ -86,7 +86,6 @@ async fn run_scheduler(args: RunArgs) -> anyhow::Result<()> {
     }
     let mut options = Options {
         batch_size: args.batch.max(1),
-        lease: chrono::Duration::seconds(i64::try_from(args.lease.max(1)).unwrap_or(60)),
         poll_interval: StdDuration::from_millis(args.poll_ms.max(1)),
         parallelism: args.parallelism.max(1),
         cron,
@@ -99,8 +98,7 @@ async fn run_scheduler(args: RunArgs) -> anyhow::Result<()> {
     let store = service.store().clone();
     let mut mail = notify::delivery::MailSettings::from_env(catalog.templates)
         .context("configurazione della posta")?;
-    mail.delivery.worker_id.clone_from(&worker);
-    mail.delivery.poll_interval = options.poll_interval;
+    apply_worker_args(&args.work, &mut options, &mut mail)?;
     let scheduler = notify::delivery::install(Scheduler::new(service.clone(), options)?, &mail);
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
@@ -118,6 +116,28 @@ async fn run_scheduler(args: RunArgs) -> anyhow::Result<()> {
     delivery.await.context("consegna delle email")?;
     store.close().await?;
     eprintln!("pianificatore {worker} fermato");
+    Ok(())
+}
+
+/// Applies the lease, heartbeat and retry settings to the scheduler and to the email worker,
+/// which run under the same worker name.
+pub fn apply_worker_args(
+    args: &WorkerArgs,
+    options: &mut Options,
+    mail: &mut notify::MailSettings,
+) -> anyhow::Result<()> {
+    options.lease = args.lease()?;
+    options.heartbeat = args.heartbeat()?;
+    options.retry_backoff = args.retry_backoff();
+    options.retry_max_backoff = args.retry_max_backoff();
+    let delivery = &mut mail.delivery;
+    delivery.worker_id.clone_from(&options.worker_id);
+    delivery.poll_interval = options.poll_interval;
+    delivery.lease = options.lease;
+    delivery.heartbeat = options.heartbeat;
+    delivery.backoff = options.retry_backoff;
+    delivery.max_backoff = options.retry_max_backoff;
+    delivery.max_attempts = args.mail_max_attempts.max(1);
     Ok(())
 }
 

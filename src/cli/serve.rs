@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use crate::api::{self, ApiState, Limits};
 use crate::app;
-use crate::config::StoreArgs;
+use crate::config::{StoreArgs, WorkerArgs};
 use crate::scheduler::{Options, Scheduler};
 
 /// Options of `procedo serve`.
@@ -23,6 +23,9 @@ pub struct ServeArgs {
     /// Do not run the scheduler in this process (run `procedo scheduler run` elsewhere).
     #[arg(long)]
     pub no_scheduler: bool,
+    /// Leases, heartbeat and retries of the scheduler and of the email delivery.
+    #[command(flatten)]
+    pub work: WorkerArgs,
     /// Deepest query nesting.
     #[arg(long, env = "PROCEDO_API_MAX_DEPTH", default_value_t = Limits::default().max_depth)]
     pub max_depth: usize,
@@ -84,8 +87,10 @@ pub fn run_api(cmd: &ApiCommand) -> std::process::ExitCode {
 /// Runs `procedo serve` until SIGTERM or ctrl-c.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (service, catalog) = app::open(&args.store, None).await?;
-    let mail = crate::notify::MailSettings::from_env(catalog.templates)
+    let mut mail = crate::notify::MailSettings::from_env(catalog.templates)
         .context("configurazione della posta")?;
+    let mut options = Options::default();
+    crate::cli::scheduler::apply_worker_args(&args.work, &mut options, &mut mail)?;
     let listener = tokio::net::TcpListener::bind(&args.bind)
         .await
         .with_context(|| format!("impossibile ascoltare su {}", args.bind))?;
@@ -103,8 +108,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let scheduler = if args.no_scheduler {
         None
     } else {
-        let scheduler =
-            crate::notify::install(Scheduler::new(service.clone(), Options::default())?, &mail);
+        let scheduler = crate::notify::install(Scheduler::new(service.clone(), options)?, &mail);
         let delivery = crate::notify::spawn_delivery_worker(
             &service,
             &mail,

@@ -141,6 +141,11 @@ fn describe(timer: &TimerRow, instance: Option<&InstanceRow>) -> String {
         (TimerStatus::Claimed, Some(worker), Some(until)) => {
             format!("  — in carico a {worker} fino alle {}", local(until))
         }
+        (TimerStatus::Pending, _, _) if timer.retry_at.is_some() => format!(
+            "  — non riuscito {} volte, nuovo tentativo alle {}",
+            timer.attempts,
+            timer.retry_at.map(local).unwrap_or_default()
+        ),
         _ => String::new(),
     };
     let mut out = format!(
@@ -152,6 +157,9 @@ fn describe(timer: &TimerRow, instance: Option<&InstanceRow>) -> String {
         out.push_str("    ");
         out.push_str(line);
         out.push('\n');
+    }
+    if let (TimerStatus::Pending, Some(error)) = (timer.status, &timer.last_error) {
+        out.push_str(&format!("    ultimo errore: {error}\n"));
     }
     out
 }

@@ -52,7 +52,6 @@ use super::{
     Templates, Transport, agenda_description, invite_ics, long_date, long_date_time,
     message_id_for, parse_moment,
 };
-use crate::clock::Clock;
 use crate::definition::InviteMethod;
 use crate::engine::{Effect, NotificationPlan};
 use crate::scheduler::{Dispatch, DispatchError, DispatchFuture, Scheduler};
@@ -194,19 +193,9 @@ pub fn spawn_delivery_worker(
         service.store().clone(),
         settings.transport.clone(),
         settings.delivery.clone(),
+        service.clock(),
     );
-    let clock = Arc::new(ServiceClock(service.clone()));
-    tokio::spawn(worker.run(clock, shutdown))
-}
-
-/// The service's clock, as a [`Clock`] the worker can hold.
-#[derive(Debug)]
-struct ServiceClock(Service);
-
-impl Clock for ServiceClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.0.now()
-    }
+    tokio::spawn(worker.run(shutdown))
 }
 
 /// One recipient of a notification.

@@ -12,7 +12,7 @@
 //!   Message-ID chosen by the caller ([`message_id_for`]) so a resend after a crash is the
 //!   same message.
 //! - [`Transport`] (`transport.rs`): SMTP (from `PROCEDO_SMTP_URL`) or `.eml` files;
-//!   [`SendError`] says whether retrying can help, [`backoff`] (`retry.rs`) says when.
+//!   [`SendError`] says whether retrying can help, `scheduler::backoff` says when.
 //! - `sample.rs`: made-up Italian data for `procedo mail test`, the benchmark and tests.
 //! - [`delivery`]: from outbox rows to emails — recipients, one delivery record per
 //!   recipient, the daily digest, the delivery worker, the local protocol register;
@@ -29,7 +29,6 @@ mod error;
 mod invite;
 mod message;
 mod references;
-mod retry;
 pub mod sample;
 mod templates;
 mod transport;
@@ -41,7 +40,6 @@ pub use delivery::{DeliveryOptions, DeliveryWorker, MailSettings, install, spawn
 pub use error::{Error, TemplateDiagnostic};
 pub use invite::{Meeting, Method, agenda_description, invite_ics};
 pub use message::{OutgoingEmail, message_id_for};
-pub use retry::backoff;
 pub use templates::{Rendered, SHIPPED_KINDS, Templates};
 pub use transport::{
     DEFAULT_FROM, SMTP_FROM_VARIABLE, SMTP_TIMEOUT_VARIABLE, SMTP_URL_VARIABLE, SendError,

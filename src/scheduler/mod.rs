@@ -32,7 +32,9 @@
 //! service or the store, in the transactions they define.
 
 pub mod cron;
+pub mod heartbeat;
 pub mod outbox;
+mod retry;
 mod timers;
 
 use std::collections::{BTreeMap, HashMap};
@@ -45,9 +47,11 @@ use chrono::{DateTime, Duration, Utc};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::service::{self, Service};
-use crate::store::{self, Backend};
+use crate::store::{self, Backend, Claim};
 pub use cron::{CronJob, JobKind};
+pub use heartbeat::{Beat, Heartbeat};
 pub use outbox::{Dispatch, DispatchError, DispatchFuture, StartInstance};
+pub use retry::backoff;
 
 /// Why the scheduler failed or refused its configuration. Messages are Italian.
 #[derive(Debug, thiserror::Error)]
@@ -98,10 +102,12 @@ pub struct Options {
     pub worker_id: String,
     /// Timers claimed per tick: the unit of work between two looks at the shutdown signal.
     pub batch_size: u64,
-    /// How long a claim holds. A process that dies loses its claims to the others after this;
-    /// it must exceed the time to fire one batch, or another replica starts on the same rows
-    /// (harmless — effects stay once — but wasted).
+    /// How long a claim holds without renewal. A process that dies loses its claims to the
+    /// others after this; a live one renews them every `heartbeat` while it works, so the
+    /// lease need not cover a whole batch.
     pub lease: Duration,
+    /// The pause between two renewals of the leases held (`None`: a third of the lease).
+    pub heartbeat: Option<StdDuration>,
     /// The longest sleep between two ticks while there is nothing to do: the worst lateness of
     /// a timer armed by another process, and of a recurring job.
     pub poll_interval: StdDuration,
@@ -111,12 +117,14 @@ pub struct Options {
     pub cron: Vec<CronJob>,
     /// Outbox rows claimed per tick.
     pub outbox_batch: u64,
-    /// Attempts after which a row that keeps failing transiently is given up.
+    /// Attempts after which an outbox row that keeps failing transiently is given up (a timer
+    /// is never given up: it is retried, with the error visible in `procedo timers list`).
     pub outbox_max_attempts: u32,
-    /// The delay before the first retry of an outbox row; it doubles up to `outbox_max_backoff`.
-    pub outbox_backoff: StdDuration,
-    /// The longest delay between two attempts of an outbox row.
-    pub outbox_max_backoff: StdDuration,
+    /// The delay before the first retry of a failed outbox row or timer; it doubles (with
+    /// jitter) up to `retry_max_backoff`. Apart from the lease.
+    pub retry_backoff: StdDuration,
+    /// The longest delay between two attempts of an outbox row or a timer.
+    pub retry_max_backoff: StdDuration,
     /// How often (clock time) the recurring jobs of installed definitions are read again.
     pub definitions_refresh: Duration,
 }
@@ -126,16 +134,29 @@ impl Default for Options {
         Options {
             worker_id: default_worker_id(),
             batch_size: 500,
-            lease: Duration::seconds(60),
+            lease: Duration::seconds(DEFAULT_LEASE_SECONDS),
+            heartbeat: None,
             poll_interval: StdDuration::from_secs(1),
             parallelism: 8,
             cron: Vec::new(),
             outbox_batch: 100,
             outbox_max_attempts: 10,
-            outbox_backoff: StdDuration::from_secs(30),
-            outbox_max_backoff: StdDuration::from_secs(3600),
+            retry_backoff: StdDuration::from_secs(30),
+            retry_max_backoff: StdDuration::from_secs(3600),
             definitions_refresh: Duration::seconds(60),
         }
+    }
+}
+
+/// The lease of a claim, in seconds, unless configured: what a worker killed with SIGKILL
+/// delays the work it held.
+pub const DEFAULT_LEASE_SECONDS: i64 = 15;
+
+impl Options {
+    /// The pause between two renewals of the leases.
+    pub fn heartbeat_interval(&self) -> StdDuration {
+        self.heartbeat
+            .unwrap_or_else(|| Heartbeat::default_interval(self.lease))
     }
 }
 
@@ -231,6 +252,8 @@ pub struct Scheduler {
     /// worker held it), so that a tick does not write to `cron_runs` for nothing.
     cron_seen: Mutex<HashMap<String, Seen>>,
     stopping: AtomicBool,
+    /// The leases of what this worker holds, renewed while `run` runs.
+    heartbeat: Heartbeat,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -253,6 +276,12 @@ impl Scheduler {
             }
         }
         let start_instance: Arc<dyn Dispatch> = Arc::new(StartInstance::new(service.clone()));
+        let heartbeat = Heartbeat::new(
+            service.store().clone(),
+            service.clock(),
+            &options.worker_id,
+            options.lease,
+        );
         let mut dispatchers = BTreeMap::new();
         dispatchers.insert(outbox::START_INSTANCE.to_string(), start_instance);
         Ok(Scheduler {
@@ -262,6 +291,7 @@ impl Scheduler {
             definition_jobs: Mutex::new(DefinitionJobs::default()),
             cron_seen: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            heartbeat,
         })
     }
 
@@ -280,6 +310,11 @@ impl Scheduler {
     /// The service.
     pub fn service(&self) -> &Service {
         &self.service
+    }
+
+    /// The heartbeat that renews this scheduler's claims (`run` spawns its renewals).
+    pub fn heartbeat(&self) -> &Heartbeat {
+        &self.heartbeat
     }
 
     /// One round at the clock's `now`: claims one batch of due timers and fires them, runs the
@@ -315,7 +350,12 @@ impl Scheduler {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
         let span = info_span!("scheduler", worker = %self.options.worker_id);
         async move {
-            info!(backend = %self.service.store().backend(), "pianificatore avviato");
+            info!(backend = %self.service.store().backend(), lease = %self.options.lease, "pianificatore avviato");
+            // The renewals go on while the last tick finishes, and stop after it.
+            let (beats_stop, beats_stopped) = tokio::sync::oneshot::channel::<()>();
+            let beats = self.heartbeat.spawn(self.options.heartbeat_interval(), async move {
+                let _ = beats_stopped.await;
+            });
             let mut shutdown = std::pin::pin!(shutdown);
             let mut signalled = false;
             while !self.is_stopping() {
@@ -352,6 +392,8 @@ impl Scheduler {
                     }
                 }
             }
+            let _ = beats_stop.send(());
+            let _ = beats.await;
             info!("pianificatore fermato");
             Ok(())
         }
@@ -403,20 +445,23 @@ impl Scheduler {
         if claimed.is_empty() {
             return Ok(Tally::default());
         }
-        let worker = &self.options.worker_id;
+        for timer in &claimed {
+            self.heartbeat.hold(
+                [Claim::Timer(timer.id)],
+                timer.lease_until.unwrap_or(now + self.options.lease),
+            );
+        }
+        let work = timers::Work {
+            service: &self.service,
+            worker: &self.options.worker_id,
+            heartbeat: &self.heartbeat,
+            stopping: &self.stopping,
+            options: &self.options,
+        };
         Ok(match store.backend() {
-            Backend::Sqlite => {
-                timers::fire_together(&self.service, worker, claimed, &self.stopping).await
-            }
+            Backend::Sqlite => timers::fire_together(&work, claimed).await,
             Backend::Postgres => {
-                timers::fire_batch(
-                    &self.service,
-                    worker,
-                    claimed,
-                    self.options.parallelism.max(1),
-                    &self.stopping,
-                )
-                .await
+                timers::fire_batch(&work, claimed, self.options.parallelism.max(1)).await
             }
         })
     }
@@ -551,7 +596,10 @@ impl Scheduler {
             );
         }
         let effect = job.effect(due, runs);
-        if store
+        let claim = Claim::CronRun(job.id.clone());
+        self.heartbeat
+            .hold([claim.clone()], now + self.options.lease);
+        let completed = store
             .complete_cron(
                 &job.id,
                 worker,
@@ -560,8 +608,9 @@ impl Scheduler {
                 &effect,
                 self.service.now(),
             )
-            .await?
-        {
+            .await;
+        self.heartbeat.forget(&claim);
+        if completed? {
             info!(
                 runs,
                 late_ms = (now - due).num_milliseconds(),
@@ -588,22 +637,53 @@ impl Scheduler {
                 self.options.lease,
             )
             .await?;
+        for row in &rows {
+            self.heartbeat.hold(
+                [Claim::Outbox(row.id)],
+                row.lease_until.unwrap_or(now + self.options.lease),
+            );
+        }
         let mut tally = Tally::default();
         for row in rows {
-            if self.is_stopping() {
-                // Not started: give it back without counting an attempt against it.
-                outbox::give_back(store, &row, &self.options.worker_id).await;
-                continue;
+            let claim = Claim::Outbox(row.id);
+            let outcome = self.carry_out_claimed(&row, &claim).await;
+            self.heartbeat.forget(&claim);
+            if outcome? {
+                tally.outbox += 1;
             }
-            let Some(dispatcher) = self.dispatchers.get(&row.kind) else {
-                continue;
-            };
-            let span = info_span!("outbox", id = row.id, kind = %row.kind, attempt = row.attempts);
-            outbox::carry_out(&self.service, dispatcher.as_ref(), &row, &self.options)
-                .instrument(span)
-                .await?;
-            tally.outbox += 1;
         }
         Ok(tally)
+    }
+
+    /// Carries out one claimed outbox row, unless the scheduler is stopping or the row's
+    /// lease could not be kept (then the row is given back, or left to lapse). True if it was
+    /// carried out (done, retried or failed).
+    async fn carry_out_claimed(
+        &self,
+        row: &store::OutboxRow,
+        claim: &Claim,
+    ) -> Result<bool, Error> {
+        let store = self.service.store();
+        if self.is_stopping() {
+            // Not started: give it back without counting an attempt against it.
+            outbox::give_back(store, row, &self.options.worker_id).await;
+            return Ok(false);
+        }
+        if !self.heartbeat.may_start(claim) {
+            warn!(
+                id = row.id,
+                "presa in carico non rinnovata: la riga non viene eseguita"
+            );
+            outbox::give_back(store, row, &self.options.worker_id).await;
+            return Ok(false);
+        }
+        let Some(dispatcher) = self.dispatchers.get(&row.kind) else {
+            return Ok(false);
+        };
+        let span = info_span!("outbox", id = row.id, kind = %row.kind, attempt = row.attempts);
+        outbox::carry_out(&self.service, dispatcher.as_ref(), row, &self.options)
+            .instrument(span)
+            .await?;
+        Ok(true)
     }
 }

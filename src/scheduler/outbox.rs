@@ -10,8 +10,8 @@ use std::pin::Pin;
 use tracing::{info, warn};
 
 use super::Options;
+use super::retry::backoff;
 use crate::engine::{Actor, Effect};
-use crate::notify::backoff;
 use crate::service::{self, Service};
 use crate::store::{self, OutboxRow, Store};
 
@@ -120,8 +120,8 @@ pub(super) async fn carry_out(
         Err(DispatchError::Transient(why)) if row.attempts < options.outbox_max_attempts => {
             let delay = backoff(
                 row.attempts,
-                options.outbox_backoff,
-                options.outbox_max_backoff,
+                options.retry_backoff,
+                options.retry_max_backoff,
                 row.id.unsigned_abs(),
             );
             let next = service.now()

@@ -3,6 +3,10 @@
 //! on SQLite, where the timers that fire an event on distinct instances are committed together
 //! (`fire_together`): SQLite has one writer, and a statement costs a hop to the connection's
 //! thread, so one transaction for many steps is several times faster than one each.
+//!
+//! A timer is started only while its claim is alive (`Heartbeat::may_start`). A firing that
+//! fails writes nothing; the timer is then pending again with a retry delay of its own
+//! (`Store::retry_timer`), so neither a short lease nor a persistent failure makes it spin.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,64 +14,105 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::Tally;
+use super::retry::backoff;
+use super::{Heartbeat, Options, Tally};
 use crate::engine::{Actor, Step, TimerAction};
 use crate::service::{Service, TimerOutcome};
-use crate::store::{self, InstanceRow, StepRecord, TimerRow};
+use crate::store::{self, Claim, InstanceRow, StepRecord, TimerRow};
+
+/// What firing a claimed batch needs from the scheduler.
+pub(super) struct Work<'a> {
+    pub service: &'a Service,
+    pub worker: &'a str,
+    pub heartbeat: &'a Heartbeat,
+    pub stopping: &'a AtomicBool,
+    pub options: &'a Options,
+}
+
+impl Work<'_> {
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}
 
 /// Steps committed per transaction by `fire_together`: bounds how long other writers wait.
 const TOGETHER: usize = 250;
 
-/// Fires `timers`, claimed by `worker`. When `stopping` turns true, the timers not yet started
-/// are given back (pending again) for another worker or the next start.
+/// Fires `timers`, claimed by the worker. When the scheduler is stopping, the timers not yet
+/// started are given back (pending again) for another worker or the next start; a timer whose
+/// claim could not be kept alive is not started.
 pub(super) async fn fire_batch(
-    service: &Service,
-    worker: &str,
+    work: &Work<'_>,
     timers: Vec<TimerRow>,
     parallelism: usize,
-    stopping: &AtomicBool,
 ) -> Tally {
     let mut tally = Tally::default();
     let mut running = JoinSet::new();
     let mut timers = timers.into_iter();
     while let Some(timer) = timers.next() {
-        if stopping.load(Ordering::SeqCst) {
+        if work.stopping() {
             let mut not_started = vec![timer];
             not_started.extend(timers.by_ref());
-            give_back(service, worker, &not_started).await;
+            give_back(work, &not_started).await;
             break;
         }
-        if parallelism <= 1 {
-            count(
-                &mut tally,
-                fire_one(service.clone(), timer, worker.to_string()).await,
+        let claim = Claim::Timer(timer.id);
+        if !work.heartbeat.may_start(&claim) {
+            warn!(
+                id = timer.id,
+                "presa in carico non rinnovata: il timer non viene eseguito"
             );
+            give_back(work, std::slice::from_ref(&timer)).await;
+            tally.failed += 1;
+            continue;
+        }
+        let job = fire_one(
+            work.service.clone(),
+            timer,
+            work.worker.to_string(),
+            work.options.retry_backoff,
+            work.options.retry_max_backoff,
+        );
+        if parallelism <= 1 {
+            count(&mut tally, job.await);
+            work.heartbeat.forget(&claim);
             continue;
         }
         while running.len() >= parallelism {
             if let Some(joined) = running.join_next().await {
-                count(
-                    &mut tally,
-                    joined.unwrap_or_else(|e| Fired::Panicked(e.to_string())),
-                );
+                finished(work, &mut tally, joined);
             }
         }
-        running.spawn(fire_one(service.clone(), timer, worker.to_string()));
+        running.spawn(async move { (claim, job.await) });
     }
     while let Some(joined) = running.join_next().await {
-        count(
-            &mut tally,
-            joined.unwrap_or_else(|e| Fired::Panicked(e.to_string())),
-        );
+        finished(work, &mut tally, joined);
     }
     tally
+}
+
+/// Counts a timer fired in a task, and forgets its claim.
+fn finished(
+    work: &Work<'_>,
+    tally: &mut Tally,
+    joined: Result<(Claim, Fired), tokio::task::JoinError>,
+) {
+    match joined {
+        Ok((claim, fired)) => {
+            count(tally, fired);
+            work.heartbeat.forget(&claim);
+        }
+        // A panic is a bug: the claim lapses with its lease (not renewed: forgotten below
+        // when the id is known, else at the next renewal, which finds it still held).
+        Err(e) => count(tally, Fired::Panicked(e.to_string())),
+    }
 }
 
 /// What became of one timer.
 enum Fired {
     /// Handled.
     Done(TimerOutcome),
-    /// The firing failed; the timer stays claimed until its lease runs out.
+    /// The firing failed and the timer waits for its retry.
     Failed,
     /// The task panicked (a bug): the timer stays claimed until its lease runs out.
     Panicked(String),
@@ -87,7 +132,13 @@ fn count(tally: &mut Tally, fired: Fired) {
     }
 }
 
-async fn fire_one(service: Service, timer: TimerRow, worker: String) -> Fired {
+async fn fire_one(
+    service: Service,
+    timer: TimerRow,
+    worker: String,
+    base: std::time::Duration,
+    max: std::time::Duration,
+) -> Fired {
     let span = info_span!("timer", id = timer.id, instance = %timer.instance_id, key = %timer.key, fire_at = %timer.fire_at);
     async move {
         match service.fire_timer(&timer, &worker).await {
@@ -96,11 +147,26 @@ async fn fire_one(service: Service, timer: TimerRow, worker: String) -> Fired {
                 Fired::Done(outcome)
             }
             Err(e) => {
-                // A failure (database busy or unreachable, a definition that no longer loads)
-                // wrote nothing. The timer stays claimed, and is retried when the lease runs
-                // out: the lease is the backoff, so a persistent failure is not retried in a
-                // tight loop.
-                warn!(error = %e, "timer non eseguito: verrà ritentato alla scadenza della presa in carico");
+                // The failure (database busy or unreachable, a definition that no longer
+                // loads) wrote nothing: the timer waits for its own retry delay.
+                let attempt = timer.attempts.saturating_add(1);
+                let delay = backoff(attempt, base, max, timer.id.unsigned_abs());
+                let retry_at = service.now()
+                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
+                let reason = e.to_string();
+                match service
+                    .store()
+                    .retry_timer(timer.id, &worker, retry_at, &reason)
+                    .await
+                {
+                    Ok(()) => {
+                        warn!(error = %reason, attempt, retry_at = %retry_at, "timer non eseguito: nuovo tentativo più tardi")
+                    }
+                    Err(store::Error::StaleTimer { .. }) => {}
+                    Err(record) => {
+                        warn!(error = %reason, record_error = %record, "timer non eseguito e nuovo tentativo non registrato: tornerà disponibile alla scadenza della presa in carico")
+                    }
+                }
                 Fired::Failed
             }
         }
@@ -109,10 +175,16 @@ async fn fire_one(service: Service, timer: TimerRow, worker: String) -> Fired {
     .await
 }
 
-/// Gives timers back at shutdown.
-async fn give_back(service: &Service, worker: &str, timers: &[TimerRow]) {
+/// Gives claimed timers back, untouched (at shutdown, or when their claim lapsed).
+async fn give_back(work: &Work<'_>, timers: &[TimerRow]) {
     for timer in timers {
-        match service.store().release_timer(timer.id, worker).await {
+        work.heartbeat.forget(&Claim::Timer(timer.id));
+        match work
+            .service
+            .store()
+            .release_timer(timer.id, work.worker)
+            .await
+        {
             Ok(()) | Err(store::Error::StaleTimer { .. }) => {}
             Err(e) => {
                 warn!(id = timer.id, error = %e, "timer non restituito: tornerà disponibile alla scadenza della presa in carico")
@@ -120,7 +192,7 @@ async fn give_back(service: &Service, worker: &str, timers: &[TimerRow]) {
         }
     }
     if !timers.is_empty() {
-        debug!(count = timers.len(), "timer restituiti allo spegnimento");
+        debug!(count = timers.len(), "timer restituiti");
     }
 }
 
@@ -128,12 +200,7 @@ async fn give_back(service: &Service, worker: &str, timers: &[TimerRow]) {
 /// and committed together (`Store::commit_timer_steps`), each as `Service::fire_timer` would
 /// commit it; reminders, a second timer of the same instance, and anything the engine refuses
 /// go through `Service::fire_timer` one at a time afterwards.
-pub(super) async fn fire_together(
-    service: &Service,
-    worker: &str,
-    timers: Vec<TimerRow>,
-    stopping: &AtomicBool,
-) -> Tally {
+pub(super) async fn fire_together(work: &Work<'_>, timers: Vec<TimerRow>) -> Tally {
     let mut tally = Tally::default();
     let mut alone = Vec::new();
     let mut together = Vec::new();
@@ -148,16 +215,26 @@ pub(super) async fn fire_together(
         }
     }
     for chunk in chunks(together, TOGETHER) {
-        if stopping.load(Ordering::SeqCst) {
+        if work.stopping() {
             alone.extend(chunk);
             continue;
         }
-        let (committed, rest) = commit_chunk(service, chunk).await;
+        // What lost its claim goes the one-by-one way, which does not start it.
+        let (alive, lapsed): (Vec<TimerRow>, Vec<TimerRow>) = chunk
+            .into_iter()
+            .partition(|t| work.heartbeat.may_start(&Claim::Timer(t.id)));
+        alone.extend(lapsed);
+        let ids: Vec<i64> = alive.iter().map(|t| t.id).collect();
+        let (committed, rest) = commit_chunk(work.service, alive).await;
         tally.add(committed);
+        let left: HashSet<i64> = rest.iter().map(|t| t.id).collect();
+        for id in ids.into_iter().filter(|id| !left.contains(id)) {
+            work.heartbeat.forget(&Claim::Timer(id));
+        }
         alone.extend(rest);
     }
     alone.sort_by_key(|t| (t.fire_at, t.id));
-    tally.add(fire_batch(service, worker, alone, 1, stopping).await);
+    tally.add(fire_batch(work, alone, 1).await);
     tally
 }
 
@@ -224,6 +301,7 @@ async fn commit_chunk(service: &Service, chunk: Vec<TimerRow>) -> (Tally, Vec<Ti
         .collect();
     match store.commit_timer_steps(&records).await {
         Ok(results) => {
+            let mut again = Vec::new();
             for ((timer, _, _, _), result) in planned.iter().zip(results) {
                 let span = info_span!("timer", id = timer.id, instance = %timer.instance_id, key = %timer.key, fire_at = %timer.fire_at);
                 let _entered = span.enter();
@@ -237,11 +315,19 @@ async fn commit_chunk(service: &Service, chunk: Vec<TimerRow>) -> (Tally, Vec<Ti
                         tally.stale += 1;
                     }
                     Err(e) => {
-                        warn!(error = %e, "timer non eseguito");
-                        tally.failed += 1;
+                        // Nothing of it was written: the one-by-one path fires it, or
+                        // records the failure with its retry delay.
+                        warn!(error = %e, "timer non eseguito nel blocco");
+                        again.push(timer.id);
                     }
                 }
             }
+            rest.extend(
+                planned
+                    .into_iter()
+                    .map(|(timer, ..)| timer)
+                    .filter(|timer| again.contains(&timer.id)),
+            );
         }
         Err(e) => {
             warn!(error = %e, count = planned.len(), "transazione dei timer non riuscita: scattano uno alla volta");

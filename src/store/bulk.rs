@@ -93,6 +93,9 @@ impl Store {
                                 fired_at: Set(None),
                                 outcome: Set(None),
                                 created_at: Set(at),
+                                attempts: Set(0),
+                                retry_at: Set(None),
+                                last_error: Set(None),
                             }),
                             // A new instance has no armed timer to cancel.
                             Effect::CancelTimer { .. } => {}

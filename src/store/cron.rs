@@ -7,7 +7,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter};
 
 use super::entities::cron_run;
-use super::timers::lease_end;
+use super::lease::lease_end;
 use super::{Result, Store, instant, settle};
 
 impl Store {

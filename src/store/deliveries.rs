@@ -15,17 +15,16 @@
 use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, OnConflict, Order, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 use serde_json::Value;
 
 use super::entities::{delivery, outbox};
 use super::outbox::OutboxRow;
-use super::timers::lease_end;
-use super::{Error, Result, Store, from_json, instant, settle, to_json};
+use super::{Error, Result, Store, from_json, instant, lease, settle, to_json};
 use crate::engine::Effect;
 
 /// Where a delivery is in its life.
@@ -245,10 +244,7 @@ async fn insert_new<C: ConnectionTrait>(conn: &C, new: &NewDelivery) -> Result<b
 
 /// The delivery is claimed by `worker` (pending, claimed by it).
 fn held_by(id: i64, worker: &str) -> Condition {
-    Condition::all()
-        .add(delivery::Column::Id.eq(id))
-        .add(delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
-        .add(delivery::Column::ClaimedBy.eq(worker))
+    lease::held_by::<lease::Deliveries>(id, worker)
 }
 
 impl Store {
@@ -287,42 +283,26 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let now = instant(now);
         let due = Condition::all()
             .add(delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
-            .add(delivery::Column::NextAttemptAt.lte(now))
-            .add(
-                Condition::any()
-                    .add(delivery::Column::LeaseUntil.is_null())
-                    .add(delivery::Column::LeaseUntil.lt(now)),
-            );
-        let candidates = Query::select()
-            .column(delivery::Column::Id)
-            .from(delivery::Entity)
-            .cond_where(due)
-            .order_by(delivery::Column::NextAttemptAt, Order::Asc)
-            .order_by(delivery::Column::Id, Order::Asc)
-            .limit(limit)
-            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-            .to_owned();
-        let claim = Query::update()
-            .table(delivery::Entity)
-            .value(delivery::Column::ClaimedBy, worker)
-            .value(delivery::Column::LeaseUntil, lease_end(now, lease))
-            .value(
+            .add(delivery::Column::NextAttemptAt.lte(instant(now)))
+            .add(lease::lease_free(delivery::Column::LeaseUntil, now));
+        let models = lease::claim::<lease::Deliveries, _>(
+            &self.db,
+            due,
+            &[delivery::Column::NextAttemptAt, delivery::Column::Id],
+            limit,
+            worker,
+            lease::lease_end(now, lease),
+            vec![(
                 delivery::Column::Attempts,
-                Expr::col(delivery::Column::Attempts).add(1),
-            )
-            .and_where(Expr::col(delivery::Column::Id).in_subquery(candidates))
-            .returning_all()
-            .to_owned();
-        let mut rows = self
-            .db
-            .query_all(&claim)
-            .await?
-            .iter()
-            .map(|row| delivery::Model::from_query_result(row, "").map_err(Error::from))
-            .map(|model| model.and_then(DeliveryRow::from_model))
+                lease::plus_one(delivery::Column::Attempts),
+            )],
+        )
+        .await?;
+        let mut rows = models
+            .into_iter()
+            .map(DeliveryRow::from_model)
             .collect::<Result<Vec<_>>>()?;
         rows.sort_by_key(|row| (row.next_attempt_at, row.id));
         tracing::debug!(claimed = rows.len(), "consegne prese in carico");
@@ -407,6 +387,30 @@ impl Store {
                 Expr::value(Option::<DateTime<Utc>>::None),
             )
             .filter(held_by(id, worker))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected > 0)
+    }
+
+    /// Gives back a delivery claimed by `worker` and not sent (its claim could not be kept
+    /// alive, or the worker is stopping): due again at once, and the attempt its claim counted
+    /// is taken back. False, and nothing written, if `worker` no longer holds it.
+    pub async fn release_delivery(&self, id: i64, worker: &str) -> Result<bool> {
+        let res = delivery::Entity::update_many()
+            .col_expr(
+                delivery::Column::Attempts,
+                Expr::col(delivery::Column::Attempts).sub(1),
+            )
+            .col_expr(
+                delivery::Column::ClaimedBy,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                delivery::Column::LeaseUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(held_by(id, worker))
+            .filter(delivery::Column::Attempts.gt(0))
             .exec(&self.db)
             .await?;
         Ok(res.rows_affected > 0)

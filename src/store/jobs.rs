@@ -83,13 +83,26 @@ impl Store {
             .and_then(|row| row.last_fire_at))
     }
 
-    /// The instant of the earliest pending timer: how long an idle scheduler may sleep.
+    /// The instant of the earliest pending timer, or of the earliest retry of a timer whose
+    /// firing failed: how long an idle scheduler may sleep.
     pub async fn next_timer_at(&self) -> Result<Option<DateTime<Utc>>> {
-        Ok(timer::Entity::find()
+        let first = timer::Entity::find()
             .filter(timer::Column::Status.eq(TimerStatus::Pending.as_str()))
+            .filter(timer::Column::RetryAt.is_null())
             .order_by_asc(timer::Column::FireAt)
             .one(&self.db)
             .await?
-            .map(|row| row.fire_at))
+            .map(|row| row.fire_at);
+        let retry = timer::Entity::find()
+            .filter(timer::Column::Status.eq(TimerStatus::Pending.as_str()))
+            .filter(timer::Column::RetryAt.is_not_null())
+            .order_by_asc(timer::Column::RetryAt)
+            .one(&self.db)
+            .await?
+            .and_then(|row| row.retry_at);
+        Ok(match (first, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 }

@@ -22,6 +22,7 @@ mod entities;
 mod identity;
 mod instances;
 mod jobs;
+mod lease;
 mod outbox;
 mod protocollo;
 mod submissions;
@@ -48,6 +49,7 @@ pub use identity::{
 pub use instances::{
     CommandRow, Committed, HistoryRow, InstanceFilter, InstanceRow, StartRecord, StepRecord,
 };
+pub use lease::Claim;
 pub use outbox::{OutboxRow, OutboxStatus};
 pub use protocollo::{NewRegistration, ProtocolEntry, Registered};
 pub use submissions::{

@@ -9,16 +9,14 @@
 use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Order, Query};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait,
-    QueryFilter, QueryOrder,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 };
 
 use super::entities::outbox;
-use super::timers::lease_end;
-use super::{Error, Result, Store, from_json, instant, to_json};
+use super::{Error, Result, Store, from_json, instant, lease, to_json};
 use crate::engine::Effect;
 
 /// Where an outbox row is in its life.
@@ -168,53 +166,47 @@ pub(super) async fn claim<C: ConnectionTrait>(
     worker: &str,
     lease: Duration,
 ) -> Result<Vec<OutboxRow>> {
-    if limit == 0 || kinds.is_some_and(<[&str]>::is_empty) {
+    if kinds.is_some_and(<[&str]>::is_empty) {
         return Ok(Vec::new());
     }
-    let now = instant(now);
     let mut due = Condition::all().add(
         Condition::any()
             .add(
                 Condition::all()
                     .add(outbox::Column::Status.eq(OutboxStatus::Pending.as_str()))
-                    .add(outbox::Column::NextAttemptAt.lte(now)),
+                    .add(outbox::Column::NextAttemptAt.lte(instant(now))),
             )
             .add(
                 Condition::all()
                     .add(outbox::Column::Status.eq(OutboxStatus::Claimed.as_str()))
-                    .add(outbox::Column::LeaseUntil.lt(now)),
+                    .add(outbox::Column::LeaseUntil.lt(instant(now))),
             ),
     );
     if let Some(kinds) = kinds {
         due = due.add(outbox::Column::Kind.is_in(kinds.iter().copied()));
     }
-    let candidates = Query::select()
-        .column(outbox::Column::Id)
-        .from(outbox::Entity)
-        .cond_where(due)
-        .order_by(outbox::Column::NextAttemptAt, Order::Asc)
-        .order_by(outbox::Column::Id, Order::Asc)
-        .limit(limit)
-        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-        .to_owned();
-    let claim = Query::update()
-        .table(outbox::Entity)
-        .value(outbox::Column::Status, OutboxStatus::Claimed.as_str())
-        .value(outbox::Column::ClaimedBy, worker)
-        .value(outbox::Column::LeaseUntil, lease_end(now, lease))
-        .value(
-            outbox::Column::Attempts,
-            Expr::col(outbox::Column::Attempts).add(1),
-        )
-        .and_where(Expr::col(outbox::Column::Id).in_subquery(candidates))
-        .returning_all()
-        .to_owned();
-    let mut rows = conn
-        .query_all(&claim)
-        .await?
-        .iter()
-        .map(|row| outbox::Model::from_query_result(row, "").map_err(Error::from))
-        .map(|model| model.and_then(OutboxRow::from_model))
+    let models = lease::claim::<lease::OutboxRows, _>(
+        conn,
+        due,
+        &[outbox::Column::NextAttemptAt, outbox::Column::Id],
+        limit,
+        worker,
+        lease::lease_end(now, lease),
+        vec![
+            (
+                outbox::Column::Status,
+                Expr::value(OutboxStatus::Claimed.as_str()),
+            ),
+            (
+                outbox::Column::Attempts,
+                lease::plus_one(outbox::Column::Attempts),
+            ),
+        ],
+    )
+    .await?;
+    let mut rows = models
+        .into_iter()
+        .map(OutboxRow::from_model)
         .collect::<Result<Vec<_>>>()?;
     rows.sort_by_key(|r| (r.next_attempt_at, r.id));
     tracing::debug!(
@@ -227,10 +219,7 @@ pub(super) async fn claim<C: ConnectionTrait>(
 
 /// The row is claimed by `worker`.
 fn held_by(id: i64, worker: &str) -> Condition {
-    Condition::all()
-        .add(outbox::Column::Id.eq(id))
-        .add(outbox::Column::Status.eq(OutboxStatus::Claimed.as_str()))
-        .add(outbox::Column::ClaimedBy.eq(worker))
+    lease::held_by::<lease::OutboxRows>(id, worker)
 }
 
 /// Marks a row claimed by `worker` done at `at`.

@@ -8,15 +8,14 @@
 use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Order, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait,
-    QueryFilter, QueryOrder,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 };
 
 use super::entities::timer;
-use super::{Error, Result, Store, from_json, instant, outbox, settle, to_json};
+use super::{Error, Result, Store, from_json, instant, lease, outbox, settle, to_json};
 use crate::engine::{Effect, NotificationPlan, TimerAction, TimerPlan};
 
 /// Outcome of a timer that fired a transition.
@@ -100,6 +99,13 @@ pub struct TimerRow {
     pub outcome: Option<String>,
     /// When the step that armed it committed.
     pub created_at: DateTime<Utc>,
+    /// Failed firings so far.
+    pub attempts: u32,
+    /// After a failed firing, not claimed again before this instant (the retry backoff,
+    /// apart from the lease).
+    pub retry_at: Option<DateTime<Utc>>,
+    /// Why the last firing failed.
+    pub last_error: Option<String>,
 }
 
 impl TimerRow {
@@ -120,16 +126,11 @@ impl TimerRow {
             fired_at: m.fired_at,
             outcome: m.outcome,
             created_at: m.created_at,
+            attempts: u32::try_from(m.attempts).unwrap_or(0),
+            retry_at: m.retry_at,
+            last_error: m.last_error,
         })
     }
-}
-
-/// `now + lease`, saturating.
-pub(super) fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
-    instant(
-        now.checked_add_signed(lease)
-            .unwrap_or(DateTime::<Utc>::MAX_UTC),
-    )
 }
 
 /// Condition of an armed row.
@@ -160,6 +161,9 @@ pub(super) async fn arm<C: ConnectionTrait>(
         fired_at: Set(None),
         outcome: Set(None),
         created_at: Set(instant(at)),
+        attempts: Set(0),
+        retry_at: Set(None),
+        last_error: Set(None),
     };
     timer::Entity::insert(row)
         .exec_without_returning(conn)
@@ -262,9 +266,10 @@ impl Store {
     }
 
     /// Claims up to `limit` due timers for `worker` until `now + lease`: pending ones whose
-    /// instant has come, and claimed ones whose lease ran out (a dead replica's). One atomic
-    /// statement; on PostgreSQL concurrent claimers skip each other's rows (`SKIP LOCKED`), on
-    /// SQLite the statement holds the write lock. Ordered by instant.
+    /// instant has come (and whose retry delay, after a failed firing, has passed), and
+    /// claimed ones whose lease ran out (a dead replica's). One atomic statement; on
+    /// PostgreSQL concurrent claimers skip each other's rows (`SKIP LOCKED`), on SQLite the
+    /// statement holds the write lock. Ordered by instant.
     #[tracing::instrument(skip_all, fields(worker, limit))]
     pub async fn claim_due_timers(
         &self,
@@ -273,46 +278,80 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<Vec<TimerRow>> {
-        let now = instant(now);
         let due = Condition::any()
             .add(
                 Condition::all()
                     .add(timer::Column::Status.eq(TimerStatus::Pending.as_str()))
-                    .add(timer::Column::FireAt.lte(now)),
+                    .add(timer::Column::FireAt.lte(instant(now)))
+                    .add(
+                        Condition::any()
+                            .add(timer::Column::RetryAt.is_null())
+                            .add(timer::Column::RetryAt.lte(instant(now))),
+                    ),
             )
             .add(
                 Condition::all()
                     .add(timer::Column::Status.eq(TimerStatus::Claimed.as_str()))
-                    .add(timer::Column::LeaseUntil.lt(now)),
+                    .add(timer::Column::LeaseUntil.lt(instant(now))),
             );
-        let candidates = Query::select()
-            .column(timer::Column::Id)
-            .from(timer::Entity)
-            .cond_where(due)
-            .order_by(timer::Column::FireAt, Order::Asc)
-            .order_by(timer::Column::Id, Order::Asc)
-            .limit(limit)
-            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-            .to_owned();
-        let claim = Query::update()
-            .table(timer::Entity)
-            .value(timer::Column::Status, TimerStatus::Claimed.as_str())
-            .value(timer::Column::ClaimedBy, worker)
-            .value(timer::Column::LeaseUntil, lease_end(now, lease))
-            .and_where(Expr::col(timer::Column::Id).in_subquery(candidates))
-            .returning_all()
-            .to_owned();
-        let mut rows = self
-            .db
-            .query_all(&claim)
-            .await?
-            .iter()
-            .map(|row| timer::Model::from_query_result(row, "").map_err(Error::from))
-            .map(|model| model.and_then(TimerRow::from_model))
+        let models = lease::claim::<lease::Timers, _>(
+            &self.db,
+            due,
+            &[timer::Column::FireAt, timer::Column::Id],
+            limit,
+            worker,
+            lease::lease_end(now, lease),
+            vec![(
+                timer::Column::Status,
+                Expr::value(TimerStatus::Claimed.as_str()),
+            )],
+        )
+        .await?;
+        let mut rows = models
+            .into_iter()
+            .map(TimerRow::from_model)
             .collect::<Result<Vec<_>>>()?;
         rows.sort_by_key(|t| (t.fire_at, t.id));
         tracing::debug!(claimed = rows.len(), "timer presi in carico");
         Ok(rows)
+    }
+
+    /// The firing of a timer claimed by `worker` failed (nothing of it was written): it is
+    /// pending again, claimable from `retry_at` on, with the attempt and the error recorded.
+    /// Its `fire_at` does not move. `StaleTimer` if `worker` no longer holds it.
+    pub async fn retry_timer(
+        &self,
+        id: i64,
+        worker: &str,
+        retry_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<()> {
+        let res = timer::Entity::update_many()
+            .col_expr(
+                timer::Column::Status,
+                Expr::value(TimerStatus::Pending.as_str()),
+            )
+            .col_expr(
+                timer::Column::ClaimedBy,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                timer::Column::LeaseUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(timer::Column::RetryAt, Expr::value(instant(retry_at)))
+            .col_expr(timer::Column::LastError, Expr::value(error))
+            .col_expr(
+                timer::Column::Attempts,
+                lease::plus_one(timer::Column::Attempts),
+            )
+            .filter(held_by(id, worker))
+            .exec(&self.db)
+            .await?;
+        if res.rows_affected == 0 {
+            return Err(Error::StaleTimer { timer_id: id });
+        }
+        Ok(())
     }
 
     /// Gives a claimed timer back (pending again), e.g. at shutdown. `StaleTimer` if `worker`
@@ -426,10 +465,7 @@ impl Store {
 
 /// The row is claimed by `worker`.
 fn held_by(id: i64, worker: &str) -> Condition {
-    Condition::all()
-        .add(timer::Column::Id.eq(id))
-        .add(timer::Column::Status.eq(TimerStatus::Claimed.as_str()))
-        .add(timer::Column::ClaimedBy.eq(worker))
+    lease::held_by::<lease::Timers>(id, worker)
 }
 
 #[cfg(test)]

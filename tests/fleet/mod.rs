@@ -104,27 +104,40 @@ pub async fn arm_due_timers(store: &Store, workflows: &Path, count: usize, fire_
 
 /// Starts `procedo scheduler run` on a database.
 pub fn spawn_scheduler(url: &str, workflows: &Path, worker: &str, lease_seconds: u64) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_procedo"))
+    spawn_scheduler_with(
+        url,
+        workflows,
+        worker,
+        &["--lease", &lease_seconds.to_string()],
+        &[],
+    )
+}
+
+/// Starts `procedo scheduler run` on a database, with more arguments and environment.
+pub fn spawn_scheduler_with(
+    url: &str,
+    workflows: &Path,
+    worker: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_procedo"));
+    command
         .args(["scheduler", "run", "--database", url, "--workflows"])
         .arg(workflows)
-        .args([
-            "--worker",
-            worker,
-            "--batch",
-            "200",
-            "--lease",
-            &lease_seconds.to_string(),
-            "--poll-ms",
-            "50",
-        ])
+        .args(["--worker", worker, "--batch", "200", "--poll-ms", "50"])
+        .args(args)
         .env(
             "PROCEDO_LOG",
             std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
         )
+        .env_remove("PROCEDO_SMTP_URL")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("avvio di procedo scheduler run")
+        .stdout(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.spawn().expect("avvio di procedo scheduler run")
 }
 
 /// Sends SIGTERM and waits for a clean exit.

@@ -1,10 +1,12 @@
 //! A real SMTP receiver for the tests (mailin-embedded on 127.0.0.1): it keeps every message
-//! it accepts and can refuse chosen recipients with a chosen code. No mock transports.
+//! it accepts, can refuse chosen recipients with a chosen code, and can be slow — answer the
+//! end of DATA only after a pause, like a relay under load. No mock transports.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use mailin_embedded::{Handler, Response, Server, response};
 
@@ -24,8 +26,31 @@ type Inbox = Arc<Mutex<Vec<Received>>>;
 struct Receiving {
     inbox: Inbox,
     refusals: Arc<HashMap<String, u16>>,
+    pace: Arc<Mutex<Pace>>,
     recipients: Vec<String>,
     data: Vec<u8>,
+}
+
+/// How long the receiver waits before accepting a message.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pace {
+    /// The first `stalls` messages wait `stall` each.
+    stall: Duration,
+    stalls: usize,
+    /// Every other message waits this.
+    every: Duration,
+}
+
+impl Pace {
+    /// The pause for the next message.
+    fn next(&mut self) -> Duration {
+        if self.stalls > 0 {
+            self.stalls -= 1;
+            self.stall
+        } else {
+            self.every
+        }
+    }
 }
 
 impl Handler for Receiving {
@@ -49,6 +74,14 @@ impl Handler for Receiving {
     }
 
     fn data_end(&mut self) -> Response {
+        let pause = self
+            .pace
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next();
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
         let message = Received {
             recipients: std::mem::take(&mut self.recipients),
             raw: std::mem::take(&mut self.data),
@@ -66,6 +99,7 @@ pub struct Receiver {
     /// Its port.
     pub port: u16,
     inbox: Inbox,
+    pace: Arc<Mutex<Pace>>,
 }
 
 impl Receiver {
@@ -79,8 +113,10 @@ impl Receiver {
     pub fn on(listener: TcpListener, refusals: &[(&str, u16)]) -> Receiver {
         let port = listener.local_addr().expect("local address").port();
         let inbox = Inbox::default();
+        let pace = Arc::new(Mutex::new(Pace::default()));
         let handler = Receiving {
             inbox: inbox.clone(),
+            pace: pace.clone(),
             refusals: Arc::new(
                 refusals
                     .iter()
@@ -100,7 +136,22 @@ impl Receiver {
                 eprintln!("ricevente SMTP di prova fermo: {error}");
             }
         });
-        Receiver { port, inbox }
+        Receiver { port, inbox, pace }
+    }
+
+    /// The next `times` messages are accepted only after `stall` each (a relay that hangs).
+    pub fn stall(&self, stall: Duration, times: usize) {
+        let mut pace = self.pace.lock().unwrap_or_else(PoisonError::into_inner);
+        pace.stall = stall;
+        pace.stalls = times;
+    }
+
+    /// Every message is accepted only after `pause` (a slow relay).
+    pub fn slow(&self, pause: Duration) {
+        self.pace
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .every = pause;
     }
 
     /// Every message received so far.

@@ -3,20 +3,26 @@
 //!
 //! Exactly once, as far as SMTP allows: a delivery is marked `sent` right after the server
 //! accepted it. A crash between the two leaves it claimed; when the lease runs out it is sent
-//! again with the same bytes and the same Message-ID, so the duplicate is recognisable. The
-//! lease must therefore cover a whole batch (batch ÷ concurrency × SMTP timeout).
+//! again with the same bytes and the same Message-ID, so the duplicate is recognisable.
+//!
+//! The lease is short (seconds) and kept alive by a heartbeat while the worker works, so a
+//! slow SMTP server never makes a second worker send the same delivery, and the deliveries of
+//! a worker killed mid-batch go out again within one lease. A delivery is sent only while its
+//! claim is alive (`Heartbeat::may_start`); one the worker could not keep is given back
+//! unsent. The retry delay after a failed attempt is the delivery's own `next_attempt_at`,
+//! not the lease.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::clock::Clock;
-use crate::notify::{OutgoingEmail, SendError, Transport, backoff};
-use crate::store::{self, DeliveryRow, Store};
+use crate::clock::SharedClock;
+use crate::notify::{OutgoingEmail, SendError, Transport};
+use crate::scheduler::{Heartbeat, backoff};
+use crate::store::{self, Claim, DeliveryRow, Store};
 
 /// How a delivery worker claims, sends and retries.
 #[derive(Debug, Clone)]
@@ -33,8 +39,11 @@ pub struct DeliveryOptions {
     pub backoff: StdDuration,
     /// The longest delay between two attempts.
     pub max_backoff: StdDuration,
-    /// How long a claim holds: must exceed the time to send one batch.
+    /// How long a claim holds without renewal: what a worker killed mid-batch delays the
+    /// deliveries it held. Renewed every `heartbeat` while the worker works on them.
     pub lease: Duration,
+    /// The pause between two renewals (`None`: a third of the lease).
+    pub heartbeat: Option<StdDuration>,
     /// The pause between two ticks while there is nothing to send.
     pub poll_interval: StdDuration,
 }
@@ -48,7 +57,8 @@ impl Default for DeliveryOptions {
             max_attempts: 12,
             backoff: StdDuration::from_secs(30),
             max_backoff: StdDuration::from_secs(3600),
-            lease: Duration::minutes(10),
+            lease: Duration::seconds(crate::scheduler::DEFAULT_LEASE_SECONDS),
+            heartbeat: None,
             poll_interval: StdDuration::from_secs(1),
         }
     }
@@ -62,6 +72,8 @@ enum Attempt {
     Failed,
     /// Another worker took it meanwhile, or the record could not be written.
     Lost,
+    /// Not sent: its claim could not be kept alive, so it was given back.
+    NotStarted,
 }
 
 /// Sends due deliveries. `tick` for tests and the demo, `run` for a process.
@@ -70,16 +82,36 @@ pub struct DeliveryWorker {
     store: Store,
     transport: Transport,
     options: DeliveryOptions,
+    clock: SharedClock,
+    heartbeat: Heartbeat,
 }
 
 impl DeliveryWorker {
-    /// A worker over a store and a transport.
-    pub fn new(store: Store, transport: Transport, options: DeliveryOptions) -> DeliveryWorker {
+    /// A worker over a store and a transport, reading time from `clock`.
+    pub fn new(
+        store: Store,
+        transport: Transport,
+        options: DeliveryOptions,
+        clock: SharedClock,
+    ) -> DeliveryWorker {
+        let heartbeat = Heartbeat::new(
+            store.clone(),
+            clock.clone(),
+            &options.worker_id,
+            options.lease,
+        );
         DeliveryWorker {
             store,
             transport,
             options,
+            clock,
+            heartbeat,
         }
+    }
+
+    /// The heartbeat that renews this worker's claims (`run` spawns its renewals).
+    pub fn heartbeat(&self) -> &Heartbeat {
+        &self.heartbeat
     }
 
     /// The options.
@@ -87,9 +119,10 @@ impl DeliveryWorker {
         &self.options
     }
 
-    /// Claims one batch of deliveries due at `now`, sends them (at most `concurrency` at
-    /// once) and records each outcome. Returns how many were handled; 0 when nothing was due.
-    pub async fn tick(&self, now: DateTime<Utc>) -> Result<usize, store::Error> {
+    /// Claims one batch of deliveries due now, sends them (at most `concurrency` at once) and
+    /// records each outcome. Returns how many were handled; 0 when nothing was due.
+    pub async fn tick(&self) -> Result<usize, store::Error> {
+        let now = self.clock.now();
         let claimed = self
             .store
             .claim_deliveries(
@@ -102,9 +135,20 @@ impl DeliveryWorker {
         if claimed.is_empty() {
             return Ok(0);
         }
+        for delivery in &claimed {
+            self.heartbeat.hold(
+                [Claim::Delivery(delivery.id)],
+                delivery.lease_until.unwrap_or(now + self.options.lease),
+            );
+        }
         let count = claimed.len();
         let outcomes: Vec<Attempt> = futures_util::stream::iter(claimed)
-            .map(|delivery| self.deliver(delivery, now))
+            .map(|delivery| async move {
+                let claim = Claim::Delivery(delivery.id);
+                let attempt = self.deliver(delivery).await;
+                self.heartbeat.forget(&claim);
+                attempt
+            })
             .buffer_unordered(self.options.concurrency.max(1))
             .collect()
             .await;
@@ -119,6 +163,7 @@ impl DeliveryWorker {
             retried = tally(Attempt::Retried),
             failed = tally(Attempt::Failed),
             lost = tally(Attempt::Lost),
+            not_started = tally(Attempt::NotStarted),
             "giro di consegne"
         );
         Ok(count)
@@ -126,13 +171,21 @@ impl DeliveryWorker {
 
     /// Runs until `shutdown` completes: tick, then pause — not at all while there is work,
     /// `poll_interval` when idle. The batch in flight when the signal comes is finished.
-    pub async fn run(self, clock: Arc<dyn Clock>, shutdown: impl Future<Output = ()> + Send) {
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         let span = info_span!("delivery_worker", worker = %self.options.worker_id);
         async move {
-            info!(transport = %self.transport.describe(), "consegna delle email avviata");
+            info!(transport = %self.transport.describe(), lease = %self.options.lease, "consegna delle email avviata");
+            let every = self
+                .options
+                .heartbeat
+                .unwrap_or_else(|| Heartbeat::default_interval(self.options.lease));
+            let (beats_stop, beats_stopped) = tokio::sync::oneshot::channel::<()>();
+            let beats = self.heartbeat.spawn(every, async move {
+                let _ = beats_stopped.await;
+            });
             let mut shutdown = std::pin::pin!(shutdown);
             loop {
-                let pause = match self.tick(clock.now()).await {
+                let pause = match self.tick().await {
                     Ok(0) => self.options.poll_interval,
                     Ok(_) => StdDuration::ZERO,
                     Err(failure) => {
@@ -156,14 +209,16 @@ impl DeliveryWorker {
                     break;
                 }
             }
+            let _ = beats_stop.send(());
+            let _ = beats.await;
             info!("consegna delle email fermata");
         }
         .instrument(span)
         .await;
     }
 
-    /// Sends one claimed delivery and records the outcome.
-    async fn deliver(&self, delivery: DeliveryRow, now: DateTime<Utc>) -> Attempt {
+    /// Sends one claimed delivery, if its claim is still alive, and records the outcome.
+    async fn deliver(&self, delivery: DeliveryRow) -> Attempt {
         let span = info_span!(
             "delivery",
             id = delivery.id,
@@ -172,6 +227,9 @@ impl DeliveryWorker {
             recipient_domain = %delivery.recipient_domain(),
         );
         async move {
+            if !self.heartbeat.may_start(&Claim::Delivery(delivery.id)) {
+                return self.give_back(&delivery).await;
+            }
             let email: OutgoingEmail = match serde_json::from_value(delivery.email.clone()) {
                 Ok(email) => email,
                 Err(failure) => {
@@ -179,7 +237,9 @@ impl DeliveryWorker {
                     return self.record_failed(&delivery, &reason, None).await;
                 }
             };
-            match self.transport.send(&email).await {
+            let result = self.transport.send(&email).await;
+            let now = self.clock.now();
+            match result {
                 Ok(report) => {
                     self.record_sent(&delivery, &report.server_answer, now)
                         .await
@@ -189,6 +249,23 @@ impl DeliveryWorker {
         }
         .instrument(span)
         .await
+    }
+
+    /// A delivery whose claim could not be kept alive: not sent, given back if the store
+    /// answers (else its lease lapses and any worker takes it).
+    async fn give_back(&self, delivery: &DeliveryRow) -> Attempt {
+        warn!("presa in carico non rinnovata: la consegna non viene inviata");
+        match self
+            .store
+            .release_delivery(delivery.id, &self.options.worker_id)
+            .await
+        {
+            Ok(_) => {}
+            Err(failure) => {
+                warn!(error = %failure, "consegna non restituita: tornerà disponibile alla scadenza della presa in carico")
+            }
+        }
+        Attempt::NotStarted
     }
 
     async fn record_sent(

@@ -22,6 +22,12 @@ pub struct Model {
     pub fired_at: Option<DateTimeUtc>,
     pub outcome: Option<String>,
     pub created_at: DateTimeUtc,
+    /// Failed firings so far (not claims: a claim that ends well is no attempt).
+    pub attempts: i32,
+    /// After a failed firing: not to be claimed before.
+    pub retry_at: Option<DateTimeUtc>,
+    /// Why the last firing failed.
+    pub last_error: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
