@@ -1,10 +1,17 @@
 //! What a resolver reads from the request: the shared state and the caller. The caller is
 //! resolved from the bearer token lazily, on the first resolver that needs it — after the
-//! query has been parsed and validated, so a refused query costs no database work.
+//! query has been parsed and validated, so a refused query costs no database work — and once
+//! per operation: an operation on a WebSocket resolves its caller again from the token the
+//! connection opened with ([`SocketCredentials`]), so a token revoked meanwhile stops working
+//! at once.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use async_graphql::Context;
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+};
+use async_graphql::{Context, Request, ServerResult};
 use tokio::sync::OnceCell;
 
 use super::Shared;
@@ -16,6 +23,8 @@ use crate::service::Service;
 /// The request's credentials and, once resolved, its caller.
 pub(crate) struct Auth {
     bearer: Option<String>,
+    /// The client's address, to count refused tokens against it.
+    address: Option<IpAddr>,
     caller: OnceCell<Result<Arc<Caller>, ApiError>>,
 }
 
@@ -30,19 +39,74 @@ impl std::fmt::Debug for Auth {
 
 impl Auth {
     /// Credentials to resolve when needed.
-    pub(crate) fn bearer(bearer: Option<String>) -> Auth {
+    pub(crate) fn bearer(bearer: Option<String>, address: Option<IpAddr>) -> Auth {
         Auth {
             bearer,
+            address,
             caller: OnceCell::new(),
         }
     }
 
-    /// A caller resolved already (WebSocket connections authenticate once, at init).
-    pub(crate) fn resolved(caller: Caller) -> Auth {
-        Auth {
-            bearer: None,
-            caller: OnceCell::new_with(Some(Ok(Arc::new(caller)))),
+    /// The bearer secret, for a stream that checks it again later.
+    pub(crate) fn secret(&self) -> Option<&str> {
+        self.bearer.as_deref()
+    }
+}
+
+/// The token a WebSocket connection opened with, kept as connection data: every operation on
+/// the socket is admitted by the rate limit and resolves its caller from it again.
+#[derive(Clone)]
+pub(crate) struct SocketCredentials {
+    /// The bearer secret.
+    pub bearer: String,
+    /// The client's address.
+    pub address: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for SocketCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketCredentials")
+            .field("bearer", &"<nascosto>")
+            .field("address", &self.address)
+            .finish()
+    }
+}
+
+/// Gives each operation on a WebSocket fresh credentials (a caller resolved for it alone)
+/// after the rate limit admitted it. HTTP requests bring their own and are left alone.
+pub(crate) struct SocketOperations;
+
+impl ExtensionFactory for SocketOperations {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(SocketOperations)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for SocketOperations {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let Some(socket) = ctx.data_opt::<SocketCredentials>() else {
+            return next.run(ctx, request).await;
+        };
+        if let Some(shared) = ctx.data_opt::<Arc<Shared>>() {
+            let hash = identity::hash_secret(&socket.bearer);
+            shared
+                .rate
+                .admit(Some(&hash), socket.address)
+                .map_err(|limited| {
+                    ApiError::RateLimited {
+                        retry_after_seconds: limited.retry_after_seconds,
+                    }
+                    .into_server_error()
+                })?;
         }
+        let request = request.data(Auth::bearer(Some(socket.bearer.clone()), socket.address));
+        next.run(ctx, request).await
     }
 }
 
@@ -60,9 +124,11 @@ pub(crate) async fn caller(ctx: &Context<'_>) -> Result<Arc<Caller>, ApiError> {
     };
     auth.caller
         .get_or_init(|| async {
-            authenticate(&shared.service, auth.bearer.as_deref())
-                .await
-                .map(Arc::new)
+            let resolved = authenticate(&shared.service, auth.bearer.as_deref()).await;
+            if auth.bearer.is_some() && resolved == Err(ApiError::Unauthenticated) {
+                shared.rate.refused(auth.address);
+            }
+            resolved.map(Arc::new)
         })
         .await
         .clone()

@@ -1,7 +1,7 @@
 //! The one mapping from what can go wrong to what a GraphQL client reads: every error carries
 //! `extensions.code` (`UNAUTHENTICATED`, `FORBIDDEN`, `NOT_FOUND`, `BAD_USER_INPUT`,
-//! `CONFLICT`, `DEADLINE_PASSED`, or `INTERNAL_SERVER_ERROR`), an Italian message, and never a
-//! stack trace, SQL or a database message.
+//! `CONFLICT`, `DEADLINE_PASSED`, `RATE_LIMITED` or `INTERNAL_SERVER_ERROR`), an Italian
+//! message, and never a stack trace, SQL or a database message.
 //!
 //! Resolvers return `Result<T, ApiError>`; async-graphql keeps the `ApiError` as the error's
 //! source, and the [`ErrorCodes`] extension turns it into the code and extra fields on every
@@ -57,6 +57,14 @@ pub enum ApiError {
         /// The computation of the deadline, one Italian line per step.
         trace: Vec<String>,
     },
+    /// Too many requests for this token or address: try again after the given seconds.
+    #[error(
+        "troppe richieste: limite di frequenza superato, riprovare tra {retry_after_seconds} secondi"
+    )]
+    RateLimited {
+        /// Seconds to wait (the `Retry-After` header over HTTP).
+        retry_after_seconds: u64,
+    },
     /// Something failed inside; logged where it happened, never described to the client.
     #[error("errore interno: riprovare più tardi")]
     Internal,
@@ -72,6 +80,7 @@ impl ApiError {
             ApiError::BadUserInput { .. } => "BAD_USER_INPUT",
             ApiError::Conflict(_) => "CONFLICT",
             ApiError::DeadlinePassed { .. } => "DEADLINE_PASSED",
+            ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::Internal => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -98,8 +107,17 @@ impl ApiError {
         ApiError::Internal
     }
 
+    /// The error as async-graphql carries it, already dressed with its code (for errors
+    /// raised outside a resolver, e.g. while a request is prepared).
+    pub(crate) fn into_server_error(self) -> ServerError {
+        let mut error = ServerError::new(self.to_string(), None);
+        error.extensions = Some(self.extensions());
+        error.source = Some(Arc::new(self));
+        error
+    }
+
     /// The extensions this error adds to a GraphQL error.
-    fn extensions(&self) -> ErrorExtensionValues {
+    pub(crate) fn extensions(&self) -> ErrorExtensionValues {
         let mut ext = ErrorExtensionValues::default();
         ext.set("code", self.code());
         match self {
@@ -117,6 +135,9 @@ impl ApiError {
                     Value::List(trace.iter().map(|l| Value::String(l.clone())).collect()),
                 );
             }
+            ApiError::RateLimited {
+                retry_after_seconds,
+            } => ext.set("retryAfter", *retry_after_seconds),
             _ => {}
         }
         ext

@@ -1,27 +1,39 @@
-//! The HTTP side: routes, the GraphQL handler (body limit, multipart uploads, bearer token),
-//! GraphiQL, the WebSocket endpoint, document downloads, health and metrics; one tracing span
-//! and one metrics count per request. Tokens and bodies are never logged.
+//! The HTTP side: routes, the GraphQL handler (rate limit, body limit, multipart uploads,
+//! bearer token), GraphiQL, the WebSocket endpoint, document downloads, health and metrics;
+//! one tracing span and one metrics count per request. Tokens and bodies are never logged.
+//!
+//! A WebSocket authenticates at `connection_init`; each operation on it is then admitted by
+//! the rate limit and resolves its caller again (see `context`), and a watchdog checks the
+//! token every `token_recheck`: when it is no longer valid the server closes the socket with
+//! code 4403, without waiting for the client.
 
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, MultipartOptions};
+use async_graphql::http::{MultipartOptions, WebSocketProtocols, WsMessage};
 use async_graphql::{Data, ParseRequestError};
-use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::GraphQLResponse;
 use axum::Router;
-use axum::body::Body;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{MatchedPath, Path, Request, State};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tracing::Instrument;
 
 use super::ApiState;
 use super::access;
-use super::context::{Auth, authenticate, bearer_of};
+use super::context::{Auth, SocketCredentials, authenticate, bearer_of};
 use super::error::ApiError;
+use crate::identity;
+
+/// The close code of `graphql-transport-ws` for a connection the server no longer admits.
+const CLOSE_FORBIDDEN: u16 = 4403;
 
 /// The routes.
 pub(crate) fn router(state: ApiState) -> Router {
@@ -64,10 +76,69 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 /// `{"errors":[{"message", "extensions":{"code"}}]}` with an HTTP status, for failures outside
 /// GraphQL execution.
 fn error_response(status: StatusCode, error: &ApiError) -> Response {
-    (status, axum::Json(json!({ "errors": [{ "message": error.to_string(), "extensions": { "code": error.code() } }] }))).into_response()
+    let extensions = serde_json::to_value(error.extensions())
+        .unwrap_or_else(|_| json!({ "code": error.code() }));
+    (
+        status,
+        axum::Json(
+            json!({ "errors": [{ "message": error.to_string(), "extensions": extensions }] }),
+        ),
+    )
+        .into_response()
 }
 
-async fn graphql(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
+/// The client's address: the peer of the connection, or the first `X-Forwarded-For` entry
+/// when the limits say a reverse proxy sets it.
+fn client_address(state: &ApiState, request: &Request) -> Option<IpAddr> {
+    if state.shared.limits.trust_forwarded_for
+        && let Some(forwarded) = request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|first| IpAddr::from_str(first.trim()).ok())
+    {
+        return Some(forwarded);
+    }
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip())
+}
+
+/// Admits a request by the rate limit, before anything else is done for it: `None`, or the
+/// refusal to send (429 with `Retry-After`).
+fn refusal(state: &ApiState, bearer: Option<&str>, address: Option<IpAddr>) -> Option<Response> {
+    let hash = bearer.map(identity::hash_secret);
+    state
+        .shared
+        .rate
+        .admit(hash.as_deref(), address)
+        .err()
+        .map(|limited| {
+            let mut response = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                &ApiError::RateLimited {
+                    retry_after_seconds: limited.retry_after_seconds,
+                },
+            );
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(limited.retry_after_seconds),
+            );
+            state.shared.metrics.count_error("RATE_LIMITED");
+            response
+        })
+}
+
+async fn graphql(State(state): State<ApiState>, request: Request) -> Response {
+    let address = client_address(&state, &request);
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let bearer = bearer(&headers);
+    if let Some(refused) = refusal(&state, bearer.as_deref(), address) {
+        return refused;
+    }
     let limits = &state.shared.limits;
     let Ok(bytes) = axum::body::to_bytes(body, limits.max_body_bytes).await else {
         return error_response(
@@ -110,59 +181,167 @@ async fn graphql(State(state): State<ApiState>, headers: HeaderMap, body: Body) 
             );
         }
     };
-    let request = request.data(Auth::bearer(bearer(&headers)));
+    let request = request.data(Auth::bearer(bearer, address));
     GraphQLResponse::from(state.schema.execute(request).await).into_response()
 }
 
-/// Subscriptions. The token comes from the upgrade request's `Authorization` header or from
-/// the `connection_init` payload (`{"Authorization": "Bearer …"}` or `{"token": "…"}`).
-async fn websocket(
-    State(state): State<ApiState>,
-    protocol: GraphQLProtocol,
-    upgrade: WebSocketUpgrade,
-    headers: HeaderMap,
-) -> Response {
-    let header_bearer = bearer(&headers);
+/// Subscriptions and operations over WebSocket. The token comes from the upgrade request's
+/// `Authorization` header or from the `connection_init` payload (`{"Authorization": "Bearer
+/// …"}` or `{"token": "…"}`).
+async fn websocket(State(state): State<ApiState>, request: Request) -> Response {
+    let address = client_address(&state, &request);
+    let (mut parts, _) = request.into_parts();
+    let header_bearer = bearer(&parts.headers);
+    let protocol = parts
+        .headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|protocols| {
+            protocols
+                .split(',')
+                .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
+        });
+    let Some(protocol) = protocol else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &ApiError::bad_input(
+                "protocollo WebSocket mancante: graphql-transport-ws o graphql-ws",
+            ),
+        );
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
     upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| async move {
-            let service = state.shared.service.clone();
-            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-                .on_connection_init(move |payload| async move {
-                    let from_payload = ["Authorization", "authorization"]
-                        .iter()
-                        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()).and_then(bearer_of))
-                        .or_else(|| {
-                            payload
-                                .get("token")
-                                .and_then(|v| v.as_str())
-                                .map(str::to_string)
-                        });
-                    let bearer = header_bearer.or(from_payload);
-                    match authenticate(&service, bearer.as_deref()).await {
-                        Ok(caller) => {
-                            let mut data = Data::default();
-                            data.insert(Auth::resolved(caller));
-                            Ok(data)
-                        }
-                        Err(e) => Err(async_graphql::Error::new(e.to_string())),
+        .protocols([protocol.sec_websocket_protocol()])
+        .on_upgrade(move |socket| serve_socket(state, socket, protocol, header_bearer, address))
+}
+
+/// Runs one WebSocket: the GraphQL protocol, and beside it the watchdog of its token.
+async fn serve_socket(
+    state: ApiState,
+    socket: WebSocket,
+    protocol: WebSocketProtocols,
+    header_bearer: Option<String>,
+    address: Option<IpAddr>,
+) {
+    let (mut sink, stream) = socket.split();
+    let input = stream
+        .take_while(|message| std::future::ready(message.is_ok()))
+        .filter_map(|message| {
+            std::future::ready(match message {
+                Ok(Message::Text(text)) => Some(text.as_bytes().to_vec()),
+                Ok(Message::Binary(bytes)) => Some(bytes.to_vec()),
+                _ => None,
+            })
+        });
+    // The token the connection opened with, once `connection_init` accepted it.
+    let opened: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
+    let init = {
+        let state = state.clone();
+        let opened = opened.clone();
+        move |payload: serde_json::Value| async move {
+            let from_payload = ["Authorization", "authorization"]
+                .iter()
+                .find_map(|k| payload.get(*k).and_then(|v| v.as_str()).and_then(bearer_of))
+                .or_else(|| {
+                    payload
+                        .get("token")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string)
+                });
+            let bearer = header_bearer.or(from_payload);
+            let limited = |limited: super::rate::Limited| {
+                async_graphql::Error::new(
+                    ApiError::RateLimited {
+                        retry_after_seconds: limited.retry_after_seconds,
                     }
-                })
-                .serve()
-                .await;
-        })
+                    .to_string(),
+                )
+            };
+            let hash = bearer.as_deref().map(identity::hash_secret);
+            state
+                .shared
+                .rate
+                .admit(hash.as_deref(), address)
+                .map_err(limited)?;
+            match authenticate(&state.shared.service, bearer.as_deref()).await {
+                Ok(_) => {
+                    let bearer = bearer.unwrap_or_default();
+                    let _ = opened.set(bearer.clone());
+                    let mut data = Data::default();
+                    data.insert(SocketCredentials { bearer, address });
+                    Ok(data)
+                }
+                Err(e) => {
+                    if e == ApiError::Unauthenticated && bearer.is_some() {
+                        state.shared.rate.refused(address);
+                    }
+                    Err(async_graphql::Error::new(e.to_string()))
+                }
+            }
+        }
+    };
+    let outgoing = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
+        .on_connection_init(init)
+        .map(|message| match message {
+            WsMessage::Text(text) => Message::Text(text.into()),
+            WsMessage::Close(code, reason) => Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })),
+        });
+    let mut outgoing = std::pin::pin!(outgoing);
+    let mut recheck = tokio::time::interval(state.shared.limits.token_recheck);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = outgoing.next() => {
+                let Some(message) = message else { break };
+                if sink.send(message).await.is_err() {
+                    break;
+                }
+            }
+            _ = recheck.tick() => {
+                let Some(bearer) = opened.get() else { continue };
+                if let Err(ApiError::Unauthenticated) =
+                    authenticate(&state.shared.service, Some(bearer)).await
+                {
+                    tracing::info!("token non più valido: connessione WebSocket chiusa");
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame {
+                            code: CLOSE_FORBIDDEN,
+                            reason: "token revocato, scaduto o non più valido".into(),
+                        })))
+                        .await;
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// A document's content, for a caller who may read the submission carrying it.
 async fn document(
     State(state): State<ApiState>,
     Path((submission, sha256)): Path<(String, String)>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
+    let address = client_address(&state, &request);
+    let bearer = bearer(request.headers());
+    if let Some(refused) = refusal(&state, bearer.as_deref(), address) {
+        return refused;
+    }
     let shared = &state.shared;
-    let caller = match authenticate(&shared.service, bearer(&headers).as_deref()).await {
+    let caller = match authenticate(&shared.service, bearer.as_deref()).await {
         Ok(caller) => caller,
-        Err(e @ ApiError::Unauthenticated) => return error_response(StatusCode::UNAUTHORIZED, &e),
+        Err(e @ ApiError::Unauthenticated) => {
+            if bearer.is_some() {
+                shared.rate.refused(address);
+            }
+            return error_response(StatusCode::UNAUTHORIZED, &e);
+        }
         Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
     let not_found = || {

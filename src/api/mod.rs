@@ -4,7 +4,8 @@
 //! (`error.rs`).
 //!
 //! Routes: `POST /graphql` (JSON or GraphQL multipart upload), `GET /graphql` (GraphiQL),
-//! `GET /graphql/ws` (subscriptions, `graphql-transport-ws` and `graphql-ws`),
+//! `GET /graphql/assets/{name}` (GraphiQL's pinned files),
+//! `GET /graphql/ws` (subscriptions and operations, `graphql-transport-ws` and `graphql-ws`),
 //! `GET /documents/{submission}/{sha256}` (a document's content), `GET /healthz`,
 //! `GET /metrics`.
 //!
@@ -21,6 +22,7 @@ pub mod metrics;
 mod mutation;
 pub mod policy;
 mod query;
+mod rate;
 mod subscription;
 mod types;
 mod uploads;
@@ -60,6 +62,8 @@ pub(crate) struct Shared {
     pub events: broadcast::Sender<InstanceEvent>,
     /// Events already published, so the history tail and the mutations publish each once.
     pub published: std::sync::Mutex<subscription::Published>,
+    /// Requests per token and per address.
+    pub rate: rate::RateLimiter,
 }
 
 /// The API's state: the schema and what it serves from. Cheap to clone.
@@ -88,6 +92,7 @@ impl ApiState {
             metrics: metrics.clone(),
             events,
             published: std::sync::Mutex::new(subscription::Published::default()),
+            rate: rate::RateLimiter::new(limits.rate, limits.anonymous_rate, limits.refused_rate),
         });
         let schema = schema_builder(&limits, metrics)
             .data(shared.clone())
@@ -136,7 +141,8 @@ fn schema_builder(
     .limit_recursive_depth(64)
     .limit_directives(16)
     .extension(error::ErrorCodes::new(metrics))
-    .extension(limits::PageSizeGuard::new(limits.max_page_size));
+    .extension(limits::DocumentGuard::new(limits))
+    .extension(context::SocketOperations);
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
@@ -162,7 +168,10 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -39,6 +39,7 @@ impl QueryRoot {
 
     /// Installed procedure definitions: the latest version of each (every version with
     /// `allVersions: true`).
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn definitions(
         &self,
         ctx: &Context<'_>,
@@ -65,6 +66,7 @@ impl QueryRoot {
     }
 
     /// One definition (the latest version when `version` is omitted).
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn definition(
         &self,
         ctx: &Context<'_>,
@@ -81,7 +83,9 @@ impl QueryRoot {
     /// Instances the caller may see, by id; filter by procedure, state and party (an
     /// organisation that submitted to it or that a `parties` variable lists). Relay cursor
     /// pagination: `first` (at most the configured page size) and `after`.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 10_000) as usize * child_complexity + 1")]
+    #[graphql(
+        complexity = "crate::api::limits::DB_READ_COST + first.unwrap_or(20).clamp(0, 10_000) as usize * child_complexity"
+    )]
     async fn instances(
         &self,
         ctx: &Context<'_>,
@@ -170,6 +174,7 @@ impl QueryRoot {
     }
 
     /// One instance.
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn instance(&self, ctx: &Context<'_>, id: ID) -> Result<Instance, ApiError> {
         let caller = caller(ctx).await?;
         let loaded = access::instance(shared(ctx)?, &caller, id.as_str()).await?;
@@ -177,6 +182,7 @@ impl QueryRoot {
     }
 
     /// One submission (an ETS: only its own; any other id is `NOT_FOUND`).
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn submission(&self, ctx: &Context<'_>, id: ID) -> Result<Submission, ApiError> {
         let caller = caller(ctx).await?;
         let row = access::submission(shared(ctx)?, &caller, id.as_str()).await?;
@@ -184,6 +190,7 @@ impl QueryRoot {
     }
 
     /// Submissions the caller may read, optionally of one instance (an ETS: its own).
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn submissions(
         &self,
         ctx: &Context<'_>,
@@ -210,6 +217,7 @@ impl QueryRoot {
     }
 
     /// Questions on an instance the caller may read.
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn questions(
         &self,
         ctx: &Context<'_>,
@@ -235,6 +243,7 @@ impl QueryRoot {
 
     /// The ranking of a notice: published once outcomes are recorded and submissions are
     /// closed. Scores are shown to staff and to each ETS for itself only.
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn ranking(&self, ctx: &Context<'_>, instance_id: ID) -> Result<Ranking, ApiError> {
         let shared = shared(ctx)?;
         let caller = caller(ctx).await?;
@@ -299,6 +308,7 @@ impl QueryRoot {
 
     /// Armed timers firing in `[from, to)` on instances the caller may see, for variables the
     /// caller may read, with the trace of each instant.
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn upcoming_deadlines(
         &self,
         ctx: &Context<'_>,

@@ -13,7 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::Shared;
 use super::access;
-use super::context::{caller, shared};
+use super::context::{Auth, authenticate, caller, shared};
 use super::error::ApiError;
 use super::types::event::InstanceEvent;
 
@@ -30,13 +30,18 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = InstanceEvent>, ApiError> {
         let shared = shared(ctx)?.clone();
         let caller = caller(ctx).await?;
+        let secret = ctx
+            .data::<Auth>()
+            .ok()
+            .and_then(Auth::secret)
+            .map(str::to_owned);
         if let Some(id) = &instance_id {
             access::instance(&shared, &caller, id.as_str()).await?;
         }
         let receiver = shared.events.subscribe();
         Ok(stream::unfold(
-            (receiver, shared, caller, instance_id),
-            |(mut receiver, shared, caller, only)| async move {
+            (receiver, shared, caller, instance_id, secret),
+            |(mut receiver, shared, caller, only, secret)| async move {
                 loop {
                     match receiver.recv().await {
                         Ok(event) => {
@@ -50,13 +55,13 @@ impl SubscriptionRoot {
                                 .await
                                 .is_ok()
                             {
-                                // A token revoked or expired since the connection opened ends
-                                // the subscription.
-                                if !token_still_valid(&shared, &caller).await {
+                                // A token revoked or expired since the subscription started,
+                                // or a person or role withdrawn, ends it.
+                                if !still_the_caller(&shared, secret.as_deref(), &caller).await {
                                     tracing::info!(token = %caller.token_id, "token non più valido: sottoscrizione chiusa");
                                     return None;
                                 }
-                                return Some((event, (receiver, shared, caller, only)));
+                                return Some((event, (receiver, shared, caller, only, secret)));
                             }
                         }
                         Err(RecvError::Lagged(skipped)) => {
@@ -70,13 +75,18 @@ impl SubscriptionRoot {
     }
 }
 
-/// Whether the caller's token is still valid now (by the service clock).
-async fn token_still_valid(shared: &Arc<Shared>, caller: &super::policy::Caller) -> bool {
-    match shared.service.store().tokens(Some(&caller.person_id)).await {
-        Ok(tokens) => tokens
-            .iter()
-            .any(|t| t.id == caller.token_id && t.is_valid_at(shared.service.now())),
-        Err(_) => false,
+/// Whether the token still resolves to the same caller now (by the service clock): not
+/// revoked or expired, its person and role still there. A failure of the database does not end
+/// the subscription (the socket's watchdog checks again).
+async fn still_the_caller(
+    shared: &Arc<Shared>,
+    secret: Option<&str>,
+    caller: &super::policy::Caller,
+) -> bool {
+    match authenticate(&shared.service, secret).await {
+        Ok(now) => now == *caller,
+        Err(ApiError::Unauthenticated) => false,
+        Err(_) => true,
     }
 }
 

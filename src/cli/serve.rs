@@ -6,6 +6,7 @@
 use anyhow::Context;
 use tokio::sync::watch;
 
+use crate::api::limits::Rate;
 use crate::api::{self, ApiState, Limits};
 use crate::app;
 use crate::config::{StoreArgs, WorkerArgs};
@@ -47,6 +48,40 @@ pub struct ServeArgs {
     /// Answer introspection queries (switch off in production: `--introspection false`).
     #[arg(long, env = "PROCEDO_API_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,
+    /// Most fields at the top of one operation (aliases and fragments included).
+    #[arg(long, env = "PROCEDO_API_MAX_ROOT_FIELDS", default_value_t = Limits::default().max_root_fields)]
+    pub max_root_fields: usize,
+    /// Most aliased fields in one request.
+    #[arg(long, env = "PROCEDO_API_MAX_ALIASES", default_value_t = Limits::default().max_aliases)]
+    pub max_aliases: usize,
+    /// Requests per minute per token, sustained (HTTP requests and WebSocket operations; 0:
+    /// no limit). Over it: HTTP 429 with `Retry-After`, `extensions.code` RATE_LIMITED.
+    #[arg(long, env = "PROCEDO_API_RATE_PER_MINUTE", default_value_t = Limits::default().rate.per_minute)]
+    pub rate_per_minute: u32,
+    /// Requests per token that may come at once.
+    #[arg(long, env = "PROCEDO_API_RATE_BURST", default_value_t = Limits::default().rate.burst)]
+    pub rate_burst: u32,
+    /// Requests per minute without a token, per client address (0: no limit).
+    #[arg(long, env = "PROCEDO_API_ANONYMOUS_RATE_PER_MINUTE", default_value_t = Limits::default().anonymous_rate.per_minute)]
+    pub anonymous_rate_per_minute: u32,
+    /// Requests without a token per address that may come at once.
+    #[arg(long, env = "PROCEDO_API_ANONYMOUS_BURST", default_value_t = Limits::default().anonymous_rate.burst)]
+    pub anonymous_burst: u32,
+    /// Refused tokens per minute per client address, before the next one is looked up (0: no
+    /// limit).
+    #[arg(long, env = "PROCEDO_API_REFUSED_TOKENS_PER_MINUTE", default_value_t = Limits::default().refused_rate.per_minute)]
+    pub refused_tokens_per_minute: u32,
+    /// Refused tokens per address that may come at once.
+    #[arg(long, env = "PROCEDO_API_REFUSED_TOKENS_BURST", default_value_t = Limits::default().refused_rate.burst)]
+    pub refused_tokens_burst: u32,
+    /// Milliseconds between two checks of an open WebSocket's token; a token no longer valid
+    /// closes the socket with code 4403.
+    #[arg(long, env = "PROCEDO_API_TOKEN_RECHECK_MS", default_value_t = Limits::default().token_recheck.as_millis() as u64)]
+    pub token_recheck_ms: u64,
+    /// Take the client's address from the first `X-Forwarded-For` entry (set it only behind
+    /// a reverse proxy that writes that header).
+    #[arg(long, env = "PROCEDO_API_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
 }
 
 impl ServeArgs {
@@ -63,6 +98,22 @@ impl ServeArgs {
             max_upload_bytes: self.max_upload_bytes,
             max_files: self.max_files,
             introspection: self.introspection,
+            max_root_fields: self.max_root_fields.max(1),
+            max_aliases: self.max_aliases,
+            rate: Rate {
+                per_minute: self.rate_per_minute,
+                burst: self.rate_burst,
+            },
+            anonymous_rate: Rate {
+                per_minute: self.anonymous_rate_per_minute,
+                burst: self.anonymous_burst,
+            },
+            refused_rate: Rate {
+                per_minute: self.refused_tokens_per_minute,
+                burst: self.refused_tokens_burst,
+            },
+            token_recheck: std::time::Duration::from_millis(self.token_recheck_ms.max(100)),
+            trust_forwarded_for: self.trust_forwarded_for,
         }
     }
 }

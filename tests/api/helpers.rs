@@ -3,7 +3,9 @@
 //! person; plus a GraphQL client that speaks JSON and multipart uploads.
 
 use std::sync::Arc;
+use std::time::Duration as StdDuration;
 
+use async_graphql::futures_util::{SinkExt, StreamExt};
 use chrono::Duration;
 use procedo::api::{self, ApiState, Limits};
 use procedo::catalog;
@@ -14,6 +16,8 @@ use procedo::store::{NewOrganisation, NewPerson, NewToken, OrganisationKind, Sto
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::common::{self, Scratch};
 
@@ -236,6 +240,45 @@ impl TestApp {
         response.json().await.expect("JSON response")
     }
 
+    /// A GraphQL request as sent over HTTP, for its status and headers.
+    pub async fn post(&self, token: Option<&str>, query: &str) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// A WebSocket on `/graphql/ws` (graphql-transport-ws) initialised with `token`, after
+    /// its `connection_ack`.
+    pub async fn socket(&self, token: &str) -> Socket {
+        let url = format!("{}/graphql/ws", self.address.replace("http://", "ws://"));
+        let mut request = url.into_client_request().expect("request");
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().expect("header"),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("connect");
+        socket
+            .send(Message::Text(
+                json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } })
+                    .to_string()
+                    .into(),
+            ))
+            .await
+            .expect("init");
+        let ack = next_json(&mut socket, StdDuration::from_secs(5))
+            .await
+            .expect("ack");
+        assert_eq!(ack["type"], "connection_ack", "[{}] {ack}", self.backend);
+        socket
+    }
+
     /// A GraphQL request that must succeed; returns `data`.
     pub async fn ok(&self, token: &str, query: &str, variables: Value) -> Value {
         let response = self.gql(Some(token), query, variables).await;
@@ -349,6 +392,47 @@ impl TestApp {
             files,
         )
         .await
+    }
+}
+
+/// A client WebSocket.
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next JSON message on a socket (pings skipped), or `None` after `wait` or at its end.
+pub async fn next_json(socket: &mut Socket, wait: StdDuration) -> Option<Value> {
+    loop {
+        let message = tokio::time::timeout(wait, socket.next())
+            .await
+            .ok()??
+            .ok()?;
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(&text).ok()?;
+            if value["type"] == "ping" {
+                continue;
+            }
+            return Some(value);
+        }
+    }
+}
+
+/// Sends one operation on a socket and returns the first answer to it (`next` or `error`).
+pub async fn operation(socket: &mut Socket, id: &str, query: &str) -> Value {
+    socket
+        .send(Message::Text(
+            json!({ "id": id, "type": "subscribe", "payload": { "query": query } })
+                .to_string()
+                .into(),
+        ))
+        .await
+        .expect("subscribe");
+    loop {
+        let message = next_json(socket, StdDuration::from_secs(10))
+            .await
+            .expect("an answer to the operation");
+        if message["id"] == id && message["type"] != "complete" {
+            return message;
+        }
     }
 }
 

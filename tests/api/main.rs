@@ -10,6 +10,7 @@ mod helpers;
 mod auth;
 mod commands;
 mod graphiql;
+mod hardening;
 mod limits;
 mod operations;
 mod questions;

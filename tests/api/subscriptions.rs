@@ -7,50 +7,18 @@ use async_graphql::futures_util::{SinkExt, StreamExt};
 use chrono::Duration;
 use procedo::api::InstanceEvent;
 use procedo::clock::Clock;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::common;
-use crate::helpers::{DEADLINE, spawn_apps};
+use crate::helpers::{DEADLINE, Socket, next_json, spawn_apps};
 use procedo::scheduler::{Options, Outcome, Scheduler};
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn next_json(socket: &mut Socket, wait: StdDuration) -> Option<Value> {
-    loop {
-        let message = tokio::time::timeout(wait, socket.next())
-            .await
-            .ok()??
-            .ok()?;
-        if let Message::Text(text) = message {
-            let value: Value = serde_json::from_str(&text).ok()?;
-            if value["type"] == "ping" {
-                continue;
-            }
-            return Some(value);
-        }
-    }
-}
 
 /// Opens a subscription to every visible instance as the first ETS and waits until it is live
 /// (a probe event on `avviso` comes through), then drains the probes.
 async fn live_subscription(app: &crate::helpers::TestApp, avviso: &str) -> Socket {
-    let url = format!("{}/graphql/ws", app.address.replace("http://", "ws://"));
-    let mut request = url.into_client_request().expect("request");
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("connect");
-    socket.send(Message::Text(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", app.tokens.ets_a) } }).to_string().into())).await.expect("init");
-    let ack = next_json(&mut socket, StdDuration::from_secs(5))
-        .await
-        .expect("ack");
-    assert_eq!(ack["type"], "connection_ack", "[{}] {ack}", app.backend);
+    let mut socket = app.socket(&app.tokens.ets_a).await;
     socket
         .send(Message::Text(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { instanceEvents { instanceId event toState actorRole } }" } }).to_string().into()))
         .await

@@ -236,6 +236,7 @@ impl Instance {
     }
 
     /// The history. Actor ids and payloads are shown to staff only.
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<HistoryEntry>, ApiError> {
         let detail = allows(&self.caller, &Subject::HistoryDetail(self.loaded.facts()));
         let rows = shared(ctx)?
@@ -305,6 +306,7 @@ impl Instance {
     }
 
     /// Submissions to this instance the caller may read (an ETS: its own).
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn submissions(&self, ctx: &Context<'_>) -> Result<Vec<Submission>, ApiError> {
         let shared = shared(ctx)?;
         let caller = caller(ctx).await?;
@@ -325,6 +327,7 @@ impl Instance {
 
     /// Questions on this instance the caller may read (an ETS: its own and the public
     /// answered ones).
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn questions(&self, ctx: &Context<'_>) -> Result<Vec<Question>, ApiError> {
         let shared = shared(ctx)?;
         let caller = caller(ctx).await?;

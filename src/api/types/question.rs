@@ -61,6 +61,7 @@ impl Question {
     }
 
     /// Who asked: staff only (others get null; a public answer does not name its ETS).
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn asked_by(&self, ctx: &Context<'_>) -> Result<Option<OrganisationRef>, ApiError> {
         if !self.caller.role.is_staff() {
             return Ok(None);

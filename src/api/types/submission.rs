@@ -124,6 +124,7 @@ impl Submission {
     }
 
     /// The notice it answers.
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn instance(&self, ctx: &Context<'_>) -> Result<Instance, ApiError> {
         let loaded = access::instance(shared(ctx)?, &self.caller, &self.row.instance_id).await?;
         Ok(Instance {
@@ -133,6 +134,7 @@ impl Submission {
     }
 
     /// The submitting ETS.
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn organisation(&self, ctx: &Context<'_>) -> Result<OrganisationRef, ApiError> {
         let org = shared(ctx)?
             .service
@@ -179,6 +181,7 @@ impl Submission {
     }
 
     /// Documents, in the order attached.
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn documents(&self, ctx: &Context<'_>) -> Result<Vec<Document>, ApiError> {
         let docs = shared(ctx)?
             .service
@@ -200,6 +203,7 @@ impl Submission {
     }
 
     /// Answers to soccorso istruttorio.
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn soccorso_responses(
         &self,
         ctx: &Context<'_>,
