@@ -1,22 +1,32 @@
 //! The `procedo` binary: parse the command line, start logging, dispatch.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use procedo::cli::{Cli, Command};
 
-fn init_tracing() {
+/// Logs go to stderr, in colour only when stderr is a terminal. `default` is the filter when
+/// `PROCEDO_LOG` is not set.
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PROCEDO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 
 fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    // The demo says in its own timeline, in Italian, what a user must know; its logs are
+    // for errors only unless PROCEDO_LOG asks for more.
+    init_tracing(if matches!(cli.command, Command::Demo(_)) {
+        "error"
+    } else {
+        "warn"
+    });
     match cli.command {
         Command::Demo(args) => async_main(procedo::cli::demo::run(args)),
         Command::Mail(args) => async_main(procedo::cli::mail::run(args)),

@@ -204,3 +204,40 @@ fn the_commented_example_in_the_workflows_readme_validates() {
     let out = procedo(&["validate", dir.path().to_str().expect("utf-8 path")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn the_demo_prints_a_plain_italian_timeline_and_logs_nothing_unasked() {
+    let dir = tempfile::tempdir().expect("cartella temporanea");
+    let workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows");
+    let output = Command::new(env!("CARGO_BIN_EXE_procedo"))
+        .arg("demo")
+        .arg("--workflows")
+        .arg(&workflows)
+        .current_dir(dir.path())
+        .env_remove("PROCEDO_DATABASE_URL")
+        .env_remove("PROCEDO_LOG")
+        .env_remove("PROCEDO_SMTP_URL")
+        .output()
+        .expect("the demo runs");
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    // Neither stream carries terminal escapes when it is not a terminal.
+    assert!(!output.stdout.contains(&0x1b), "escape byte in stdout");
+    assert!(
+        !output.stderr.contains(&0x1b),
+        "escape byte in stderr: {stderr}"
+    );
+    // No raw log line in the middle of the timeline, nor beside it.
+    for line in stdout.lines().chain(stderr.lines()) {
+        assert!(
+            !(line.contains(" WARN ") || line.contains(" INFO ") || line.contains(" ERROR ")),
+            "log line: {line}"
+        );
+    }
+    // What the log used to say, the timeline says in Italian.
+    assert!(
+        stdout.contains("📧 esito_istruttoria: nessun destinatario con il ruolo 'ets'"),
+        "{stdout}"
+    );
+}

@@ -271,6 +271,26 @@ impl Demo {
                 _ => "in coda",
             };
             println!("  {}  ✉ [{label}] {what} — {status}", local(o.created_at));
+            if let (Effect::Notify(n), OutboxStatus::Done) = (&o.payload, o.status)
+                && o.kind != delivery::DIGEST_KIND
+                && store
+                    .deliveries(&DeliveryFilter {
+                        outbox_id: Some(o.id),
+                        ..DeliveryFilter::default()
+                    })
+                    .await?
+                    .is_empty()
+            {
+                let why = if n.role == "ets" {
+                    "nessun ETS ha presentato domanda in questa procedura"
+                } else {
+                    "nessuna persona ha questo ruolo"
+                };
+                println!(
+                    "        📧 {}: nessun destinatario con il ruolo '{}' ({why}): nessuna email",
+                    n.template, n.role
+                );
+            }
         }
         self.report_emails(&store).await
     }
