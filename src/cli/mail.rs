@@ -437,7 +437,7 @@ mod tests {
         row.next_attempt_at = later + chrono::Duration::minutes(5);
         let table = deliveries_table(std::slice::from_ref(&row), later);
         assert!(
-            table.contains("prossimo tentativo: 01/12/2026 10:36:30"),
+            table.contains("prossimo tentativo: 01/12/2026 10:36:00"),
             "{table}"
         );
     }
