@@ -44,3 +44,10 @@ pub async fn open(
         .context("installazione delle procedure")?;
     Ok((service, catalog))
 }
+
+/// The protocollo of a service, configured from the environment (`PROCEDO_PROTOCOLLO_*`,
+/// `PROCEDO_SEGNATURA_*`, `PROCEDO_CONSERVAZIONE_*`, `PROCEDO_FILES_DIR`).
+pub fn protocollo(service: &Service) -> anyhow::Result<crate::protocollo::Protocollo> {
+    crate::protocollo::Protocollo::new(service.clone(), &crate::protocollo::Settings::from_env())
+        .context("configurazione del protocollo")
+}

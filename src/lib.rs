@@ -1,7 +1,7 @@
 //! procedo: workflow orchestration for the Uffici di Piano.
 //!
 //! The crate map (see ARCHITECTURE.md): `definition`, `engine` and `terms` are the pure core;
-//! `store`, `scheduler`, `notify`, `api` and `cli` are adapters around it.
+//! `store`, `scheduler`, `notify`, `protocollo`, `api` and `cli` are adapters around it.
 
 pub mod api;
 pub mod app;
@@ -13,6 +13,7 @@ pub mod definition;
 pub mod engine;
 pub mod identity;
 pub mod notify;
+pub mod protocollo;
 pub mod scheduler;
 pub mod service;
 pub mod store;

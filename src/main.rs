@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         Command::Org(cmd) => async_main(procedo::cli::identity::run_org(cmd)),
         Command::Person(cmd) => async_main(procedo::cli::identity::run_person(cmd)),
         Command::Token(cmd) => async_main(procedo::cli::identity::run_token(cmd)),
+        Command::Protocollo(cmd) => async_main(procedo::cli::protocollo::run(cmd)),
     }
 }
 

@@ -205,16 +205,24 @@ async fn an_instance_keeps_its_definition_version() {
             .await
             .expect("start");
 
-        // Version 2 renames the first state's title and adds a state; v1 instances do not see it.
+        // The next version renames the first state's title; instances of the shipped version
+        // do not see it.
+        let shipped = v1.instance.definition_version;
         let loaded = cat
             .procedures
             .iter_mut()
             .find(|l| l.procedure.id == "avviso_coprogettazione")
             .expect("shipped");
-        let source = loaded.source.replace("version: 1", "version: 2").replace(
-            "bozza: { initial: true, title: \"Bozza\" }",
-            "bozza: { initial: true, title: \"Bozza v2\" }",
-        );
+        let source = loaded
+            .source
+            .replace(
+                &format!("version: {shipped}"),
+                &format!("version: {}", shipped + 1),
+            )
+            .replace(
+                "bozza: { initial: true, title: \"Bozza\" }",
+                "bozza: { initial: true, title: \"Bozza v2\" }",
+            );
         let procedure = catalog::from_stored("v2", &source, &loaded.assets).expect("v2 valid");
         loaded.hash = procedo::definition::content_hash(&source, &loaded.assets.to_string());
         loaded.source = source;
@@ -224,10 +232,9 @@ async fn an_instance_keeps_its_definition_version() {
             .start("avviso_coprogettazione", None, vars, &rup(), None)
             .await
             .expect("start v2");
-        assert_eq!(v1.instance.definition_version, 1, "{backend}");
-        assert_eq!(v2.instance.definition_version, 2, "{backend}");
+        assert_eq!(v2.instance.definition_version, shipped + 1, "{backend}");
         let pinned = service
-            .procedure("avviso_coprogettazione", Some(1))
+            .procedure("avviso_coprogettazione", Some(shipped))
             .await
             .expect("v1");
         assert_eq!(pinned.initial_state().title, "Bozza");

@@ -24,8 +24,8 @@ use procedo::notify::{SmtpSettings, Transport, sample};
 use procedo::scheduler::{CronJob, Dispatch, DispatchError, Options, Outcome, Scheduler};
 use procedo::service::Service;
 use procedo::store::{
-    DeliveryFilter, DeliveryRow, DeliveryStatus, NewOrganisation, NewPerson, NewRegistration,
-    NewSubmission, OrganisationKind, OutboxStatus, Registered, Store, Submitted,
+    DeliveryFilter, DeliveryRow, DeliveryStatus, NewOrganisation, NewPerson, NewSubmission,
+    OrganisationKind, OutboxStatus, Store, Submitted,
 };
 use serde_json::{Value, json};
 use smtp_receiver::{Received, Receiver};
@@ -188,6 +188,7 @@ struct World {
     worker: DeliveryWorker,
     mail: MailSettings,
     _scratch: common::Scratch,
+    _files: tempfile::TempDir,
 }
 
 /// What differs between the tests' worlds.
@@ -278,8 +279,18 @@ impl World {
             cron,
             ..Options::default()
         };
-        let scheduler = delivery::install(
-            Scheduler::new(service.clone(), options).expect("scheduler"),
+        let files = tempfile::tempdir().expect("files dir");
+        let mut settings = procedo::protocollo::Settings::local(AMBITO);
+        settings.files_dir = files.path().join("files");
+        settings.conservation_dir = files.path().join("conservazione");
+        let protocollo =
+            procedo::protocollo::Protocollo::new(service.clone(), &settings).expect("protocollo");
+        let scheduler = procedo::protocollo::install(
+            delivery::install(
+                Scheduler::new(service.clone(), options).expect("scheduler"),
+                &mail,
+            ),
+            &protocollo,
             &mail,
         );
         let worker = DeliveryWorker::new(
@@ -297,6 +308,7 @@ impl World {
             worker,
             mail,
             _scratch: scratch,
+            _files: files,
         }
     }
 
@@ -451,6 +463,14 @@ async fn a_convocation_reaches_every_mayor_with_the_subject_the_italian_date_and
             assert!(
                 message.text.contains("1. Approvazione del verbale"),
                 "{backend}"
+            );
+            // The convocation is registered before it leaves, and cites its number.
+            assert!(
+                message
+                    .text
+                    .contains(&format!("{AMBITO} – prot. n. 0000001 del 01/12/2026")),
+                "{backend}: {}",
+                message.text
             );
             assert_eq!(message.calendar_method, "REQUEST", "{backend}");
 
@@ -1113,7 +1133,7 @@ async fn an_ets_notification_goes_only_to_the_organisations_that_submitted() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Failures that are the message's, and the protocol register.
+// Failures that are the message's.
 
 #[tokio::test]
 async fn a_template_missing_a_variable_fails_the_notification_naming_template_and_variable() {
@@ -1134,6 +1154,8 @@ async fn a_template_missing_a_variable_fails_the_notification_naming_template_an
             && let Some(context) = plan.context.as_object_mut()
         {
             context.remove("organo");
+            // Not waiting for the protocol number: the rendering is what is tested.
+            plan.protocol = None;
         }
         let error = NotifyDispatch::new(world.service.clone(), &world.mail)
             .dispatch(&row)
@@ -1145,162 +1167,6 @@ async fn a_template_missing_a_variable_fails_the_notification_naming_template_an
         assert!(
             message.contains("convocazione") && message.contains("organo"),
             "{backend}: {message}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn protocol_numbers_run_per_year_with_seven_digits_once_per_outbox_row() {
-    let mail_dir = tempfile::tempdir().expect("mail dir");
-    for (backend, store, _scratch) in common::scratch_stores().await {
-        let clock = ManualClock::new(common::at("2026-12-31T23:00:00+01:00"));
-        let service = Service::new(store.clone(), Arc::new(clock.clone()));
-        service.install(&shipped_catalog()).await.expect("install");
-        let presidente = Actor {
-            id: "presidente".into(),
-            role: "ufficio_di_piano".into(),
-        };
-        let variables = json!({
-            "organo": "Assemblea dei Sindaci",
-            "ordine_del_giorno": ["Varie"],
-            "luogo": "Sala consiliare",
-            "data_seduta": "2027-01-20T17:00:00+01:00",
-        });
-        let started = service
-            .start(
-                "convocazione_assemblea",
-                None,
-                variables.as_object().cloned().unwrap_or_default(),
-                &presidente,
-                None,
-            )
-            .await
-            .expect("start");
-        let command = Command {
-            event: "convoca".into(),
-            actor: presidente.clone(),
-            payload: serde_json::Map::new(),
-        };
-        service
-            .fire(&started.instance.id, &command, None)
-            .await
-            .expect("convoca");
-        let scheduler = delivery::install(
-            Scheduler::new(
-                service.clone(),
-                Options {
-                    worker_id: "p".into(),
-                    ..Options::default()
-                },
-            )
-            .expect("scheduler"),
-            &MailSettings::new(
-                shipped_catalog().templates,
-                Transport::files(mail_dir.path()),
-            ),
-        );
-        while scheduler.tick().await.expect("tick") != Outcome::Idle {}
-        let row = store
-            .outbox_rows(None)
-            .await
-            .expect("outbox")
-            .into_iter()
-            .find(|row| row.kind == "protocollo")
-            .expect("protocollo row");
-        assert_eq!(row.status, OutboxStatus::Done, "{backend}");
-        let entry = store
-            .protocol_entry_of_outbox(row.id)
-            .await
-            .expect("read")
-            .expect("registered");
-        assert_eq!((entry.year, entry.number), (2026, 1), "{backend}");
-        assert_eq!(entry.to_string(), "0000001/2026", "{backend}");
-        assert_eq!(
-            entry.subject, "Convocazione Assemblea dei Sindaci",
-            "{backend}"
-        );
-        assert_eq!(entry.direction, "uscita", "{backend}");
-
-        // The same row again: the first number back.
-        let again = store
-            .register_protocol(&NewRegistration {
-                direction: "uscita".into(),
-                subject: "altro".into(),
-                instance_id: Some(started.instance.id.clone()),
-                outbox_id: Some(row.id),
-                at: clock.now(),
-            })
-            .await
-            .expect("again");
-        assert_eq!(again, Registered::Existing(entry.clone()), "{backend}");
-
-        // Eight at once at 00:30 on 1 January (Rome): a new year, numbers 1..8, no gaps.
-        let new_year = common::at("2027-01-01T00:30:00+01:00");
-        let mut handles = Vec::new();
-        for index in 0..8 {
-            let store = store.clone();
-            handles.push(tokio::spawn(async move {
-                store
-                    .register_protocol(&NewRegistration {
-                        direction: "entrata".into(),
-                        subject: format!("Documento {index}"),
-                        instance_id: None,
-                        outbox_id: None,
-                        at: new_year,
-                    })
-                    .await
-            }));
-        }
-        let mut numbers = Vec::new();
-        for handle in handles {
-            let registered = handle.await.expect("joined").expect("registered");
-            assert!(matches!(registered, Registered::New(_)), "{backend}");
-            assert_eq!(registered.entry().year, 2027, "{backend}");
-            numbers.push(registered.entry().number);
-        }
-        numbers.sort_unstable();
-        assert_eq!(numbers, (1..=8).collect::<Vec<i64>>(), "{backend}");
-        let day = store
-            .protocol_entries_between(
-                common::at("2027-01-01T00:00:00+01:00"),
-                common::at("2027-01-02T00:00:00+01:00"),
-            )
-            .await
-            .expect("the day's register");
-        assert_eq!(day.len(), 8, "{backend}");
-        assert_eq!(day[0].padded_number(), "0000001", "{backend}");
-
-        // The daily register job of 2 January lists 1 January's registrations and succeeds.
-        clock.set(common::at("2027-01-02T00:05:00+01:00"));
-        let registro = CronJob::new("registro", "0 5 0 * * *", "protocol_register").expect("job");
-        let scheduler = delivery::install(
-            Scheduler::new(
-                service.clone(),
-                Options {
-                    worker_id: "r".into(),
-                    cron: vec![registro],
-                    ..Options::default()
-                },
-            )
-            .expect("scheduler"),
-            &MailSettings::new(
-                shipped_catalog().templates,
-                Transport::files(mail_dir.path()),
-            ),
-        );
-        while scheduler.tick().await.expect("tick") != Outcome::Idle {}
-        let register_rows: Vec<_> = store
-            .outbox_rows(None)
-            .await
-            .expect("outbox")
-            .into_iter()
-            .filter(|row| row.kind == "protocol_register")
-            .collect();
-        assert_eq!(register_rows.len(), 1, "{backend}");
-        assert_eq!(
-            register_rows[0].status,
-            OutboxStatus::Done,
-            "{backend}: {register_rows:#?}"
         );
     }
 }

@@ -1272,6 +1272,7 @@ async fn a_reminder_is_completed_with_its_notification_in_one_step() {
             urgent: false,
             context: json!({}),
             invite: None,
+            protocol: None,
         };
         let err = store
             .complete_reminder(timer_id, "b", &plan, at(DEADLINE))

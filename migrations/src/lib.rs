@@ -13,6 +13,7 @@ mod m20250601_000003_timers_outbox_cron;
 mod m20250615_000001_identity_submissions;
 mod m20250620_000001_deliveries_protocollo;
 mod m20261128_000001_timer_retries;
+mod m20261129_000001_protocol_register;
 
 /// The ordered list of procedo's migrations.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250615_000001_identity_submissions::Migration),
             Box::new(m20250620_000001_deliveries_protocollo::Migration),
             Box::new(m20261128_000001_timer_retries::Migration),
+            Box::new(m20261129_000001_protocol_register::Migration),
         ]
     }
 }

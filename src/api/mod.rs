@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub published: std::sync::Mutex<subscription::Published>,
     /// Requests per token and per address.
     pub rate: rate::RateLimiter,
+    /// The protocollo, to register an application at once (else the scheduler does).
+    pub protocollo: Option<crate::protocollo::Protocollo>,
 }
 
 /// The API's state: the schema and what it serves from. Cheap to clone.
@@ -84,6 +86,25 @@ impl std::fmt::Debug for ApiState {
 impl ApiState {
     /// The API over a service, with these limits.
     pub fn new(service: Service, limits: Limits) -> ApiState {
+        ApiState::build(service, limits, None)
+    }
+
+    /// The API registering applications in `protocollo` as they arrive (without it they are
+    /// registered by the scheduler, from the outbox).
+    #[must_use]
+    pub fn with_protocollo(self, protocollo: crate::protocollo::Protocollo) -> ApiState {
+        ApiState::build(
+            self.shared.service.clone(),
+            self.shared.limits.clone(),
+            Some(protocollo),
+        )
+    }
+
+    fn build(
+        service: Service,
+        limits: Limits,
+        protocollo: Option<crate::protocollo::Protocollo>,
+    ) -> ApiState {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let metrics = Arc::new(metrics::Metrics::default());
         let shared = Arc::new(Shared {
@@ -93,6 +114,7 @@ impl ApiState {
             events,
             published: std::sync::Mutex::new(subscription::Published::default()),
             rate: rate::RateLimiter::new(limits.rate, limits.anonymous_rate, limits.refused_rate),
+            protocollo,
         });
         let schema = schema_builder(&limits, metrics)
             .data(shared.clone())

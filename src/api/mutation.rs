@@ -178,6 +178,7 @@ impl MutationRoot {
         match shared.service.store().submit(&new).await? {
             Submitted::Created(row) => {
                 tracing::info!(submission = %row.id, instance = %row.instance_id, "domanda presentata");
+                register_now(shared, &row.id, None).await;
                 Ok(Submission { row, caller })
             }
             Submitted::AlreadyActive(_) => Err(ApiError::Conflict("la vostra organizzazione ha già una domanda attiva su questo avviso: ritirarla per presentarne una nuova".into())),
@@ -299,12 +300,9 @@ impl MutationRoot {
             documents,
             at: now,
         };
-        Ok(shared
-            .service
-            .store()
-            .add_soccorso_response(&new)
-            .await?
-            .into())
+        let response = shared.service.store().add_soccorso_response(&new).await?;
+        register_now(shared, &row.id, Some(&response.id)).await;
+        Ok(response.into())
     }
 
     /// Records the outcome (and score) of a submission (Ufficio di Piano, RUP, commissione).
@@ -377,5 +375,29 @@ fn text(field: &str, value: Option<String>, required: bool) -> Result<Option<Str
             format!("{field} troppo lungo: al massimo {MAX_TEXT_CHARS} caratteri"),
         )),
         other => Ok(other),
+    }
+}
+
+/// How long a mutation waits for the protocol number of what it received; past it the
+/// registration goes on from the outbox and the number appears later.
+const REGISTRATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Registers an application (or a soccorso answer) as incoming at once, so the answer carries
+/// its number. The registration is queued with the submission anyway: a failure here only
+/// delays it, and is logged.
+async fn register_now(shared: &crate::api::Shared, submission_id: &str, soccorso_id: Option<&str>) {
+    let Some(protocollo) = &shared.protocollo else {
+        return;
+    };
+    let registering =
+        crate::protocollo::dispatch::register_incoming(protocollo, submission_id, soccorso_id);
+    match tokio::time::timeout(REGISTRATION_WAIT, registering).await {
+        Ok(Ok(registration)) => {
+            tracing::info!(numero = %registration, "registrata al protocollo in entrata")
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(error = %error, "registrazione al protocollo rinviata al pianificatore")
+        }
+        Err(_) => tracing::warn!("registrazione al protocollo lenta: completata dal pianificatore"),
     }
 }

@@ -26,7 +26,7 @@ use serde_json::Value;
 use super::error::ApiError;
 use crate::definition::{Procedure, VarType, Variable, Visibility};
 use crate::identity::Role;
-use crate::store::{InstanceRow, QuestionRow, SubmissionRow};
+use crate::store::{InstanceRow, ProtocolRegistration, QuestionRow, SubmissionRow};
 
 /// Who is calling: resolved from the bearer token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +97,8 @@ pub enum Subject<'a> {
     Answer(&'a QuestionRow),
     /// Read the ranking of an instance.
     Ranking(InstanceFacts<'a>),
+    /// Read a protocol registration (of an instance the caller may see).
+    ProtocolRegistration(&'a ProtocolRegistration),
 }
 
 impl Subject<'_> {
@@ -115,6 +117,7 @@ impl Subject<'_> {
                 "domanda"
             }
             Subject::Question(_) | Subject::Answer(_) => "quesito",
+            Subject::ProtocolRegistration(_) => "registrazione di protocollo",
         }
     }
 }
@@ -236,6 +239,19 @@ pub fn decide(caller: &Caller, subject: &Subject<'_>) -> Decision {
             }
             _ => Hidden,
         },
+        Subject::ProtocolRegistration(r) => {
+            // Staff read the register; anyone else only what it sent or what was addressed
+            // to its organisation.
+            if role.is_staff()
+                || r.correspondents
+                    .iter()
+                    .any(|c| c.organisation_id.as_deref() == Some(caller.organisation_id.as_str()))
+            {
+                Allow
+            } else {
+                Hidden
+            }
+        }
         Subject::Ranking(facts) => instance(caller, facts),
     }
 }

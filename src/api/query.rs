@@ -15,6 +15,7 @@ use super::policy::{Subject, allows, authorize, listed_parties};
 use super::types::caller::{Me, OrganisationRef};
 use super::types::definition::Definition;
 use super::types::instance::{Deadline, Instance};
+use super::types::protocol::ProtocolRegistration;
 use super::types::question::Question;
 use super::types::submission::{Ranking, RankingEntry, Submission};
 use super::types::term::{self, ComputedTerm, TermInput};
@@ -376,6 +377,35 @@ impl QueryRoot {
             });
         }
         Ok(out)
+    }
+
+    /// The protocol registrations of an instance: every one for staff; for an ETS or a
+    /// comune those it sent or that were addressed to it.
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
+    async fn protocol_registrations(
+        &self,
+        ctx: &Context<'_>,
+        instance_id: ID,
+    ) -> Result<Vec<ProtocolRegistration>, ApiError> {
+        let shared = shared(ctx)?;
+        let caller = caller(ctx).await?;
+        access::instance(shared, &caller, instance_id.as_str()).await?;
+        let rows = shared
+            .service
+            .store()
+            .protocol_registrations(&crate::store::ProtocolFilter {
+                instance_id: Some(instance_id.to_string()),
+                ..crate::store::ProtocolFilter::default()
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|row| allows(&caller, &Subject::ProtocolRegistration(row)))
+            .map(|row| ProtocolRegistration {
+                row,
+                caller: caller.clone(),
+            })
+            .collect())
     }
 
     /// The legal-term calculator (art. 2963 c.c., art. 155 c.p.c.), with its trace.

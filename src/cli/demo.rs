@@ -74,6 +74,8 @@ struct Demo {
     digest: CronJob,
     /// Terms already printed, with the deadline printed: a term is printed again only if it moved.
     printed_terms: BTreeMap<(String, String), String>,
+    /// The protocol register.
+    protocollo: crate::protocollo::Protocollo,
 }
 
 impl Demo {
@@ -102,6 +104,44 @@ impl Demo {
         self.settle().await?;
         self.report().await?;
         Ok(outcome.instance.id)
+    }
+
+    /// An ETS applies through the platform: the submission is stored and registered in the
+    /// protocollo as incoming at once, as the API's `submitApplication` does.
+    async fn apply(&mut self, avviso: &str, ets: &'static str, name: &str) -> anyhow::Result<()> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let content = format!("Proposta progettuale di {name} per l'avviso di co-progettazione.\n")
+            .into_bytes();
+        let document = crate::store::AttachedDocument {
+            name: "proposta-progettuale.txt".into(),
+            media_type: "text/plain".into(),
+            sha256: crate::store::sha256_hex(&content),
+            content,
+        };
+        self.service
+            .store()
+            .submit(&crate::store::NewSubmission {
+                id: id.clone(),
+                instance_id: avviso.to_owned(),
+                organisation_id: ets.to_owned(),
+                person_id: ets.to_owned(),
+                note: Some("Proposta progettuale con cronoprogramma".into()),
+                documents: vec![document],
+                at: self.clock.now(),
+            })
+            .await?;
+        let registration =
+            crate::protocollo::dispatch::register_incoming(&self.protocollo, &id, None).await?;
+        println!(
+            "  {}  [avviso] domanda di {name} dalla piattaforma — protocollo in entrata n. {registration}, ricevuta alle {}",
+            local(self.clock.now()),
+            registration
+                .received_at
+                .map(|t| t.with_timezone(&ROME).format("%H:%M").to_string())
+                .unwrap_or_default()
+        );
+        self.settle().await?;
+        self.report().await
     }
 
     async fn fire(
@@ -226,6 +266,14 @@ impl Demo {
             .filter(|o| o.id > seen)
         {
             self.seen_outbox = o.id;
+            if matches!(
+                o.kind.as_str(),
+                crate::protocollo::dispatch::PROTOCOL_REGISTER_KIND
+                    | crate::protocollo::dispatch::PROTOCOL_RECONCILE_KIND
+            ) {
+                // The daily register and the reconciliation run every day: summed up at the end.
+                continue;
+            }
             if o.kind == delivery::DIGEST_KIND
                 && store
                     .deliveries(&DeliveryFilter {
@@ -255,13 +303,28 @@ impl Demo {
                     if n.urgent { " (urgente)" } else { "" }
                 ),
                 Effect::RegisterProtocol { direction, .. } => {
-                    match store.protocol_entry_of_outbox(o.id).await? {
+                    match store.protocol_by_key(&format!("outbox:{}", o.id)).await? {
                         Some(entry) => format!("protocollo in {direction} n. {entry}"),
                         None => format!("registrazione di protocollo in {direction}"),
                     }
                 }
                 Effect::StartInstance { procedure, .. } => {
                     format!("avvio della sotto-procedura {procedure}")
+                }
+                Effect::RegisterIncoming {
+                    submission_id,
+                    soccorso_id,
+                } => {
+                    let key = match soccorso_id {
+                        Some(soccorso) => format!("soccorso:{soccorso}"),
+                        None => format!("domanda:{submission_id}"),
+                    };
+                    match store.protocol_by_key(&key).await? {
+                        Some(entry) => format!(
+                            "protocollo in entrata n. {entry} (già registrata alla ricezione)"
+                        ),
+                        None => "registrazione in entrata".to_string(),
+                    }
                 }
                 other => other.kind().to_string(),
             };
@@ -404,15 +467,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ..DeliveryOptions::default()
     };
     let digest = CronJob::new("riepilogo", "0 0 8 * * *", "digest")?;
-    let scheduler = delivery::install(
-        Scheduler::new(
-            service.clone(),
-            Options {
-                worker_id: "demo".into(),
-                cron: vec![digest.clone()],
-                ..Options::default()
-            },
-        )?,
+    let registro = CronJob::new("registro_protocollo", "0 5 0 * * *", "protocol_register")?;
+    let protocollo = demo_protocollo(&service, &args)?;
+    let scheduler = crate::protocollo::install(
+        delivery::install(
+            Scheduler::new(
+                service.clone(),
+                Options {
+                    worker_id: "demo".into(),
+                    cron: vec![digest.clone(), registro],
+                    ..Options::default()
+                },
+            )?,
+            &mail,
+        ),
+        &protocollo,
         &mail,
     );
     let worker = DeliveryWorker::new(
@@ -432,6 +501,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         names: BTreeMap::new(),
         digest,
         printed_terms: BTreeMap::new(),
+        protocollo,
     };
 
     println!(
@@ -460,6 +530,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     )
     .await?;
     demo.print_terms(&avviso).await?;
+    demo.move_clock_to(at("2026-12-04T16:20:00+01:00")?).await?;
+    demo.apply(&avviso, "ets-il-ponte", "Cooperativa Sociale Il Ponte")
+        .await?;
+    demo.move_clock_to(at("2026-12-09T11:42:00+01:00")?).await?;
+    demo.apply(&avviso, "ets-orizzonti", "Associazione Orizzonti APS")
+        .await?;
     demo.move_clock_to(at("2026-12-10T11:00:00+01:00")?).await?;
     demo.fire(&avviso, "chiudi_domande", "rup", json!({}))
         .await?;
@@ -546,6 +622,48 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             args.db_file.display()
         );
     }
+    println!("\nProtocollo");
+    let days = demo.protocollo.daily_registers().await?;
+    let registrations = demo
+        .service
+        .store()
+        .protocol_registrations(&crate::store::ProtocolFilter::default())
+        .await?;
+    println!(
+        "  {} registrazioni (procedo protocollo list --database sqlite://{}?mode=rwc); segnatura XML delle uscite con destinatari e documento: procedo protocollo segnatura NUMERO/ANNO",
+        registrations.len(),
+        args.db_file.display()
+    );
+    let produced = demo.service.store().daily_registers().await?;
+    if let (Some(first), Some(last)) = (produced.first(), produced.last()) {
+        println!(
+            "  registri giornalieri dal {} al {} ({} giorni{}), consegnati alla conservazione in {}",
+            first.day.format("%d/%m/%Y"),
+            last.day.format("%d/%m/%Y"),
+            produced.len(),
+            if days.is_empty() {
+                String::new()
+            } else {
+                format!(", {} prodotti ora", days.len())
+            },
+            demo_dir(&args).join("demo-conservazione").display()
+        );
+    }
+    let report = demo.protocollo.verify().await?;
+    println!(
+        "  verifica (procedo protocollo verify): {} — {} righe della catena, {} file",
+        if report.is_clean() {
+            "registro integro"
+        } else {
+            "PROBLEMI"
+        },
+        report.rows,
+        report.files
+    );
+    for problem in &report.problems {
+        println!("    {problem}");
+    }
+
     let store = demo.service.store();
     let count = |status| async move {
         store
@@ -579,6 +697,40 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The demo's protocol register: procedo's own, with the Ambito's codes, files and
+/// conservation folder beside the demo's mail folder.
+fn demo_protocollo(
+    service: &Service,
+    args: &DemoArgs,
+) -> anyhow::Result<crate::protocollo::Protocollo> {
+    let base = demo_dir(args);
+    for dir in ["demo-files", "demo-conservazione"] {
+        let dir = base.join(dir);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("rimozione di {}", dir.display()))?;
+        }
+    }
+    let mut settings = crate::protocollo::Settings::local("Ambito territoriale di Borgo Fiorito");
+    settings.aoo.codice_amministrazione = "ats_bf".into();
+    settings.aoo.codice_aoo = "udp_bf".into();
+    settings.aoo.codice_fiscale = "91012340123".into();
+    settings.aoo.email = Some("ufficiodipiano@pec.borgofiorito.example.it".into());
+    settings.files_dir = base.join("demo-files");
+    settings.conservation_dir = base.join("demo-conservazione");
+    Ok(crate::protocollo::Protocollo::new(
+        service.clone(),
+        &settings,
+    )?)
+}
+
+/// The folder beside the demo's mail folder (`out/`).
+fn demo_dir(args: &DemoArgs) -> PathBuf {
+    args.mail_dir
+        .parent()
+        .map_or_else(|| PathBuf::from("out"), std::path::Path::to_path_buf)
+}
+
 /// The people who receive the demo's emails: three mayors (one prefers the daily digest), two
 /// ETS contacts and the RUP, each in their organisation.
 async fn register_people(store: &Store, now: DateTime<Utc>) -> anyhow::Result<()> {
@@ -587,40 +739,46 @@ async fn register_people(store: &Store, now: DateTime<Utc>) -> anyhow::Result<()
             "ambito-borgo-fiorito",
             "Ambito territoriale di Borgo Fiorito",
             OrganisationKind::Ambito,
+            "91012340123",
         ),
         (
             "comune-borgo-fiorito",
             "Comune di Borgo Fiorito",
             OrganisationKind::Comune,
+            "00123450123",
         ),
         (
             "comune-castelverde",
             "Comune di Castelverde",
             OrganisationKind::Comune,
+            "00234560234",
         ),
         (
             "comune-san-lorenzo",
             "Comune di San Lorenzo al Lago",
             OrganisationKind::Comune,
+            "00345670345",
         ),
         (
             "ets-il-ponte",
             "Cooperativa Sociale Il Ponte",
             OrganisationKind::Ets,
+            "02456780456",
         ),
         (
             "ets-orizzonti",
             "Associazione Orizzonti APS",
             OrganisationKind::Ets,
+            "93567890567",
         ),
     ];
-    for (id, name, kind) in organisations {
+    for (id, name, kind, codice_fiscale) in organisations {
         store
             .add_organisation(&NewOrganisation {
                 id: id.into(),
                 name: name.into(),
                 kind,
-                codice_fiscale: None,
+                codice_fiscale: Some(codice_fiscale.into()),
                 runts: None,
                 at: now,
             })

@@ -7,6 +7,7 @@ pub mod graph;
 pub mod identity;
 pub mod instance;
 pub mod mail;
+pub mod protocollo;
 pub mod scheduler;
 pub mod serve;
 pub mod term;
@@ -66,4 +67,7 @@ pub enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(identity::TokenCommand),
+    /// The protocol register: list, show, segnatura, daily register, annulments, verify.
+    #[command(subcommand)]
+    Protocollo(protocollo::ProtocolloCommand),
 }

@@ -99,7 +99,12 @@ async fn run_scheduler(args: RunArgs) -> anyhow::Result<()> {
     let mut mail = notify::delivery::MailSettings::from_env(catalog.templates)
         .context("configurazione della posta")?;
     apply_worker_args(&args.work, &mut options, &mut mail)?;
-    let scheduler = notify::delivery::install(Scheduler::new(service.clone(), options)?, &mail);
+    let protocollo = app::protocollo(&service)?;
+    let scheduler = crate::protocollo::install(
+        notify::delivery::install(Scheduler::new(service.clone(), options)?, &mail),
+        &protocollo,
+        &mail,
+    );
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;

@@ -146,7 +146,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("impossibile ascoltare su {}", args.bind))?;
     let address = listener.local_addr().context("indirizzo locale")?;
-    let state = ApiState::new(service.clone(), args.limits());
+    let protocollo = app::protocollo(&service)?;
+    let state = ApiState::new(service.clone(), args.limits()).with_protocollo(protocollo.clone());
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         crate::cli::scheduler::shutdown_signal().await;
@@ -159,7 +160,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let scheduler = if args.no_scheduler {
         None
     } else {
-        let scheduler = crate::notify::install(Scheduler::new(service.clone(), options)?, &mail);
+        let scheduler = crate::protocollo::install(
+            crate::notify::install(Scheduler::new(service.clone(), options)?, &mail),
+            &protocollo,
+            &mail,
+        );
         let delivery = crate::notify::spawn_delivery_worker(
             &service,
             &mail,

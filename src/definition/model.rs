@@ -236,19 +236,31 @@ pub enum Direction {
     Interno,
 }
 
+/// A registration a step asks for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Protocollo {
+    /// In, out or internal.
+    pub direction: Direction,
+    /// Subject (handlebars over variables).
+    pub subject: String,
+    /// A repertorio's code instead of the protocol register.
+    pub register: Option<String>,
+    /// The role whose people are the recipients (outgoing).
+    pub to: Option<RoleName>,
+    /// The message template rendered as the registered document.
+    pub document: Option<String>,
+    /// Titolario classification.
+    pub classification: Option<String>,
+}
+
 /// An action.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Send a notification.
     Notify(Notify),
-    /// Register a document in the protocollo; the subject is a template over variables.
-    Protocollo {
-        /// In, out or internal.
-        direction: Direction,
-        /// Subject (handlebars over variables).
-        subject: String,
-    },
+    /// Register a document in the protocollo (or in a repertorio).
+    Protocollo(Protocollo),
     /// Assign variables.
     Set(Vec<(VarName, Expr)>),
     /// Start a sub-procedure.
@@ -299,7 +311,7 @@ pub struct Timer {
 }
 
 /// The jobs a recurring entry may run (the scheduler's `JobKind`s).
-pub const JOB_KINDS: &[&str] = &["digest", "protocol_register"];
+pub const JOB_KINDS: &[&str] = &["digest", "protocol_register", "protocol_reconcile"];
 
 /// A recurring job declared by the procedure.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -197,6 +197,18 @@ pub(crate) struct RawNotify {
 pub(crate) struct RawProtocollo {
     pub direction: SStr,
     pub subject: SStr,
+    /// A repertorio instead of the protocol register.
+    #[serde(default)]
+    pub register: Option<SStr>,
+    /// The role whose people (and their organisations) are the recipients.
+    #[serde(default)]
+    pub to: Option<SStr>,
+    /// A message template rendered as the registered document.
+    #[serde(default)]
+    pub document: Option<SStr>,
+    /// Titolario classification.
+    #[serde(default)]
+    pub classificazione: Option<SStr>,
 }
 
 /// Start a sub-procedure.

@@ -36,7 +36,13 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Names that every notification context provides besides the procedure's variables.
-pub const CONTEXT_NAMES: &[&str] = &["procedura", "istanza", "destinatario", "ambito"];
+pub const CONTEXT_NAMES: &[&str] = &[
+    "procedura",
+    "istanza",
+    "destinatario",
+    "ambito",
+    "protocollo",
+];
 /// Names a reminder's context adds.
 pub const REMINDER_NAMES: &[&str] = &["scadenza"];
 
@@ -407,10 +413,50 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
                         Direction::Interno
                     }
                 };
-                out.push(Action::Protocollo {
+                let register = p.register.map(|r| {
+                    let code = r.value.trim().to_owned();
+                    let valid = (1..=16).contains(&code.len())
+                        && code.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+                    if !valid {
+                        ctx.at(&loc(&r), format!("registro '{}' non valido: lettere, cifre, _ . -, al massimo 16 caratteri", r.value));
+                    }
+                    code
+                });
+                let to = p.to.map(|t| {
+                    if !roles.contains_key(t.value.as_str()) {
+                        ctx.at(&loc(&t), format!("ruolo sconosciuto '{}'", t.value));
+                    }
+                    RoleName(t.value)
+                });
+                let document = p.document.map(|d| {
+                    if let Some(templates) = known_templates
+                        && !templates.contains_key(&d.value)
+                    {
+                        ctx.at(
+                            &loc(&d),
+                            format!(
+                                "template sconosciuto '{}' come documento da protocollare",
+                                d.value
+                            ),
+                        );
+                    }
+                    d.value
+                });
+                if direction == Direction::Uscita && to.is_none() && document.is_some() {
+                    ctx.at(&at, "un documento in uscita da protocollare richiede i destinatari: aggiungere to: <ruolo>");
+                }
+                let classification = p
+                    .classificazione
+                    .map(|c| c.value.trim().to_owned())
+                    .filter(|c| !c.is_empty());
+                out.push(Action::Protocollo(Protocollo {
                     direction,
                     subject: p.subject.value,
-                });
+                    register,
+                    to,
+                    document,
+                    classification,
+                }));
             } else if let Some(assignments) = a.set {
                 let mut list = Vec::new();
                 for (name, value) in assignments {

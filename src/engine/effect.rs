@@ -95,6 +95,10 @@ pub struct NotificationPlan {
     /// Calendar invite to attach, with the instance's history seq as its SEQUENCE.
     #[serde(default)]
     pub invite: Option<crate::definition::InviteMethod>,
+    /// Which registration of the same step the message cites ("prot. n. … del …"): the
+    /// ordinal of its `RegisterProtocol` effect among the step's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<u32>,
 }
 
 /// An effect of a step.
@@ -118,6 +122,27 @@ pub enum Effect {
         subject: String,
         /// Variables at the time of the step.
         context: Value,
+        /// A repertorio instead of the protocol register.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        register: Option<String>,
+        /// The role whose people are the recipients.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+        /// The message template rendered as the registered document.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        document: Option<String>,
+        /// Titolario classification.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        classification: Option<String>,
+    },
+    /// Register as incoming what an ETS sent through the platform: an application, or its
+    /// answer to a soccorso istruttorio. Queued by the store with what it registers.
+    RegisterIncoming {
+        /// The submission.
+        submission_id: String,
+        /// The soccorso answer, when that is what arrived.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        soccorso_id: Option<String>,
     },
     /// Start a sub-procedure.
     StartInstance {
@@ -139,6 +164,7 @@ impl Effect {
             Effect::CancelTimer { .. } => "cancel_timer",
             Effect::Notify(_) => "notify",
             Effect::RegisterProtocol { .. } => "protocollo",
+            Effect::RegisterIncoming { .. } => "protocollo_in",
             Effect::StartInstance { .. } => "start_instance",
         }
     }

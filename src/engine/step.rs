@@ -320,13 +320,21 @@ impl Context<'_> {
         Value::Object(ctx)
     }
 
-    fn notify(&self, n: &Notify, state: &str, data: &InstanceData) -> Effect {
+    fn notify(&self, n: &Notify, state: &str, data: &InstanceData, effects: &[Effect]) -> Effect {
+        // A message cites the last registration its step asked for before it.
+        let registrations = effects
+            .iter()
+            .filter(|e| matches!(e, Effect::RegisterProtocol { .. }))
+            .count();
         Effect::Notify(NotificationPlan {
             role: n.role.to_string(),
             template: n.template.clone(),
             urgent: n.urgent,
             context: self.template_context(state, data),
             invite: n.invite,
+            protocol: registrations
+                .checked_sub(1)
+                .and_then(|ordinal| u32::try_from(ordinal).ok()),
         })
     }
 
@@ -340,17 +348,22 @@ impl Context<'_> {
         let today = self.now.with_timezone(&ROME).date_naive();
         for action in actions {
             match action {
-                Action::Notify(n) => effects.push(self.notify(n, state, data)),
-                Action::Protocollo { direction, subject } => {
-                    effects.push(Effect::RegisterProtocol {
-                        direction: serde_json::to_value(direction)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default(),
-                        subject: subject.clone(),
-                        context: self.template_context(state, data),
-                    })
+                Action::Notify(n) => {
+                    let effect = self.notify(n, state, data, effects);
+                    effects.push(effect);
                 }
+                Action::Protocollo(p) => effects.push(Effect::RegisterProtocol {
+                    direction: serde_json::to_value(p.direction)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    subject: p.subject.clone(),
+                    context: self.template_context(state, data),
+                    register: p.register.clone(),
+                    to: p.to.as_ref().map(ToString::to_string),
+                    document: p.document.clone(),
+                    classification: p.classification.clone(),
+                }),
                 Action::Set(assignments) => {
                     let mut new_values = Vec::new();
                     {
@@ -730,5 +743,6 @@ pub fn reminder_notification(
         urgent: *urgent,
         context,
         invite: None,
+        protocol: None,
     })
 }

@@ -24,29 +24,29 @@
 //! from the outbox: the same on every dispatch of a row, one more at every move, and the
 //! cancellation above them all.
 //!
-//! [`ProtocolloDispatch`] registers `protocollo` effects in the local protocol register.
+//! A notification of a step that also registers an act in the protocollo cites it: the
+//! dispatcher waits for the registration of that step (`protocollo` in the template context:
+//! number, date, the text of the segnatura) and retries until it is there.
 //!
 //! Invariants: nothing here logs a body or a full address (the recipient's domain at most);
 //! the clock comes from the service (dispatchers) or from the caller (worker); a dispatcher
 //! is idempotent per outbox row.
 
-mod protocollo;
 mod worker;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use lettre::Address;
 use lettre::message::Mailbox;
 use serde_json::{Map, Value, json};
 use tracing::{Instrument, info, info_span, warn};
 
-pub use protocollo::ProtocolloDispatch;
 pub use worker::{DeliveryOptions, DeliveryWorker};
 
+use super::recipients::{self, Recipient, store_failure};
 use super::{
     DEFAULT_FROM, Error, Meeting, Method, Moment, OutgoingEmail, SMTP_FROM_VARIABLE, SmtpSettings,
     Templates, Transport, agenda_description, invite_ics, long_date, long_date_time,
@@ -56,16 +56,12 @@ use crate::definition::InviteMethod;
 use crate::engine::{Effect, NotificationPlan};
 use crate::scheduler::{Dispatch, DispatchError, DispatchFuture, Scheduler};
 use crate::service::Service;
-use crate::store::{self, DeliveryStatus, NewDelivery, OutboxRow, PersonRow, SubmissionFilter};
+use crate::store::{self, DeliveryStatus, NewDelivery, OutboxRow};
 
 /// Outbox kind of a notification (`Effect::Notify` of a step or a reminder).
 pub const NOTIFY_KIND: &str = "notify";
 /// Outbox kind queued by the `digest` recurring job.
 pub const DIGEST_KIND: &str = "digest";
-/// Outbox kind of an `Effect::RegisterProtocol` of a step.
-pub const PROTOCOLLO_KIND: &str = "protocollo";
-/// Outbox kind queued by the `protocol_register` recurring job.
-pub const PROTOCOL_REGISTER_KIND: &str = "protocol_register";
 
 /// Environment variable naming the Ambito in messages (`ambito.nome`).
 pub const AMBITO_VARIABLE: &str = "PROCEDO_AMBITO_NOME";
@@ -76,10 +72,6 @@ pub const MAIL_DIR_VARIABLE: &str = "PROCEDO_MAIL_DIR";
 /// The `.eml` folder when neither `PROCEDO_SMTP_URL` nor `PROCEDO_MAIL_DIR` is set.
 pub const DEFAULT_MAIL_DIR: &str = "out/mail";
 
-/// The role whose recipients are narrowed to the organisations that submitted.
-const ETS_ROLE: &str = "ets";
-/// The digest preference that holds non-urgent messages for the riepilogo.
-const DAILY_DIGEST: &str = "giornaliero";
 /// The message kind of the riepilogo.
 const DIGEST_TEMPLATE: &str = crate::scheduler::cron::DIGEST_TEMPLATE;
 /// Length of a meeting whose context says nothing (`durata_minuti`).
@@ -160,8 +152,8 @@ fn parse_sender(from: &str) -> Result<Mailbox, Error> {
     })
 }
 
-/// Registers the notification dispatchers on `scheduler`: `notify`, `digest`, `protocollo`
-/// and `protocol_register`. The delivery worker runs beside it ([`spawn_delivery_worker`]).
+/// Registers the notification dispatchers on `scheduler`: `notify` and `digest`. The delivery
+/// worker runs beside it ([`spawn_delivery_worker`]); the protocollo installs its own.
 #[must_use]
 pub fn install(scheduler: Scheduler, settings: &MailSettings) -> Scheduler {
     let service = scheduler.service().clone();
@@ -170,16 +162,10 @@ pub fn install(scheduler: Scheduler, settings: &MailSettings) -> Scheduler {
         service: service.clone(),
         composer: composer.clone(),
     });
-    let digest: Arc<dyn Dispatch> = Arc::new(DigestDispatch {
-        service: service.clone(),
-        composer,
-    });
-    let protocollo: Arc<dyn Dispatch> = Arc::new(ProtocolloDispatch::new(service));
+    let digest: Arc<dyn Dispatch> = Arc::new(DigestDispatch { service, composer });
     scheduler
         .with_dispatcher(NOTIFY_KIND, notify)
         .with_dispatcher(DIGEST_KIND, digest)
-        .with_dispatcher(PROTOCOLLO_KIND, protocollo.clone())
-        .with_dispatcher(PROTOCOL_REGISTER_KIND, protocollo)
 }
 
 /// Starts the delivery worker of `settings` on the service's store and clock, until
@@ -196,48 +182,6 @@ pub fn spawn_delivery_worker(
         service.clock(),
     );
     tokio::spawn(worker.run(shutdown))
-}
-
-/// One recipient of a notification.
-#[derive(Debug, Clone)]
-struct Recipient {
-    /// The person, when resolved from one.
-    person_id: Option<String>,
-    name: String,
-    email: String,
-    /// Prefers the daily digest for non-urgent messages.
-    digest: bool,
-}
-
-impl Recipient {
-    fn from_person(person: PersonRow) -> Recipient {
-        Recipient {
-            digest: person.digest == DAILY_DIGEST,
-            person_id: Some(person.id),
-            name: person.name,
-            email: person.email.trim().to_owned(),
-        }
-    }
-
-    /// The person id, or the address when there is none: the delivery's key.
-    fn key(&self) -> &str {
-        self.person_id.as_deref().unwrap_or(&self.email)
-    }
-
-    /// `Name <address>`, quoted as needed; the bare text when the address does not parse
-    /// (the send then fails permanently and the delivery shows why).
-    fn mailbox(&self) -> String {
-        match self.email.parse::<Address>() {
-            Ok(address) => Mailbox::new(Some(self.name.clone()), address).to_string(),
-            Err(_) => self.email.clone(),
-        }
-    }
-
-    fn domain(&self) -> &str {
-        self.email
-            .rsplit_once('@')
-            .map_or("?", |(_, domain)| domain)
-    }
 }
 
 /// Renders messages for recipients: the parts shared by notifications and digests.
@@ -273,6 +217,7 @@ impl Composer {
             json!({ "nome": recipient.name, "email": recipient.email }),
         );
         map.insert("ambito".to_owned(), json!({ "nome": self.ambito }));
+        map.entry("protocollo").or_insert(Value::Null);
         write_out_deadline(&mut map);
         Ok(Value::Object(map))
     }
@@ -329,16 +274,6 @@ fn write_out_deadline(map: &mut Map<String, Value>) {
     deadline.insert("data".to_owned(), Value::String(written));
 }
 
-/// Which store errors are worth retrying.
-fn store_failure(error: store::Error) -> DispatchError {
-    match error {
-        store::Error::Busy | store::Error::Database(_) | store::Error::Conflict { .. } => {
-            DispatchError::Transient(error.to_string())
-        }
-        other => DispatchError::Permanent(other.to_string()),
-    }
-}
-
 /// Fans a notification out into one delivery per recipient (outbox kind `notify`).
 #[derive(Debug, Clone)]
 pub struct NotifyDispatch {
@@ -362,7 +297,8 @@ impl NotifyDispatch {
                 row.id
             )));
         };
-        let recipients = self.recipients(row, plan).await?;
+        let recipients =
+            recipients::of_role(&self.service, row.instance_id.as_deref(), &plan.role).await?;
         if recipients.is_empty() {
             warn!(role = %plan.role, template = %plan.template, "nessun destinatario con questo ruolo: notifica senza invii");
             return Ok(());
@@ -371,10 +307,14 @@ impl NotifyDispatch {
             Some(method) => Some(self.invite(row, plan, &recipients, method).await?),
             None => None,
         };
+        let mut base = plan.context.clone();
+        if let (Some(citation), Value::Object(map)) = (self.citation(row, plan).await?, &mut base) {
+            map.insert("protocollo".to_owned(), citation);
+        }
         let now = self.service.now();
         let mut deliveries = Vec::with_capacity(recipients.len());
         for recipient in &recipients {
-            let context = self.composer.context_for(&plan.context, recipient)?;
+            let context = self.composer.context_for(&base, recipient)?;
             let key = format!("delivery-{}-{}", row.id, recipient.key());
             let mut email = self
                 .composer
@@ -425,96 +365,34 @@ impl NotifyDispatch {
         Ok(())
     }
 
-    /// People with the plan's role; for `ets`, only the organisations that submitted to the
-    /// instance when any did. One recipient per address.
-    async fn recipients(
+    /// The registration the message cites (`protocollo` in its context): number, date and the
+    /// text to print. The registration of the step comes first; until it is made the
+    /// notification waits (a transient error, retried).
+    async fn citation(
         &self,
         row: &OutboxRow,
         plan: &NotificationPlan,
-    ) -> Result<Vec<Recipient>, DispatchError> {
+    ) -> Result<Option<Value>, DispatchError> {
+        let (Some(ordinal), Some(instance_id), Some(step_seq)) =
+            (plan.protocol, row.instance_id.as_deref(), row.step_seq)
+        else {
+            return Ok(None);
+        };
         let store = self.service.store();
-        let mut people = store
-            .people_with_role(None, &plan.role)
+        let rows = store
+            .step_outbox_rows(instance_id, step_seq, PROTOCOLLO_KIND)
             .await
             .map_err(store_failure)?;
-        if plan.role == ETS_ROLE
-            && let Some(instance_id) = &row.instance_id
-        {
-            let submitted: BTreeSet<String> = store
-                .submissions(&SubmissionFilter {
-                    instance_id: Some(instance_id.clone()),
-                    organisation_id: None,
-                })
-                .await
-                .map_err(store_failure)?
-                .into_iter()
-                .map(|submission| submission.organisation_id)
-                .collect();
-            let parties = self.parties(instance_id).await?;
-            let concerned: BTreeSet<String> = submitted.union(&parties.listed).cloned().collect();
-            if !concerned.is_empty() {
-                people.retain(|person| concerned.contains(&person.organisation_id));
-            } else if !parties.public_notice {
-                // Never broadcast to every ETS what concerns some of them: a procedure that is
-                // not a public notice must name its parties.
-                return Err(DispatchError::Permanent(format!(
-                    "nessun ETS destinatario per '{}': la procedura non è un avviso pubblico e non indica le parti (variabile di tipo parties)",
-                    plan.template
-                )));
-            }
-        }
-        let mut seen = BTreeSet::new();
-        let mut recipients = Vec::with_capacity(people.len());
-        for person in people {
-            if person.email.trim().is_empty() {
-                warn!(person = %person.id, "persona senza indirizzo email: esclusa dai destinatari");
-                continue;
-            }
-            if seen.insert(person.email.trim().to_lowercase()) {
-                recipients.push(Recipient::from_person(person));
-            }
-        }
-        Ok(recipients)
-    }
-
-    /// The organisations an instance names in its `parties` variables, and whether its
-    /// procedure is a public notice (it takes submissions), which may address every ETS.
-    async fn parties(&self, instance_id: &str) -> Result<Parties, DispatchError> {
-        let store = self.service.store();
-        let Some(row) = store.instance(instance_id).await.map_err(store_failure)? else {
-            return Ok(Parties::default());
+        let Some(registration_row) = usize::try_from(ordinal).ok().and_then(|n| rows.get(n)) else {
+            return Ok(None);
         };
-        let procedure = self
-            .service
-            .procedure(&row.definition_id, Some(row.definition_version))
-            .await
-            .map_err(|e| DispatchError::Transient(e.to_string()))?;
-        let mut listed = BTreeSet::new();
-        for var in procedure
-            .variables
-            .values()
-            .filter(|v| v.kind == crate::definition::VarType::Parties)
-        {
-            for party in row
-                .data
-                .variables
-                .get(var.name.as_str())
-                .and_then(|v| v.as_array())
-                .into_iter()
-                .flatten()
-            {
-                let id = party
-                    .as_str()
-                    .or_else(|| party.get("id").and_then(|id| id.as_str()));
-                if let Some(id) = id {
-                    listed.insert(id.to_string());
-                }
-            }
-        }
-        Ok(Parties {
-            listed,
-            public_notice: procedure.submissions.is_some(),
-        })
+        let key = format!("outbox:{}", registration_row.id);
+        let Some(registration) = store.protocol_citation(&key).await.map_err(store_failure)? else {
+            return Err(DispatchError::Transient(
+                "in attesa del numero di protocollo dell'atto da citare".to_owned(),
+            ));
+        };
+        Ok(Some(citation_context(&registration)))
     }
 
     /// The invite of the meeting the notification is about, for every recipient.
@@ -566,6 +444,34 @@ impl Dispatch for NotifyDispatch {
         )
     }
 }
+
+/// How a message cites a registration: `{{protocollo.riferimento}}` is "prot. n. 0000042 del
+/// 27/11/2026" (or the emergency register's, or a repertorio's).
+pub fn citation_context(r: &store::ProtocolRegistration) -> Value {
+    let data = r
+        .registered_at
+        .with_timezone(&crate::terms::ROME)
+        .format("%d/%m/%Y")
+        .to_string();
+    let riferimento = match r.register.as_str() {
+        store::PROTOCOL_REGISTER => format!("prot. n. {} del {data}", r.padded_number()),
+        store::EMERGENCY_REGISTER => format!(
+            "registro di protocollo di emergenza n. {} del {data}",
+            r.padded_number()
+        ),
+        other => format!("{other} n. {} del {data}", r.padded_number()),
+    };
+    json!({
+        "numero": r.padded_number(),
+        "anno": r.year,
+        "data": data,
+        "registro": r.register,
+        "riferimento": riferimento,
+    })
+}
+
+/// The outbox kind of a step's registration in the protocollo.
+pub const PROTOCOLLO_KIND: &str = "protocollo";
 
 /// What a meeting's invite takes from outside its context.
 struct MeetingFacts<'a> {
@@ -768,6 +674,7 @@ impl DigestDispatch {
                 let last = deliveries.last();
                 Recipient {
                     person_id: last.and_then(|delivery| delivery.person_id.clone()),
+                    organisation_id: None,
                     name: last.map_or_else(String::new, |delivery| delivery.recipient_name.clone()),
                     email: last.map_or_else(
                         || key.to_owned(),
@@ -939,32 +846,4 @@ mod tests {
         write_out_deadline(&mut unreadable);
         assert_eq!(unreadable["scadenza"]["data"], json!("presto"));
     }
-
-    #[test]
-    fn a_recipient_mailbox_is_quoted_and_a_bad_address_passes_through() {
-        let recipient = Recipient {
-            person_id: Some("p1".to_owned()),
-            name: "Rossi, Anna".to_owned(),
-            email: "anna@comune.example.it".to_owned(),
-            digest: false,
-        };
-        assert_eq!(
-            recipient.mailbox(),
-            "\"Rossi, Anna\" <anna@comune.example.it>"
-        );
-        let broken = Recipient {
-            email: "non un indirizzo".to_owned(),
-            ..recipient
-        };
-        assert_eq!(broken.mailbox(), "non un indirizzo");
-    }
-}
-
-/// Who an instance concerns among the ETS.
-#[derive(Debug, Default)]
-struct Parties {
-    /// Organisation ids listed in the instance's `parties` variables.
-    listed: BTreeSet<String>,
-    /// The procedure is a public notice (it takes submissions).
-    public_notice: bool,
 }

@@ -14,9 +14,9 @@
 //! - [`Transport`] (`transport.rs`): SMTP (from `PROCEDO_SMTP_URL`) or `.eml` files;
 //!   [`SendError`] says whether retrying can help, `scheduler::backoff` says when.
 //! - `sample.rs`: made-up Italian data for `procedo mail test`, the benchmark and tests.
-//! - [`delivery`]: from outbox rows to emails — recipients, one delivery record per
-//!   recipient, the daily digest, the delivery worker, the local protocol register;
-//!   [`delivery::install`] puts its dispatchers on a scheduler.
+//! - [`recipients`]: who a notification (or an outgoing act) is for.
+//! - [`delivery`]: from outbox rows to emails — one delivery record per recipient, the daily
+//!   digest, the delivery worker; [`delivery::install`] puts its dispatchers on a scheduler.
 //!
 //! Invariants: nothing here reads the system clock (callers pass `dtstamp` and `now`; the
 //! dispatchers ask the service's injected clock), nothing logs a body or a
@@ -28,6 +28,7 @@ pub mod delivery;
 mod error;
 mod invite;
 mod message;
+pub mod recipients;
 mod references;
 pub mod sample;
 mod templates;

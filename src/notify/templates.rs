@@ -612,6 +612,7 @@ mod tests {
             "ordine_del_giorno",
             "organo",
             "procedura",
+            "protocollo",
             "seconda_convocazione",
         ];
         assert_eq!(

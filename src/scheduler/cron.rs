@@ -40,17 +40,27 @@ pub enum JobKind {
     /// Queues the daily digest (an outbox row of kind `digest`); the notification side
     /// renders it per recipient with the `riepilogo_giornaliero` template.
     Digest,
-    /// Queues the daily protocol register of the civil day that just ended (an outbox row of
+    /// Queues the production of the registro giornaliero of every day not produced yet, up
+    /// to the civil day that just ended, and its hand-over to conservation (an outbox row of
     /// kind `protocol_register`).
     ProtocolRegister,
+    /// Queues the reconciliation of the emergency register with the ente's protocol system
+    /// (an outbox row of kind `protocol_reconcile`).
+    ProtocolReconcile,
 }
 
 /// The recurring jobs every scheduling process runs unless configured otherwise: the daily
-/// digest at 08:00 and the daily protocol register at 00:05 (Europe/Rome).
+/// digest at 08:00, the daily protocol register at 00:05 and the reconciliation of the
+/// emergency register every ten minutes (Europe/Rome).
 pub fn default_jobs() -> Vec<CronJob> {
     [
         ("riepilogo_giornaliero", "0 0 8 * * *", "digest"),
         ("registro_protocollo", "0 5 0 * * *", "protocol_register"),
+        (
+            "riconciliazione_protocollo",
+            "0 */10 * * * *",
+            "protocol_reconcile",
+        ),
     ]
     .iter()
     .filter_map(|(id, schedule, job)| CronJob::new(id, schedule, job).ok())
@@ -59,13 +69,18 @@ pub fn default_jobs() -> Vec<CronJob> {
 
 impl JobKind {
     /// Every job a schedule may name.
-    pub const ALL: [JobKind; 2] = [JobKind::Digest, JobKind::ProtocolRegister];
+    pub const ALL: [JobKind; 3] = [
+        JobKind::Digest,
+        JobKind::ProtocolRegister,
+        JobKind::ProtocolReconcile,
+    ];
 
     /// The name in definitions and configuration, and the kind of the outbox row it queues.
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Digest => "digest",
             JobKind::ProtocolRegister => "protocol_register",
+            JobKind::ProtocolReconcile => "protocol_reconcile",
         }
     }
 }
@@ -150,7 +165,20 @@ impl CronJob {
                     "esecuzioni": runs,
                 }),
                 invite: None,
+                protocol: None,
             }),
+            JobKind::ProtocolReconcile => Effect::RegisterProtocol {
+                direction: "interno".to_string(),
+                subject: "Riconciliazione del registro di emergenza".to_string(),
+                context: json!({
+                    "lavoro": self.id,
+                    "previsto_alle": due.to_rfc3339(),
+                }),
+                register: None,
+                to: None,
+                document: None,
+                classification: None,
+            },
             JobKind::ProtocolRegister => {
                 let register_day = day.pred_opt().unwrap_or(day);
                 Effect::RegisterProtocol {
@@ -163,6 +191,10 @@ impl CronJob {
                         "previsto_alle": due.to_rfc3339(),
                         "esecuzioni": runs,
                     }),
+                    register: None,
+                    to: None,
+                    document: None,
+                    classification: None,
                 }
             }
         }
@@ -454,7 +486,7 @@ mod tests {
     #[test]
     fn configuration_jobs_with_an_unknown_kind_or_a_broken_expression_are_refused() {
         assert!(CronJob::new("riepilogo", "0 0 8 * * *", "digest").is_ok());
-        assert_eq!(default_jobs().len(), 2, "the default jobs are valid");
+        assert_eq!(default_jobs().len(), 3, "the default jobs are valid");
         assert!(CronJob::new("registro", "0 5 0 * * *", "protocol_register").is_ok());
         let unknown = CronJob::new("pulizia", "0 0 3 * * *", "vacuum")
             .map(|_| ())

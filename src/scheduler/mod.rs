@@ -64,7 +64,7 @@ pub enum Error {
     Service(#[from] service::Error),
     /// A recurring job names a job procedo does not know.
     #[error(
-        "lavoro pianificato '{id}': il lavoro '{job}' non esiste (ammessi: digest, protocol_register)"
+        "lavoro pianificato '{id}': il lavoro '{job}' non esiste (ammessi: digest, protocol_register, protocol_reconcile)"
     )]
     UnknownJob {
         /// The job's id.

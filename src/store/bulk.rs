@@ -101,8 +101,9 @@ impl Store {
                             Effect::CancelTimer { .. } => {}
                             Effect::Notify(_)
                             | Effect::RegisterProtocol { .. }
+                            | Effect::RegisterIncoming { .. }
                             | Effect::StartInstance { .. } => {
-                                outbox::enqueue(&txn, Some(r.instance_id), effect, at).await?;
+                                outbox::enqueue(&txn, Some((r.instance_id, 1)), effect, at).await?;
                             }
                         }
                     }
@@ -256,6 +257,7 @@ async fn timer_step_in<C: ConnectionTrait>(
             expected_version: r.expected_version,
         }));
     }
+    let seq = r.expected_version + 1;
     for effect in &r.step.effects {
         match effect {
             Effect::ScheduleTimer(plan) => {
@@ -267,12 +269,14 @@ async fn timer_step_in<C: ConnectionTrait>(
             Effect::CancelTimer { key } => {
                 timers::disarm(conn, r.instance_id, key, timers::CANCELLED).await?;
             }
-            Effect::Notify(_) | Effect::RegisterProtocol { .. } | Effect::StartInstance { .. } => {
-                outbox::enqueue(conn, Some(r.instance_id), effect, at).await?;
+            Effect::Notify(_)
+            | Effect::RegisterProtocol { .. }
+            | Effect::RegisterIncoming { .. }
+            | Effect::StartInstance { .. } => {
+                outbox::enqueue(conn, Some((r.instance_id, seq)), effect, at).await?;
             }
         }
     }
-    let seq = r.expected_version + 1;
     Ok(Ok(Committed {
         instance_id: r.instance_id.to_string(),
         seq,

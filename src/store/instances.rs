@@ -444,7 +444,7 @@ async fn start_in<C: ConnectionTrait>(conn: &C, r: &StartRecord<'_>) -> Result<A
         idempotency_key: r.idempotency_key,
     };
     append_history(conn, &entry).await?;
-    write_effects(conn, r.instance_id, &r.step.effects, at).await?;
+    write_effects(conn, r.instance_id, 1, &r.step.effects, at).await?;
     record_command(conn, &entry).await
 }
 
@@ -508,7 +508,7 @@ async fn step_in<C: ConnectionTrait>(conn: &C, r: &StepRecord<'_>) -> Result<Att
         idempotency_key: r.idempotency_key,
     };
     append_history(conn, &entry).await?;
-    write_effects(conn, r.instance_id, &r.step.effects, at).await?;
+    write_effects(conn, r.instance_id, seq, &r.step.effects, at).await?;
     record_command(conn, &entry).await
 }
 
@@ -579,6 +579,7 @@ async fn record_command<C: ConnectionTrait>(conn: &C, e: &Entry<'_>) -> Result<A
 async fn write_effects<C: ConnectionTrait>(
     conn: &C,
     instance_id: &str,
+    seq: i64,
     effects: &[Effect],
     at: DateTime<Utc>,
 ) -> Result<()> {
@@ -591,8 +592,11 @@ async fn write_effects<C: ConnectionTrait>(
             Effect::CancelTimer { key } => {
                 timers::disarm(conn, instance_id, key, timers::CANCELLED).await?;
             }
-            Effect::Notify(_) | Effect::RegisterProtocol { .. } | Effect::StartInstance { .. } => {
-                outbox::enqueue(conn, Some(instance_id), effect, at).await?;
+            Effect::Notify(_)
+            | Effect::RegisterProtocol { .. }
+            | Effect::RegisterIncoming { .. }
+            | Effect::StartInstance { .. } => {
+                outbox::enqueue(conn, Some((instance_id, seq)), effect, at).await?;
             }
         }
     }

@@ -51,7 +51,13 @@ pub use instances::{
 };
 pub use lease::Claim;
 pub use outbox::{OutboxRow, OutboxStatus};
-pub use protocollo::{NewRegistration, ProtocolEntry, Registered};
+pub use protocollo::{
+    AmendmentKind, AssignedNumber, ConservationStatus, Correspondent, CorrespondentKind,
+    DailyRegisterRow, Direction, DocumentRole, EMERGENCY_REGISTER, GENESIS, LogEntry, NewAmendment,
+    NewDailyRegister, NewProtocolDocument, NewProtocolRegistration, PROTOCOL_REGISTER,
+    ProtocolAmendment, ProtocolDocument, ProtocolFilter, ProtocolRegistration, Refusal, Registered,
+    Source, next_chain, sha256_hex,
+};
 pub use submissions::{
     AttachedDocument, DocumentRef, NewQuestion, NewSoccorsoResponse, NewSubmission, QuestionRow,
     SoccorsoRow, StoredDocument, SubmissionFilter, SubmissionRow, SubmissionStatus, Submitted,
@@ -203,6 +209,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<()> {
         use migration::MigratorTrait;
         migration::Migrator::up(&self.db, None).await?;
+        self.seal_protocol().await?;
         Ok(())
     }
 

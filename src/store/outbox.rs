@@ -89,6 +89,8 @@ pub struct OutboxRow {
     pub created_at: DateTime<Utc>,
     /// When it was carried out.
     pub done_at: Option<DateTime<Utc>>,
+    /// The history seq of the step that queued it.
+    pub step_seq: Option<i64>,
 }
 
 impl OutboxRow {
@@ -110,24 +112,41 @@ impl OutboxRow {
             lease_until: m.lease_until,
             created_at: m.created_at,
             done_at: m.done_at,
+            step_seq: m.step_seq,
         })
     }
 }
 
-/// Queues an effect under its own kind (`Effect::kind()`), due at `at`.
+/// Queues an effect of the step `(instance, seq)` under its own kind (`Effect::kind()`), due at
+/// `at`.
 pub(super) async fn enqueue<C: ConnectionTrait>(
     conn: &C,
-    instance_id: Option<&str>,
+    step: Option<(&str, i64)>,
     effect: &Effect,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    enqueue_as(conn, instance_id, effect.kind(), effect, at).await
+    let (instance_id, step_seq) = match step {
+        Some((instance_id, seq)) => (Some(instance_id), Some(seq)),
+        None => (None, None),
+    };
+    insert(conn, instance_id, step_seq, effect.kind(), effect, at).await
 }
 
 /// Queues an effect under an explicit kind (a cron job's `digest`…), due at `at`.
 pub(super) async fn enqueue_as<C: ConnectionTrait>(
     conn: &C,
     instance_id: Option<&str>,
+    kind: &str,
+    effect: &Effect,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    insert(conn, instance_id, None, kind, effect, at).await
+}
+
+async fn insert<C: ConnectionTrait>(
+    conn: &C,
+    instance_id: Option<&str>,
+    step_seq: Option<i64>,
     kind: &str,
     effect: &Effect,
     at: DateTime<Utc>,
@@ -146,6 +165,7 @@ pub(super) async fn enqueue_as<C: ConnectionTrait>(
         lease_until: Set(None),
         created_at: Set(at),
         done_at: Set(None),
+        step_seq: Set(step_seq),
     };
     outbox::Entity::insert(row)
         .exec_without_returning(conn)
@@ -379,6 +399,25 @@ impl Store {
     /// Give up on the row. `StaleOutbox` if `worker` no longer holds it.
     pub async fn outbox_failed(&self, id: i64, worker: &str, error: &str) -> Result<()> {
         failed(&self.db, id, worker, error).await
+    }
+
+    /// The rows of `kind` a step queued (instance and history seq), by id.
+    pub async fn step_outbox_rows(
+        &self,
+        instance_id: &str,
+        step_seq: i64,
+        kind: &str,
+    ) -> Result<Vec<OutboxRow>> {
+        outbox::Entity::find()
+            .filter(outbox::Column::InstanceId.eq(instance_id))
+            .filter(outbox::Column::StepSeq.eq(step_seq))
+            .filter(outbox::Column::Kind.eq(kind))
+            .order_by_asc(outbox::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(OutboxRow::from_model)
+            .collect()
     }
 
     /// Outbox rows, optionally with one status, by id.

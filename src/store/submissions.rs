@@ -16,7 +16,8 @@ use sea_orm::{
 };
 
 use super::entities::{document, question, soccorso_response, submission, submission_document};
-use super::{Error, Result, Store, instant, is_unique_violation, settle};
+use super::{Error, Result, Store, instant, is_unique_violation, outbox, settle};
+use crate::engine::Effect;
 
 /// Where a submission is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -622,6 +623,13 @@ async fn submit_in<C: ConnectionTrait>(
         });
     }
     attach(conn, &new.id, None, &new.documents, at).await?;
+    // Registered as incoming in the protocollo: queued with the submission, so it cannot be
+    // lost, and carried out at once by the API when it can.
+    let register = Effect::RegisterIncoming {
+        submission_id: new.id.clone(),
+        soccorso_id: None,
+    };
+    outbox::enqueue_as(conn, Some(&new.instance_id), register.kind(), &register, at).await?;
     Ok(None)
 }
 
@@ -637,7 +645,16 @@ async fn soccorso_in<C: ConnectionTrait>(conn: &C, new: &NewSoccorsoResponse) ->
     soccorso_response::Entity::insert(row)
         .exec_without_returning(conn)
         .await?;
-    attach(conn, &new.submission_id, Some(&new.id), &new.documents, at).await
+    attach(conn, &new.submission_id, Some(&new.id), &new.documents, at).await?;
+    let instance_id = submission::Entity::find_by_id(new.submission_id.clone())
+        .one(conn)
+        .await?
+        .map(|s| s.instance_id);
+    let register = Effect::RegisterIncoming {
+        submission_id: new.submission_id.clone(),
+        soccorso_id: Some(new.id.clone()),
+    };
+    outbox::enqueue_as(conn, instance_id.as_deref(), register.kind(), &register, at).await
 }
 
 /// Stores each document's content once by hash and links it to the submission.

@@ -437,7 +437,7 @@ impl Store {
                 .await?
                 .ok_or(Error::StaleTimer { timer_id: id })?;
             let effect = Effect::Notify(notification.clone());
-            outbox::enqueue(&txn, Some(&row.instance_id), &effect, at).await
+            outbox::enqueue_as(&txn, Some(&row.instance_id), effect.kind(), &effect, at).await
         }
         .await;
         settle(txn, outcome).await

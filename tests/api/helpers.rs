@@ -61,6 +61,7 @@ pub struct TestApp {
     client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     _scratch: Scratch,
+    _files: tempfile::TempDir,
 }
 
 impl Drop for TestApp {
@@ -101,7 +102,13 @@ async fn spawn_app(backend: String, store: Store, scratch: Scratch, limits: Limi
         .await
         .expect("install");
     let tokens = seed(service.store(), &clock).await;
-    let state = ApiState::new(service, limits);
+    let files = tempfile::tempdir().expect("files dir");
+    let mut settings = procedo::protocollo::Settings::local("Ambito territoriale 7");
+    settings.files_dir = files.path().join("files");
+    settings.conservation_dir = files.path().join("conservazione");
+    let protocollo =
+        procedo::protocollo::Protocollo::new(service.clone(), &settings).expect("protocollo");
+    let state = ApiState::new(service, limits).with_protocollo(protocollo);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -119,6 +126,7 @@ async fn spawn_app(backend: String, store: Store, scratch: Scratch, limits: Limi
         client: reqwest::Client::new(),
         shutdown: Some(shutdown),
         _scratch: scratch,
+        _files: files,
     }
 }
 

@@ -13,6 +13,7 @@ mod graphiql;
 mod hardening;
 mod limits;
 mod operations;
+mod protocollo;
 mod questions;
 mod schema;
 mod submissions;

@@ -79,23 +79,49 @@ pub fn init_tracing() {
 
 /// A fresh, migrated SQLite store in a temporary directory.
 pub async fn scratch_store() -> (Store, Scratch) {
+    let scratch = empty_sqlite();
+    let store = Store::connect(&scratch.url)
+        .await
+        .expect("apertura di SQLite");
+    (store, scratch)
+}
+
+/// A new SQLite file, not migrated yet.
+pub fn empty_sqlite() -> Scratch {
     init_tracing();
     let dir = tempfile::tempdir().expect("cartella temporanea");
-    let url = format!("sqlite://{}", dir.path().join("procedo.db").display());
-    let store = Store::connect(&url).await.expect("apertura di SQLite");
-    (
-        store,
-        Scratch {
-            url,
-            dir: Some(dir),
-            postgres: None,
-        },
-    )
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("procedo.db").display()
+    );
+    Scratch {
+        url,
+        dir: Some(dir),
+        postgres: None,
+    }
+}
+
+/// Every backend, each with an empty database, not migrated yet.
+pub async fn empty_databases() -> Vec<(String, Scratch)> {
+    let mut out = vec![("sqlite".to_string(), empty_sqlite())];
+    if let Some(admin_url) = postgres_url() {
+        out.push(("postgres".to_string(), empty_postgres(&admin_url).await));
+    }
+    out
 }
 
 /// A fresh, migrated PostgreSQL store in a new database on the server named by
 /// `PROCEDO_TEST_DATABASE_URL`. Panics if the server is unreachable.
 pub async fn scratch_postgres(admin_url: &str) -> (Store, Scratch) {
+    let scratch = empty_postgres(admin_url).await;
+    let store = Store::connect(&scratch.url)
+        .await
+        .unwrap_or_else(|e| panic!("apertura di {}: {e}", scratch.url));
+    (store, scratch)
+}
+
+/// A new database on the PostgreSQL test server, not migrated yet.
+pub async fn empty_postgres(admin_url: &str) -> Scratch {
     init_tracing();
     let mut options = ConnectOptions::new(admin_url);
     options
@@ -121,17 +147,11 @@ pub async fn scratch_postgres(admin_url: &str) -> (Store, Scratch) {
         name: name.clone(),
     };
     let url = with_database(admin_url, &name);
-    let store = Store::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("apertura di {url}: {e}"));
-    (
-        store,
-        Scratch {
-            url,
-            dir: None,
-            postgres: Some(postgres),
-        },
-    )
+    Scratch {
+        url,
+        dir: None,
+        postgres: Some(postgres),
+    }
 }
 
 /// Every backend to run a test on, each with a fresh store: SQLite always, PostgreSQL too

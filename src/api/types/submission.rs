@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::caller::OrganisationRef;
 use super::instance::Instance;
+use super::protocol::ProtocolReference;
 use crate::api::access;
 use crate::api::context::shared;
 use crate::api::error::ApiError;
@@ -59,6 +60,7 @@ pub(crate) struct Document {
 
 /// An answer to a soccorso istruttorio.
 #[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
 pub(crate) struct SoccorsoResponse {
     /// Id.
     pub id: ID,
@@ -78,6 +80,22 @@ impl From<store::SoccorsoRow> for SoccorsoResponse {
             note: r.note,
             responded_at: r.responded_at,
         }
+    }
+}
+
+#[async_graphql::ComplexObject]
+impl SoccorsoResponse {
+    /// Its registration in the protocollo as incoming (null until registered).
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
+    async fn protocol(&self, ctx: &Context<'_>) -> Result<Option<ProtocolReference>, ApiError> {
+        let key = format!("soccorso:{}", self.id.as_str());
+        Ok(shared(ctx)?
+            .service
+            .store()
+            .protocol_citation(&key)
+            .await?
+            .as_ref()
+            .map(ProtocolReference::from))
     }
 }
 
@@ -200,6 +218,20 @@ impl Submission {
                 soccorso_response_id: d.soccorso_id.map(ID),
             })
             .collect())
+    }
+
+    /// Its registration in the protocollo as incoming, with the receipt instant its
+    /// timeliness is judged on (null until registered).
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
+    async fn protocol(&self, ctx: &Context<'_>) -> Result<Option<ProtocolReference>, ApiError> {
+        let key = format!("domanda:{}", self.row.id);
+        Ok(shared(ctx)?
+            .service
+            .store()
+            .protocol_citation(&key)
+            .await?
+            .as_ref()
+            .map(ProtocolReference::from))
     }
 
     /// Answers to soccorso istruttorio.

@@ -18,6 +18,10 @@ pub(crate) mod soccorso_response;
 pub(crate) mod submission;
 pub(crate) mod submission_document;
 pub(crate) mod token;
-// Email deliveries and the protocol register (notify).
+// Email deliveries.
 pub(crate) mod delivery;
-pub(crate) mod protocollo;
+// The protocol register.
+pub(crate) mod protocol_amendment;
+pub(crate) mod protocol_daily_register;
+pub(crate) mod protocol_document;
+pub(crate) mod protocol_registration;

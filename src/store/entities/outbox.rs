@@ -20,6 +20,8 @@ pub struct Model {
     pub lease_until: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub done_at: Option<DateTimeUtc>,
+    /// The history seq of the step that queued it (none for recurring jobs).
+    pub step_seq: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
