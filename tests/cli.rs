@@ -235,9 +235,116 @@ fn the_demo_prints_a_plain_italian_timeline_and_logs_nothing_unasked() {
             "log line: {line}"
         );
     }
-    // What the log used to say, the timeline says in Italian.
+    // Who got which message is said in the timeline, in Italian: the esito reaches the two
+    // ETS that applied, their applications registered as incoming.
     assert!(
-        stdout.contains("📧 esito_istruttoria: nessun destinatario con il ruolo 'ets'"),
+        stdout.contains("📧 esito_istruttoria: 2 email scritte"),
         "{stdout}"
+    );
+    assert!(
+        stdout.contains("domanda di Cooperativa Sociale Il Ponte dalla piattaforma — protocollo in entrata n. 0000002/2026"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("registro integro"), "{stdout}");
+}
+
+#[test]
+fn the_protocol_register_is_kept_and_checked_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
+    let letter = dir.path().join("lettera.pdf");
+    std::fs::write(&letter, b"%PDF-1.7 lettera del Comune").expect("file");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_procedo"))
+            .args(args)
+            .args(["--database", &url])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("PROCEDO_FILES_DIR", dir.path().join("files"))
+            .env_remove("PROCEDO_PROTOCOLLO_URL")
+            .output()
+            .expect("the procedo binary runs")
+    };
+    let registered = run(&[
+        "protocollo",
+        "registra",
+        "--direzione",
+        "entrata",
+        "--oggetto",
+        "Richiesta di informazioni",
+        "--corrispondente",
+        "Comune di Lago",
+        "--riferimento-mittente",
+        "1234/2026",
+        "--data-mittente",
+        "2026-11-20",
+        "--file",
+        letter.to_str().expect("path"),
+        "--operatore",
+        "maria.rossi",
+    ]);
+    assert!(registered.status.success(), "{}", text(&registered.stderr));
+    let line = text(&registered.stdout);
+    assert!(line.contains("0000001/"), "{line}");
+    let year = line
+        .split_whitespace()
+        .next()
+        .and_then(|r| r.split('/').nth(1))
+        .expect("year")
+        .to_owned();
+    let reference = format!("0000001/{year}");
+
+    let corrected = run(&[
+        "protocollo",
+        "correggi",
+        &reference,
+        "--campo",
+        "oggetto",
+        "--valore",
+        "Richiesta di informazioni sul Piano di Zona",
+        "--motivo",
+        "oggetto incompleto",
+        "--atto",
+        "prov. 1",
+        "--operatore",
+        "maria.rossi",
+    ]);
+    assert!(corrected.status.success(), "{}", text(&corrected.stderr));
+    let shown = run(&["protocollo", "show", &reference]);
+    let shown = text(&shown.stdout);
+    assert!(
+        shown.contains("Richiesta di informazioni sul Piano di Zona"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            "oggetto: «Richiesta di informazioni» → «Richiesta di informazioni sul Piano di Zona»"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("protocollo del mittente: 1234/2026 del 20/11/2026"),
+        "{shown}"
+    );
+    assert!(shown.contains("lettera.pdf"), "{shown}");
+
+    let verified = run(&["protocollo", "verify"]);
+    assert!(verified.status.success(), "{}", text(&verified.stdout));
+    assert!(text(&verified.stdout).contains("registro integro"));
+
+    // A file changed on disk: verify names it and exits 1.
+    let files = dir.path().join("files");
+    let stored = std::fs::read_dir(&files)
+        .expect("files")
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).expect("dir").flatten())
+        .next()
+        .expect("a stored file");
+    std::fs::write(stored.path(), b"altro").expect("tampered");
+    let tampered = run(&["protocollo", "verify"]);
+    assert_eq!(tampered.status.code(), Some(1));
+    assert!(
+        text(&tampered.stdout).contains("modificato sul disco"),
+        "{}",
+        text(&tampered.stdout)
     );
 }

@@ -986,3 +986,95 @@ async fn registrations_of_the_former_counter_are_carried_over_and_sealed_into_th
         );
     }
 }
+
+#[tokio::test]
+async fn a_daily_register_handed_to_an_http_conservation_service_keeps_its_receipt_and_retries() {
+    use axum::http::StatusCode;
+    for (backend, store, _scratch) in common::scratch_stores().await {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let received: Arc<Mutex<Vec<String>>> = Arc::default();
+        let failing = Arc::new(Mutex::new(true));
+        let router = {
+            let received = received.clone();
+            let failing = failing.clone();
+            axum::Router::new().route(
+                "/deposito",
+                axum::routing::post(move |body: axum::body::Bytes| {
+                    let received = received.clone();
+                    let failing = failing.clone();
+                    async move {
+                        if *failing.lock().expect("lock") {
+                            return (
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "in manutenzione".to_owned(),
+                            );
+                        }
+                        received
+                            .lock()
+                            .expect("lock")
+                            .push(String::from_utf8_lossy(&body).into_owned());
+                        (
+                            StatusCode::CREATED,
+                            "{\"ricevuta\":\"RdV-2026-000123\"}".to_owned(),
+                        )
+                    }
+                }),
+            )
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let mut settings = settings(dir.path());
+        settings.conservation_url = Some(format!("http://{address}/deposito"));
+        let clock = ManualClock::new(common::at("2026-12-01T10:00:00+01:00"));
+        let service = Service::new(store.clone(), Arc::new(clock.clone()));
+        let protocollo = Protocollo::new(service, &settings).expect("protocollo");
+        protocollo
+            .register(request(Direction::Entrata, "Lettera", Vec::new()))
+            .await
+            .expect("registered");
+        clock.set(common::at("2026-12-02T00:05:00+01:00"));
+        let refused = protocollo
+            .daily_registers()
+            .await
+            .expect_err("service down");
+        assert!(refused.to_string().contains("503"), "{backend}: {refused}");
+        let register = &store.daily_registers().await.expect("registers")[0];
+        assert_eq!(
+            register.conservation_status,
+            ConservationStatus::Errore,
+            "{backend}: produced, not handed over"
+        );
+        assert!(register.last_error.is_some(), "{backend}");
+
+        *failing.lock().expect("lock") = false;
+        clock.set(common::at("2026-12-03T00:05:00+01:00"));
+        protocollo.daily_registers().await.expect("handed over");
+        let registers = store.daily_registers().await.expect("registers");
+        assert_eq!(registers.len(), 2, "{backend}: 1 and 2 December");
+        for register in &registers {
+            assert_eq!(
+                register.conservation_status,
+                ConservationStatus::Inviato,
+                "{backend}"
+            );
+            assert_eq!(
+                register.conservation_receipt.as_deref(),
+                Some("{\"ricevuta\":\"RdV-2026-000123\"}"),
+                "{backend}"
+            );
+        }
+        let bodies = received.lock().expect("lock").clone();
+        assert_eq!(bodies.len(), 2, "{backend}");
+        assert!(
+            bodies[0].contains("manifest.json")
+                && bodies[0].contains("registro-giornaliero-2026-12-01.csv")
+                && bodies[0].contains(&registers[0].csv_sha256),
+            "{backend}"
+        );
+    }
+}

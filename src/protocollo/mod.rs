@@ -580,9 +580,7 @@ impl Protocollo {
     /// The registration cited for a key: the definitive one when an emergency registration
     /// was reconciled, the registration itself otherwise.
     pub async fn cited(&self, key: &str) -> Result<Option<ProtocolRegistration>, Error> {
-        citation(self.service.store(), key)
-            .await
-            .map_err(Error::from)
+        Ok(self.service.store().protocol_citation(key).await?)
     }
 
     /// Produces the registro giornaliero of every day from the first one missing up to
@@ -750,21 +748,6 @@ impl Protocollo {
     pub async fn verify(&self) -> Result<verify::Report, Error> {
         verify::run(self.service.store(), &self.files).await
     }
-}
-
-/// The registration cited for a key (see [`Protocollo::cited`]).
-pub async fn citation(
-    store: &store::Store,
-    key: &str,
-) -> Result<Option<ProtocolRegistration>, store::Error> {
-    let Some(registration) = store.protocol_by_key(key).await? else {
-        return Ok(None);
-    };
-    if registration.source == Source::Emergenza && registration.reconciliation().is_some() {
-        let definitive = store.protocol_by_key(&format!("{key}@definitivo")).await?;
-        return Ok(definitive.or(Some(registration)));
-    }
-    Ok(Some(registration))
 }
 
 /// `0000042/2026` → (42, 2026).
