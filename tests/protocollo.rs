@@ -143,6 +143,23 @@ async fn a_registration_at_half_past_eleven_utc_on_new_years_eve_is_number_one_o
             NaiveDate::from_ymd_opt(2027, 1, 1).expect("date"),
             "{backend}"
         );
+        // A repertorio is numbered on its own.
+        let mut deliberation = request(Direction::Interno, "Deliberazione n. 1", Vec::new());
+        deliberation.register = "deliberazioni".into();
+        let deliberation = protocollo.register(deliberation).await.expect("registered");
+        assert_eq!(
+            (deliberation.register.as_str(), deliberation.number),
+            ("deliberazioni", 1),
+            "{backend}"
+        );
+        let second = protocollo
+            .register(request(Direction::Uscita, "Secondo del 2027", Vec::new()))
+            .await
+            .expect("registered");
+        assert_eq!(second.number, 2, "{backend}: the protocol's own numbering goes on");
+        let mut bad = request(Direction::Interno, "Registro inventato", Vec::new());
+        bad.register = "registro con spazi".into();
+        assert!(protocollo.register(bad).await.is_err(), "{backend}");
     }
 }
 
