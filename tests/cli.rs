@@ -8,6 +8,15 @@ fn procedo(args: &[&str]) -> Output {
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("PROCEDO_DATABASE_URL")
+        // Registered documents go to a temporary folder, never into the checkout.
+        .env(
+            "PROCEDO_FILES_DIR",
+            std::env::temp_dir().join("procedo-cli-test-files"),
+        )
+        .env(
+            "PROCEDO_CONSERVAZIONE_DIR",
+            std::env::temp_dir().join("procedo-cli-test-conservazione"),
+        )
         .output()
         .expect("the procedo binary runs")
 }
