@@ -14,7 +14,8 @@ use crate::clock::SharedClock;
 use crate::definition::{Diagnostic, Procedure};
 use crate::engine::{self, Actor, Command, Snapshot, TimerAction};
 use crate::store::{
-    self, Committed, InstanceRow, NewDefinition, StartRecord, StepRecord, Store, TimerRow,
+    self, Committed, InstanceRow, NewDefinition, NewSoccorsoResponse, NewSubmission, SoccorsoRow,
+    StartRecord, StepRecord, Store, SubmissionRow, SubmissionWrite, Submitted, TimerRow,
 };
 
 /// Why a command failed, for the boundary (CLI, API) to map.
@@ -82,6 +83,16 @@ impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Service").finish_non_exhaustive()
     }
+}
+
+/// How many times a participant's step is recomputed when another step committed first.
+const PARTICIPANT_ATTEMPTS: usize = 8;
+
+/// A group still to be formed (ATS) that applies: its capofila acts, the others are named.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Group {
+    /// The other members, by name.
+    pub members: Vec<String>,
 }
 
 /// A timer fired later than this is marked late in the history.
@@ -191,19 +202,23 @@ impl Service {
             version,
             variables,
             None,
+            None,
             actor,
             idempotency_key,
         )
         .await
     }
 
-    /// Starts an instance as the child of `parent` (a sub-procedure), or a top-level one.
+    /// Starts an instance as the child of `parent` (a sub-procedure), or a top-level one. A
+    /// parent that awaits the child receives `await_event` when it ends.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start_child(
         &self,
         procedure_id: &str,
         version: Option<u32>,
         variables: Map<String, Value>,
         parent: Option<&str>,
+        await_event: Option<&str>,
         actor: &Actor,
         idempotency_key: Option<&str>,
     ) -> Result<Outcome, Error> {
@@ -216,7 +231,13 @@ impl Service {
         let instance_id = uuid::Uuid::new_v4().to_string();
         tracing::Span::current().record("id", tracing::field::display(&instance_id));
         let now = self.now();
-        let step = engine::start(&p, &instance_id, &variables, actor, now)?;
+        let link = parent
+            .zip(await_event)
+            .map(|(parent, event)| engine::ParentLink {
+                instance_id: parent.to_string(),
+                event: event.to_string(),
+            });
+        let step = engine::start_awaited(&p, &instance_id, &variables, link, actor, now)?;
         let payload = Value::Object(variables);
         let parent_id = parent.map(str::to_string);
         let committed = self
@@ -238,7 +259,9 @@ impl Service {
     }
 
     /// Fires an event on an instance. A conflict (someone moved it first) is returned as is:
-    /// the caller decides whether to retry on the new state.
+    /// the caller decides whether to retry on the new state. A participant's event is
+    /// recomputed on the new state instead: what others did meanwhile does not concern it,
+    /// and the engine checks it again.
     #[tracing::instrument(name = "instance", skip_all, fields(id = %instance_id, event = %command.event))]
     pub async fn fire(
         &self,
@@ -246,6 +269,30 @@ impl Service {
         command: &Command,
         idempotency_key: Option<&str>,
     ) -> Result<Outcome, Error> {
+        if command.participant.is_some() {
+            let payload = Value::Object(command.payload.clone());
+            return self
+                .participant_step(
+                    instance_id,
+                    &command.actor,
+                    &payload,
+                    None,
+                    idempotency_key,
+                    |p, row, now| {
+                        engine::fire(
+                            p,
+                            &Snapshot {
+                                id: &row.id,
+                                state: &row.state,
+                                data: &row.data,
+                            },
+                            command,
+                            now,
+                        )
+                    },
+                )
+                .await;
+        }
         if let Some(key) = idempotency_key
             && let Some(done) = self.replayed(key).await?
         {
@@ -284,10 +331,330 @@ impl Service {
                 at: now,
                 late: false,
                 fired_timer: None,
+                submission: None,
             })
             .await?;
         info!(from = %row.state, to = %step.to, "evento eseguito");
         self.outcome(committed).await
+    }
+
+    /// A step about one participant, recomputed on the fresh instance when another step
+    /// committed first; what the ETS sent (`submission`) is written in the same transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn participant_step(
+        &self,
+        instance_id: &str,
+        actor: &Actor,
+        payload: &Value,
+        submission: Option<SubmissionWrite<'_>>,
+        idempotency_key: Option<&str>,
+        compute: impl Fn(&Procedure, &InstanceRow, DateTime<Utc>) -> Result<engine::Step, engine::Error>,
+    ) -> Result<Outcome, Error> {
+        if let Some(key) = idempotency_key
+            && let Some(done) = self.replayed(key).await?
+        {
+            return Ok(done);
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let row = self
+                .store
+                .instance(instance_id)
+                .await?
+                .ok_or_else(|| Error::UnknownInstance {
+                    id: instance_id.to_string(),
+                })?;
+            let p = self
+                .procedure(&row.definition_id, Some(row.definition_version))
+                .await?;
+            let now = self.now();
+            let step = compute(&p, &row, now)?;
+            let result = self
+                .store
+                .commit_step(&StepRecord {
+                    instance_id,
+                    expected_version: row.version,
+                    actor,
+                    step: &step,
+                    payload,
+                    idempotency_key,
+                    at: now,
+                    late: false,
+                    fired_timer: None,
+                    submission: submission.clone(),
+                })
+                .await;
+            match result {
+                Ok(committed) => {
+                    if let Some(moved) = &step.participant {
+                        info!(participant = %moved.id, from = ?moved.from, to = %moved.to, event = %step.event, "partecipante");
+                    }
+                    return self.outcome(committed).await;
+                }
+                Err(store::Error::Conflict { .. }) if attempt < PARTICIPANT_ATTEMPTS => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// An application arrives. With a participant lifecycle, the application and its joining
+    /// (the participant's first step, its actions and timers) are one transaction; else the
+    /// application is stored as it is.
+    pub async fn submit(
+        &self,
+        new: &NewSubmission,
+        group: &Group,
+        actor: &Actor,
+    ) -> Result<Submitted, Error> {
+        let row = self
+            .store
+            .instance(&new.instance_id)
+            .await?
+            .ok_or_else(|| Error::UnknownInstance {
+                id: new.instance_id.clone(),
+            })?;
+        let p = self
+            .procedure(&row.definition_id, Some(row.definition_version))
+            .await?;
+        if p.participant.is_none() {
+            return Ok(self.store.submit(new).await?);
+        }
+        let name = self
+            .store
+            .organisation(&new.organisation_id)
+            .await?
+            .map_or_else(|| new.organisation_id.clone(), |o| o.name);
+        let payload = serde_json::json!({
+            "domanda": new.id,
+            "ente": name,
+            "componenti": group.members,
+            "documenti": new.documents.len(),
+        });
+        let joined = self
+            .participant_step(
+                &new.instance_id,
+                actor,
+                &payload,
+                Some(SubmissionWrite::Submit(new)),
+                None,
+                |p, row, now| {
+                    engine::join(
+                        p,
+                        &Snapshot {
+                            id: &row.id,
+                            state: &row.state,
+                            data: &row.data,
+                        },
+                        &engine::Joining {
+                            id: &new.id,
+                            organisation_id: &new.organisation_id,
+                            name: &name,
+                            members: &group.members,
+                        },
+                        now,
+                    )
+                },
+            )
+            .await;
+        match joined {
+            Ok(_) => {}
+            Err(Error::Store(store::Error::AlreadyExists { id, .. })) => {
+                return match self.store.submission(&id).await? {
+                    Some(existing) => Ok(Submitted::AlreadyActive(existing)),
+                    None => Err(Error::Store(store::Error::NotFound {
+                        what: "domanda",
+                        id,
+                    })),
+                };
+            }
+            Err(Error::Engine(engine::Error::AlreadyParticipant { .. })) => {
+                let active = self
+                    .store
+                    .submissions(&store::SubmissionFilter {
+                        instance_id: Some(new.instance_id.clone()),
+                        organisation_id: Some(new.organisation_id.clone()),
+                    })
+                    .await?
+                    .into_iter()
+                    .find(|s| s.status == store::SubmissionStatus::Submitted);
+                if let Some(existing) = active {
+                    return Ok(Submitted::AlreadyActive(existing));
+                }
+                return Err(Error::Engine(engine::Error::AlreadyParticipant { name }));
+            }
+            Err(e) => return Err(e),
+        }
+        let stored = self
+            .store
+            .submission(&new.id)
+            .await?
+            .ok_or_else(|| store::Error::NotFound {
+                what: "domanda",
+                id: new.id.clone(),
+            })?;
+        Ok(Submitted::Created(stored))
+    }
+
+    /// An application is withdrawn; its participant, if any, stops counting in the same
+    /// transaction. `None` if it was not active.
+    pub async fn withdraw(
+        &self,
+        submission: &SubmissionRow,
+        actor: &Actor,
+    ) -> Result<Option<SubmissionRow>, Error> {
+        let row = self
+            .store
+            .instance(&submission.instance_id)
+            .await?
+            .ok_or_else(|| Error::UnknownInstance {
+                id: submission.instance_id.clone(),
+            })?;
+        if !row.data.participants.contains_key(&submission.id) {
+            return Ok(self
+                .store
+                .withdraw_submission(&submission.id, self.now())
+                .await?);
+        }
+        let payload = serde_json::json!({ "domanda": submission.id });
+        let now = self.now();
+        let done = self
+            .participant_step(
+                &submission.instance_id,
+                actor,
+                &payload,
+                Some(SubmissionWrite::Withdraw {
+                    id: &submission.id,
+                    at: now,
+                }),
+                None,
+                |p, row, now| {
+                    engine::withdraw(
+                        p,
+                        &Snapshot {
+                            id: &row.id,
+                            state: &row.state,
+                            data: &row.data,
+                        },
+                        &submission.id,
+                        now,
+                    )
+                },
+            )
+            .await;
+        match done {
+            Ok(_) => Ok(self.store.submission(&submission.id).await?),
+            Err(Error::Engine(engine::Error::Withdrawn { .. }))
+            | Err(Error::Store(store::Error::NotFound { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An answer to a soccorso istruttorio. With a participant lifecycle that names its answer
+    /// event, the answer fires it on that participant alone, in one transaction; else it is
+    /// stored as it is.
+    pub async fn answer_soccorso(
+        &self,
+        new: &NewSoccorsoResponse,
+        instance_id: &str,
+        actor: &Actor,
+    ) -> Result<SoccorsoRow, Error> {
+        let row = self
+            .store
+            .instance(instance_id)
+            .await?
+            .ok_or_else(|| Error::UnknownInstance {
+                id: instance_id.to_string(),
+            })?;
+        let p = self
+            .procedure(&row.definition_id, Some(row.definition_version))
+            .await?;
+        let answer = p
+            .participant
+            .as_ref()
+            .and_then(|d| d.answer.as_ref())
+            .filter(|_| row.data.participants.contains_key(&new.submission_id));
+        let Some(event) = answer else {
+            return Ok(self.store.add_soccorso_response(new).await?);
+        };
+        let command = Command {
+            event: event.to_string(),
+            actor: actor.clone(),
+            payload: Map::new(),
+            participant: Some(new.submission_id.clone()),
+        };
+        let payload = serde_json::json!({
+            "risposta": new.id,
+            "documenti": new.documents.len(),
+        });
+        self.participant_step(
+            instance_id,
+            actor,
+            &payload,
+            Some(SubmissionWrite::Soccorso(new)),
+            None,
+            |p, row, now| {
+                engine::fire(
+                    p,
+                    &Snapshot {
+                        id: &row.id,
+                        state: &row.state,
+                        data: &row.data,
+                    },
+                    &command,
+                    now,
+                )
+            },
+        )
+        .await?;
+        self.store
+            .soccorso_responses(&new.submission_id)
+            .await?
+            .into_iter()
+            .find(|r| r.id == new.id)
+            .ok_or_else(|| {
+                Error::Store(store::Error::NotFound {
+                    what: "risposta al soccorso",
+                    id: new.id.clone(),
+                })
+            })
+    }
+
+    /// Tells a parent that awaits a child that it ended: the parent's event, as the system,
+    /// with the child's results its transition takes as inputs.
+    pub async fn resume_parent(
+        &self,
+        parent_id: &str,
+        event: &str,
+        results: &Map<String, Value>,
+        idempotency_key: &str,
+    ) -> Result<Outcome, Error> {
+        let row = self
+            .store
+            .instance(parent_id)
+            .await?
+            .ok_or_else(|| Error::UnknownInstance {
+                id: parent_id.to_string(),
+            })?;
+        let p = self
+            .procedure(&row.definition_id, Some(row.definition_version))
+            .await?;
+        let taken: Vec<String> = p
+            .candidates(&row.state, event)
+            .flat_map(|t| t.inputs.iter().map(|i| i.variable.to_string()))
+            .collect();
+        let payload = results
+            .iter()
+            .filter(|(name, value)| taken.contains(name) && !value.is_null())
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let command = Command {
+            event: event.to_string(),
+            actor: Actor::system(),
+            payload,
+            participant: None,
+        };
+        self.fire(parent_id, &command, Some(idempotency_key)).await
     }
 
     /// Carries out one claimed timer: its event through the engine, or its reminder into the
@@ -303,20 +670,21 @@ impl Service {
                 let p = self
                     .procedure(&row.definition_id, Some(row.definition_version))
                     .await?;
-                let Some(notification) = engine::reminder_notification(
+                let notifications = engine::reminder_notifications(
                     &p,
                     &row.id,
                     &row.state,
                     &row.data,
-                    &timer.timer,
-                    &timer.action,
-                    &timer.trace,
-                ) else {
-                    return self.skip(timer, worker, "non è un promemoria".into()).await;
-                };
+                    &engine::ReminderTimer {
+                        timer: &timer.timer,
+                        key: &timer.key,
+                        action: &timer.action,
+                        trace: &timer.trace,
+                    },
+                );
                 match self
                     .store
-                    .complete_reminder(timer.id, worker, &notification, now)
+                    .complete_reminder(timer.id, worker, &notifications, now)
                     .await
                 {
                     Ok(()) => Ok(TimerOutcome::Reminded),
@@ -350,6 +718,7 @@ impl Service {
                         at: now,
                         late: is_late(timer, now),
                         fired_timer: Some(timer.id),
+                        submission: None,
                     })
                     .await;
                 match result {
@@ -381,7 +750,7 @@ impl Service {
         row: &InstanceRow,
         now: DateTime<Utc>,
     ) -> Result<Result<engine::Step, engine::Error>, Error> {
-        let TimerAction::Fire { event } = &timer.action else {
+        let TimerAction::Fire { event, participant } = &timer.action else {
             return Ok(Err(engine::Error::UnknownEvent {
                 event: timer.key.clone(),
             }));
@@ -393,6 +762,7 @@ impl Service {
             event: event.clone(),
             actor: Actor::system(),
             payload: Map::new(),
+            participant: participant.clone(),
         };
         Ok(engine::fire(
             &p,

@@ -169,6 +169,7 @@ async fn convene_many_mayors(store: &Store) {
         event: "convoca".into(),
         actor: presidente,
         payload: serde_json::Map::new(),
+        participant: None,
     };
     service
         .fire(&started.instance.id, &command, None)

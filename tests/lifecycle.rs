@@ -37,6 +37,7 @@ fn cmd(event: &str, payload: Value) -> Command {
         event: event.into(),
         actor: rup(),
         payload: payload.as_object().cloned().unwrap_or_default(),
+        participant: None,
     }
 }
 
@@ -347,6 +348,7 @@ async fn eight_concurrent_fires_record_one_transition_per_accepted_command() {
                     event: "convoca".into(),
                     actor: presidente.clone(),
                     payload: Map::new(),
+                    participant: None,
                 },
                 None,
             )
@@ -371,6 +373,7 @@ async fn eight_concurrent_fires_record_one_transition_per_accepted_command() {
                             event: "sposta".into(),
                             actor,
                             payload,
+                            participant: None,
                         },
                         None,
                     )

@@ -363,6 +363,7 @@ impl World {
                 role: "ufficio_di_piano".into(),
             },
             payload: payload.as_object().cloned().unwrap_or_default(),
+            participant: None,
         };
         self.service
             .fire(id, &command, None)
@@ -986,6 +987,7 @@ async fn an_ets_notification_goes_only_to_the_organisations_that_submitted() {
         event: event.into(),
         actor: rup.clone(),
         payload: payload.as_object().cloned().unwrap_or_default(),
+        participant: None,
     };
     for world in &worlds {
         let backend = &world.backend;

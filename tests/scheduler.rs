@@ -142,6 +142,7 @@ fn cmd(event: &str, actor: Actor, payload: Value) -> Command {
         event: event.into(),
         actor,
         payload: payload.as_object().cloned().unwrap_or_default(),
+        participant: None,
     }
 }
 
@@ -834,6 +835,7 @@ async fn timers_committed_together_refuse_a_stale_or_conflicting_one_and_keep_th
                     at: clock.now(),
                     late: false,
                     fired_timer: Some(timer.id),
+                    submission: None,
                 };
                 (record, timer.key.as_str())
             })

@@ -165,6 +165,7 @@ fn step_on(
         event: event.into(),
         actor: actor.clone(),
         payload: object(payload),
+        participant: None,
     };
     let snapshot = Snapshot {
         id: &row.id,
@@ -206,6 +207,7 @@ async fn fire(
             at: now,
             late: false,
             fired_timer: None,
+            submission: None,
         })
         .await
 }
@@ -232,6 +234,7 @@ async fn fire_timer(
             at: now,
             late: now > at(DEADLINE),
             fired_timer: Some(timer_id),
+            submission: None,
         })
         .await
 }
@@ -388,6 +391,7 @@ async fn the_same_idempotency_key_twice_has_one_effect() {
             at: minutes(1),
             late: false,
             fired_timer: None,
+            submission: None,
         };
         let once = store.commit_step(&record).await.expect("passo");
         let twice = store.commit_step(&record).await.expect("passo ripetuto");
@@ -474,6 +478,7 @@ async fn the_same_key_sent_eight_times_at_once_commits_once() {
                         at: minutes(1),
                         late: false,
                         fired_timer: None,
+                        submission: None,
                     })
                     .await
             });
@@ -575,6 +580,7 @@ async fn eight_concurrent_steps_on_one_version_let_exactly_one_through() {
                         at: minutes(1),
                         late: false,
                         fired_timer: None,
+                        submission: None,
                     })
                     .await
             });
@@ -687,6 +693,7 @@ async fn a_stale_or_unknown_target_writes_nothing() {
             at: minutes(2),
             late: false,
             fired_timer: None,
+            submission: None,
         };
         let err = store
             .commit_step(&stale)
@@ -801,7 +808,8 @@ async fn arming_a_key_again_replaces_its_timer_and_cancelling_disarms_it() {
         assert_eq!(
             armed[0].action,
             TimerAction::Fire {
-                event: "scade".into()
+                event: "scade".into(),
+                participant: None,
             },
             "{backend}"
         );
@@ -832,6 +840,7 @@ async fn arming_a_key_again_replaces_its_timer_and_cancelling_disarms_it() {
                     role: "ufficio".into(),
                     template: "promemoria".into(),
                     urgent: false,
+                    participant: None,
                 },
                 trace: vec![format!("promemoria del {day}")],
             }));
@@ -847,6 +856,7 @@ async fn arming_a_key_again_replaces_its_timer_and_cancelling_disarms_it() {
                 at: minutes(2),
                 late: false,
                 fired_timer: None,
+                submission: None,
             })
             .await
             .expect("passo con due ScheduleTimer");
@@ -920,6 +930,7 @@ async fn arming_a_key_again_replaces_its_timer_and_cancelling_disarms_it() {
                 at: minutes(3),
                 late: false,
                 fired_timer: None,
+                submission: None,
             })
             .await
             .expect("rivedi");
@@ -1185,6 +1196,7 @@ async fn a_timer_cancelled_or_replaced_after_its_claim_is_stale_when_fired() {
                 at: now,
                 late: false,
                 fired_timer: None,
+                submission: None,
             })
             .await
             .expect("annota con CancelTimer");
@@ -1273,9 +1285,12 @@ async fn a_reminder_is_completed_with_its_notification_in_one_step() {
             context: json!({}),
             invite: None,
             protocol: None,
+            organisations: None,
+            public: false,
+            participant: None,
         };
         let err = store
-            .complete_reminder(timer_id, "b", &plan, at(DEADLINE))
+            .complete_reminder(timer_id, "b", std::slice::from_ref(&plan), at(DEADLINE))
             .await
             .expect_err("non è di b");
         assert!(
@@ -1288,7 +1303,7 @@ async fn a_reminder_is_completed_with_its_notification_in_one_step() {
             "{backend}: niente accodato"
         );
         store
-            .complete_reminder(timer_id, "a", &plan, at(DEADLINE))
+            .complete_reminder(timer_id, "a", std::slice::from_ref(&plan), at(DEADLINE))
             .await
             .expect("promemoria");
         let rows = store

@@ -14,6 +14,7 @@ mod m20250615_000001_identity_submissions;
 mod m20250620_000001_deliveries_protocollo;
 mod m20261128_000001_timer_retries;
 mod m20261129_000001_protocol_register;
+mod m20261130_000001_participant_history;
 
 /// The ordered list of procedo's migrations.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250620_000001_deliveries_protocollo::Migration),
             Box::new(m20261128_000001_timer_retries::Migration),
             Box::new(m20261129_000001_protocol_register::Migration),
+            Box::new(m20261130_000001_participant_history::Migration),
         ]
     }
 }

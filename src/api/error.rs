@@ -169,7 +169,19 @@ impl From<engine::Error> for ApiError {
             E::UnknownEvent { .. }
             | E::WrongState { .. }
             | E::GuardFailed { .. }
-            | E::Concluded { .. } => ApiError::bad_input(err.to_string()),
+            | E::Concluded { .. }
+            | E::NoParticipants
+            | E::NotNow { .. }
+            | E::ParticipantConcluded { .. }
+            | E::ExtensionTooLate { .. }
+            | E::ExtensionTooEarly { .. }
+            | E::ExtensionNotLater { .. } => ApiError::bad_input(err.to_string()),
+            E::UnknownParticipant { .. } => ApiError::NotFound {
+                what: "partecipante",
+            },
+            E::Withdrawn { .. } | E::AlreadyParticipant { .. } => {
+                ApiError::Conflict(err.to_string())
+            }
             E::UnknownState { .. } => ApiError::internal(err),
         }
     }
@@ -179,7 +191,9 @@ impl From<store::Error> for ApiError {
     fn from(err: store::Error) -> Self {
         match err {
             store::Error::Conflict { .. } => ApiError::Conflict(err.to_string()),
-            store::Error::Busy => ApiError::Conflict(err.to_string()),
+            store::Error::Busy | store::Error::AlreadyExists { .. } => {
+                ApiError::Conflict(err.to_string())
+            }
             store::Error::NotFound { what, .. } => ApiError::NotFound { what },
             other => ApiError::internal(other),
         }

@@ -17,6 +17,7 @@ use super::types::submission::{SoccorsoResponse, Submission};
 use super::uploads::{self, DocumentInput};
 use super::window::{self, Act};
 use crate::engine::{Command, START_EVENT};
+use crate::service::Group;
 use crate::store::{NewQuestion, NewSoccorsoResponse, NewSubmission, SubmissionStatus, Submitted};
 
 /// The longest idempotency key accepted.
@@ -84,6 +85,7 @@ impl MutationRoot {
                     to_state: loaded.row.state.clone(),
                     at: loaded.row.updated_at,
                     actor_role: caller.role.as_str().to_string(),
+                    participant_id: None,
                 },
             );
         }
@@ -114,6 +116,7 @@ impl MutationRoot {
             event: event.clone(),
             actor: caller.actor(),
             payload,
+            participant: None,
         };
         let outcome = shared
             .service
@@ -137,6 +140,7 @@ impl MutationRoot {
                     to_state: loaded.row.state.clone(),
                     at: loaded.row.updated_at,
                     actor_role: caller.role.as_str().to_string(),
+                    participant_id: None,
                 },
             );
         }
@@ -150,13 +154,15 @@ impl MutationRoot {
     }
 
     /// Submits an application to a notice (ETS), with its documents, while submissions are
-    /// open; after the deadline: `DEADLINE_PASSED` with the deadline and its trace.
+    /// open; after the deadline: `DEADLINE_PASSED` with the deadline and its trace. A group
+    /// still to be formed (ATS) applies through its capofila, naming the other `members`.
     async fn submit_application(
         &self,
         ctx: &Context<'_>,
         instance_id: ID,
         note: Option<String>,
         #[graphql(default)] documents: Vec<DocumentInput>,
+        #[graphql(default)] members: Vec<String>,
     ) -> Result<Submission, ApiError> {
         let shared = shared(ctx)?;
         let caller = caller(ctx).await?;
@@ -165,6 +171,7 @@ impl MutationRoot {
         let now = shared.service.now();
         window::check(&loaded.procedure, &loaded.row, Act::Submit, now)?;
         let note = text("note", note, false)?;
+        let members = group_members(members)?;
         let documents = uploads::read(ctx, documents, shared.limits.max_files).await?;
         let new = NewSubmission {
             id: uuid::Uuid::new_v4().to_string(),
@@ -175,7 +182,8 @@ impl MutationRoot {
             documents,
             at: now,
         };
-        match shared.service.store().submit(&new).await? {
+        let group = Group { members };
+        match shared.service.submit(&new, &group, &caller.actor()).await? {
             Submitted::Created(row) => {
                 tracing::info!(submission = %row.id, instance = %row.instance_id, "domanda presentata");
                 register_now(shared, &row.id, None).await;
@@ -199,9 +207,9 @@ impl MutationRoot {
         }
         let row = shared
             .service
-            .store()
-            .withdraw_submission(&row.id, now)
+            .withdraw(&row, &caller.actor())
             .await?
+            .filter(|r| r.status == SubmissionStatus::Withdrawn)
             .ok_or_else(|| ApiError::Conflict("la domanda è già stata ritirata".into()))?;
         Ok(Submission { row, caller })
     }
@@ -284,7 +292,17 @@ impl MutationRoot {
         }
         let loaded = access::instance(shared, &caller, &row.instance_id).await?;
         let now = shared.service.now();
-        window::check(&loaded.procedure, &loaded.row, Act::Soccorso, now)?;
+        // With a participant lifecycle, the participant's own state says whether a soccorso
+        // is open for it (the engine checks, with its term); else the procedure's state.
+        let own_lifecycle = loaded
+            .procedure
+            .participant
+            .as_ref()
+            .is_some_and(|d| d.answer.is_some())
+            && loaded.row.data.participants.contains_key(&row.id);
+        if !own_lifecycle {
+            window::check(&loaded.procedure, &loaded.row, Act::Soccorso, now)?;
+        }
         let note = text("note", note, false)?;
         let documents = uploads::read(ctx, documents, shared.limits.max_files).await?;
         if note.is_none() && documents.is_empty() {
@@ -300,9 +318,96 @@ impl MutationRoot {
             documents,
             at: now,
         };
-        let response = shared.service.store().add_soccorso_response(&new).await?;
+        let response = match shared
+            .service
+            .answer_soccorso(&new, &row.instance_id, &caller.actor())
+            .await
+        {
+            Ok(response) => response,
+            Err(crate::service::Error::Engine(
+                crate::engine::Error::WrongState { .. } | crate::engine::Error::UnknownEvent { .. },
+            )) => {
+                return Err(ApiError::Conflict(
+                    "nessuna richiesta di soccorso istruttorio è aperta su questa domanda".into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
         register_now(shared, &row.id, Some(&response.id)).await;
         Ok(response.into())
+    }
+
+    /// Fires an event on the participant of an application — staff request a soccorso,
+    /// decide the admission with its motivazione, evaluate; an ETS acts only on its own —
+    /// with its inputs. The same idempotency key twice has one effect.
+    async fn fire_on_submission(
+        &self,
+        ctx: &Context<'_>,
+        submission_id: ID,
+        event: String,
+        input: Option<Json<Value>>,
+        idempotency_key: Option<String>,
+    ) -> Result<SubmissionCommandResult, ApiError> {
+        let shared = shared(ctx)?;
+        let caller = caller(ctx).await?;
+        let row = access::submission(shared, &caller, submission_id.as_str()).await?;
+        let before = access::instance(shared, &caller, &row.instance_id).await?;
+        let part = before
+            .row
+            .data
+            .participants
+            .get(&row.id)
+            .ok_or_else(|| {
+                ApiError::bad_input("questa domanda non ha un ciclo di vita proprio nella procedura")
+            })?;
+        authorize(
+            &caller,
+            &Subject::FireParticipant(before.facts(), part, &event),
+        )?;
+        let payload = object("input", input)?;
+        let key = scoped_key(&caller, "fire-on-submission", idempotency_key.as_deref())?;
+        let command = Command {
+            event: event.clone(),
+            actor: caller.actor(),
+            payload,
+            participant: Some(row.id.clone()),
+        };
+        let outcome = shared
+            .service
+            .fire(&row.instance_id, &command, key.as_deref())
+            .await?;
+        if outcome.committed.replayed && outcome.instance.id != row.instance_id {
+            return Err(ApiError::Conflict(
+                "chiave di idempotenza già usata per un altro comando".into(),
+            ));
+        }
+        if !outcome.committed.replayed {
+            publish(
+                shared,
+                InstanceEvent {
+                    instance_id: ID(outcome.instance.id.clone()),
+                    definition_id: outcome.instance.definition_id.clone(),
+                    seq: outcome.committed.seq,
+                    event,
+                    from_state: Some(before.row.state.clone()),
+                    to_state: outcome.instance.state.clone(),
+                    at: outcome.instance.updated_at,
+                    actor_role: caller.role.as_str().to_string(),
+                    participant_id: Some(ID(row.id.clone())),
+                },
+            );
+        }
+        let row = shared
+            .service
+            .store()
+            .submission(&row.id)
+            .await?
+            .ok_or(ApiError::NotFound { what: "domanda" })?;
+        Ok(SubmissionCommandResult {
+            seq: outcome.committed.seq,
+            replayed: outcome.committed.replayed,
+            submission: Submission { row, caller },
+        })
     }
 
     /// Records the outcome (and score) of a submission (Ufficio di Piano, RUP, commissione).
@@ -329,6 +434,45 @@ impl MutationRoot {
             .ok_or_else(|| ApiError::Conflict("la domanda è stata ritirata".into()))?;
         Ok(Submission { row, caller })
     }
+}
+
+/// The outcome of an event fired on an application's participant.
+#[derive(SimpleObject)]
+pub(crate) struct SubmissionCommandResult {
+    /// The application after the command (its participant shows the new state).
+    pub submission: Submission,
+    /// The history row the command produced.
+    pub seq: i64,
+    /// The idempotency key had been used: nothing was done again; this is the first outcome.
+    pub replayed: bool,
+}
+
+/// The most members a group may name, and the longest name.
+const MAX_MEMBERS: usize = 50;
+const MAX_MEMBER_CHARS: usize = 300;
+
+/// The members of a group: trimmed, none empty, within the caps.
+fn group_members(members: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if members.len() > MAX_MEMBERS {
+        return Err(ApiError::bad_field(
+            "members",
+            format!("al massimo {MAX_MEMBERS} componenti del raggruppamento"),
+        ));
+    }
+    members
+        .into_iter()
+        .map(|m| {
+            let m = m.trim().to_string();
+            if m.is_empty() || m.chars().count() > MAX_MEMBER_CHARS {
+                Err(ApiError::bad_field(
+                    "members",
+                    format!("ogni componente va nominato, in al massimo {MAX_MEMBER_CHARS} caratteri"),
+                ))
+            } else {
+                Ok(m)
+            }
+        })
+        .collect()
 }
 
 /// A JSON object argument (absent means empty).

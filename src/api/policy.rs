@@ -20,11 +20,16 @@
 //!   a non-empty `parties` variable — and the variables visible to `sindaco` or public.
 //! - anyone may fire a transition only if the definition lists their role for that event (the
 //!   engine checks again, with the state).
+//! - a **participant** (an ETS's application in its own lifecycle) is read by staff and by its
+//!   own organisation only — its state, its variables visible to its role, its terms, its
+//!   history rows; anyone else gets `NOT_FOUND`. Its events are fired by the roles its
+//!   transitions list, and by an ETS only on its own participant.
 
 use serde_json::Value;
 
 use super::error::ApiError;
 use crate::definition::{Procedure, VarType, Variable, Visibility};
+use crate::engine::ParticipantData;
 use crate::identity::Role;
 use crate::store::{InstanceRow, ProtocolRegistration, QuestionRow, SubmissionRow};
 
@@ -99,6 +104,12 @@ pub enum Subject<'a> {
     Ranking(InstanceFacts<'a>),
     /// Read a protocol registration (of an instance the caller may see).
     ProtocolRegistration(&'a ProtocolRegistration),
+    /// Read a participant (its state, terms and history).
+    Participant(InstanceFacts<'a>, &'a ParticipantData),
+    /// Read one variable of a participant.
+    ParticipantVariable(InstanceFacts<'a>, &'a ParticipantData, &'a Variable),
+    /// Fire an event on a participant.
+    FireParticipant(InstanceFacts<'a>, &'a ParticipantData, &'a str),
 }
 
 impl Subject<'_> {
@@ -118,6 +129,9 @@ impl Subject<'_> {
             }
             Subject::Question(_) | Subject::Answer(_) => "quesito",
             Subject::ProtocolRegistration(_) => "registrazione di protocollo",
+            Subject::Participant(..)
+            | Subject::ParticipantVariable(..)
+            | Subject::FireParticipant(..) => "domanda",
         }
     }
 }
@@ -253,6 +267,62 @@ pub fn decide(caller: &Caller, subject: &Subject<'_>) -> Decision {
             }
         }
         Subject::Ranking(facts) => instance(caller, facts),
+        Subject::Participant(facts, part) => participant(caller, facts, part),
+        Subject::ParticipantVariable(facts, part, variable) => {
+            match participant(caller, facts, part) {
+                Allow if role.is_staff() => Allow,
+                Allow => match &variable.visibility {
+                    Visibility::Public => Allow,
+                    Visibility::Roles(roles) if roles.iter().any(|r| r.as_str() == role.as_str()) => {
+                        Allow
+                    }
+                    _ => Hidden,
+                },
+                other => other,
+            }
+        }
+        Subject::FireParticipant(facts, part, event) => match participant(caller, facts, part) {
+            Allow if !role.may_write() => Forbidden("il ruolo auditor è in sola lettura"),
+            Allow => {
+                let transitions = facts
+                    .procedure
+                    .participant
+                    .iter()
+                    .flat_map(|d| d.transitions.iter())
+                    .filter(|t| t.event.as_str() == event)
+                    .collect::<Vec<_>>();
+                if transitions.is_empty()
+                    || transitions
+                        .iter()
+                        .any(|t| t.roles.iter().any(|r| r.as_str() == role.as_str()))
+                {
+                    Allow
+                } else {
+                    Forbidden("il vostro ruolo non può eseguire questo evento")
+                }
+            }
+            other => other,
+        },
+    }
+}
+
+/// A participant is the business of staff and of its own organisation (the capofila of a
+/// group) only.
+fn participant(caller: &Caller, facts: InstanceFacts<'_>, part: &ParticipantData) -> Decision {
+    match instance(caller, facts) {
+        Decision::Allow if caller.role.is_staff() => Decision::Allow,
+        Decision::Allow
+            if part.organisation_id == caller.organisation_id
+                && facts
+                    .procedure
+                    .participant
+                    .as_ref()
+                    .is_some_and(|d| d.role.as_str() == caller.role.as_str()) =>
+        {
+            Decision::Allow
+        }
+        Decision::Allow => Decision::Hidden,
+        other => other,
     }
 }
 

@@ -371,7 +371,7 @@ impl QueryRoot {
                 trace: timer.trace.clone(),
                 timer: Some(timer.key.clone()),
                 event: match &timer.action {
-                    TimerAction::Fire { event } => Some(event.clone()),
+                    TimerAction::Fire { event, .. } => Some(event.clone()),
                     TimerAction::Remind { .. } => None,
                 },
             });

@@ -15,6 +15,7 @@ use super::Shared;
 use super::access;
 use super::context::{Auth, authenticate, caller, shared};
 use super::error::ApiError;
+use super::policy::{Subject, allows};
 use super::types::event::InstanceEvent;
 
 /// The subscription root.
@@ -51,10 +52,23 @@ impl SubscriptionRoot {
                             {
                                 continue;
                             }
-                            if access::instance(&shared, &caller, event.instance_id.as_str())
-                                .await
-                                .is_ok()
-                            {
+                            let visible =
+                                match access::instance(&shared, &caller, event.instance_id.as_str())
+                                    .await
+                                {
+                                    Ok(loaded) => event.participant_id.as_ref().is_none_or(|id| {
+                                        loaded.row.data.participants.get(id.as_str()).is_some_and(
+                                            |part| {
+                                                allows(
+                                                    &caller,
+                                                    &Subject::Participant(loaded.facts(), part),
+                                                )
+                                            },
+                                        )
+                                    }),
+                                    Err(_) => false,
+                                };
+                            if visible {
                                 // A token revoked or expired since the subscription started,
                                 // or a person or role withdrawn, ends it.
                                 if !still_the_caller(&shared, secret.as_deref(), &caller).await {
@@ -218,6 +232,7 @@ pub(crate) fn spawn_history_tail(
                         to_state: row.to_state.clone(),
                         at: row.at,
                         actor_role: row.actor.role.clone(),
+                        participant_id: row.participant.as_ref().map(|m| ID(m.id.clone())),
                     },
                 );
             }

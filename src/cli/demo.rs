@@ -158,6 +158,7 @@ impl Demo {
                 role: role.into(),
             },
             payload: payload.as_object().cloned().unwrap_or_default(),
+            participant: None,
         };
         match self.service.fire(id, &command, None).await {
             Ok(_) => {}
@@ -248,7 +249,7 @@ impl Demo {
                         serde_json::from_value::<Effect>(effect.clone())
                     {
                         let what = match &plan.action {
-                            TimerAction::Fire { event } => format!("scadenza → evento '{event}'"),
+                            TimerAction::Fire { event, .. } => format!("scadenza → evento '{event}'"),
                             TimerAction::Remind { role, template, .. } => {
                                 format!("promemoria '{template}' a {role}")
                             }

@@ -41,6 +41,9 @@ pub enum InstanceCommand {
         /// Input as NAME=VALUE.
         #[arg(long = "input", value_name = "NAME=VALUE")]
         inputs: Vec<String>,
+        /// The participant (the id of its application) whose event it is.
+        #[arg(long = "partecipante", value_name = "ID")]
+        participant: Option<String>,
         /// Role to act in.
         #[arg(long = "as", default_value = "ufficio_di_piano")]
         role: String,
@@ -130,6 +133,7 @@ pub async fn run(cmd: InstanceCommand) -> anyhow::Result<()> {
             instance,
             event,
             inputs,
+            participant,
             role,
             actor,
             key,
@@ -140,6 +144,7 @@ pub async fn run(cmd: InstanceCommand) -> anyhow::Result<()> {
                 event,
                 actor: Actor { id: actor, role },
                 payload: parse_pairs(&inputs)?,
+                participant,
             };
             let outcome = service
                 .fire(

@@ -118,11 +118,12 @@ fn local(at: DateTime<Utc>) -> String {
 /// One timer: a heading line, then the trace, indented.
 fn describe(timer: &TimerRow, instance: Option<&InstanceRow>) -> String {
     let action = match &timer.action {
-        TimerAction::Fire { event } => format!("evento '{event}'"),
+        TimerAction::Fire { event, .. } => format!("evento '{event}'"),
         TimerAction::Remind {
             role,
             template,
             urgent,
+            ..
         } => {
             format!(
                 "promemoria a '{role}' ({template}{})",

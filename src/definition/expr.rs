@@ -1,19 +1,34 @@
-//! The guard and assignment language: small, typed, checked at load time.
+//! The expression language of guards, assignments, `when:` conditions and recipient filters:
+//! small, typed and checked at load time, with Italian messages that name the character.
 //!
 //! ```text
-//! expr    := and ("or" and)*
-//! and     := unary ("and" unary)*
-//! unary   := "not" unary | compare
-//! compare := operand (("==" | "!=" | "<" | "<=" | ">" | ">=") operand)?
-//! operand := name | number | 'text' | "text" | true | false | null | YYYY-MM-DD | now | today
-//!          | count(name) | "(" expr ")"
+//! expr      := and ("or" and)*
+//! and       := unary ("and" unary)*
+//! unary     := "not" unary | compare
+//! compare   := sum (("==" | "!=" | "<" | "<=" | ">" | ">=") sum | "in" "[" literal ("," literal)* "]")?
+//! sum       := product (("+" | "-") product)*
+//! product   := prefix (("*" | "/") prefix)*
+//! prefix    := "-" prefix | operand
+//! operand   := name | number | 'text' | "text" | true | false | null | YYYY-MM-DD | now | today
+//!            | count(name)                                   -- length of a list variable
+//!            | count(participants [where expr])              -- participants that satisfy expr
+//!            | sum|min|max(participants, expr [where expr])  -- over a number expression
+//!            | all|any(participants, expr)
+//!            | "(" expr ")"
 //! ```
 //! `now` is the instant of the command, `today` its civil date in Europe/Rome. A name is a
-//! variable of the procedure. `count(name)` is the length of a party list.
+//! variable of the procedure; inside an aggregate over `participants` it is a variable of
+//! the participant (or `state`, its state), else of the procedure.
+//!
+//! Numbers are decimals (never binary floating point: a score of 86.5 decides an outcome):
+//! `+ - *` are exact, `/` is rounded to the procedure's declared decimals with its rounding
+//! rule, a division by zero gives no value (`null`), as does an overflow. Participants that
+//! withdrew their application are not counted.
 
 use std::fmt;
 
 use chrono::NaiveDate;
+use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::model::VarType;
@@ -23,14 +38,18 @@ use super::model::VarType;
 pub enum Expr {
     /// A literal value.
     Literal(Literal),
-    /// A variable of the instance.
+    /// A variable of the instance (or of the participant, inside an aggregate).
     Var(String),
     /// The command's instant.
     Now,
     /// The command's civil date (Europe/Rome).
     Today,
-    /// Length of a party list.
+    /// Length of a list variable.
     Count(String),
+    /// Arithmetic negation.
+    Neg(Box<Expr>),
+    /// Arithmetic.
+    Arith(Box<Expr>, ArithOp, Box<Expr>),
     /// Negation.
     Not(Box<Expr>),
     /// Conjunction.
@@ -39,6 +58,17 @@ pub enum Expr {
     Or(Box<Expr>, Box<Expr>),
     /// Comparison.
     Compare(Box<Expr>, CmpOp, Box<Expr>),
+    /// Membership in a list of literals.
+    In(Box<Expr>, Vec<Literal>),
+    /// An aggregate over the instance's participants.
+    Aggregate {
+        /// What it computes.
+        func: AggFunc,
+        /// The value for each participant (sum, min, max, all, any).
+        value: Option<Box<Expr>>,
+        /// Which participants count.
+        filter: Option<Box<Expr>>,
+    },
 }
 
 /// A literal.
@@ -48,8 +78,8 @@ pub enum Literal {
     Null,
     /// `true` / `false`.
     Bool(bool),
-    /// A number.
-    Number(f64),
+    /// A decimal number.
+    Number(Decimal),
     /// Quoted text.
     Text(String),
     /// A civil date.
@@ -86,6 +116,60 @@ impl fmt::Display for CmpOp {
     }
 }
 
+/// Arithmetic operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ArithOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+}
+
+impl fmt::Display for ArithOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ArithOp::Add => "+",
+            ArithOp::Sub => "-",
+            ArithOp::Mul => "*",
+            ArithOp::Div => "/",
+        })
+    }
+}
+
+/// Aggregates over participants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AggFunc {
+    /// How many.
+    Count,
+    /// Sum of a number.
+    Sum,
+    /// Least of a number.
+    Min,
+    /// Greatest of a number.
+    Max,
+    /// Every one satisfies a condition (true when there are none).
+    All,
+    /// At least one satisfies a condition.
+    Any,
+}
+
+impl AggFunc {
+    fn name(self) -> &'static str {
+        match self {
+            AggFunc::Count => "count",
+            AggFunc::Sum => "sum",
+            AggFunc::Min => "min",
+            AggFunc::Max => "max",
+            AggFunc::All => "all",
+            AggFunc::Any => "any",
+        }
+    }
+}
+
 /// A parse or type error, with the character offset in the expression.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message} (carattere {offset})")]
@@ -96,20 +180,27 @@ pub struct ExprError {
     pub message: String,
 }
 
+/// The deepest nesting the parser accepts: a guard is a line, not a program.
+const MAX_DEPTH: usize = 64;
+
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
     Ident(String),
-    Number(f64),
+    Number(Decimal),
     Text(String),
     Date(NaiveDate),
     Op(CmpOp),
+    Arith(ArithOp),
     LParen,
     RParen,
+    LBracket,
+    RBracket,
+    Comma,
 }
 
 fn tokenize(src: &str) -> Result<Vec<(usize, Tok)>, ExprError> {
     let chars: Vec<char> = src.chars().collect();
-    let mut out = Vec::new();
+    let mut out: Vec<(usize, Tok)> = Vec::new();
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -118,15 +209,24 @@ fn tokenize(src: &str) -> Result<Vec<(usize, Tok)>, ExprError> {
             continue;
         }
         let start = i;
+        let simple = match c {
+            '(' => Some(Tok::LParen),
+            ')' => Some(Tok::RParen),
+            '[' => Some(Tok::LBracket),
+            ']' => Some(Tok::RBracket),
+            ',' => Some(Tok::Comma),
+            '+' => Some(Tok::Arith(ArithOp::Add)),
+            '-' => Some(Tok::Arith(ArithOp::Sub)),
+            '*' => Some(Tok::Arith(ArithOp::Mul)),
+            '/' => Some(Tok::Arith(ArithOp::Div)),
+            _ => None,
+        };
+        if let Some(tok) = simple {
+            out.push((start, tok));
+            i += 1;
+            continue;
+        }
         match c {
-            '(' => {
-                out.push((start, Tok::LParen));
-                i += 1;
-            }
-            ')' => {
-                out.push((start, Tok::RParen));
-                i += 1;
-            }
             '\'' | '"' => {
                 let quote = c;
                 i += 1;
@@ -165,28 +265,35 @@ fn tokenize(src: &str) -> Result<Vec<(usize, Tok)>, ExprError> {
                 out.push((start, Tok::Op(op)));
                 i += len;
             }
-            c if c.is_ascii_digit() || c == '-' => {
-                let mut j = i + 1;
-                while j < chars.len()
-                    && (chars[j].is_ascii_digit() || chars[j] == '.' || chars[j] == '-')
-                {
-                    j += 1;
-                }
-                let word: String = chars[i..j].iter().collect();
-                if word.len() == 10 && word.as_bytes()[4] == b'-' {
+            c if c.is_ascii_digit() => {
+                // A date is four digits, '-', two, '-', two.
+                let date_like = i + 10 <= chars.len()
+                    && chars[i..i + 4].iter().all(char::is_ascii_digit)
+                    && chars[i + 4] == '-'
+                    && chars[i + 5..i + 7].iter().all(char::is_ascii_digit)
+                    && chars[i + 7] == '-'
+                    && chars[i + 8..i + 10].iter().all(char::is_ascii_digit);
+                if date_like {
+                    let word: String = chars[i..i + 10].iter().collect();
                     let date =
                         NaiveDate::parse_from_str(&word, "%Y-%m-%d").map_err(|_| ExprError {
                             offset: start,
                             message: format!("data non valida '{word}' (formato AAAA-MM-GG)"),
                         })?;
                     out.push((start, Tok::Date(date)));
-                } else {
-                    let number: f64 = word.parse().map_err(|_| ExprError {
-                        offset: start,
-                        message: format!("numero non valido '{word}'"),
-                    })?;
-                    out.push((start, Tok::Number(number)));
+                    i += 10;
+                    continue;
                 }
+                let mut j = i + 1;
+                while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == '.') {
+                    j += 1;
+                }
+                let word: String = chars[i..j].iter().collect();
+                let number: Decimal = word.parse().map_err(|_| ExprError {
+                    offset: start,
+                    message: format!("numero non valido '{word}'"),
+                })?;
+                out.push((start, Tok::Number(number)));
                 i = j;
             }
             c if c.is_alphabetic() || c == '_' => {
@@ -212,6 +319,7 @@ struct Parser {
     toks: Vec<(usize, Tok)>,
     pos: usize,
     end: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -229,12 +337,35 @@ impl Parser {
             false
         }
     }
+    fn expect(&mut self, tok: &Tok, what: &str) -> Result<(), ExprError> {
+        if self.peek() == Some(tok) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(ExprError {
+                offset: self.offset(),
+                message: format!("manca {what}"),
+            })
+        }
+    }
+    fn deeper(&mut self) -> Result<(), ExprError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ExprError {
+                offset: self.offset(),
+                message: "espressione troppo annidata".into(),
+            });
+        }
+        Ok(())
+    }
     fn or(&mut self) -> Result<Expr, ExprError> {
+        self.deeper()?;
         let mut left = self.and()?;
         while self.keyword("or") {
             let right = self.and()?;
             left = Expr::Or(Box::new(left), Box::new(right));
         }
+        self.depth -= 1;
         Ok(left)
     }
     fn and(&mut self) -> Result<Expr, ExprError> {
@@ -247,15 +378,126 @@ impl Parser {
     }
     fn unary(&mut self) -> Result<Expr, ExprError> {
         if self.keyword("not") {
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+            self.deeper()?;
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(inner)));
         }
-        let left = self.operand()?;
+        let left = self.sum()?;
         if let Some(Tok::Op(op)) = self.peek().cloned() {
             self.pos += 1;
-            let right = self.operand()?;
+            let right = self.sum()?;
             return Ok(Expr::Compare(Box::new(left), op, Box::new(right)));
         }
+        if self.keyword("in") {
+            self.expect(&Tok::LBracket, "'[' dopo 'in'")?;
+            let mut items = Vec::new();
+            loop {
+                let offset = self.offset();
+                match self.operand()? {
+                    Expr::Literal(literal) => items.push(literal),
+                    Expr::Neg(inner) => match *inner {
+                        Expr::Literal(Literal::Number(n)) => items.push(Literal::Number(-n)),
+                        _ => {
+                            return Err(ExprError {
+                                offset,
+                                message: "in [...] vuole valori costanti".into(),
+                            });
+                        }
+                    },
+                    _ => {
+                        return Err(ExprError {
+                            offset,
+                            message: "in [...] vuole valori costanti".into(),
+                        });
+                    }
+                }
+                if self.peek() == Some(&Tok::Comma) {
+                    self.pos += 1;
+                    continue;
+                }
+                self.expect(&Tok::RBracket, "']'")?;
+                break;
+            }
+            return Ok(Expr::In(Box::new(left), items));
+        }
         Ok(left)
+    }
+    fn sum(&mut self) -> Result<Expr, ExprError> {
+        let mut left = self.product()?;
+        while let Some(Tok::Arith(op @ (ArithOp::Add | ArithOp::Sub))) = self.peek().cloned() {
+            self.pos += 1;
+            let right = self.product()?;
+            left = Expr::Arith(Box::new(left), op, Box::new(right));
+        }
+        Ok(left)
+    }
+    fn product(&mut self) -> Result<Expr, ExprError> {
+        let mut left = self.prefix()?;
+        while let Some(Tok::Arith(op @ (ArithOp::Mul | ArithOp::Div))) = self.peek().cloned() {
+            self.pos += 1;
+            let right = self.prefix()?;
+            left = Expr::Arith(Box::new(left), op, Box::new(right));
+        }
+        Ok(left)
+    }
+    fn prefix(&mut self) -> Result<Expr, ExprError> {
+        if self.peek() == Some(&Tok::Arith(ArithOp::Sub)) {
+            self.pos += 1;
+            self.deeper()?;
+            let inner = self.prefix()?;
+            self.depth -= 1;
+            return Ok(match inner {
+                Expr::Literal(Literal::Number(n)) => Expr::Literal(Literal::Number(-n)),
+                other => Expr::Neg(Box::new(other)),
+            });
+        }
+        self.operand()
+    }
+    /// `(participants [where expr])` or `(participants, expr [where expr])`, after the name.
+    fn aggregate(&mut self, func: AggFunc, offset: usize) -> Result<Expr, ExprError> {
+        self.expect(&Tok::LParen, "'('")?;
+        if !self.keyword("participants") {
+            return Err(ExprError {
+                offset: self.offset(),
+                message: format!(
+                    "{}(...) si calcola sui partecipanti: scrivere {}(participants{})",
+                    func.name(),
+                    func.name(),
+                    if func == AggFunc::Count {
+                        " where ..."
+                    } else {
+                        ", ..."
+                    }
+                ),
+            });
+        }
+        let value = if func == AggFunc::Count {
+            None
+        } else {
+            self.expect(&Tok::Comma, "',' e il valore da calcolare per ogni partecipante")?;
+            Some(Box::new(self.or()?))
+        };
+        let filter = if self.keyword("where") {
+            Some(Box::new(self.or()?))
+        } else {
+            None
+        };
+        if matches!(func, AggFunc::All | AggFunc::Any) && filter.is_some() {
+            return Err(ExprError {
+                offset,
+                message: format!(
+                    "{}(participants, condizione) non ha 'where': mettere tutto nella condizione",
+                    func.name()
+                ),
+            });
+        }
+        self.expect(&Tok::RParen, "')'")?;
+        Ok(Expr::Aggregate {
+            func,
+            value,
+            filter,
+        })
     }
     fn operand(&mut self) -> Result<Expr, ExprError> {
         let offset = self.offset();
@@ -272,49 +514,68 @@ impl Parser {
             Tok::Date(d) => Expr::Literal(Literal::Date(d)),
             Tok::LParen => {
                 let inner = self.or()?;
-                if self.peek() != Some(&Tok::RParen) {
-                    return Err(ExprError {
-                        offset: self.offset(),
-                        message: "manca ')'".into(),
-                    });
-                }
-                self.pos += 1;
+                self.expect(&Tok::RParen, "')'")?;
                 inner
             }
-            Tok::Ident(word) => match word.as_str() {
-                "true" => Expr::Literal(Literal::Bool(true)),
-                "false" => Expr::Literal(Literal::Bool(false)),
-                "null" => Expr::Literal(Literal::Null),
-                "now" => Expr::Now,
-                "today" => Expr::Today,
-                "and" | "or" | "not" => {
-                    return Err(ExprError {
-                        offset,
-                        message: format!("'{word}' non è un valore"),
-                    });
-                }
-                "count" if self.peek() == Some(&Tok::LParen) => {
-                    self.pos += 1;
-                    let name_offset = self.offset();
-                    let Some(Tok::Ident(name)) = self.peek().cloned() else {
+            Tok::Ident(word) => {
+                let call = self.peek() == Some(&Tok::LParen);
+                match word.as_str() {
+                    "true" => Expr::Literal(Literal::Bool(true)),
+                    "false" => Expr::Literal(Literal::Bool(false)),
+                    "null" => Expr::Literal(Literal::Null),
+                    "now" => Expr::Now,
+                    "today" => Expr::Today,
+                    "and" | "or" | "not" | "in" | "where" => {
                         return Err(ExprError {
-                            offset: name_offset,
-                            message: "count() vuole il nome di una variabile".into(),
-                        });
-                    };
-                    self.pos += 1;
-                    if self.peek() != Some(&Tok::RParen) {
-                        return Err(ExprError {
-                            offset: self.offset(),
-                            message: "manca ')'".into(),
+                            offset,
+                            message: format!("'{word}' non è un valore"),
                         });
                     }
-                    self.pos += 1;
-                    Expr::Count(name)
+                    "participants" => {
+                        return Err(ExprError {
+                            offset,
+                            message: "'participants' si usa dentro count, sum, min, max, all, any"
+                                .into(),
+                        });
+                    }
+                    "count"
+                        if call
+                            && matches!(self.toks.get(self.pos + 1), Some((_, Tok::Ident(w))) if w != "participants") =>
+                    {
+                        self.pos += 1;
+                        let Some(Tok::Ident(name)) = self.peek().cloned() else {
+                            return Err(ExprError {
+                                offset: self.offset(),
+                                message: "count() vuole il nome di una variabile".into(),
+                            });
+                        };
+                        self.pos += 1;
+                        self.expect(&Tok::RParen, "')'")?;
+                        Expr::Count(name)
+                    }
+                    "count" if call => self.aggregate(AggFunc::Count, offset)?,
+                    "sum" if call => self.aggregate(AggFunc::Sum, offset)?,
+                    "min" if call => self.aggregate(AggFunc::Min, offset)?,
+                    "max" if call => self.aggregate(AggFunc::Max, offset)?,
+                    "all" if call => self.aggregate(AggFunc::All, offset)?,
+                    "any" if call => self.aggregate(AggFunc::Any, offset)?,
+                    _ if call => {
+                        return Err(ExprError {
+                            offset,
+                            message: format!(
+                                "funzione sconosciuta '{word}' (ammesse: count, sum, min, max, all, any)"
+                            ),
+                        });
+                    }
+                    _ => Expr::Var(word),
                 }
-                _ => Expr::Var(word),
-            },
-            Tok::RParen | Tok::Op(_) => {
+            }
+            Tok::RParen
+            | Tok::Op(_)
+            | Tok::Arith(_)
+            | Tok::LBracket
+            | Tok::RBracket
+            | Tok::Comma => {
                 return Err(ExprError {
                     offset,
                     message: "atteso un valore".into(),
@@ -331,6 +592,7 @@ pub fn parse(src: &str) -> Result<Expr, ExprError> {
         toks,
         pos: 0,
         end: src.chars().count(),
+        depth: 0,
     };
     let expr = parser.or()?;
     if parser.pos < parser.toks.len() {
@@ -351,8 +613,17 @@ pub enum ExprType {
     Of(VarType),
 }
 
+/// The names an expression may read, with their types.
+pub struct Scope<'a> {
+    /// The names outside aggregates.
+    pub names: &'a dyn Fn(&str) -> Option<VarType>,
+    /// The names inside an aggregate over participants (the participant's variables and
+    /// `state`); `None` when the procedure has no participants.
+    pub participant: Option<&'a dyn Fn(&str) -> Option<VarType>>,
+}
+
 impl Expr {
-    /// Every variable name the expression reads.
+    /// Every variable name the expression reads outside aggregates.
     pub fn variables(&self) -> Vec<&str> {
         let mut out = Vec::new();
         self.collect_vars(&mut out);
@@ -362,50 +633,67 @@ impl Expr {
     fn collect_vars<'a>(&'a self, out: &mut Vec<&'a str>) {
         match self {
             Expr::Var(name) | Expr::Count(name) => out.push(name),
-            Expr::Not(e) => e.collect_vars(out),
-            Expr::And(a, b) | Expr::Or(a, b) | Expr::Compare(a, _, b) => {
+            Expr::Not(e) | Expr::Neg(e) | Expr::In(e, _) => e.collect_vars(out),
+            Expr::And(a, b)
+            | Expr::Or(a, b)
+            | Expr::Compare(a, _, b)
+            | Expr::Arith(a, _, b) => {
                 a.collect_vars(out);
                 b.collect_vars(out);
             }
-            Expr::Literal(_) | Expr::Now | Expr::Today => {}
+            Expr::Literal(_) | Expr::Now | Expr::Today | Expr::Aggregate { .. } => {}
         }
     }
 
     /// Type-checks against declared variable types; `lookup` returns `None` for unknown names.
+    /// Aggregates over participants are refused (see [`Expr::check_in`]).
     pub fn check(&self, lookup: &dyn Fn(&str) -> Option<VarType>) -> Result<ExprType, String> {
+        self.check_in(&Scope {
+            names: lookup,
+            participant: None,
+        })
+    }
+
+    /// Type-checks in a scope.
+    pub fn check_in(&self, scope: &Scope<'_>) -> Result<ExprType, String> {
         use VarType::*;
         Ok(match self {
-            Expr::Literal(Literal::Null) => ExprType::Null,
-            Expr::Literal(Literal::Bool(_)) => ExprType::Of(Bool),
-            Expr::Literal(Literal::Number(_)) => ExprType::Of(Number),
-            Expr::Literal(Literal::Text(_)) => ExprType::Of(Text),
-            Expr::Literal(Literal::Date(_)) => ExprType::Of(Date),
+            Expr::Literal(literal) => literal_type(literal),
             Expr::Now => ExprType::Of(DateTime),
             Expr::Today => ExprType::Of(Date),
             Expr::Var(name) => ExprType::Of(
-                lookup(name).ok_or_else(|| format!("variabile non dichiarata '{name}'"))?,
+                (scope.names)(name).ok_or_else(|| format!("variabile non dichiarata '{name}'"))?,
             ),
-            Expr::Count(name) => match lookup(name) {
+            Expr::Count(name) => match (scope.names)(name) {
                 Some(Parties | List) => ExprType::Of(Number),
                 Some(other) => {
                     return Err(format!(
-                        "count({name}): '{name}' è di tipo {other}, serve un elenco di soggetti"
+                        "count({name}): '{name}' è di tipo {other}, serve un elenco"
                     ));
                 }
                 None => return Err(format!("variabile non dichiarata '{name}'")),
             },
+            Expr::Neg(e) => {
+                number(e.check_in(scope)?, "il segno meno")?;
+                ExprType::Of(Number)
+            }
+            Expr::Arith(a, op, b) => {
+                number(a.check_in(scope)?, &format!("l'operatore {op}"))?;
+                number(b.check_in(scope)?, &format!("l'operatore {op}"))?;
+                ExprType::Of(Number)
+            }
             Expr::Not(e) => {
-                e.check(lookup)?;
+                boolean(e.check_in(scope)?, "not")?;
                 ExprType::Of(Bool)
             }
             Expr::And(a, b) | Expr::Or(a, b) => {
-                a.check(lookup)?;
-                b.check(lookup)?;
+                boolean(a.check_in(scope)?, "and/or")?;
+                boolean(b.check_in(scope)?, "and/or")?;
                 ExprType::Of(Bool)
             }
             Expr::Compare(a, op, b) => {
-                let left = a.check(lookup)?;
-                let right = b.check(lookup)?;
+                let left = a.check_in(scope)?;
+                let right = b.check_in(scope)?;
                 if let (ExprType::Of(l), ExprType::Of(r)) = (left, right) {
                     if l != r {
                         return Err(format!("confronto tra tipi diversi: {l} {op} {r}"));
@@ -418,7 +706,76 @@ impl Expr {
                 }
                 ExprType::Of(Bool)
             }
+            Expr::In(e, items) => {
+                let t = e.check_in(scope)?;
+                for item in items {
+                    if let (ExprType::Of(l), ExprType::Of(r)) = (t, literal_type(item))
+                        && l != r
+                    {
+                        return Err(format!("in [...]: un {r} in un elenco confrontato con un {l}"));
+                    }
+                }
+                ExprType::Of(Bool)
+            }
+            Expr::Aggregate {
+                func,
+                value,
+                filter,
+            } => {
+                let Some(participant) = scope.participant else {
+                    return Err(format!(
+                        "{}(participants ...): la procedura non dichiara i partecipanti (participant:)",
+                        func.name()
+                    ));
+                };
+                // Inside, the participant's names come first; the instance's stay readable;
+                // aggregates do not nest.
+                let inner_names = |name: &str| participant(name).or_else(|| (scope.names)(name));
+                let inner = Scope {
+                    names: &inner_names,
+                    participant: None,
+                };
+                if let Some(filter) = filter {
+                    boolean(filter.check_in(&inner)?, "where")?;
+                }
+                match (func, value) {
+                    (AggFunc::Count, _) => ExprType::Of(Number),
+                    (AggFunc::Sum | AggFunc::Min | AggFunc::Max, Some(v)) => {
+                        number(v.check_in(&inner)?, func.name())?;
+                        ExprType::Of(Number)
+                    }
+                    (AggFunc::All | AggFunc::Any, Some(v)) => {
+                        boolean(v.check_in(&inner)?, func.name())?;
+                        ExprType::Of(Bool)
+                    }
+                    _ => return Err(format!("{}: manca il valore", func.name())),
+                }
+            }
         })
+    }
+}
+
+fn literal_type(literal: &Literal) -> ExprType {
+    match literal {
+        Literal::Null => ExprType::Null,
+        Literal::Bool(_) => ExprType::Of(VarType::Bool),
+        Literal::Number(_) => ExprType::Of(VarType::Number),
+        Literal::Text(_) => ExprType::Of(VarType::Text),
+        Literal::Date(_) => ExprType::Of(VarType::Date),
+    }
+}
+
+fn number(t: ExprType, what: &str) -> Result<(), String> {
+    match t {
+        ExprType::Null | ExprType::Of(VarType::Number) => Ok(()),
+        ExprType::Of(other) => Err(format!("{what} vuole numeri, non {other}")),
+    }
+}
+
+fn boolean(t: ExprType, what: &str) -> Result<(), String> {
+    match t {
+        ExprType::Null | ExprType::Of(VarType::Bool) => Ok(()),
+        ExprType::Of(other) => Err(format!("{what} vuole una condizione vera o falsa, non {other}")),
     }
 }
 
@@ -433,6 +790,21 @@ mod tests {
             "ammessi" => Some(VarType::Parties),
             "nota" => Some(VarType::Text),
             _ => None,
+        }
+    }
+
+    fn participant_types(name: &str) -> Option<VarType> {
+        match name {
+            "state" => Some(VarType::Text),
+            "voto" => Some(VarType::Number),
+            _ => None,
+        }
+    }
+
+    fn scope() -> Scope<'static> {
+        Scope {
+            names: &types,
+            participant: Some(&participant_types),
         }
     }
 
@@ -451,10 +823,43 @@ mod tests {
     }
 
     #[test]
+    fn arithmetic_binds_tighter_than_comparison_and_products_than_sums() {
+        let e = parse("punteggio * 2 - 10 / 4 >= 60").unwrap();
+        let Expr::Compare(left, CmpOp::Ge, _) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(matches!(**left, Expr::Arith(_, ArithOp::Sub, _)), "{left:?}");
+        assert_eq!(e.check(&types), Ok(ExprType::Of(VarType::Bool)));
+        assert!(parse("punteggio-1 > -2.5").is_ok());
+        assert_eq!(
+            parse("-2.5").unwrap(),
+            Expr::Literal(Literal::Number(Decimal::new(-25, 1)))
+        );
+    }
+
+    #[test]
+    fn aggregates_read_the_participant_and_refuse_without_participants() {
+        let e = parse("count(participants where state == 'ammessa') > 0 and all(participants, state in ['ammessa', 'esclusa'])").unwrap();
+        assert_eq!(e.check_in(&scope()), Ok(ExprType::Of(VarType::Bool)));
+        let sum = parse("sum(participants, voto where state == 'ammessa') / 2 >= punteggio").unwrap();
+        assert_eq!(sum.check_in(&scope()), Ok(ExprType::Of(VarType::Bool)));
+        let err = e.check(&types).unwrap_err();
+        assert!(err.contains("participant:"), "{err}");
+        let wrong = parse("sum(participants, state) > 1").unwrap();
+        assert!(wrong.check_in(&scope()).unwrap_err().contains("numeri"));
+        assert!(parse("all(participants, state == 'a' where voto > 1)").is_err());
+        assert!(parse("count(participants, voto)").is_err());
+    }
+
+    #[test]
     fn type_mismatch_is_reported() {
         let e = parse("now <= punteggio").unwrap();
         let err = e.check(&types).unwrap_err();
         assert!(err.contains("tipi diversi"), "{err}");
+        let err = parse("nota + 1 > 0").unwrap().check(&types).unwrap_err();
+        assert!(err.contains("numeri"), "{err}");
+        let err = parse("nota in [1, 2]").unwrap().check(&types).unwrap_err();
+        assert!(err.contains("in [...]"), "{err}");
     }
 
     #[test]
@@ -469,5 +874,15 @@ mod tests {
         assert_eq!(parse("(a == 1").unwrap_err().message, "manca ')'");
         assert!(parse("a = 1").is_err());
         assert!(parse("'open").is_err());
+        assert!(parse("media(participants, voto)").unwrap_err().message.contains("media"));
+        assert!(parse("a in [b]").is_err());
+    }
+
+    #[test]
+    fn a_deep_nesting_is_refused_not_overflowed() {
+        let deep = format!("{}1{}", "(".repeat(500), ")".repeat(500));
+        assert!(parse(&deep).unwrap_err().message.contains("annidata"));
+        let negations = format!("{}true", "not ".repeat(500));
+        assert!(parse(&negations).is_err());
     }
 }

@@ -124,8 +124,58 @@ pub enum Visibility {
 pub struct TermDef {
     /// The dies a quo (a date or datetime variable).
     pub from: VarName,
-    /// The rule.
+    /// The rule (its length and time of day are the defaults when the variables below are
+    /// unset).
     pub rule: terms::Rule,
+    /// A number variable that, when set, gives the length of the term in its unit.
+    pub length_var: Option<VarName>,
+    /// A text variable `HH:MM` that, when set, gives the time of day of the expiry.
+    pub at_var: Option<VarName>,
+}
+
+/// How numbers computed by expressions are rounded (divisions, and every assigned value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NumberSettings {
+    /// Decimal places kept.
+    pub decimals: u32,
+    /// The rounding rule.
+    pub rounding: Rounding,
+}
+
+impl Default for NumberSettings {
+    fn default() -> Self {
+        NumberSettings {
+            decimals: 2,
+            rounding: Rounding::HalfUp,
+        }
+    }
+}
+
+/// A rounding rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rounding {
+    /// Half away from zero (the common "arrotondamento commerciale").
+    HalfUp,
+    /// Half to even (banker's rounding).
+    HalfEven,
+    /// Towards zero (truncation).
+    Down,
+    /// Away from zero.
+    Up,
+}
+
+impl Rounding {
+    /// Parses the `rounding:` of `numbers:`.
+    pub fn parse(word: &str) -> Option<Rounding> {
+        Some(match word {
+            "half_up" => Rounding::HalfUp,
+            "half_even" => Rounding::HalfEven,
+            "down" => Rounding::Down,
+            "up" => Rounding::Up,
+            _ => return None,
+        })
+    }
 }
 
 /// A declared variable.
@@ -191,6 +241,9 @@ pub struct Transition {
     pub from: Vec<StateId>,
     /// State it enters.
     pub to: StateId,
+    /// For a participant's transition: the states of the procedure in which it may be taken
+    /// (empty: any state that is not final).
+    pub while_in: Vec<StateId>,
     /// Roles that may fire it (the scheduler may fire events its timers name).
     pub roles: Vec<RoleName>,
     /// Inputs it reads from the payload.
@@ -201,11 +254,37 @@ pub struct Transition {
     pub actions: Vec<Action>,
 }
 
-/// A notification to the parties of a role.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Who a notification (or an outgoing registration) is for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    /// The people with `role` the instance concerns (for `ets`: those who applied or are
+    /// named as parties; before anyone applied to a public notice, every ETS).
+    Role,
+    /// Every person with `role`, whoever applied: what is published (a proroga) reaches the
+    /// same readers as the avviso.
+    Public,
+    /// The participant in whose scope the action runs (its capofila): one message with its
+    /// own data.
+    Participant,
+    /// Each participant satisfying the filter: one message each, with its own data.
+    Participants {
+        /// Which participants (all, when absent).
+        filter: Option<Expr>,
+        /// The filter as written.
+        source: Option<String>,
+    },
+    /// The organisations listed in a `parties` variable.
+    Parties(VarName),
+}
+
+/// A notification.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Notify {
-    /// Role whose parties receive it.
+    /// Role whose people receive it (for participants: the role participants act in).
     pub role: RoleName,
+    /// Which of them.
+    pub to: Audience,
     /// Message kind (template name).
     pub template: String,
     /// Urgent messages ignore the daily-digest preference.
@@ -247,10 +326,37 @@ pub struct Protocollo {
     pub register: Option<String>,
     /// The role whose people are the recipients (outgoing).
     pub to: Option<RoleName>,
+    /// Which of them (one registration per participant for participant audiences).
+    pub audience: Audience,
     /// The message template rendered as the registered document.
     pub document: Option<String>,
     /// Titolario classification.
     pub classification: Option<String>,
+}
+
+/// Moving a term's expiry by an act: a proroga before it passes, a riapertura after.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Extension {
+    /// Proroga or riapertura.
+    pub kind: ExtensionKind,
+    /// The term variable it moves.
+    pub term: VarName,
+    /// The variable (same type) holding the new expiry.
+    pub to: VarName,
+    /// The variable holding the act's reference (determina n. …).
+    pub act: VarName,
+    /// The variable holding the reason, if any.
+    pub reason: Option<VarName>,
+}
+
+/// Which act moves a term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtensionKind {
+    /// Before the term expires.
+    Proroga,
+    /// After it expired: the terms are reopened by a distinct act.
+    Riapertura,
 }
 
 /// An action.
@@ -269,11 +375,34 @@ pub enum Action {
         procedure: String,
         /// Child variables from expressions over the parent.
         variables: Vec<(String, Expr)>,
+        /// The event the parent receives when the child ends, with the child's results as
+        /// inputs (an awaited sub-procedure).
+        await_event: Option<EventName>,
     },
     /// Stop the clock of a term variable (e.g. soccorso istruttorio).
     Suspend(VarName),
-    /// Restart the clock of a term variable; the term is extended by the suspension.
-    Resume(VarName),
+    /// Restart the clock of a term variable; the term is extended by the suspension. With a
+    /// date variable, the clock restarts on that day (art. 10-bis: ten days after the
+    /// observations), else today.
+    Resume(VarName, Option<VarName>),
+    /// Move a term by a proroga or a riapertura.
+    Extend(Extension),
+    /// An action taken only when a condition holds.
+    When {
+        /// The condition.
+        condition: Expr,
+        /// As written.
+        source: String,
+        /// The action.
+        action: Box<Action>,
+    },
+    /// Actions run once for each participant that satisfies the filter, in its scope.
+    ForEachParticipant {
+        /// Which participants (all, when absent).
+        filter: Option<Expr>,
+        /// The actions.
+        actions: Vec<Action>,
+    },
 }
 
 /// When a reminder fires before its timer.
@@ -353,6 +482,65 @@ pub struct CalendarSettings {
     pub closures_shift: bool,
 }
 
+/// The lifecycle of each participant (an ETS with its application, or an admitted party):
+/// its own states, transitions, variables, terms and timers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParticipantDef {
+    /// What a participant is called (Italian: "Domanda", "Adesione").
+    pub title: String,
+    /// The role participants act in and receive messages with.
+    pub role: RoleName,
+    /// Its variables (names distinct from the procedure's).
+    pub variables: IndexMap<VarName, Variable>,
+    /// Its states.
+    pub states: IndexMap<StateId, State>,
+    /// Its transitions.
+    pub transitions: Vec<Transition>,
+    /// Its timers.
+    pub timers: Vec<Timer>,
+    /// The event an answer to a soccorso istruttorio fires on the participant.
+    pub answer: Option<EventName>,
+}
+
+impl ParticipantDef {
+    /// The initial state.
+    pub fn initial_state(&self) -> Option<&State> {
+        self.states.values().find(|s| s.initial)
+    }
+
+    /// Transitions that `event` may take from `state`, in the order written (the first whose
+    /// guards hold is taken).
+    pub fn candidates<'a>(
+        &'a self,
+        state: &'a str,
+        event: &'a str,
+    ) -> impl Iterator<Item = &'a Transition> + 'a {
+        candidates(&self.transitions, state, event)
+    }
+
+    /// Whether a participant timer fires `event` while in `state`.
+    pub fn timer_fires(&self, state: &str, event: &str) -> bool {
+        timer_fires(&self.timers, state, event)
+    }
+}
+
+fn candidates<'a>(
+    transitions: &'a [Transition],
+    state: &'a str,
+    event: &'a str,
+) -> impl Iterator<Item = &'a Transition> + 'a {
+    transitions
+        .iter()
+        .filter(move |t| t.event.as_str() == event && t.from.iter().any(|f| f.as_str() == state))
+}
+
+fn timer_fires(timers: &[Timer], state: &str, event: &str) -> bool {
+    timers.iter().any(|t| {
+        t.fires.as_ref().is_some_and(|e| e.as_str() == event)
+            && t.while_in.iter().any(|s| s.as_str() == state)
+    })
+}
+
 /// A validated procedure definition.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Procedure {
@@ -380,6 +568,12 @@ pub struct Procedure {
     pub cron: Vec<CronJob>,
     /// ETS submissions through the API, if the procedure takes any.
     pub submissions: Option<Submissions>,
+    /// The per-participant lifecycle, if the procedure declares one.
+    pub participant: Option<ParticipantDef>,
+    /// How numbers are rounded.
+    pub numbers: NumberSettings,
+    /// The variables a parent that awaits this procedure receives when it ends.
+    pub results: Vec<VarName>,
 }
 
 impl Procedure {
@@ -404,11 +598,42 @@ impl Procedure {
         self.variables.get(name)
     }
 
-    /// Transitions that `event` takes from `state`.
+    /// The first transition `event` takes from `state`.
     pub fn transition(&self, state: &str, event: &str) -> Option<&Transition> {
         self.transitions
             .iter()
             .find(|t| t.event.as_str() == event && t.from.iter().any(|f| f.as_str() == state))
+    }
+
+    /// Transitions that `event` may take from `state`, in the order written (the first whose
+    /// guards hold is taken).
+    pub fn candidates<'a>(
+        &'a self,
+        state: &'a str,
+        event: &'a str,
+    ) -> impl Iterator<Item = &'a Transition> + 'a {
+        candidates(&self.transitions, state, event)
+    }
+
+    /// A variable of a participant by name.
+    pub fn participant_variable(&self, name: &str) -> Option<&Variable> {
+        self.participant.as_ref()?.variables.get(name)
+    }
+
+    /// Whether an event is one the parent receives when an awaited child ends.
+    pub fn awaits(&self, event: &str) -> bool {
+        fn in_actions(actions: &[Action], event: &str) -> bool {
+            actions.iter().any(|a| match a {
+                Action::Start { await_event, .. } => {
+                    await_event.as_ref().is_some_and(|e| e.as_str() == event)
+                }
+                Action::When { action, .. } => in_actions(std::slice::from_ref(action), event),
+                Action::ForEachParticipant { actions, .. } => in_actions(actions, event),
+                _ => false,
+            })
+        }
+        self.states.values().any(|s| in_actions(&s.on_enter, event))
+            || self.transitions.iter().any(|t| in_actions(&t.actions, event))
     }
 
     /// Transitions leaving `state`.
@@ -423,9 +648,6 @@ impl Procedure {
 
     /// Whether a timer of this procedure fires `event` while in `state`.
     pub fn timer_fires(&self, state: &str, event: &str) -> bool {
-        self.timers.iter().any(|t| {
-            t.fires.as_ref().is_some_and(|e| e.as_str() == event)
-                && t.while_in.iter().any(|s| s.as_str() == state)
-        })
+        timer_fires(&self.timers, state, event)
     }
 }

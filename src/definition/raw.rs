@@ -35,6 +35,45 @@ pub(crate) struct RawProcedure {
     pub cron: Vec<Spanned<RawCron>>,
     #[serde(default)]
     pub submissions: Option<Spanned<RawSubmissions>>,
+    /// How numbers are rounded.
+    #[serde(default)]
+    pub numbers: Option<Spanned<RawNumbers>>,
+    /// The lifecycle of each participant.
+    #[serde(default)]
+    pub participant: Option<Spanned<RawParticipant>>,
+    /// Variables handed to a parent that awaits this procedure.
+    #[serde(default)]
+    pub results: Vec<SStr>,
+}
+
+/// Decimal places and rounding of computed numbers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNumbers {
+    #[serde(default)]
+    pub decimals: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub rounding: Option<SStr>,
+}
+
+/// The per-participant lifecycle.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawParticipant {
+    #[serde(default)]
+    pub title: Option<String>,
+    pub role: SStr,
+    #[serde(default)]
+    pub variables: IndexMap<String, Spanned<RawVariable>>,
+    #[serde(default)]
+    pub states: IndexMap<String, Spanned<RawState>>,
+    #[serde(default)]
+    pub transitions: Vec<Spanned<RawTransition>>,
+    #[serde(default)]
+    pub timers: Vec<Spanned<RawTimer>>,
+    /// The event a soccorso istruttorio answer fires on the participant.
+    #[serde(default)]
+    pub soccorso_answer: Option<SStr>,
 }
 
 /// Where ETS submissions (domande, proposte) are accepted through the API.
@@ -97,6 +136,12 @@ pub(crate) struct RawVariable {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTerm {
     pub from: SStr,
+    /// A number variable giving the length when set.
+    #[serde(default)]
+    pub length_var: Option<SStr>,
+    /// A text variable `HH:MM` giving the time of day when set.
+    #[serde(default)]
+    pub at_var: Option<SStr>,
     #[serde(flatten)]
     pub rule: RuleSpec,
 }
@@ -141,6 +186,9 @@ pub(crate) struct RawTransition {
     pub title: Option<String>,
     pub from: OneOrMany,
     pub to: SStr,
+    /// For a participant's transition: the procedure's states in which it may be taken.
+    #[serde(rename = "while", default)]
+    pub while_in: Option<OneOrMany>,
     #[serde(default)]
     pub roles: Vec<SStr>,
     #[serde(default)]
@@ -175,14 +223,64 @@ pub(crate) struct RawAction {
     #[serde(default)]
     pub suspend: Option<SStr>,
     #[serde(default)]
-    pub resume: Option<SStr>,
+    pub resume: Option<RawResume>,
+    #[serde(default)]
+    pub proroga: Option<RawExtension>,
+    #[serde(default)]
+    pub riapertura: Option<RawExtension>,
+    #[serde(default)]
+    pub for_each_participant: Option<RawForEach>,
+    /// The action is taken only when this condition holds.
+    #[serde(default)]
+    pub when: Option<SStr>,
+}
+
+/// `resume: termine` or `resume: { term: termine, on: data_ripresa }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawResume {
+    Name(SStr),
+    On(RawResumeOn),
+}
+
+/// Resume a term on the day a date variable holds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawResumeOn {
+    pub term: SStr,
+    #[serde(default)]
+    pub on: Option<SStr>,
+}
+
+/// A proroga or a riapertura of a term.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExtension {
+    pub term: SStr,
+    pub to: SStr,
+    pub act: SStr,
+    #[serde(default)]
+    pub reason: Option<SStr>,
+}
+
+/// Actions for each participant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawForEach {
+    #[serde(rename = "where", default)]
+    pub filter: Option<SStr>,
+    pub actions: Vec<Spanned<RawAction>>,
 }
 
 /// Notify the parties of a role with a template.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawNotify {
-    pub role: SStr,
+    #[serde(default)]
+    pub role: Option<SStr>,
+    /// `participant`, `participants [where …]`, `public` or a parties variable.
+    #[serde(default)]
+    pub to: Option<SStr>,
     pub template: SStr,
     #[serde(default)]
     pub urgent: bool,
@@ -200,7 +298,7 @@ pub(crate) struct RawProtocollo {
     /// A repertorio instead of the protocol register.
     #[serde(default)]
     pub register: Option<SStr>,
-    /// The role whose people (and their organisations) are the recipients.
+    /// The recipients: a role, `participant`, `participants [where …]` or a parties variable.
     #[serde(default)]
     pub to: Option<SStr>,
     /// A message template rendered as the registered document.
@@ -218,6 +316,9 @@ pub(crate) struct RawStart {
     pub procedure: SStr,
     #[serde(default)]
     pub variables: IndexMap<String, SStr>,
+    /// The event the parent receives when the child ends.
+    #[serde(rename = "await", default)]
+    pub await_event: Option<SStr>,
 }
 
 /// A timer.

@@ -142,6 +142,1074 @@ fn is_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// Where a piece of the file is read: the procedure itself, or a participant's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Where {
+    /// The procedure's states, transitions and timers.
+    Instance,
+    /// The `participant:` section.
+    Participant,
+}
+
+/// Names the participant scope provides besides its variables.
+const PARTICIPANT_STATE: &str = "state";
+/// The name under which a participant's message sees who it is for.
+pub const PARTICIPANT_CONTEXT: &str = "partecipante";
+
+/// What the checks of actions, transitions and timers look up: the roles, and the types of
+/// the variables of each scope.
+struct Checker<'a, 'e> {
+    env: &'a Environment<'e>,
+    roles: IndexMap<RoleName, String>,
+    vars: BTreeMap<String, VarType>,
+    /// The participant's variables (with `state`), when the procedure declares participants.
+    pvars: Option<BTreeMap<String, VarType>>,
+    /// Term variables of each scope (including those whose rule is broken, to avoid cascades).
+    terms: BTreeSet<String>,
+    pterms: BTreeSet<String>,
+    participant_role: Option<String>,
+    /// Instance states, for `while:` of participant transitions.
+    instance_states: BTreeSet<String>,
+    /// Instance transitions' events, for `await:`.
+    instance_events: BTreeSet<String>,
+}
+
+impl Checker<'_, '_> {
+    fn role_ok(&self, name: &str) -> bool {
+        self.roles.contains_key(name) || name == SYSTEM_ROLE
+    }
+
+    /// The type of a name in a scope: in a participant's, its own variables (and `state`)
+    /// first, then the procedure's.
+    fn type_of(&self, scope: Where, name: &str) -> Option<VarType> {
+        if scope == Where::Participant
+            && let Some(t) = self.pvars.as_ref().and_then(|p| p.get(name))
+        {
+            return Some(*t);
+        }
+        self.vars.get(name).copied()
+    }
+
+    fn is_term(&self, scope: Where, name: &str) -> bool {
+        self.terms.contains(name) || (scope == Where::Participant && self.pterms.contains(name))
+    }
+
+    /// Type-checks an expression in a scope; aggregates see the participants when declared.
+    fn expr_type(&self, scope: Where, e: &Expr) -> Result<expr::ExprType, String> {
+        let names = |name: &str| self.type_of(scope, name);
+        let participant = |name: &str| self.pvars.as_ref().and_then(|p| p.get(name)).copied();
+        e.check_in(&expr::Scope {
+            names: &names,
+            participant: self
+                .pvars
+                .as_ref()
+                .map(|_| &participant as &dyn Fn(&str) -> Option<VarType>),
+        })
+    }
+
+    fn expr(&self, ctx: &mut Ctx<'_>, scope: Where, src: &Spanned<String>) -> Option<Expr> {
+        match expr::parse(&src.value) {
+            Ok(e) => match self.expr_type(scope, &e) {
+                Ok(_) => Some(e),
+                Err(msg) => {
+                    ctx.at(&loc(src), format!("espressione '{}': {msg}", src.value));
+                    None
+                }
+            },
+            Err(err) => {
+                ctx.at(&loc(src), format!("espressione '{}': {err}", src.value));
+                None
+            }
+        }
+    }
+
+    /// A condition: an expression that is true or false.
+    fn condition(&self, ctx: &mut Ctx<'_>, scope: Where, src: &Spanned<String>) -> Option<Expr> {
+        let e = self.expr(ctx, scope, src)?;
+        if !matches!(
+            self.expr_type(scope, &e),
+            Ok(expr::ExprType::Of(VarType::Bool) | expr::ExprType::Null)
+        ) {
+            ctx.at(
+                &loc(src),
+                format!("la condizione '{}' non è vera o falsa", src.value),
+            );
+        }
+        Some(e)
+    }
+
+    /// A participant filter (`participants where …`): a condition in the participant's scope.
+    fn filter(&self, ctx: &mut Ctx<'_>, at: &Location, text: &str) -> Option<Expr> {
+        let src = Spanned {
+            value: text.to_owned(),
+            referenced: *at,
+            defined: *at,
+        };
+        self.condition(ctx, Where::Participant, &src)
+    }
+
+    /// `to:` of a notification or a registration.
+    fn audience(
+        &self,
+        ctx: &mut Ctx<'_>,
+        scope: Where,
+        to: Option<&Spanned<String>>,
+        role_given: bool,
+    ) -> Audience {
+        let Some(to) = to else {
+            return Audience::Role;
+        };
+        let text = to.value.trim();
+        let needs_participants = |ctx: &mut Ctx<'_>| {
+            if self.pvars.is_none() {
+                ctx.at(
+                    &loc(to),
+                    format!("to: '{text}' richiede i partecipanti (sezione participant:)"),
+                );
+            }
+        };
+        if text == "participant" {
+            needs_participants(ctx);
+            if scope != Where::Participant {
+                ctx.at(&loc(to), "to: participant vale solo nelle azioni di un partecipante (o in for_each_participant): altrove usare 'participants where …'");
+            }
+            return Audience::Participant;
+        }
+        if text == "participants" {
+            needs_participants(ctx);
+            return Audience::Participants {
+                filter: None,
+                source: None,
+            };
+        }
+        if let Some(rest) = text.strip_prefix("participants where ") {
+            needs_participants(ctx);
+            let filter = if self.pvars.is_some() {
+                self.filter(ctx, &loc(to), rest.trim())
+            } else {
+                None
+            };
+            return Audience::Participants {
+                filter,
+                source: Some(rest.trim().to_owned()),
+            };
+        }
+        if text == "public" {
+            if !role_given {
+                ctx.at(
+                    &loc(to),
+                    "to: public richiede role: (chi riceve ciò che è pubblicato)",
+                );
+            }
+            return Audience::Public;
+        }
+        match self.type_of(scope, text) {
+            Some(VarType::Parties) => Audience::Parties(VarName(text.to_owned())),
+            Some(other) => {
+                ctx.at(
+                    &loc(to),
+                    format!("to: '{text}' è di tipo {other}: serve una variabile parties"),
+                );
+                Audience::Role
+            }
+            None => {
+                ctx.at(&loc(to), format!("to: '{text}' non è participant, participants [where …], public né una variabile parties"));
+                Audience::Role
+            }
+        }
+    }
+
+    /// The role of a notification: as written, or the participants' role for participant
+    /// audiences.
+    fn notify_role(
+        &self,
+        ctx: &mut Ctx<'_>,
+        at: &Location,
+        role: Option<Spanned<String>>,
+        audience: &Audience,
+    ) -> RoleName {
+        match role {
+            Some(r) => {
+                if !self.roles.contains_key(r.value.as_str()) {
+                    ctx.at(&loc(&r), format!("ruolo sconosciuto '{}'", r.value));
+                }
+                RoleName(r.value)
+            }
+            None => match (audience, &self.participant_role) {
+                (Audience::Participant | Audience::Participants { .. }, Some(role)) => {
+                    RoleName(role.clone())
+                }
+                _ => {
+                    ctx.at(at, "notify: manca role: (a quale ruolo si scrive)");
+                    RoleName(String::new())
+                }
+            },
+        }
+    }
+
+    fn notify(
+        &self,
+        ctx: &mut Ctx<'_>,
+        at: &Location,
+        n: RawNotify,
+        scope: Where,
+        reminder: bool,
+    ) -> Notify {
+        let to = self.audience(ctx, scope, n.to.as_ref(), n.role.is_some());
+        let role = self.notify_role(ctx, at, n.role, &to);
+        let per_participant = scope == Where::Participant
+            || matches!(to, Audience::Participant | Audience::Participants { .. });
+        if let Some(templates) = self.env.templates {
+            match templates.get(&n.template.value) {
+                None => ctx.at(
+                    &loc(&n.template),
+                    format!("template sconosciuto '{}'", n.template.value),
+                ),
+                Some(names) => {
+                    for used in names {
+                        let participant_name = per_participant
+                            && (used == PARTICIPANT_CONTEXT
+                                || self.pvars.as_ref().is_some_and(|p| p.contains_key(used)));
+                        let provided = self.vars.contains_key(used)
+                            || participant_name
+                            || CONTEXT_NAMES.contains(&used.as_str())
+                            || (reminder && REMINDER_NAMES.contains(&used.as_str()));
+                        if !provided {
+                            ctx.at(
+                                &loc(&n.template),
+                                format!("il template '{}' usa '{used}', che questa notifica non fornisce", n.template.value),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let invite = n.invite.and_then(|m| match m.value.as_str() {
+            "request" => Some(InviteMethod::Request),
+            "cancel" => Some(InviteMethod::Cancel),
+            other => {
+                ctx.at(
+                    &loc(&m),
+                    format!("invite '{other}' non valido (request oppure cancel)"),
+                );
+                None
+            }
+        });
+        if invite.is_some() && !self.vars.contains_key("data_seduta") {
+            ctx.at(
+                &loc(&n.template),
+                "un invito di calendario richiede la variabile 'data_seduta' (datetime)",
+            );
+        }
+        Notify {
+            role,
+            to,
+            template: n.template.value,
+            urgent: n.urgent,
+            invite,
+        }
+    }
+
+    fn protocollo(
+        &self,
+        ctx: &mut Ctx<'_>,
+        at: &Location,
+        p: RawProtocollo,
+        scope: Where,
+    ) -> Protocollo {
+        let direction = match p.direction.value.as_str() {
+            "entrata" => Direction::Entrata,
+            "uscita" => Direction::Uscita,
+            "interno" => Direction::Interno,
+            other => {
+                ctx.at(
+                    &loc(&p.direction),
+                    format!("direzione di protocollo '{other}' sconosciuta (entrata, uscita, interno)"),
+                );
+                Direction::Interno
+            }
+        };
+        let register = p.register.map(|r| {
+            let code = r.value.trim().to_owned();
+            let valid = (1..=16).contains(&code.len())
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            if !valid {
+                ctx.at(
+                    &loc(&r),
+                    format!(
+                        "registro '{}' non valido: lettere, cifre, _ . -, al massimo 16 caratteri",
+                        r.value
+                    ),
+                );
+            }
+            code
+        });
+        // `to:` is a role, or a participant audience (whose people act in the participants'
+        // role), or a parties variable.
+        let (to, audience) = match p.to {
+            None => (None, Audience::Role),
+            Some(t) if self.roles.contains_key(t.value.as_str()) => {
+                (Some(RoleName(t.value)), Audience::Role)
+            }
+            Some(t) => {
+                let audience = self.audience(ctx, scope, Some(&t), false);
+                let role = match (&audience, &self.participant_role) {
+                    (Audience::Role, _) => {
+                        ctx.at(&loc(&t), format!("ruolo sconosciuto '{}'", t.value));
+                        None
+                    }
+                    (Audience::Public, _) => {
+                        ctx.at(&loc(&t), "to: public non si protocolla: indicare un ruolo");
+                        None
+                    }
+                    (Audience::Participant | Audience::Participants { .. }, Some(role)) => {
+                        Some(RoleName(role.clone()))
+                    }
+                    (Audience::Parties(_), _) => self
+                        .participant_role
+                        .clone()
+                        .or_else(|| self.roles.keys().next().map(|r| r.0.clone()))
+                        .map(RoleName),
+                    _ => None,
+                };
+                (role, audience)
+            }
+        };
+        let document = p.document.map(|d| {
+            if let Some(templates) = self.env.templates
+                && !templates.contains_key(&d.value)
+            {
+                ctx.at(
+                    &loc(&d),
+                    format!(
+                        "template sconosciuto '{}' come documento da protocollare",
+                        d.value
+                    ),
+                );
+            }
+            d.value
+        });
+        if direction == Direction::Uscita && to.is_none() && document.is_some() {
+            ctx.at(
+                at,
+                "un documento in uscita da protocollare richiede i destinatari: aggiungere to: <ruolo>",
+            );
+        }
+        let classification = p
+            .classificazione
+            .map(|c| c.value.trim().to_owned())
+            .filter(|c| !c.is_empty());
+        Protocollo {
+            direction,
+            subject: p.subject.value,
+            register,
+            to,
+            audience,
+            document,
+            classification,
+        }
+    }
+
+    /// A variable of the scope that must have one of `kinds`, for action arguments.
+    fn variable_of(
+        &self,
+        ctx: &mut Ctx<'_>,
+        scope: Where,
+        name: &Spanned<String>,
+        kinds: &[VarType],
+        what: &str,
+    ) -> VarName {
+        match self.type_of(scope, &name.value) {
+            Some(t) if kinds.contains(&t) => {}
+            Some(t) => ctx.at(
+                &loc(name),
+                format!(
+                    "{what}: '{}' è di tipo {t}, serve {}",
+                    name.value,
+                    kinds
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" o ")
+                ),
+            ),
+            None => ctx.at(
+                &loc(name),
+                format!("{what}: variabile non dichiarata '{}'", name.value),
+            ),
+        }
+        VarName(name.value.clone())
+    }
+
+    fn term_variable(
+        &self,
+        ctx: &mut Ctx<'_>,
+        scope: Where,
+        name: &Spanned<String>,
+        what: &str,
+    ) -> VarName {
+        if self.type_of(scope, &name.value).is_none() {
+            ctx.at(
+                &loc(name),
+                format!("variabile non dichiarata '{}'", name.value),
+            );
+        } else if !self.is_term(scope, &name.value) {
+            ctx.at(
+                &loc(name),
+                format!(
+                    "'{}' non è calcolata da un termine: non si può {what}",
+                    name.value
+                ),
+            );
+        }
+        VarName(name.value.clone())
+    }
+
+    fn actions(
+        &self,
+        ctx: &mut Ctx<'_>,
+        raw_actions: Vec<Spanned<RawAction>>,
+        scope: Where,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        for action in raw_actions {
+            let at = loc(&action);
+            let mut a = action.value;
+            let condition = a.when.take();
+            let count = [
+                a.notify.is_some(),
+                a.protocollo.is_some(),
+                a.set.is_some(),
+                a.start.is_some(),
+                a.suspend.is_some(),
+                a.resume.is_some(),
+                a.proroga.is_some(),
+                a.riapertura.is_some(),
+                a.for_each_participant.is_some(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count();
+            if count != 1 {
+                ctx.at(&at, "ogni azione deve avere esattamente una chiave tra notify, protocollo, set, start, suspend, resume, proroga, riapertura, for_each_participant (più when: facoltativo)");
+                continue;
+            }
+            let Some(built) = self.action(ctx, &at, a, scope) else {
+                continue;
+            };
+            match condition {
+                None => out.push(built),
+                Some(src) => {
+                    if let Some(condition) = self.condition(ctx, scope, &src) {
+                        out.push(Action::When {
+                            condition,
+                            source: src.value,
+                            action: Box::new(built),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn action(&self, ctx: &mut Ctx<'_>, at: &Location, a: RawAction, scope: Where) -> Option<Action> {
+        if let Some(n) = a.notify {
+            return Some(Action::Notify(self.notify(ctx, at, n, scope, false)));
+        }
+        if let Some(p) = a.protocollo {
+            return Some(Action::Protocollo(self.protocollo(ctx, at, p, scope)));
+        }
+        if let Some(assignments) = a.set {
+            let mut list = Vec::new();
+            for (name, value) in assignments {
+                let Some(target) = self.type_of(scope, &name) else {
+                    ctx.at(
+                        &loc(&value),
+                        format!("set: variabile non dichiarata '{name}'"),
+                    );
+                    continue;
+                };
+                if self.is_term(scope, &name) {
+                    ctx.at(
+                        &loc(&value),
+                        format!("set: '{name}' è calcolata da un termine e non si assegna"),
+                    );
+                }
+                if scope == Where::Participant && name == PARTICIPANT_STATE {
+                    ctx.at(&loc(&value), "set: lo stato del partecipante cambia solo con le sue transizioni");
+                    continue;
+                }
+                if let Some(e) = self.expr(ctx, scope, &value) {
+                    if let Ok(expr::ExprType::Of(t)) = self.expr_type(scope, &e)
+                        && t != target
+                    {
+                        ctx.at(
+                            &loc(&value),
+                            format!("set: '{name}' è di tipo {target}, il valore è di tipo {t}"),
+                        );
+                    }
+                    list.push((VarName(name), e));
+                }
+            }
+            return Some(Action::Set(list));
+        }
+        if let Some(s) = a.start {
+            if let Some(known) = self.env.procedures
+                && !known.contains(&s.procedure.value)
+            {
+                ctx.at(
+                    &loc(&s.procedure),
+                    format!("procedura sconosciuta '{}'", s.procedure.value),
+                );
+            }
+            let mut vars = Vec::new();
+            for (name, value) in s.variables {
+                if let Some(e) = self.expr(ctx, scope, &value) {
+                    vars.push((name, e));
+                }
+            }
+            let await_event = s.await_event.map(|e| {
+                if !self.instance_events.contains(&e.value) {
+                    ctx.at(&loc(&e), format!("await: nessuna transizione della procedura accetta l'evento '{}'", e.value));
+                }
+                EventName(e.value)
+            });
+            return Some(Action::Start {
+                procedure: s.procedure.value,
+                variables: vars,
+                await_event,
+            });
+        }
+        if let Some(v) = a.suspend {
+            return Some(Action::Suspend(self.term_variable(ctx, scope, &v, "sospendere")));
+        }
+        if let Some(r) = a.resume {
+            let (term, on) = match r {
+                RawResume::Name(term) => (term, None),
+                RawResume::On(RawResumeOn { term, on }) => (term, on),
+            };
+            let term = self.term_variable(ctx, scope, &term, "riprendere");
+            let on = on.map(|on| {
+                self.variable_of(ctx, scope, &on, &[VarType::Date], "resume.on")
+            });
+            return Some(Action::Resume(term, on));
+        }
+        if let Some((kind, e)) = a
+            .proroga
+            .map(|e| (ExtensionKind::Proroga, e))
+            .or(a.riapertura.map(|e| (ExtensionKind::Riapertura, e)))
+        {
+            let what = match kind {
+                ExtensionKind::Proroga => "prorogare",
+                ExtensionKind::Riapertura => "riaprire",
+            };
+            let term = self.term_variable(ctx, scope, &e.term, what);
+            let term_type = self.type_of(scope, term.as_str()).unwrap_or(VarType::DateTime);
+            let to = self.variable_of(ctx, scope, &e.to, &[term_type], "to");
+            let act = self.variable_of(ctx, scope, &e.act, &[VarType::Text], "act");
+            let reason = e
+                .reason
+                .map(|r| self.variable_of(ctx, scope, &r, &[VarType::Text], "reason"));
+            return Some(Action::Extend(Extension {
+                kind,
+                term,
+                to,
+                act,
+                reason,
+            }));
+        }
+        if let Some(each) = a.for_each_participant {
+            if self.pvars.is_none() {
+                ctx.at(at, "for_each_participant richiede i partecipanti (sezione participant:)");
+                return None;
+            }
+            if scope == Where::Participant {
+                ctx.at(at, "for_each_participant non si usa dentro le azioni di un partecipante");
+                return None;
+            }
+            let filter = each.filter.and_then(|f| self.condition(ctx, Where::Participant, &f));
+            let actions = self.actions(ctx, each.actions, Where::Participant);
+            return Some(Action::ForEachParticipant { filter, actions });
+        }
+        None
+    }
+
+    /// Builds the variables of a scope; the types were read beforehand.
+    fn variables(
+        &self,
+        ctx: &mut Ctx<'_>,
+        raw: IndexMap<String, Spanned<RawVariable>>,
+        scope: Where,
+        calendar: &CalendarSettings,
+    ) -> IndexMap<VarName, Variable> {
+        let mut variables = IndexMap::new();
+        for (name, var) in raw {
+            let var_loc = loc(&var);
+            let v = var.value;
+            let kind = self.type_of(scope, &name).unwrap_or(VarType::Text);
+            let mut visibility = Visibility::Staff;
+            let mut visible_roles = Vec::new();
+            for who in v.visible_to {
+                if who.value == "public" {
+                    visibility = Visibility::Public;
+                } else if self.roles.contains_key(who.value.as_str()) {
+                    visible_roles.push(RoleName(who.value));
+                } else {
+                    ctx.at(
+                        &loc(&who),
+                        format!("ruolo sconosciuto '{}' in visible_to", who.value),
+                    );
+                }
+            }
+            if visibility != Visibility::Public && !visible_roles.is_empty() {
+                visibility = Visibility::Roles(visible_roles);
+            }
+            let term = v
+                .term
+                .and_then(|term| self.term(ctx, &name, kind, term, scope, calendar));
+            if term.is_some() && v.required {
+                ctx.at(
+                    &var_loc,
+                    format!("'{name}' è calcolata da un termine: non può essere required"),
+                );
+            }
+            variables.insert(
+                VarName(name.clone()),
+                Variable {
+                    name: VarName(name),
+                    kind,
+                    label: v.label,
+                    required: v.required,
+                    visibility,
+                    term,
+                },
+            );
+        }
+        variables
+    }
+
+    fn term(
+        &self,
+        ctx: &mut Ctx<'_>,
+        name: &str,
+        kind: VarType,
+        term: Spanned<RawTerm>,
+        scope: Where,
+        calendar: &CalendarSettings,
+    ) -> Option<TermDef> {
+        let term_loc = loc(&term);
+        let t = term.value;
+        if !matches!(kind, VarType::Date | VarType::DateTime) {
+            ctx.at(
+                &term_loc,
+                format!("la variabile '{name}' ha un termine ma è di tipo {kind}: serve date o datetime"),
+            );
+        }
+        match self.type_of(scope, &t.from.value) {
+            Some(VarType::Date | VarType::DateTime) => {}
+            Some(other) => ctx.at(
+                &loc(&t.from),
+                format!(
+                    "il termine parte da '{}' che è di tipo {other}: serve date o datetime",
+                    t.from.value
+                ),
+            ),
+            None => ctx.at(
+                &loc(&t.from),
+                format!("variabile non dichiarata '{}' in term.from", t.from.value),
+            ),
+        }
+        if t.from.value == name {
+            ctx.at(
+                &loc(&t.from),
+                "un termine non può partire dalla sua stessa variabile",
+            );
+        }
+        let length_var = t.length_var.map(|v| {
+            if t.rule.window.is_some() || t.rule.days.is_some() || t.rule.months.is_some() || t.rule.years.is_some() {
+                self.variable_of(ctx, scope, &v, &[VarType::Number], "length_var")
+            } else {
+                ctx.at(&loc(&v), "length_var: indicare anche la durata predefinita (days, months, years o window)");
+                VarName(v.value)
+            }
+        });
+        let at_var = t
+            .at_var
+            .map(|v| self.variable_of(ctx, scope, &v, &[VarType::Text], "at_var"));
+        let mut spec = t.rule;
+        // A publication window never moves: the procedure's shifts apply to the other terms.
+        if spec.window.is_none() {
+            spec.saturday_shift |= calendar.saturday_shift;
+            spec.closures_shift |= calendar.closures_shift;
+        }
+        match terms::Rule::new(spec) {
+            Ok(rule) => Some(TermDef {
+                from: VarName(t.from.value),
+                rule,
+                length_var,
+                at_var,
+            }),
+            Err(e) => {
+                ctx.at(&term_loc, format!("termine non valido per '{name}': {e}"));
+                None
+            }
+        }
+    }
+
+    fn states(
+        &self,
+        ctx: &mut Ctx<'_>,
+        raw: IndexMap<String, Spanned<RawState>>,
+        scope: Where,
+        at: &Location,
+    ) -> (IndexMap<StateId, State>, BTreeMap<String, Location>) {
+        let mut states = IndexMap::new();
+        let mut state_locs: BTreeMap<String, Location> = BTreeMap::new();
+        let mut initial = Vec::new();
+        for (id, state) in raw {
+            let st_loc = loc(&state);
+            let s = state.value;
+            if !is_identifier(&id) {
+                ctx.at(&st_loc, format!("nome di stato '{id}' non valido"));
+            }
+            if s.initial {
+                initial.push(st_loc);
+            }
+            state_locs.insert(id.clone(), st_loc);
+            if s.initial && s.is_final {
+                ctx.at(
+                    &st_loc,
+                    format!("lo stato '{id}' non può essere insieme iniziale e finale"),
+                );
+            }
+            let on_enter = self.actions(ctx, s.on_enter, scope);
+            states.insert(
+                StateId(id.clone()),
+                State {
+                    title: s.title.unwrap_or_else(|| id.replace('_', " ")),
+                    id: StateId(id),
+                    initial: s.initial,
+                    is_final: s.is_final,
+                    on_enter,
+                },
+            );
+        }
+        match initial.len() {
+            1 => {}
+            0 => ctx.at(at, "manca lo stato iniziale (initial: true)"),
+            _ => {
+                for at in &initial[1..] {
+                    ctx.at(at, "più di uno stato iniziale");
+                }
+            }
+        }
+        if states.is_empty() {
+            ctx.at(at, "nessuno stato definito");
+        } else if scope == Where::Instance && !states.values().any(|s| s.is_final) {
+            ctx.at(at, "nessuno stato finale (final: true)");
+        }
+        (states, state_locs)
+    }
+
+    /// Transitions; `false` when one names an unknown state (reachability is then moot).
+    fn transitions(
+        &self,
+        ctx: &mut Ctx<'_>,
+        raw: Vec<Spanned<RawTransition>>,
+        states: &IndexMap<StateId, State>,
+        scope: Where,
+    ) -> (Vec<Transition>, bool) {
+        let mut transitions = Vec::new();
+        // (state, event) → where the last transition for it is, and whether it has a guard.
+        let mut seen: BTreeMap<(String, String), (Location, bool)> = BTreeMap::new();
+        let mut graph_is_sound = true;
+        for tr in raw {
+            let tr_loc = loc(&tr);
+            let t = tr.value;
+            if !is_identifier(&t.event.value) {
+                ctx.at(
+                    &loc(&t.event),
+                    format!("nome di evento '{}' non valido", t.event.value),
+                );
+            }
+            let guarded = !t.guard.is_empty();
+            let mut from = Vec::new();
+            for f in t.from.into_vec() {
+                if !states.contains_key(f.value.as_str()) {
+                    graph_is_sound = false;
+                    ctx.at(&loc(&f), format!("stato sconosciuto '{}'", f.value));
+                } else if states.get(f.value.as_str()).is_some_and(|s| s.is_final) {
+                    ctx.at(
+                        &loc(&f),
+                        format!(
+                            "lo stato '{}' è finale: nessuna transizione può uscirne",
+                            f.value
+                        ),
+                    );
+                }
+                let key = (f.value.clone(), t.event.value.clone());
+                if let Some((first, first_guarded)) = seen.get(&key)
+                    && !first_guarded
+                {
+                    let (line, column) = (first.line(), first.column());
+                    ctx.at(&loc(&t.event), format!("evento '{}' duplicato dallo stato '{}' (già definito a riga {line}, colonna {column} senza condizioni: questa alternativa non sarebbe mai presa)", t.event.value, f.value));
+                }
+                seen.insert(key, (loc(&t.event), guarded));
+                from.push(StateId(f.value));
+            }
+            if !states.contains_key(t.to.value.as_str()) {
+                graph_is_sound = false;
+                ctx.at(&loc(&t.to), format!("stato sconosciuto '{}'", t.to.value));
+            }
+            let mut while_in = Vec::new();
+            if let Some(list) = t.while_in {
+                for st in list.into_vec() {
+                    if scope == Where::Instance {
+                        ctx.at(&loc(&st), "while: vale solo per le transizioni di un partecipante (gli stati della procedura in cui sono ammesse)");
+                        break;
+                    }
+                    if !self.instance_states.contains(&st.value) {
+                        ctx.at(
+                            &loc(&st),
+                            format!("stato della procedura sconosciuto '{}'", st.value),
+                        );
+                    }
+                    while_in.push(StateId(st.value));
+                }
+            }
+            let mut tr_roles = Vec::new();
+            for r in t.roles {
+                if !self.role_ok(&r.value) {
+                    ctx.at(&loc(&r), format!("ruolo sconosciuto '{}'", r.value));
+                }
+                tr_roles.push(RoleName(r.value));
+            }
+            let mut inputs = Vec::new();
+            for (name, mode) in t.inputs {
+                let required = match mode.value.as_str() {
+                    "required" => true,
+                    "optional" => false,
+                    other => {
+                        ctx.at(
+                            &loc(&mode),
+                            format!(
+                                "input '{name}': '{other}' non valido (required oppure optional)"
+                            ),
+                        );
+                        false
+                    }
+                };
+                if self.type_of(scope, &name).is_none() || name == PARTICIPANT_STATE {
+                    ctx.at(
+                        &loc(&mode),
+                        format!("input '{name}': variabile non dichiarata"),
+                    );
+                } else if self.is_term(scope, &name) {
+                    ctx.at(
+                        &loc(&mode),
+                        format!("input '{name}': la variabile è calcolata da un termine"),
+                    );
+                }
+                inputs.push(Input {
+                    variable: VarName(name),
+                    required,
+                });
+            }
+            let mut guard = Vec::new();
+            for g in t.guard {
+                let g = g.value;
+                if let Some(e) = self.condition(ctx, scope, &g.when) {
+                    guard.push(Guard {
+                        message: g.message.unwrap_or_else(|| {
+                            format!("condizione non soddisfatta: {}", g.when.value)
+                        }),
+                        source: g.when.value,
+                        expr: e,
+                    });
+                }
+            }
+            if tr_roles.is_empty() {
+                ctx.at(
+                    &tr_loc,
+                    format!(
+                        "la transizione '{}' non indica chi può eseguirla (roles)",
+                        t.event.value
+                    ),
+                );
+            }
+            let actions = self.actions(ctx, t.actions, scope);
+            transitions.push(Transition {
+                title: t.title.unwrap_or_else(|| t.event.value.replace('_', " ")),
+                event: EventName(t.event.value),
+                from,
+                to: StateId(t.to.value),
+                while_in,
+                roles: tr_roles,
+                inputs,
+                guard,
+                actions,
+            });
+        }
+        (transitions, graph_is_sound)
+    }
+
+    fn timers(
+        &self,
+        ctx: &mut Ctx<'_>,
+        raw: Vec<Spanned<RawTimer>>,
+        states: &IndexMap<StateId, State>,
+        transitions: &[Transition],
+        scope: Where,
+    ) -> Vec<Timer> {
+        let mut timers = Vec::new();
+        let mut timer_ids = HashSet::new();
+        for tm in raw {
+            let t = tm.value;
+            if !timer_ids.insert(t.id.value.clone()) {
+                ctx.at(&loc(&t.id), format!("timer '{}' duplicato", t.id.value));
+            }
+            if t.id.value.contains('/') || t.id.value.contains('#') {
+                ctx.at(&loc(&t.id), format!("timer '{}': l'id non può contenere / o #", t.id.value));
+            }
+            let mut while_in = Vec::new();
+            for s in t.while_in.into_vec() {
+                if !states.contains_key(s.value.as_str()) {
+                    ctx.at(&loc(&s), format!("stato sconosciuto '{}'", s.value));
+                }
+                while_in.push(StateId(s.value));
+            }
+            match self.type_of(scope, &t.at.value) {
+                Some(VarType::Date | VarType::DateTime) => {}
+                Some(other) => ctx.at(
+                    &loc(&t.at),
+                    format!(
+                        "il timer usa '{}' che è di tipo {other}: serve date o datetime",
+                        t.at.value
+                    ),
+                ),
+                None => ctx.at(
+                    &loc(&t.at),
+                    format!("variabile non dichiarata '{}'", t.at.value),
+                ),
+            }
+            let fires = t.fires.map(|event| {
+                let taken = while_in.iter().any(|s| {
+                    transitions
+                        .iter()
+                        .any(|tr| tr.event.as_str() == event.value && tr.from.contains(s))
+                });
+                if !taken {
+                    ctx.at(&loc(&event), format!("il timer '{}' genera l'evento '{}' ma nessuna transizione lo accetta dagli stati in cui è attivo", t.id.value, event.value));
+                }
+                EventName(event.value)
+            });
+            let mut reminders = Vec::new();
+            for r in t.reminders {
+                let r_loc = loc(&r);
+                let r = r.value;
+                let before = match (r.days_before, r.hours_before) {
+                    (Some(d), None) if d > 0 => u32::try_from(d).ok().map(Offset::Days),
+                    (None, Some(h)) if h > 0 => u32::try_from(h).ok().map(Offset::Hours),
+                    _ => None,
+                };
+                let Some(before) = before else {
+                    ctx.at(
+                        &r_loc,
+                        "un promemoria vuole esattamente uno tra days_before e hours_before, positivo",
+                    );
+                    continue;
+                };
+                let notify = self.notify(ctx, &r_loc, r.notify, scope, true);
+                reminders.push(Reminder { before, notify });
+            }
+            if fires.is_none() && reminders.is_empty() {
+                ctx.at(
+                    &loc(&t.id),
+                    format!("il timer '{}' non genera eventi né promemoria", t.id.value),
+                );
+            }
+            timers.push(Timer {
+                id: t.id.value,
+                while_in,
+                at: VarName(t.at.value),
+                fires,
+                reminders,
+            });
+        }
+        timers
+    }
+}
+
+/// Reads the declared types of a set of variables, reporting unknown types and bad names.
+fn variable_types(
+    ctx: &mut Ctx<'_>,
+    raw: &IndexMap<String, Spanned<RawVariable>>,
+    reserved: &[&str],
+) -> BTreeMap<String, VarType> {
+    let mut types = BTreeMap::new();
+    for (name, var) in raw {
+        match VarType::parse(&var.value.kind.value) {
+            Some(t) => {
+                types.insert(name.clone(), t);
+            }
+            None => ctx.at(
+                &loc(&var.value.kind),
+                format!(
+                    "tipo '{}' sconosciuto per la variabile '{name}' (ammessi: date, datetime, text, number, bool, parties, list)",
+                    var.value.kind.value
+                ),
+            ),
+        }
+        if !is_identifier(name)
+            || CONTEXT_NAMES.contains(&name.as_str())
+            || REMINDER_NAMES.contains(&name.as_str())
+            || reserved.contains(&name.as_str())
+        {
+            ctx.at(
+                &loc(var),
+                format!("nome di variabile '{name}' non valido o riservato"),
+            );
+        }
+    }
+    types
+}
+
+fn term_names(raw: &IndexMap<String, Spanned<RawVariable>>) -> BTreeSet<String> {
+    raw.iter()
+        .filter(|(_, v)| v.value.term.is_some())
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+fn numbers(ctx: &mut Ctx<'_>, raw: Option<Spanned<RawNumbers>>) -> NumberSettings {
+    let mut numbers = NumberSettings::default();
+    let Some(raw) = raw else {
+        return numbers;
+    };
+    if let Some(d) = raw.value.decimals {
+        match u32::try_from(d.value) {
+            Ok(places) if places <= 10 => numbers.decimals = places,
+            _ => ctx.at(&loc(&d), "numbers.decimals: un intero tra 0 e 10"),
+        }
+    }
+    if let Some(r) = raw.value.rounding {
+        match Rounding::parse(&r.value) {
+            Some(rounding) => numbers.rounding = rounding,
+            None => ctx.at(
+                &loc(&r),
+                format!(
+                    "numbers.rounding '{}' sconosciuto (half_up, half_even, down, up)",
+                    r.value
+                ),
+            ),
+        }
+    }
+    numbers
+}
+
 fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedure {
     if !is_identifier(&raw.id.value) {
         ctx.at(
@@ -159,6 +1227,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
             1
         }
     };
+    let id_loc = loc(&raw.id);
 
     // Calendar
     let mut calendar = CalendarSettings::default();
@@ -187,6 +1256,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
             ctx.at(&cal_loc, "closures_shift richiede un file 'closures'");
         }
     }
+    let numbers = numbers(ctx, raw.numbers);
 
     // Roles
     let mut roles = IndexMap::new();
@@ -206,572 +1276,94 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
         }
         roles.insert(RoleName(name), label.value);
     }
-    let role_ok = |name: &str| roles.contains_key(name) || name == SYSTEM_ROLE;
 
-    // Variables (types first, so terms and expressions can refer to any of them)
-    let mut var_types: BTreeMap<String, VarType> = BTreeMap::new();
-    for (name, var) in &raw.variables {
-        match VarType::parse(&var.value.kind.value) {
-            Some(t) => {
-                var_types.insert(name.clone(), t);
-            }
-            None => ctx.at(
-                &loc(&var.value.kind),
-                format!(
-                    "tipo '{}' sconosciuto per la variabile '{name}' (ammessi: date, datetime, text, number, bool, parties, list)",
-                    var.value.kind.value
-                ),
-            ),
-        }
-        if !is_identifier(name)
-            || CONTEXT_NAMES.contains(&name.as_str())
-            || REMINDER_NAMES.contains(&name.as_str())
-        {
-            ctx.at(
-                &loc(var),
-                format!("nome di variabile '{name}' non valido o riservato"),
-            );
-        }
-    }
-    let lookup = |name: &str| var_types.get(name).copied();
-    let declared_terms: BTreeSet<String> = raw
-        .variables
-        .iter()
-        .filter(|(_, v)| v.value.term.is_some())
-        .map(|(n, _)| n.clone())
-        .collect();
-    let mut variables = IndexMap::new();
-    for (name, var) in raw.variables {
-        let var_loc = loc(&var);
-        let v = var.value;
-        let kind = lookup(&name).unwrap_or(VarType::Text);
-        let mut visibility = Visibility::Staff;
-        let mut visible_roles = Vec::new();
-        for who in v.visible_to {
-            if who.value == "public" {
-                visibility = Visibility::Public;
-            } else if roles.contains_key(who.value.as_str()) {
-                visible_roles.push(RoleName(who.value));
-            } else {
+    // Variables: the types of both scopes first, so that terms and expressions can refer to
+    // any of them.
+    let vars = variable_types(ctx, &raw.variables, &[PARTICIPANT_CONTEXT]);
+    let (participant_loc, raw_participant) = match raw.participant {
+        Some(p) => (loc(&p), Some(p.value)),
+        None => (id_loc, None),
+    };
+    let pvars = raw_participant.as_ref().map(|p| {
+        let mut types = variable_types(ctx, &p.variables, &[PARTICIPANT_CONTEXT, PARTICIPANT_STATE]);
+        for (name, var) in &p.variables {
+            if vars.contains_key(name) {
                 ctx.at(
-                    &loc(&who),
-                    format!("ruolo sconosciuto '{}' in visible_to", who.value),
+                    &loc(var),
+                    format!("la variabile del partecipante '{name}' ha lo stesso nome di una variabile della procedura"),
                 );
             }
         }
-        if visibility != Visibility::Public && !visible_roles.is_empty() {
-            visibility = Visibility::Roles(visible_roles);
+        types.insert(PARTICIPANT_STATE.to_owned(), VarType::Text);
+        types
+    });
+    let participant_role = raw_participant.as_ref().map(|p| {
+        if !roles.contains_key(p.role.value.as_str()) {
+            ctx.at(&loc(&p.role), format!("ruolo sconosciuto '{}'", p.role.value));
         }
-        let term = v.term.and_then(|term| {
-            let term_loc = loc(&term);
-            let t = term.value;
-            if !matches!(kind, VarType::Date | VarType::DateTime) {
-                ctx.at(&term_loc, format!("la variabile '{name}' ha un termine ma è di tipo {kind}: serve date o datetime"));
-            }
-            match lookup(&t.from.value) {
-                Some(VarType::Date | VarType::DateTime) => {}
-                Some(other) => ctx.at(&loc(&t.from), format!("il termine parte da '{}' che è di tipo {other}: serve date o datetime", t.from.value)),
-                None => ctx.at(&loc(&t.from), format!("variabile non dichiarata '{}' in term.from", t.from.value)),
-            }
-            if t.from.value == name {
-                ctx.at(&loc(&t.from), "un termine non può partire dalla sua stessa variabile");
-            }
-            let mut spec = t.rule;
-            // A publication window never moves: the procedure's shifts apply to the other terms.
-            if spec.window.is_none() {
-                spec.saturday_shift |= calendar.saturday_shift;
-                spec.closures_shift |= calendar.closures_shift;
-            }
-            match terms::Rule::new(spec) {
-                Ok(rule) => Some(TermDef { from: VarName(t.from.value), rule }),
-                Err(e) => {
-                    ctx.at(&term_loc, format!("termine non valido per '{name}': {e}"));
-                    None
-                }
-            }
-        });
-        if term.is_some() && v.required {
-            ctx.at(
-                &var_loc,
-                format!("'{name}' è calcolata da un termine: non può essere required"),
-            );
-        }
-        variables.insert(
-            VarName(name.clone()),
-            Variable {
-                name: VarName(name),
-                kind,
-                label: v.label,
-                required: v.required,
-                visibility,
-                term,
-            },
-        );
-    }
+        p.role.value.clone()
+    });
+    let instance_states: BTreeSet<String> = raw.states.keys().cloned().collect();
+    let instance_events: BTreeSet<String> = raw
+        .transitions
+        .iter()
+        .map(|t| t.value.event.value.clone())
+        .collect();
+    let checker = Checker {
+        env,
+        roles,
+        vars,
+        pvars,
+        terms: term_names(&raw.variables),
+        pterms: raw_participant
+            .as_ref()
+            .map(|p| term_names(&p.variables))
+            .unwrap_or_default(),
+        participant_role,
+        instance_states,
+        instance_events,
+    };
+    let variables = checker.variables(ctx, raw.variables, Where::Instance, &calendar);
     check_term_cycles(ctx, &variables);
 
-    let known_templates = env.templates;
-    let check_notify = |ctx: &mut Ctx<'_>, at: &Location, n: RawNotify, reminder: bool| -> Notify {
-        if !roles.contains_key(n.role.value.as_str()) {
-            ctx.at(
-                &loc(&n.role),
-                format!("ruolo sconosciuto '{}'", n.role.value),
-            );
-        }
-        if let Some(templates) = known_templates {
-            match templates.get(&n.template.value) {
-                None => ctx.at(
-                    &loc(&n.template),
-                    format!("template sconosciuto '{}'", n.template.value),
-                ),
-                Some(names) => {
-                    for used in names {
-                        let provided = var_types.contains_key(used)
-                            || CONTEXT_NAMES.contains(&used.as_str())
-                            || (reminder && REMINDER_NAMES.contains(&used.as_str()));
-                        if !provided {
-                            ctx.at(
-                                &loc(&n.template),
-                                format!("il template '{}' usa '{used}', che questa notifica non fornisce", n.template.value),
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        let _ = at;
-        let invite = n.invite.and_then(|m| match m.value.as_str() {
-            "request" => Some(InviteMethod::Request),
-            "cancel" => Some(InviteMethod::Cancel),
-            other => {
-                ctx.at(
-                    &loc(&m),
-                    format!("invite '{other}' non valido (request oppure cancel)"),
-                );
-                None
-            }
-        });
-        if invite.is_some() && !var_types.contains_key("data_seduta") {
-            ctx.at(
-                &loc(&n.template),
-                "un invito di calendario richiede la variabile 'data_seduta' (datetime)",
-            );
-        }
-        Notify {
-            role: RoleName(n.role.value),
-            template: n.template.value,
-            urgent: n.urgent,
-            invite,
-        }
-    };
+    // The procedure's machine.
+    let (states, state_locs) = checker.states(ctx, raw.states, Where::Instance, &id_loc);
+    let (transitions, graph_is_sound) =
+        checker.transitions(ctx, raw.transitions, &states, Where::Instance);
+    let timers = checker.timers(ctx, raw.timers, &states, &transitions, Where::Instance);
 
-    let check_expr = |ctx: &mut Ctx<'_>, src: &Spanned<String>| -> Option<Expr> {
-        match expr::parse(&src.value) {
-            Ok(e) => match e.check(&lookup) {
-                Ok(_) => Some(e),
-                Err(msg) => {
-                    ctx.at(&loc(src), format!("espressione '{}': {msg}", src.value));
-                    None
-                }
-            },
-            Err(err) => {
-                ctx.at(&loc(src), format!("espressione '{}': {err}", src.value));
-                None
-            }
-        }
-    };
-
-    let actions_of = |ctx: &mut Ctx<'_>, raw_actions: Vec<Spanned<RawAction>>| -> Vec<Action> {
-        let mut out = Vec::new();
-        for action in raw_actions {
-            let at = loc(&action);
-            let a = action.value;
-            let count = [
-                a.notify.is_some(),
-                a.protocollo.is_some(),
-                a.set.is_some(),
-                a.start.is_some(),
-                a.suspend.is_some(),
-                a.resume.is_some(),
-            ]
-            .iter()
-            .filter(|x| **x)
-            .count();
-            if count != 1 {
-                ctx.at(&at, "ogni azione deve avere esattamente una chiave tra notify, protocollo, set, start, suspend, resume");
-                continue;
-            }
-            if let Some(n) = a.notify {
-                out.push(Action::Notify(check_notify(ctx, &at, n, false)));
-            } else if let Some(p) = a.protocollo {
-                let direction = match p.direction.value.as_str() {
-                    "entrata" => Direction::Entrata,
-                    "uscita" => Direction::Uscita,
-                    "interno" => Direction::Interno,
-                    other => {
-                        ctx.at(&loc(&p.direction), format!("direzione di protocollo '{other}' sconosciuta (entrata, uscita, interno)"));
-                        Direction::Interno
-                    }
-                };
-                let register = p.register.map(|r| {
-                    let code = r.value.trim().to_owned();
-                    let valid = (1..=16).contains(&code.len())
-                        && code.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-                    if !valid {
-                        ctx.at(&loc(&r), format!("registro '{}' non valido: lettere, cifre, _ . -, al massimo 16 caratteri", r.value));
-                    }
-                    code
-                });
-                let to = p.to.map(|t| {
-                    if !roles.contains_key(t.value.as_str()) {
-                        ctx.at(&loc(&t), format!("ruolo sconosciuto '{}'", t.value));
-                    }
-                    RoleName(t.value)
-                });
-                let document = p.document.map(|d| {
-                    if let Some(templates) = known_templates
-                        && !templates.contains_key(&d.value)
-                    {
-                        ctx.at(
-                            &loc(&d),
-                            format!(
-                                "template sconosciuto '{}' come documento da protocollare",
-                                d.value
-                            ),
-                        );
-                    }
-                    d.value
-                });
-                if direction == Direction::Uscita && to.is_none() && document.is_some() {
-                    ctx.at(&at, "un documento in uscita da protocollare richiede i destinatari: aggiungere to: <ruolo>");
-                }
-                let classification = p
-                    .classificazione
-                    .map(|c| c.value.trim().to_owned())
-                    .filter(|c| !c.is_empty());
-                out.push(Action::Protocollo(Protocollo {
-                    direction,
-                    subject: p.subject.value,
-                    register,
-                    to,
-                    document,
-                    classification,
-                }));
-            } else if let Some(assignments) = a.set {
-                let mut list = Vec::new();
-                for (name, value) in assignments {
-                    let Some(target) = lookup(&name) else {
-                        ctx.at(
-                            &loc(&value),
-                            format!("set: variabile non dichiarata '{name}'"),
-                        );
-                        continue;
-                    };
-                    if variables
-                        .get(name.as_str())
-                        .is_some_and(|v| v.term.is_some())
-                    {
-                        ctx.at(
-                            &loc(&value),
-                            format!("set: '{name}' è calcolata da un termine e non si assegna"),
-                        );
-                    }
-                    if let Some(e) = check_expr(ctx, &value) {
-                        if let Ok(expr::ExprType::Of(t)) = e.check(&lookup)
-                            && t != target
-                        {
-                            ctx.at(
-                                &loc(&value),
-                                format!(
-                                    "set: '{name}' è di tipo {target}, il valore è di tipo {t}"
-                                ),
-                            );
-                        }
-                        list.push((VarName(name), e));
-                    }
-                }
-                out.push(Action::Set(list));
-            } else if let Some(s) = a.start {
-                if let Some(known) = env.procedures
-                    && !known.contains(&s.procedure.value)
-                {
-                    ctx.at(
-                        &loc(&s.procedure),
-                        format!("procedura sconosciuta '{}'", s.procedure.value),
-                    );
-                }
-                let mut vars = Vec::new();
-                for (name, value) in s.variables {
-                    if let Some(e) = check_expr(ctx, &value) {
-                        vars.push((name, e));
-                    }
-                }
-                out.push(Action::Start {
-                    procedure: s.procedure.value,
-                    variables: vars,
-                });
-            } else if let Some(v) = a.suspend.or(a.resume.clone()) {
-                let is_suspend = a.resume.is_none();
-                match variables.get(v.value.as_str()) {
-                    // A variable whose term is broken was reported already; no cascade.
-                    Some(var)
-                        if var.term.is_some() || declared_terms.contains(v.value.as_str()) => {}
-                    Some(_) => ctx.at(
-                        &loc(&v),
-                        format!(
-                            "'{}' non è calcolata da un termine: non si può sospendere",
-                            v.value
-                        ),
-                    ),
-                    None => ctx.at(&loc(&v), format!("variabile non dichiarata '{}'", v.value)),
-                }
-                let name = VarName(v.value);
-                out.push(if is_suspend {
-                    Action::Suspend(name)
-                } else {
-                    Action::Resume(name)
-                });
-            }
-        }
-        out
-    };
-
-    // States
-    let mut states = IndexMap::new();
-    let mut state_locs: BTreeMap<String, Location> = BTreeMap::new();
-    let mut initial = Vec::new();
-    for (id, state) in raw.states {
-        let st_loc = loc(&state);
-        let s = state.value;
-        if !is_identifier(&id) {
-            ctx.at(&st_loc, format!("nome di stato '{id}' non valido"));
-        }
-        if s.initial {
-            initial.push(st_loc);
-        }
-        state_locs.insert(id.clone(), st_loc);
-        if s.initial && s.is_final {
-            ctx.at(
-                &st_loc,
-                format!("lo stato '{id}' non può essere insieme iniziale e finale"),
-            );
-        }
-        let on_enter = actions_of(ctx, s.on_enter);
-        states.insert(
-            StateId(id.clone()),
-            State {
-                title: s.title.unwrap_or_else(|| id.replace('_', " ")),
-                id: StateId(id),
-                initial: s.initial,
-                is_final: s.is_final,
-                on_enter,
-            },
-        );
-    }
-    match initial.len() {
-        1 => {}
-        0 => ctx.at(&loc(&raw.id), "manca lo stato iniziale (initial: true)"),
-        _ => {
-            for at in &initial[1..] {
-                ctx.at(at, "più di uno stato iniziale");
-            }
-        }
-    }
-    if states.is_empty() {
-        ctx.at(&loc(&raw.id), "nessuno stato definito");
-    } else if !states.values().any(|s| s.is_final) {
-        ctx.at(&loc(&raw.id), "nessuno stato finale (final: true)");
-    }
-
-    // Transitions
-    let mut transitions = Vec::new();
-    let mut seen: BTreeMap<(String, String), Location> = BTreeMap::new();
-    // A transition to or from an unknown state makes reachability meaningless: report the
-    // unknown state, not the cascade it causes.
-    let mut graph_is_sound = true;
-    for tr in raw.transitions {
-        let tr_loc = loc(&tr);
-        let t = tr.value;
-        if !is_identifier(&t.event.value) {
-            ctx.at(
-                &loc(&t.event),
-                format!("nome di evento '{}' non valido", t.event.value),
-            );
-        }
-        let mut from = Vec::new();
-        for f in t.from.into_vec() {
-            if !states.contains_key(f.value.as_str()) {
-                graph_is_sound = false;
-                ctx.at(&loc(&f), format!("stato sconosciuto '{}'", f.value));
-            } else if states.get(f.value.as_str()).is_some_and(|s| s.is_final) {
-                ctx.at(
-                    &loc(&f),
-                    format!(
-                        "lo stato '{}' è finale: nessuna transizione può uscirne",
-                        f.value
-                    ),
-                );
-            }
-            let key = (f.value.clone(), t.event.value.clone());
-            if let Some(first) = seen.get(&key) {
-                let (line, column) = (first.line(), first.column());
-                ctx.at(&loc(&t.event), format!("evento '{}' duplicato dallo stato '{}' (già definito a riga {line}, colonna {column})", t.event.value, f.value));
-            } else {
-                seen.insert(key, loc(&t.event));
-            }
-            from.push(StateId(f.value));
-        }
-        if !states.contains_key(t.to.value.as_str()) {
-            graph_is_sound = false;
-            ctx.at(&loc(&t.to), format!("stato sconosciuto '{}'", t.to.value));
-        }
-        let mut tr_roles = Vec::new();
-        for r in t.roles {
-            if !role_ok(&r.value) {
-                ctx.at(&loc(&r), format!("ruolo sconosciuto '{}'", r.value));
-            }
-            tr_roles.push(RoleName(r.value));
-        }
-        let mut inputs = Vec::new();
-        for (name, mode) in t.inputs {
-            let required = match mode.value.as_str() {
-                "required" => true,
-                "optional" => false,
-                other => {
-                    ctx.at(
-                        &loc(&mode),
-                        format!("input '{name}': '{other}' non valido (required oppure optional)"),
-                    );
-                    false
-                }
-            };
-            match variables.get(name.as_str()) {
-                None => ctx.at(
-                    &loc(&mode),
-                    format!("input '{name}': variabile non dichiarata"),
-                ),
-                Some(v) if v.term.is_some() => ctx.at(
-                    &loc(&mode),
-                    format!("input '{name}': la variabile è calcolata da un termine"),
-                ),
-                Some(_) => {}
-            }
-            inputs.push(Input {
-                variable: VarName(name),
-                required,
+    // The participants' machine.
+    let participant = raw_participant.map(|rp| {
+        let pvariables = checker.variables(ctx, rp.variables, Where::Participant, &calendar);
+        check_term_cycles(ctx, &pvariables);
+        let (pstates, plocs) =
+            checker.states(ctx, rp.states, Where::Participant, &participant_loc);
+        let (ptransitions, sound) =
+            checker.transitions(ctx, rp.transitions, &pstates, Where::Participant);
+        let ptimers = checker.timers(ctx, rp.timers, &pstates, &ptransitions, Where::Participant);
+        let role = RoleName(rp.role.value.clone());
+        let answer = rp.soccorso_answer.map(|e| {
+            let taken = ptransitions.iter().any(|t| {
+                t.event.as_str() == e.value && t.roles.iter().any(|r| r == &role)
             });
-        }
-        let mut guard = Vec::new();
-        for g in t.guard {
-            let g_loc = loc(&g);
-            let g = g.value;
-            if let Some(e) = check_expr(ctx, &g.when) {
-                if !matches!(e.check(&lookup), Ok(expr::ExprType::Of(VarType::Bool))) {
-                    ctx.at(
-                        &g_loc,
-                        format!("la condizione '{}' non è vera o falsa", g.when.value),
-                    );
-                }
-                guard.push(Guard {
-                    message: g
-                        .message
-                        .unwrap_or_else(|| format!("condizione non soddisfatta: {}", g.when.value)),
-                    source: g.when.value,
-                    expr: e,
-                });
-            }
-        }
-        if tr_roles.is_empty() {
-            ctx.at(
-                &tr_loc,
-                format!(
-                    "la transizione '{}' non indica chi può eseguirla (roles)",
-                    t.event.value
-                ),
-            );
-        }
-        let actions = actions_of(ctx, t.actions);
-        transitions.push(Transition {
-            title: t.title.unwrap_or_else(|| t.event.value.replace('_', " ")),
-            event: EventName(t.event.value),
-            from,
-            to: StateId(t.to.value),
-            roles: tr_roles,
-            inputs,
-            guard,
-            actions,
-        });
-    }
-
-    // Timers
-    let mut timers = Vec::new();
-    let mut timer_ids = HashSet::new();
-    for tm in raw.timers {
-        let t = tm.value;
-        if !timer_ids.insert(t.id.value.clone()) {
-            ctx.at(&loc(&t.id), format!("timer '{}' duplicato", t.id.value));
-        }
-        let mut while_in = Vec::new();
-        for s in t.while_in.into_vec() {
-            if !states.contains_key(s.value.as_str()) {
-                ctx.at(&loc(&s), format!("stato sconosciuto '{}'", s.value));
-            }
-            while_in.push(StateId(s.value));
-        }
-        match lookup(&t.at.value) {
-            Some(VarType::Date | VarType::DateTime) => {}
-            Some(other) => ctx.at(
-                &loc(&t.at),
-                format!(
-                    "il timer usa '{}' che è di tipo {other}: serve date o datetime",
-                    t.at.value
-                ),
-            ),
-            None => ctx.at(
-                &loc(&t.at),
-                format!("variabile non dichiarata '{}'", t.at.value),
-            ),
-        }
-        let fires = t.fires.map(|event| {
-            let taken = while_in.iter().any(|s| transitions.iter().any(|tr| tr.event.as_str() == event.value && tr.from.contains(s)));
             if !taken {
-                ctx.at(&loc(&event), format!("il timer '{}' genera l'evento '{}' ma nessuna transizione lo accetta dagli stati in cui è attivo", t.id.value, event.value));
+                ctx.at(&loc(&e), format!("soccorso_answer: nessuna transizione del partecipante accetta l'evento '{}' dal ruolo '{}'", e.value, role));
             }
-            EventName(event.value)
+            EventName(e.value)
         });
-        let mut reminders = Vec::new();
-        for r in t.reminders {
-            let r_loc = loc(&r);
-            let r = r.value;
-            let before = match (r.days_before, r.hours_before) {
-                (Some(d), None) if d > 0 => u32::try_from(d).ok().map(Offset::Days),
-                (None, Some(h)) if h > 0 => u32::try_from(h).ok().map(Offset::Hours),
-                _ => None,
-            };
-            let Some(before) = before else {
-                ctx.at(
-                    &r_loc,
-                    "un promemoria vuole esattamente uno tra days_before e hours_before, positivo",
-                );
-                continue;
-            };
-            let notify = check_notify(ctx, &r_loc, r.notify, true);
-            reminders.push(Reminder { before, notify });
+        if sound {
+            check_machine(ctx, &pstates, &ptransitions, &plocs, false);
         }
-        if fires.is_none() && reminders.is_empty() {
-            ctx.at(
-                &loc(&t.id),
-                format!("il timer '{}' non genera eventi né promemoria", t.id.value),
-            );
+        ParticipantDef {
+            title: rp.title.unwrap_or_else(|| "Partecipante".to_owned()),
+            role,
+            variables: pvariables,
+            states: pstates,
+            transitions: ptransitions,
+            timers: ptimers,
+            answer,
         }
-        timers.push(Timer {
-            id: t.id.value,
-            while_in,
-            at: VarName(t.at.value),
-            fires,
-            reminders,
-        });
-    }
+    });
 
     // Cron jobs
     let mut cron = Vec::new();
@@ -808,7 +1400,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
 
     let submissions = raw.submissions.map(|sub| {
         let s = sub.value;
-        match lookup(&s.deadline.value) {
+        match checker.type_of(Where::Instance, &s.deadline.value) {
             Some(VarType::DateTime) => {}
             Some(other) => ctx.at(
                 &loc(&s.deadline),
@@ -848,6 +1440,23 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
             ranking_while,
         }
     });
+    if participant.is_some() && submissions.is_none() {
+        ctx.at(
+            &participant_loc,
+            "i partecipanti entrano con una domanda: la procedura deve dichiarare submissions:",
+        );
+    }
+
+    let results = raw
+        .results
+        .into_iter()
+        .map(|r| {
+            if !variables.contains_key(r.value.as_str()) {
+                ctx.at(&loc(&r), format!("results: variabile non dichiarata '{}'", r.value));
+            }
+            VarName(r.value)
+        })
+        .collect();
 
     let procedure = Procedure {
         submissions,
@@ -856,15 +1465,24 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
         title: raw.title.value,
         description: raw.description,
         calendar,
-        roles,
+        roles: checker.roles,
         variables,
         states,
         transitions,
         timers,
         cron,
+        participant,
+        numbers,
+        results,
     };
     if graph_is_sound {
-        check_graph(ctx, &procedure, &state_locs);
+        check_machine(
+            ctx,
+            &procedure.states,
+            &procedure.transitions,
+            &state_locs,
+            true,
+        );
     }
     procedure
 }
@@ -891,9 +1509,24 @@ fn check_term_cycles(ctx: &mut Ctx<'_>, variables: &IndexMap<VarName, Variable>)
     }
 }
 
-fn check_graph(ctx: &mut Ctx<'_>, p: &Procedure, locations: &BTreeMap<String, Location>) {
-    let Some(initial) = p.states.values().find(|s| s.initial) else {
+/// Every state is reached from the initial one, and every state that is not final has a way
+/// out (for the procedure; a participant may rest in a state until the procedure ends).
+fn check_machine(
+    ctx: &mut Ctx<'_>,
+    states: &IndexMap<StateId, State>,
+    transitions: &[Transition],
+    locations: &BTreeMap<String, Location>,
+    needs_exits: bool,
+) {
+    let Some(initial) = states.values().find(|s| s.initial) else {
         return;
+    };
+    let from = |state: &str| {
+        transitions
+            .iter()
+            .filter(move |t| t.from.iter().any(|f| f.as_str() == state))
+            .map(|t| t.to.as_str())
+            .collect::<Vec<_>>()
     };
     let mut reached = BTreeSet::new();
     let mut queue = VecDeque::from([initial.id.as_str()]);
@@ -901,11 +1534,9 @@ fn check_graph(ctx: &mut Ctx<'_>, p: &Procedure, locations: &BTreeMap<String, Lo
         if !reached.insert(state) {
             continue;
         }
-        for t in p.transitions_from(state) {
-            queue.push_back(t.to.as_str());
-        }
+        queue.extend(from(state));
     }
-    for s in p.states.values() {
+    for s in states.values() {
         let at = locations
             .get(s.id.as_str())
             .copied()
@@ -919,7 +1550,7 @@ fn check_graph(ctx: &mut Ctx<'_>, p: &Procedure, locations: &BTreeMap<String, Lo
                 ),
             );
         }
-        if !s.is_final && p.transitions_from(s.id.as_str()).next().is_none() {
+        if needs_exits && !s.is_final && from(s.id.as_str()).is_empty() {
             ctx.at(
                 &at,
                 format!(

@@ -18,6 +18,71 @@ pub struct InstanceData {
     /// Stop-the-clock intervals per term variable.
     #[serde(default)]
     pub suspensions: BTreeMap<String, Vec<SuspensionRecord>>,
+    /// Proroghe and riaperture per term variable, oldest first.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extensions: BTreeMap<String, Vec<ExtensionRecord>>,
+    /// The participants, by id (the id of their application).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub participants: BTreeMap<String, ParticipantData>,
+    /// The parent that awaits this instance, and the event it receives when it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentLink>,
+}
+
+/// One participant: an ETS (or a group led by its capofila) with its application, in its own
+/// lifecycle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParticipantData {
+    /// The organisation that acts and receives (for a group, the capofila).
+    pub organisation_id: String,
+    /// Its name, as messages print it.
+    pub name: String,
+    /// For a group still to be formed (ATS): the other members, named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    /// Its state in the participant's lifecycle.
+    pub state: String,
+    /// Its variables.
+    #[serde(default)]
+    pub variables: Map<String, Value>,
+    /// How each of its term variables got its value.
+    #[serde(default)]
+    pub terms: BTreeMap<String, TermRecord>,
+    /// Its stop-the-clock intervals.
+    #[serde(default)]
+    pub suspensions: BTreeMap<String, Vec<SuspensionRecord>>,
+    /// When it joined (its application arrived).
+    pub joined_at: DateTime<Utc>,
+    /// It withdrew its application: it no longer counts, and nothing more is sent to it.
+    #[serde(default)]
+    pub withdrawn: bool,
+}
+
+/// A proroga or riapertura of a term, as the act made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtensionRecord {
+    /// Proroga or riapertura.
+    pub kind: crate::definition::ExtensionKind,
+    /// When the act was recorded.
+    pub at: DateTime<Utc>,
+    /// The expiry before it (the value of the variable).
+    pub previous: Value,
+    /// The new expiry.
+    pub new: Value,
+    /// The act's reference.
+    pub act: String,
+    /// Why, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Who awaits an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentLink {
+    /// The parent instance.
+    pub instance_id: String,
+    /// The event it receives when this one ends.
+    pub event: String,
 }
 
 /// The computation behind a term variable: what a judge reads.
@@ -54,6 +119,9 @@ pub enum TimerAction {
     Fire {
         /// The event.
         event: String,
+        /// The participant whose event it is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        participant: Option<String>,
     },
     /// Send a reminder.
     Remind {
@@ -63,6 +131,9 @@ pub enum TimerAction {
         template: String,
         /// Ignores digest preferences.
         urgent: bool,
+        /// The participant whose term it reminds of.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        participant: Option<String>,
     },
 }
 
@@ -99,6 +170,15 @@ pub struct NotificationPlan {
     /// ordinal of its `RegisterProtocol` effect among the step's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<u32>,
+    /// Only the people of these organisations (a participant's capofila, a parties variable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisations: Option<Vec<String>>,
+    /// Every person with the role, whoever applied (what is published).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
+    /// The participant the message is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<String>,
 }
 
 /// An effect of a step.
@@ -134,6 +214,12 @@ pub enum Effect {
         /// Titolario classification.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         classification: Option<String>,
+        /// Only the people of these organisations are the recipients.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        organisations: Option<Vec<String>>,
+        /// The participant the act is about.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        participant: Option<String>,
     },
     /// Register as incoming what an ETS sent through the platform: an application, or its
     /// answer to a soccorso istruttorio. Queued by the store with what it registers.
@@ -153,6 +239,18 @@ pub enum Effect {
         /// The instance that starts it (recorded as the child's parent, not as a variable).
         #[serde(default)]
         parent: Option<String>,
+        /// The event the parent receives when the child ends.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        await_event: Option<String>,
+    },
+    /// Tell the parent that awaits this instance that it ended, with its results.
+    ResumeParent {
+        /// The parent.
+        parent_id: String,
+        /// The event it receives.
+        event: String,
+        /// The child's declared results.
+        results: Map<String, Value>,
     },
 }
 
@@ -166,6 +264,7 @@ impl Effect {
             Effect::RegisterProtocol { .. } => "protocollo",
             Effect::RegisterIncoming { .. } => "protocollo_in",
             Effect::StartInstance { .. } => "start_instance",
+            Effect::ResumeParent { .. } => "resume_parent",
         }
     }
 }

@@ -2,14 +2,20 @@
 //! clock and writes nothing; effects come back as data.
 
 pub mod effect;
+pub mod plan;
+pub mod scope;
 pub mod step;
+pub mod terms;
 pub mod value;
 
 pub use effect::*;
+pub use plan::desired_timers;
 pub use step::{
-    Actor, Command, START_EVENT, Snapshot, Step, available, desired_timers, fire, local_instant,
-    reminder_notification, start,
+    Actor, Command, JOIN_EVENT, Joining, ParticipantMove, ReminderTimer, START_EVENT, Snapshot,
+    Step, WITHDRAW_EVENT, available, available_to_participant, fire, join,
+    reminder_notifications, start, start_awaited, withdraw,
 };
+pub use value::local_instant;
 
 /// Why the engine refused a command. Messages are Italian: a person reads them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,6 +99,71 @@ pub enum Error {
         variable: String,
         /// Why.
         message: String,
+    },
+    /// The procedure has no participants.
+    #[error("questa procedura non ha partecipanti")]
+    NoParticipants,
+    /// No such participant in the instance.
+    #[error("partecipante sconosciuto '{id}'")]
+    UnknownParticipant {
+        /// The id asked for.
+        id: String,
+    },
+    /// The participant withdrew its application.
+    #[error("la domanda di {name} è stata ritirata")]
+    Withdrawn {
+        /// Its name.
+        name: String,
+    },
+    /// The participant's lifecycle has ended.
+    #[error("la domanda di {name} è conclusa ({state}): nessuna azione è più possibile")]
+    ParticipantConcluded {
+        /// Its name.
+        name: String,
+        /// Title of its final state.
+        state: String,
+    },
+    /// The organisation already takes part.
+    #[error("{name} partecipa già a questa procedura: ritirare la domanda attiva per presentarne una nuova")]
+    AlreadyParticipant {
+        /// Its name.
+        name: String,
+    },
+    /// A participant's event the procedure's state does not allow now.
+    #[error("l'evento '{event}' non è ammesso mentre la procedura è nello stato '{state}' (ammesso in: {})", allowed.join(", "))]
+    NotNow {
+        /// The event.
+        event: String,
+        /// The procedure's state.
+        state: String,
+        /// States of the procedure in which it is allowed.
+        allowed: Vec<String>,
+    },
+    /// A proroga after the term expired.
+    #[error("il termine '{term}' è scaduto ({deadline}): non si può più prorogare; occorre una riapertura dei termini, con un atto distinto")]
+    ExtensionTooLate {
+        /// The term variable.
+        term: String,
+        /// Its expiry.
+        deadline: String,
+    },
+    /// A riapertura before the term expired.
+    #[error("il termine '{term}' non è ancora scaduto ({deadline}): si proroga, non si riapre")]
+    ExtensionTooEarly {
+        /// The term variable.
+        term: String,
+        /// Its expiry.
+        deadline: String,
+    },
+    /// The new expiry is not later than the old one, or than now.
+    #[error("la nuova scadenza di '{term}' ({new}) deve essere successiva a quella attuale ({previous}) e a questo momento")]
+    ExtensionNotLater {
+        /// The term variable.
+        term: String,
+        /// Its expiry before.
+        previous: String,
+        /// The expiry asked for.
+        new: String,
     },
 }
 

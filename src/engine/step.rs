@@ -1,17 +1,24 @@
 //! The one entry point of the interpreter: same (procedure, instance, command, now) → same
 //! result. Returns the new state, data and effects; writes nothing.
+//!
+//! A command acts on the procedure, or on one participant (`Command::participant`): a
+//! participant's event moves only that participant, in its own lifecycle, and its actions run
+//! in its scope (its variables, its terms, messages to it alone).
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::Error;
 use super::effect::*;
-use super::value::{self, Val};
-use crate::definition::{Action, Notify, Offset, Procedure, SYSTEM_ROLE, Transition, VarType};
-use crate::terms::{self, ROME};
+use super::plan::{self, timer_diff};
+use super::scope::{self, active};
+use super::terms::{self, compute_all, show};
+use super::value;
+use crate::definition::{
+    Action, Audience, ExtensionKind, Notify, Procedure, Protocollo, SYSTEM_ROLE, Transition,
+};
+use crate::terms::ROME;
 
 /// Who acts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +49,9 @@ pub struct Command {
     /// Inputs.
     #[serde(default)]
     pub payload: Map<String, Value>,
+    /// The participant whose event it is (`None`: the procedure's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<String>,
 }
 
 /// What the interpreter reads of an instance.
@@ -53,6 +63,17 @@ pub struct Snapshot<'a> {
     pub state: &'a str,
     /// Current data.
     pub data: &'a InstanceData,
+}
+
+/// How a participant moved in a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParticipantMove {
+    /// The participant.
+    pub id: String,
+    /// Its state before (`None` when it joined).
+    pub from: Option<String>,
+    /// Its state after.
+    pub to: String,
 }
 
 /// The result of a step.
@@ -70,12 +91,19 @@ pub struct Step {
     pub effects: Vec<Effect>,
     /// The state after is final.
     pub is_final: bool,
+    /// The participant the step was about.
+    pub participant: Option<ParticipantMove>,
 }
 
 /// The event name recorded when an instance starts.
 pub const START_EVENT: &str = "avvio";
+/// The event recorded when a participant joins (its application arrives).
+pub const JOIN_EVENT: &str = "presentazione";
+/// The event recorded when a participant withdraws its application.
+pub const WITHDRAW_EVENT: &str = "ritiro";
 
 /// Starts an instance: checks the initial variables, computes terms, enters the initial state.
+/// `parent` is the instance that awaits this one, if any.
 pub fn start(
     p: &Procedure,
     instance_id: &str,
@@ -83,8 +111,23 @@ pub fn start(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Step, Error> {
+    start_awaited(p, instance_id, variables, None, actor, now)
+}
+
+/// Starts an instance a parent awaits (see [`start`]).
+pub fn start_awaited(
+    p: &Procedure,
+    instance_id: &str,
+    variables: &Map<String, Value>,
+    parent: Option<ParentLink>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Step, Error> {
     let _ = actor;
-    let mut data = InstanceData::default();
+    let mut data = InstanceData {
+        parent,
+        ..InstanceData::default()
+    };
     for (name, value) in variables {
         let var = p.variable(name).ok_or_else(|| Error::UnexpectedInput {
             field: name.clone(),
@@ -112,7 +155,7 @@ pub fn start(
             });
         }
     }
-    compute_terms(p, &mut data)?;
+    compute_all(p, &mut data)?;
     let initial = p.initial_state();
     let mut effects = Vec::new();
     let ctx = Context {
@@ -123,10 +166,11 @@ pub fn start(
     ctx.run_actions(
         &initial.on_enter,
         initial.id.as_str(),
+        None,
         &mut data,
         &mut effects,
     )?;
-    compute_terms(p, &mut data)?;
+    compute_all(p, &mut data)?;
     timer_diff(p, None, (initial.id.as_str(), &data), now, &mut effects);
     Ok(Step {
         from: None,
@@ -135,10 +179,11 @@ pub fn start(
         data,
         effects,
         is_final: initial.is_final,
+        participant: None,
     })
 }
 
-/// Fires an event on an instance.
+/// Fires an event on an instance, or on one of its participants.
 pub fn fire(
     p: &Procedure,
     instance: &Snapshot<'_>,
@@ -153,41 +198,19 @@ pub fn fire(
             state: state.title.clone(),
         });
     }
-    let Some(t) = p.transition(instance.state, &cmd.event) else {
-        let elsewhere: Vec<String> = p
-            .transitions
-            .iter()
-            .filter(|t| t.event.as_str() == cmd.event)
-            .flat_map(|t| t.from.iter().map(|s| s.to_string()))
-            .collect();
-        return Err(if elsewhere.is_empty() {
-            Error::UnknownEvent {
-                event: cmd.event.clone(),
-            }
-        } else {
-            Error::WrongState {
-                event: cmd.event.clone(),
-                state: instance.state.to_string(),
-                allowed: elsewhere,
-            }
-        });
-    };
-    check_role(p, t, instance.state, &cmd.actor)?;
-
-    let mut data = instance.data.clone();
-    apply_inputs(p, t, &cmd.payload, &mut data)?;
-    compute_terms(p, &mut data)?;
-    {
-        let lookup = lookup_in(p, &data);
-        for g in &t.guard {
-            if !value::truthy(&value::eval(&g.expr, &lookup, now)) {
-                return Err(Error::GuardFailed {
-                    message: g.message.clone(),
-                    condition: g.source.clone(),
-                });
-            }
-        }
+    if let Some(participant) = &cmd.participant {
+        return fire_participant(p, instance, participant, cmd, now);
     }
+    let candidates: Vec<&Transition> = p.candidates(instance.state, &cmd.event).collect();
+    if candidates.is_empty() {
+        return Err(not_here(&p.transitions, &cmd.event, instance.state));
+    }
+    let may = |t: &Transition| {
+        t.roles.iter().any(|r| r.as_str() == cmd.actor.role)
+            || (cmd.actor.role == SYSTEM_ROLE
+                && (p.timer_fires(instance.state, t.event.as_str()) || p.awaits(&cmd.event)))
+    };
+    let (t, mut data) = choose(p, &candidates, instance.data, None, cmd, now, may)?;
 
     let mut effects = Vec::new();
     let ctx = Context {
@@ -195,14 +218,42 @@ pub fn fire(
         instance_id: instance.id,
         now,
     };
-    ctx.run_actions(&t.actions, t.to.as_str(), &mut data, &mut effects)?;
-    compute_terms(p, &mut data)?;
+    ctx.run_actions(&t.actions, t.to.as_str(), None, &mut data, &mut effects)?;
+    compute_all(p, &mut data)?;
     let target = p.state(t.to.as_str()).ok_or_else(|| Error::UnknownState {
         state: t.to.to_string(),
     })?;
     if t.to.as_str() != instance.state {
-        ctx.run_actions(&target.on_enter, t.to.as_str(), &mut data, &mut effects)?;
-        compute_terms(p, &mut data)?;
+        ctx.run_actions(
+            &target.on_enter,
+            t.to.as_str(),
+            None,
+            &mut data,
+            &mut effects,
+        )?;
+        compute_all(p, &mut data)?;
+    }
+    if target.is_final
+        && let Some(parent) = &data.parent
+    {
+        let results = p
+            .results
+            .iter()
+            .map(|name| {
+                (
+                    name.to_string(),
+                    data.variables
+                        .get(name.as_str())
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        effects.push(Effect::ResumeParent {
+            parent_id: parent.instance_id.clone(),
+            event: parent.event.clone(),
+            results,
+        });
     }
     timer_diff(
         p,
@@ -218,6 +269,399 @@ pub fn fire(
         data,
         effects,
         is_final: target.is_final,
+        participant: None,
+    })
+}
+
+/// Why an event cannot be taken from a state: it exists elsewhere, or nowhere.
+fn not_here(transitions: &[Transition], event: &str, state: &str) -> Error {
+    let mut elsewhere: Vec<String> = transitions
+        .iter()
+        .filter(|t| t.event.as_str() == event)
+        .flat_map(|t| t.from.iter().map(|s| s.to_string()))
+        .collect();
+    elsewhere.dedup();
+    if elsewhere.is_empty() {
+        Error::UnknownEvent {
+            event: event.to_string(),
+        }
+    } else {
+        Error::WrongState {
+            event: event.to_string(),
+            state: state.to_string(),
+            allowed: elsewhere,
+        }
+    }
+}
+
+/// Of the transitions an event may take, the first the actor may fire whose guards hold, with
+/// the data after its inputs. A wrongly typed input is refused whichever is taken; a missing
+/// required input only for the one whose guards hold.
+fn choose<'t>(
+    p: &Procedure,
+    candidates: &[&'t Transition],
+    data: &InstanceData,
+    participant: Option<&str>,
+    cmd: &Command,
+    now: DateTime<Utc>,
+    may: impl Fn(&Transition) -> bool,
+) -> Result<(&'t Transition, InstanceData), Error> {
+    let permitted: Vec<&Transition> = candidates.iter().copied().filter(|t| may(t)).collect();
+    if permitted.is_empty() {
+        let mut allowed: Vec<String> = candidates
+            .iter()
+            .flat_map(|t| t.roles.iter().map(ToString::to_string))
+            .collect();
+        allowed.dedup();
+        return Err(Error::Forbidden {
+            role: cmd.actor.role.clone(),
+            event: cmd.event.clone(),
+            allowed,
+        });
+    }
+    for key in cmd.payload.keys() {
+        if !permitted
+            .iter()
+            .any(|t| t.inputs.iter().any(|i| i.variable.as_str() == key))
+        {
+            return Err(Error::UnexpectedInput { field: key.clone() });
+        }
+    }
+    let missing = |t: &Transition| {
+        t.inputs
+            .iter()
+            .filter(|i| i.required)
+            .find(|i| {
+                cmd.payload
+                    .get(i.variable.as_str())
+                    .is_none_or(Value::is_null)
+            })
+            .map(|i| Error::MissingInput {
+                field: i.variable.to_string(),
+            })
+    };
+    // With one way to go, a missing input is said before the guards that read it; with
+    // alternatives, the guards choose, then the chosen one's inputs are checked.
+    let single = permitted.len() == 1;
+    let mut failed = Vec::new();
+    for t in permitted {
+        if single && let Some(e) = missing(t) {
+            return Err(e);
+        }
+        let mut after = data.clone();
+        apply_inputs(p, t, &cmd.payload, &mut after, participant)?;
+        compute_all(p, &mut after)?;
+        match t
+            .guard
+            .iter()
+            .find(|g| !scope::holds(p, &after, participant, &g.expr, now))
+        {
+            None => {
+                if let Some(e) = missing(t) {
+                    return Err(e);
+                }
+                return Ok((t, after));
+            }
+            Some(g) => failed.push(g),
+        }
+    }
+    let mut messages: Vec<&str> = Vec::new();
+    for g in &failed {
+        if !messages.contains(&g.message.as_str()) {
+            messages.push(&g.message);
+        }
+    }
+    Err(Error::GuardFailed {
+        message: messages.join(" Oppure: "),
+        condition: failed
+            .iter()
+            .map(|g| g.source.as_str())
+            .collect::<Vec<_>>()
+            .join(" | "),
+    })
+}
+
+/// Writes the inputs the payload carries into their variables, type-checked.
+fn apply_inputs(
+    p: &Procedure,
+    t: &Transition,
+    payload: &Map<String, Value>,
+    data: &mut InstanceData,
+    participant: Option<&str>,
+) -> Result<(), Error> {
+    for input in &t.inputs {
+        let name = input.variable.as_str();
+        let Some(v) = payload.get(name).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let v = value::check(scope::kind(p, participant, name), v).map_err(|expected| {
+            Error::InvalidInput {
+                field: name.to_string(),
+                expected,
+            }
+        })?;
+        if let Some(vars) = scope::variables_mut(p, data, participant, name) {
+            vars.insert(name.to_string(), v);
+        }
+    }
+    Ok(())
+}
+
+fn fire_participant(
+    p: &Procedure,
+    instance: &Snapshot<'_>,
+    id: &str,
+    cmd: &Command,
+    now: DateTime<Utc>,
+) -> Result<Step, Error> {
+    let def = p.participant.as_ref().ok_or(Error::NoParticipants)?;
+    let part = instance
+        .data
+        .participants
+        .get(id)
+        .ok_or_else(|| Error::UnknownParticipant { id: id.to_string() })?;
+    if part.withdrawn {
+        return Err(Error::Withdrawn {
+            name: part.name.clone(),
+        });
+    }
+    let from = part.state.clone();
+    if let Some(state) = def.states.get(from.as_str())
+        && state.is_final
+    {
+        return Err(Error::ParticipantConcluded {
+            name: part.name.clone(),
+            state: state.title.clone(),
+        });
+    }
+    let candidates: Vec<&Transition> = def.candidates(&from, &cmd.event).collect();
+    if candidates.is_empty() {
+        return Err(not_here(&def.transitions, &cmd.event, &from));
+    }
+    let open: Vec<&Transition> = candidates
+        .iter()
+        .copied()
+        .filter(|t| {
+            t.while_in.is_empty() || t.while_in.iter().any(|s| s.as_str() == instance.state)
+        })
+        .collect();
+    if open.is_empty() {
+        let mut allowed: Vec<String> = candidates
+            .iter()
+            .flat_map(|t| t.while_in.iter().map(ToString::to_string))
+            .collect();
+        allowed.dedup();
+        return Err(Error::NotNow {
+            event: cmd.event.clone(),
+            state: instance.state.to_string(),
+            allowed,
+        });
+    }
+    let may = |t: &Transition| {
+        t.roles.iter().any(|r| r.as_str() == cmd.actor.role)
+            || (cmd.actor.role == SYSTEM_ROLE && def.timer_fires(&from, t.event.as_str()))
+    };
+    let (t, mut data) = choose(p, &open, instance.data, Some(id), cmd, now, may)?;
+    let mut effects = Vec::new();
+    let ctx = Context {
+        p,
+        instance_id: instance.id,
+        now,
+    };
+    ctx.run_actions(&t.actions, instance.state, Some(id), &mut data, &mut effects)?;
+    compute_all(p, &mut data)?;
+    if let Some(part) = data.participants.get_mut(id) {
+        part.state = t.to.to_string();
+    }
+    if t.to.as_str() != from {
+        let target = def
+            .states
+            .get(t.to.as_str())
+            .ok_or_else(|| Error::UnknownState {
+                state: t.to.to_string(),
+            })?;
+        ctx.run_actions(
+            &target.on_enter,
+            instance.state,
+            Some(id),
+            &mut data,
+            &mut effects,
+        )?;
+        compute_all(p, &mut data)?;
+    }
+    timer_diff(
+        p,
+        Some((instance.state, instance.data)),
+        (instance.state, &data),
+        now,
+        &mut effects,
+    );
+    Ok(Step {
+        from: Some(instance.state.to_string()),
+        to: instance.state.to_string(),
+        event: cmd.event.clone(),
+        data,
+        effects,
+        is_final: false,
+        participant: Some(ParticipantMove {
+            id: id.to_string(),
+            from: Some(from.clone()),
+            to: t.to.to_string(),
+        }),
+    })
+}
+
+/// Who joins a procedure as a participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joining<'a> {
+    /// The participant's id (the id of its application).
+    pub id: &'a str,
+    /// The organisation that acts and receives (the capofila of a group).
+    pub organisation_id: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// The other members of a group still to be formed.
+    pub members: &'a [String],
+}
+
+/// A participant joins (its application arrived): it enters the participant's initial state,
+/// whose actions run in its scope.
+pub fn join(
+    p: &Procedure,
+    instance: &Snapshot<'_>,
+    joining: &Joining<'_>,
+    now: DateTime<Utc>,
+) -> Result<Step, Error> {
+    let def = p.participant.as_ref().ok_or(Error::NoParticipants)?;
+    let state = p.state(instance.state).ok_or_else(|| Error::UnknownState {
+        state: instance.state.to_string(),
+    })?;
+    if state.is_final {
+        return Err(Error::Concluded {
+            state: state.title.clone(),
+        });
+    }
+    let open = p
+        .submissions
+        .as_ref()
+        .is_some_and(|s| s.while_in.iter().any(|w| w.as_str() == instance.state));
+    if !open {
+        return Err(Error::WrongState {
+            event: JOIN_EVENT.into(),
+            state: instance.state.to_string(),
+            allowed: p
+                .submissions
+                .iter()
+                .flat_map(|s| s.while_in.iter().map(ToString::to_string))
+                .collect(),
+        });
+    }
+    if instance.data.participants.contains_key(joining.id)
+        || active(instance.data)
+            .iter()
+            .any(|(_, part)| part.organisation_id == joining.organisation_id)
+    {
+        return Err(Error::AlreadyParticipant {
+            name: joining.name.to_string(),
+        });
+    }
+    let initial = def.initial_state().ok_or_else(|| Error::UnknownState {
+        state: "(iniziale del partecipante)".into(),
+    })?;
+    let mut data = instance.data.clone();
+    data.participants.insert(
+        joining.id.to_string(),
+        ParticipantData {
+            organisation_id: joining.organisation_id.to_string(),
+            name: joining.name.to_string(),
+            members: joining.members.to_vec(),
+            state: initial.id.to_string(),
+            variables: Map::new(),
+            terms: Default::default(),
+            suspensions: Default::default(),
+            joined_at: now,
+            withdrawn: false,
+        },
+    );
+    compute_all(p, &mut data)?;
+    let mut effects = Vec::new();
+    let ctx = Context {
+        p,
+        instance_id: instance.id,
+        now,
+    };
+    ctx.run_actions(
+        &initial.on_enter,
+        instance.state,
+        Some(joining.id),
+        &mut data,
+        &mut effects,
+    )?;
+    compute_all(p, &mut data)?;
+    timer_diff(
+        p,
+        Some((instance.state, instance.data)),
+        (instance.state, &data),
+        now,
+        &mut effects,
+    );
+    Ok(Step {
+        from: Some(instance.state.to_string()),
+        to: instance.state.to_string(),
+        event: JOIN_EVENT.into(),
+        data,
+        effects,
+        is_final: false,
+        participant: Some(ParticipantMove {
+            id: joining.id.to_string(),
+            from: None,
+            to: initial.id.to_string(),
+        }),
+    })
+}
+
+/// A participant withdraws its application: it stops counting, its timers are disarmed.
+pub fn withdraw(
+    p: &Procedure,
+    instance: &Snapshot<'_>,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Step, Error> {
+    let part = instance
+        .data
+        .participants
+        .get(id)
+        .ok_or_else(|| Error::UnknownParticipant { id: id.to_string() })?;
+    if part.withdrawn {
+        return Err(Error::Withdrawn {
+            name: part.name.clone(),
+        });
+    }
+    let state = part.state.clone();
+    let mut data = instance.data.clone();
+    if let Some(part) = data.participants.get_mut(id) {
+        part.withdrawn = true;
+    }
+    let mut effects = Vec::new();
+    timer_diff(
+        p,
+        Some((instance.state, instance.data)),
+        (instance.state, &data),
+        now,
+        &mut effects,
+    );
+    Ok(Step {
+        from: Some(instance.state.to_string()),
+        to: instance.state.to_string(),
+        event: WITHDRAW_EVENT.into(),
+        data,
+        effects,
+        is_final: false,
+        participant: Some(ParticipantMove {
+            id: id.to_string(),
+            from: Some(state.clone()),
+            to: state,
+        }),
     })
 }
 
@@ -227,59 +671,44 @@ pub fn available<'a>(
     state: &'a str,
     role: &'a str,
 ) -> impl Iterator<Item = &'a Transition> + 'a {
+    let mut seen = Vec::new();
     p.transitions_from(state)
         .filter(move |t| t.roles.iter().any(|r| r.as_str() == role))
-}
-
-fn check_role(p: &Procedure, t: &Transition, state: &str, actor: &Actor) -> Result<(), Error> {
-    let allowed = t.roles.iter().any(|r| r.as_str() == actor.role)
-        || (actor.role == SYSTEM_ROLE && p.timer_fires(state, t.event.as_str()));
-    if allowed {
-        Ok(())
-    } else {
-        Err(Error::Forbidden {
-            role: actor.role.clone(),
-            event: t.event.to_string(),
-            allowed: t.roles.iter().map(|r| r.to_string()).collect(),
+        .filter(move |t| {
+            // Alternatives of one event are one choice for the person.
+            if seen.contains(&t.event.as_str()) {
+                false
+            } else {
+                seen.push(t.event.as_str());
+                true
+            }
         })
-    }
 }
 
-fn apply_inputs(
-    p: &Procedure,
-    t: &Transition,
-    payload: &Map<String, Value>,
-    data: &mut InstanceData,
-) -> Result<(), Error> {
-    for key in payload.keys() {
-        if !t.inputs.iter().any(|i| i.variable.as_str() == key) {
-            return Err(Error::UnexpectedInput { field: key.clone() });
+/// Events the actor may fire on a participant now: from its state, in the procedure's state,
+/// with its role (guards are not run). One per event.
+pub fn available_to_participant<'a>(
+    p: &'a Procedure,
+    instance_state: &str,
+    participant: &ParticipantData,
+    role: &str,
+) -> Vec<&'a Transition> {
+    let Some(def) = &p.participant else {
+        return Vec::new();
+    };
+    if participant.withdrawn || p.state(instance_state).is_none_or(|s| s.is_final) {
+        return Vec::new();
+    }
+    let mut out: Vec<&Transition> = Vec::new();
+    for t in &def.transitions {
+        let here = t.from.iter().any(|s| s.as_str() == participant.state)
+            && (t.while_in.is_empty() || t.while_in.iter().any(|s| s.as_str() == instance_state))
+            && t.roles.iter().any(|r| r.as_str() == role);
+        if here && !out.iter().any(|o| o.event == t.event) {
+            out.push(t);
         }
     }
-    for input in &t.inputs {
-        let name = input.variable.as_str();
-        match payload.get(name).filter(|v| !v.is_null()) {
-            Some(v) => {
-                let kind = p.variable(name).map_or(VarType::Text, |v| v.kind);
-                let v = value::check(kind, v).map_err(|expected| Error::InvalidInput {
-                    field: name.to_string(),
-                    expected,
-                })?;
-                data.variables.insert(name.to_string(), v);
-            }
-            None if input.required => {
-                return Err(Error::MissingInput {
-                    field: name.to_string(),
-                });
-            }
-            None => {}
-        }
-    }
-    Ok(())
-}
-
-fn lookup_in<'a>(p: &'a Procedure, data: &'a InstanceData) -> impl Fn(&str) -> Val + 'a {
-    move |name: &str| value::to_val(p.variable(name).map(|v| v.kind), data.variables.get(name))
+    out
 }
 
 struct Context<'a> {
@@ -289,8 +718,10 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    fn template_context(&self, state: &str, data: &InstanceData) -> Value {
-        // Every declared variable is present (null when unset), so strict templates can test it.
+    /// What a message or a registered document reads: every declared variable (null when
+    /// unset, so strict templates can test it), the procedure and the instance; in a
+    /// participant's scope, its variables too and `partecipante`.
+    fn template_context(&self, state: &str, data: &InstanceData, participant: Option<&str>) -> Value {
         let mut ctx: Map<String, Value> = self
             .p
             .variables
@@ -317,432 +748,491 @@ impl Context<'_> {
             "istanza".into(),
             json!({ "id": self.instance_id, "stato": title }),
         );
+        if let (Some(id), Some(def)) = (participant, &self.p.participant)
+            && let Some(part) = data.participants.get(id)
+        {
+            for name in def.variables.keys() {
+                ctx.insert(
+                    name.to_string(),
+                    part.variables
+                        .get(name.as_str())
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                );
+            }
+            let stato = def
+                .states
+                .get(part.state.as_str())
+                .map_or(part.state.clone(), |s| s.title.clone());
+            let termini: Map<String, Value> = part
+                .terms
+                .iter()
+                .map(|(name, t)| {
+                    (
+                        name.clone(),
+                        json!({ "regola": t.rule, "scadenza": t.deadline, "traccia": t.trace }),
+                    )
+                })
+                .collect();
+            ctx.insert(
+                crate::definition::validate::PARTICIPANT_CONTEXT.into(),
+                json!({
+                    "id": id,
+                    "ente": part.name,
+                    "organizzazione": part.organisation_id,
+                    "componenti": part.members,
+                    "raggruppamento": !part.members.is_empty(),
+                    "stato": stato,
+                    "codice_stato": part.state,
+                    "termini": termini,
+                }),
+            );
+        }
         Value::Object(ctx)
     }
 
-    fn notify(&self, n: &Notify, state: &str, data: &InstanceData, effects: &[Effect]) -> Effect {
-        // A message cites the last registration its step asked for before it.
-        let registrations = effects
-            .iter()
-            .filter(|e| matches!(e, Effect::RegisterProtocol { .. }))
-            .count();
-        Effect::Notify(NotificationPlan {
-            role: n.role.to_string(),
-            template: n.template.clone(),
-            urgent: n.urgent,
-            context: self.template_context(state, data),
-            invite: n.invite,
-            protocol: registrations
-                .checked_sub(1)
-                .and_then(|ordinal| u32::try_from(ordinal).ok()),
-        })
+    /// The participants an audience names in a scope: `Some(list)` for participant
+    /// audiences, `None` for the others (one message for all).
+    fn participants_of(
+        &self,
+        audience: &Audience,
+        data: &InstanceData,
+        scope: Option<&str>,
+    ) -> Option<Vec<String>> {
+        match audience {
+            Audience::Participant => Some(
+                scope
+                    .filter(|id| data.participants.get(*id).is_some_and(|p| !p.withdrawn))
+                    .map(str::to_string)
+                    .into_iter()
+                    .collect(),
+            ),
+            Audience::Participants { filter, .. } => Some(
+                active(data)
+                    .into_iter()
+                    .map(|(id, _)| id.clone())
+                    .filter(|id| {
+                        filter
+                            .as_ref()
+                            .is_none_or(|f| scope::holds(self.p, data, Some(id), f, self.now))
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The organisations of a parties variable.
+    fn parties(&self, data: &InstanceData, scope: Option<&str>, var: &str) -> Vec<String> {
+        scope::stored(self.p, data, scope, var)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|party| {
+                party
+                    .as_str()
+                    .or_else(|| party.get("id").and_then(Value::as_str))
+                    .map(str::to_string)
+            })
+            .collect()
+    }
+
+    /// One notification per recipient set the audience names.
+    fn notify(
+        &self,
+        n: &Notify,
+        state: &str,
+        data: &InstanceData,
+        scope: Option<&str>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let plans = self.notification_plans(n, state, data, scope, effects);
+        effects.extend(plans.into_iter().map(Effect::Notify));
+    }
+
+    fn notification_plans(
+        &self,
+        n: &Notify,
+        state: &str,
+        data: &InstanceData,
+        scope: Option<&str>,
+        effects: &[Effect],
+    ) -> Vec<NotificationPlan> {
+        let plan = |participant: Option<&str>, organisations: Option<Vec<String>>| {
+            NotificationPlan {
+                role: n.role.to_string(),
+                template: n.template.clone(),
+                urgent: n.urgent,
+                context: self.template_context(state, data, participant),
+                invite: n.invite,
+                protocol: citation(effects, participant),
+                organisations,
+                public: matches!(n.to, Audience::Public),
+                participant: participant.map(str::to_string),
+            }
+        };
+        match self.participants_of(&n.to, data, scope) {
+            Some(ids) => ids
+                .iter()
+                .filter_map(|id| {
+                    let org = data.participants.get(id)?.organisation_id.clone();
+                    Some(plan(Some(id), Some(vec![org])))
+                })
+                .collect(),
+            None => {
+                let organisations = match &n.to {
+                    Audience::Parties(var) => Some(self.parties(data, scope, var.as_str())),
+                    _ => None,
+                };
+                vec![plan(scope, organisations)]
+            }
+        }
+    }
+
+    fn protocollo(
+        &self,
+        r: &Protocollo,
+        state: &str,
+        data: &InstanceData,
+        scope: Option<&str>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let effect = |participant: Option<&str>, organisations: Option<Vec<String>>| {
+            Effect::RegisterProtocol {
+                direction: serde_json::to_value(r.direction)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                subject: r.subject.clone(),
+                context: self.template_context(state, data, participant),
+                register: r.register.clone(),
+                to: r.to.as_ref().map(ToString::to_string),
+                document: r.document.clone(),
+                classification: r.classification.clone(),
+                organisations,
+                participant: participant.map(str::to_string),
+            }
+        };
+        match self.participants_of(&r.audience, data, scope) {
+            Some(ids) => {
+                for id in ids {
+                    if let Some(part) = data.participants.get(&id) {
+                        let org = part.organisation_id.clone();
+                        effects.push(effect(Some(&id), Some(vec![org])));
+                    }
+                }
+            }
+            None => {
+                let organisations = match &r.audience {
+                    Audience::Parties(var) => Some(self.parties(data, scope, var.as_str())),
+                    _ => None,
+                };
+                effects.push(effect(scope, organisations));
+            }
+        }
     }
 
     fn run_actions(
         &self,
         actions: &[Action],
         state: &str,
+        scope: Option<&str>,
         data: &mut InstanceData,
         effects: &mut Vec<Effect>,
     ) -> Result<(), Error> {
-        let today = self.now.with_timezone(&ROME).date_naive();
         for action in actions {
-            match action {
-                Action::Notify(n) => {
-                    let effect = self.notify(n, state, data, effects);
-                    effects.push(effect);
+            self.run_action(action, state, scope, data, effects)?;
+        }
+        Ok(())
+    }
+
+    fn run_action(
+        &self,
+        action: &Action,
+        state: &str,
+        scope: Option<&str>,
+        data: &mut InstanceData,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), Error> {
+        let p = self.p;
+        let today = self.now.with_timezone(&ROME).date_naive();
+        match action {
+            Action::Notify(n) => self.notify(n, state, data, scope, effects),
+            Action::Protocollo(r) => self.protocollo(r, state, data, scope, effects),
+            Action::Set(assignments) => {
+                let mut new_values = Vec::new();
+                for (name, expr) in assignments {
+                    let v = scope::eval(p, data, scope, expr, self.now);
+                    new_values.push((name.to_string(), value::to_json(&v, &p.numbers)));
                 }
-                Action::Protocollo(p) => effects.push(Effect::RegisterProtocol {
-                    direction: serde_json::to_value(p.direction)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
-                    subject: p.subject.clone(),
-                    context: self.template_context(state, data),
-                    register: p.register.clone(),
-                    to: p.to.as_ref().map(ToString::to_string),
-                    document: p.document.clone(),
-                    classification: p.classification.clone(),
-                }),
-                Action::Set(assignments) => {
-                    let mut new_values = Vec::new();
-                    {
-                        let lookup = lookup_in(self.p, data);
-                        for (name, expr) in assignments {
-                            new_values.push((
-                                name.to_string(),
-                                value::to_json(&value::eval(expr, &lookup, self.now)),
-                            ));
-                        }
+                for (name, v) in new_values {
+                    if let Some(vars) = scope::variables_mut(p, data, scope, &name) {
+                        vars.insert(name, v);
                     }
-                    for (name, v) in new_values {
-                        data.variables.insert(name, v);
-                    }
-                    compute_terms(self.p, data)?;
                 }
-                Action::Start {
-                    procedure,
-                    variables,
-                } => {
-                    let lookup = lookup_in(self.p, data);
-                    let mut vars = Map::new();
-                    for (name, expr) in variables {
-                        let v = match expr {
-                            crate::definition::expr::Expr::Var(src) => {
-                                data.variables.get(src).cloned().unwrap_or(Value::Null)
-                            }
-                            other => value::to_json(&value::eval(other, &lookup, self.now)),
-                        };
-                        vars.insert(name.clone(), v);
-                    }
-                    effects.push(Effect::StartInstance {
-                        procedure: procedure.clone(),
-                        variables: vars,
-                        parent: Some(self.instance_id.to_string()),
+                compute_all(p, data)?;
+            }
+            Action::Start {
+                procedure,
+                variables,
+                await_event,
+            } => {
+                let mut vars = Map::new();
+                for (name, expr) in variables {
+                    let v = match expr {
+                        crate::definition::expr::Expr::Var(src) => scope::stored(p, data, scope, src)
+                            .cloned()
+                            .unwrap_or(Value::Null),
+                        other => value::to_json(
+                            &scope::eval(p, data, scope, other, self.now),
+                            &p.numbers,
+                        ),
+                    };
+                    vars.insert(name.clone(), v);
+                }
+                effects.push(Effect::StartInstance {
+                    procedure: procedure.clone(),
+                    variables: vars,
+                    parent: Some(self.instance_id.to_string()),
+                    await_event: await_event.as_ref().map(ToString::to_string),
+                });
+            }
+            Action::Suspend(var) => {
+                let list = suspensions_mut(p, data, scope, var.as_str())
+                    .entry(var.to_string())
+                    .or_default();
+                if list.last().is_none_or(|s| s.until.is_some()) {
+                    list.push(SuspensionRecord {
+                        from: today,
+                        until: None,
                     });
                 }
-                Action::Suspend(var) => {
-                    let list = data.suspensions.entry(var.to_string()).or_default();
-                    if list.last().is_none_or(|s| s.until.is_some()) {
-                        list.push(SuspensionRecord {
-                            from: today,
-                            until: None,
-                        });
-                    }
+            }
+            Action::Resume(var, on) => {
+                let restart = on
+                    .as_ref()
+                    .and_then(|on| scope::stored(p, data, scope, on.as_str()))
+                    .and_then(terms::civil_date)
+                    .unwrap_or(today);
+                if let Some(open) = suspensions_mut(p, data, scope, var.as_str())
+                    .get_mut(var.as_str())
+                    .and_then(|l| l.last_mut())
+                    .filter(|s| s.until.is_none())
+                {
+                    open.until = Some(restart.max(open.from));
                 }
-                Action::Resume(var) => {
-                    if let Some(open) = data
-                        .suspensions
-                        .get_mut(var.as_str())
-                        .and_then(|l| l.last_mut())
-                        .filter(|s| s.until.is_none())
-                    {
-                        open.until = Some(today);
-                    }
-                    compute_terms(self.p, data)?;
+                compute_all(p, data)?;
+            }
+            Action::Extend(ext) => self.extend(ext, data, scope)?,
+            Action::When {
+                condition, action, ..
+            } => {
+                if scope::holds(p, data, scope, condition, self.now) {
+                    self.run_action(action, state, scope, data, effects)?;
+                }
+            }
+            Action::ForEachParticipant { filter, actions } => {
+                let ids: Vec<String> = active(data)
+                    .into_iter()
+                    .map(|(id, _)| id.clone())
+                    .filter(|id| {
+                        filter
+                            .as_ref()
+                            .is_none_or(|f| scope::holds(p, data, Some(id), f, self.now))
+                    })
+                    .collect();
+                for id in ids {
+                    self.run_actions(actions, state, Some(&id), data, effects)?;
                 }
             }
         }
         Ok(())
     }
+
+    /// A proroga (before the term expires) or a riapertura (after): the new expiry, later
+    /// than the old one and than now, with the act that makes it.
+    fn extend(
+        &self,
+        ext: &crate::definition::Extension,
+        data: &mut InstanceData,
+        scope: Option<&str>,
+    ) -> Result<(), Error> {
+        let p = self.p;
+        let term = ext.term.as_str();
+        let kind = scope::kind(p, scope, term);
+        let current = scope::stored(p, data, scope, term)
+            .cloned()
+            .unwrap_or(Value::Null);
+        let expired = terms::expired(kind, &current, self.now);
+        match ext.kind {
+            ExtensionKind::Proroga if expired => {
+                return Err(Error::ExtensionTooLate {
+                    term: term.to_string(),
+                    deadline: show(&current),
+                });
+            }
+            ExtensionKind::Riapertura if !expired && !current.is_null() => {
+                return Err(Error::ExtensionTooEarly {
+                    term: term.to_string(),
+                    deadline: show(&current),
+                });
+            }
+            _ => {}
+        }
+        let new = scope::stored(p, data, scope, ext.to.as_str())
+            .cloned()
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| Error::MissingInput {
+                field: ext.to.to_string(),
+            })?;
+        let new_at = value::instant_of(kind, &new);
+        let old_at = value::instant_of(kind, &current);
+        let later = new_at.is_some_and(|n| n > self.now && old_at.is_none_or(|o| n > o));
+        if !later {
+            return Err(Error::ExtensionNotLater {
+                term: term.to_string(),
+                previous: show(&current),
+                new: show(&new),
+            });
+        }
+        let text = |name: &str| {
+            scope::stored(p, data, scope, name)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let act = text(ext.act.as_str()).ok_or_else(|| Error::MissingInput {
+            field: ext.act.to_string(),
+        })?;
+        let reason = ext.reason.as_ref().and_then(|r| text(r.as_str()));
+        data.extensions
+            .entry(term.to_string())
+            .or_default()
+            .push(ExtensionRecord {
+                kind: ext.kind,
+                at: self.now,
+                previous: current,
+                new,
+                act,
+                reason,
+            });
+        compute_all(p, data)
+    }
 }
 
-/// The civil date a date or datetime value falls on in Europe/Rome.
-fn civil_date(v: &Value) -> Option<NaiveDate> {
-    let s = v.as_str()?;
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().or_else(|| {
-        DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|d| d.with_timezone(&ROME).date_naive())
-    })
+/// The suspensions a term variable keeps in a scope.
+fn suspensions_mut<'a>(
+    p: &Procedure,
+    data: &'a mut InstanceData,
+    scope: Option<&str>,
+    var: &str,
+) -> &'a mut std::collections::BTreeMap<String, Vec<SuspensionRecord>> {
+    let own = matches!(scope::variable(p, scope, var), Some((_, true)));
+    match scope.filter(|_| own) {
+        Some(id) if data.participants.contains_key(id) => {
+            &mut data
+                .participants
+                .get_mut(id)
+                .expect("checked just above")
+                .suspensions
+        }
+        _ => &mut data.suspensions,
+    }
 }
 
-/// Closed suspensions as the term calculator reads them: the clock stops from the day it was
-/// suspended up to the day before it restarted (a resume on the same day suspends nothing).
-fn closed_suspensions(list: Option<&Vec<SuspensionRecord>>) -> Vec<terms::Suspension> {
-    list.into_iter()
-        .flatten()
-        .filter_map(|s| {
-            let until = s.until?.pred_opt()?;
-            (until >= s.from).then_some(terms::Suspension {
-                from: s.from,
-                to: until,
-            })
+/// Which registration of the step a message cites: the last one made for the same
+/// participant, else the last one made for nobody in particular.
+fn citation(effects: &[Effect], participant: Option<&str>) -> Option<u32> {
+    let registrations: Vec<Option<&str>> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::RegisterProtocol { participant, .. } => Some(participant.as_deref()),
+            _ => None,
         })
-        .collect()
+        .collect();
+    let last_for = |who: Option<&str>| registrations.iter().rposition(|p| *p == who);
+    let ordinal = participant
+        .and_then(|id| last_for(Some(id)))
+        .or_else(|| last_for(None))?;
+    u32::try_from(ordinal).ok()
 }
 
-/// Recomputes every term variable from its anchor. Terms may chain; the validator rejects
-/// cycles, so as many passes as variables reach a fixpoint.
-fn compute_terms(p: &Procedure, data: &mut InstanceData) -> Result<(), Error> {
-    for _ in 0..p.variables.len().max(1) {
-        let mut changed = false;
-        for var in p.variables.values() {
-            let Some(term) = &var.term else { continue };
-            let name = var.name.as_str();
-            let start = data.variables.get(term.from.as_str()).and_then(civil_date);
-            let Some(start) = start else {
-                if data.variables.get(name).is_some_and(|v| !v.is_null()) {
-                    data.variables.insert(name.to_string(), Value::Null);
-                    data.terms.remove(name);
-                    changed = true;
-                }
-                continue;
-            };
-            let suspensions = closed_suspensions(data.suspensions.get(name));
-            let result = terms::compute(&term.rule, start, &p.calendar.calendar, &suspensions)
-                .map_err(|e| Error::Term {
-                    variable: name.to_string(),
-                    message: e.to_string(),
-                })?;
-            let value = match var.kind {
-                VarType::Date => Value::String(result.expiry.format("%Y-%m-%d").to_string()),
-                _ => Value::String(result.deadline.to_rfc3339()),
-            };
-            if data.variables.get(name) != Some(&value) {
-                data.variables.insert(name.to_string(), value);
-                changed = true;
-            }
-            data.terms.insert(
-                name.to_string(),
-                TermRecord {
-                    rule: term.rule.to_string(),
-                    from: term.from.to_string(),
-                    start,
-                    expiry: result.expiry,
-                    deadline: result.deadline.to_rfc3339(),
-                    trace: result.trace,
-                },
-            );
-        }
-        if !changed {
-            break;
-        }
-    }
-    Ok(())
+/// A reminder timer as stored: what `reminder_notifications` reads of it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReminderTimer<'a> {
+    /// The timer's id in the definition.
+    pub timer: &'a str,
+    /// Its key (`timer#promemoria-N`, `participant/timer#promemoria-N`).
+    pub key: &'a str,
+    /// What it does.
+    pub action: &'a TimerAction,
+    /// Why it fires then.
+    pub trace: &'a [String],
 }
 
-/// The instant a timer variable stands for: a datetime as is; a date at the end of that day
-/// (the first instant of the next day in Europe/Rome).
-fn timer_instant(kind: VarType, v: &Value) -> Option<DateTime<Utc>> {
-    let s = v.as_str()?;
-    match kind {
-        VarType::DateTime => DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|d| d.with_timezone(&Utc)),
-        _ => {
-            let next = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?.succ_opt()?;
-            local_instant(next, NaiveTime::MIN)
-        }
-    }
-}
-
-/// A civil date and time in Europe/Rome as an instant; a time skipped by DST moves forward by
-/// the gap, an ambiguous one takes the earlier instant.
-pub fn local_instant(date: NaiveDate, time: NaiveTime) -> Option<DateTime<Utc>> {
-    let naive = date.and_time(time);
-    match ROME.from_local_datetime(&naive) {
-        chrono::LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
-        chrono::LocalResult::Ambiguous(a, _) => Some(a.with_timezone(&Utc)),
-        chrono::LocalResult::None => ROME
-            .from_local_datetime(&(naive + Duration::hours(1)))
-            .earliest()
-            .map(|t| t.with_timezone(&Utc)),
-    }
-}
-
-/// Default local time of reminders for date-only timers.
-const REMINDER_TIME_FOR_DATES: NaiveTime = match NaiveTime::from_hms_opt(9, 0, 0) {
-    Some(t) => t,
-    None => NaiveTime::MIN,
-};
-
-/// The timers an instance needs armed in `state` with `data`: a pure function, so that
-/// rescheduling is a diff between before and after.
-pub fn desired_timers(
-    p: &Procedure,
-    state: &str,
-    data: &InstanceData,
-) -> BTreeMap<String, TimerPlan> {
-    let mut out = BTreeMap::new();
-    for timer in &p.timers {
-        if !timer.while_in.iter().any(|s| s.as_str() == state) {
-            continue;
-        }
-        let Some(var) = p.variable(timer.at.as_str()) else {
-            continue;
-        };
-        let suspended = data
-            .suspensions
-            .get(var.name.as_str())
-            .and_then(|l| l.last())
-            .is_some_and(|s| s.until.is_none());
-        if suspended {
-            continue;
-        }
-        let Some(at) = data
-            .variables
-            .get(var.name.as_str())
-            .and_then(|v| timer_instant(var.kind, v))
-        else {
-            continue;
-        };
-        let mut trace = match data.terms.get(var.name.as_str()) {
-            Some(t) => {
-                let mut lines = vec![format!(
-                    "{} = {} da {} ({})",
-                    var.name,
-                    t.rule,
-                    t.from,
-                    t.start.format("%d/%m/%Y")
-                )];
-                lines.extend(t.trace.iter().cloned());
-                lines
-            }
-            None => vec![format!(
-                "{} = {} (valore dell'istanza)",
-                var.name,
-                data.variables
-                    .get(var.name.as_str())
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-            )],
-        };
-        if var.kind == VarType::Date {
-            trace.push("data senza ora: il timer scatta alla fine del giorno (00:00 del giorno dopo, Europe/Rome)".into());
-        }
-        if let Some(event) = &timer.fires {
-            out.insert(
-                timer.id.clone(),
-                TimerPlan {
-                    key: timer.id.clone(),
-                    timer: timer.id.clone(),
-                    fire_at: at,
-                    action: TimerAction::Fire {
-                        event: event.to_string(),
-                    },
-                    trace: trace.clone(),
-                },
-            );
-        }
-        for (i, r) in timer.reminders.iter().enumerate() {
-            let (fire_at, why) = match r.before {
-                Offset::Hours(h) => (
-                    at - Duration::hours(i64::from(h)),
-                    format!("promemoria {h} ore prima"),
-                ),
-                Offset::Days(d) => {
-                    let local = at.with_timezone(&ROME);
-                    let (date, time) = if var.kind == VarType::Date {
-                        (
-                            civil_date(
-                                data.variables
-                                    .get(var.name.as_str())
-                                    .unwrap_or(&Value::Null),
-                            )
-                            .unwrap_or(local.date_naive()),
-                            REMINDER_TIME_FOR_DATES,
-                        )
-                    } else {
-                        (local.date_naive(), local.time())
-                    };
-                    let Some(day) = date.checked_sub_days(chrono::Days::new(u64::from(d))) else {
-                        continue;
-                    };
-                    let Some(instant) = local_instant(day, time) else {
-                        continue;
-                    };
-                    (
-                        instant,
-                        format!(
-                            "promemoria {d} giorni prima: {} ore {}",
-                            day.format("%d/%m/%Y"),
-                            time.format("%H:%M")
-                        ),
-                    )
-                }
-            };
-            let key = format!("{}#promemoria-{}", timer.id, i + 1);
-            let mut t = trace.clone();
-            t.push(why);
-            out.insert(
-                key.clone(),
-                TimerPlan {
-                    key,
-                    timer: timer.id.clone(),
-                    fire_at,
-                    action: TimerAction::Remind {
-                        role: r.notify.role.to_string(),
-                        template: r.notify.template.clone(),
-                        urgent: r.notify.urgent,
-                    },
-                    trace: t,
-                },
-            );
-        }
-    }
-    out
-}
-
-/// Effects that take the armed timers from what `before` needed to what `after` needs. A
-/// reminder that is new or moved and whose moment has already passed is not armed: a late
-/// reminder is noise. One that was armed before and is unchanged stays, even if due.
-fn timer_diff(
-    p: &Procedure,
-    before: Option<(&str, &InstanceData)>,
-    after: (&str, &InstanceData),
-    now: DateTime<Utc>,
-    effects: &mut Vec<Effect>,
-) {
-    let old = before
-        .map(|(s, d)| desired_timers(p, s, d))
-        .unwrap_or_default();
-    let mut new = desired_timers(p, after.0, after.1);
-    new.retain(|key, plan| {
-        let unchanged = old
-            .get(key)
-            .is_some_and(|o| o.fire_at == plan.fire_at && o.action == plan.action);
-        unchanged || matches!(plan.action, TimerAction::Fire { .. }) || plan.fire_at > now
-    });
-    for key in old.keys() {
-        if !new.contains_key(key) {
-            effects.push(Effect::CancelTimer { key: key.clone() });
-        }
-    }
-    for (key, plan) in new {
-        let unchanged = old
-            .get(&key)
-            .is_some_and(|o| o.fire_at == plan.fire_at && o.action == plan.action);
-        if !unchanged {
-            effects.push(Effect::ScheduleTimer(plan));
-        }
-    }
-}
-
-/// The notification a reminder timer sends: the instance's context plus `scadenza` (the
-/// deadline it reminds of, and the trace of why it is then).
-pub fn reminder_notification(
+/// The notifications a reminder timer sends: its notification in its scope (the
+/// participant's, for a participant's timer), plus `scadenza` (the deadline it reminds of,
+/// and the trace of why it is then).
+pub fn reminder_notifications(
     p: &Procedure,
     instance_id: &str,
     state: &str,
     data: &InstanceData,
-    timer_id: &str,
-    action: &TimerAction,
-    trace: &[String],
-) -> Option<NotificationPlan> {
+    timer: &ReminderTimer<'_>,
+) -> Vec<NotificationPlan> {
     let TimerAction::Remind {
         role,
         template,
         urgent,
-    } = action
+        participant,
+    } = timer.action
     else {
-        return None;
+        return Vec::new();
     };
+    let scope = participant.as_deref();
     let ctx = Context {
         p,
         instance_id,
         now: DateTime::<Utc>::MIN_UTC,
     };
-    let mut context = ctx.template_context(state, data);
-    let deadline = p
-        .timers
-        .iter()
-        .find(|t| t.id == timer_id)
-        .and_then(|t| data.variables.get(t.at.as_str()))
+    let timers = match scope {
+        Some(_) => p.participant.as_ref().map_or(&[][..], |d| &d.timers[..]),
+        None => &p.timers[..],
+    };
+    let def = timers.iter().find(|t| t.id == timer.timer);
+    let deadline = def
+        .and_then(|t| scope::stored(p, data, scope, t.at.as_str()))
         .cloned()
         .unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut context {
-        map.insert(
-            "scadenza".into(),
-            json!({ "data": deadline, "traccia": trace }),
-        );
+    let reminder = def.and_then(|t| {
+        plan::reminder_index(timer.key).and_then(|i| t.reminders.get(i))
+    });
+    if scope.is_some_and(|id| data.participants.get(id).is_none_or(|p| p.withdrawn)) {
+        return Vec::new();
     }
-    Some(NotificationPlan {
-        role: role.clone(),
-        template: template.clone(),
-        urgent: *urgent,
-        context,
-        invite: None,
-        protocol: None,
-    })
+    let mut plans = match reminder {
+        Some(r) => ctx.notification_plans(&r.notify, state, data, scope, &[]),
+        // A timer armed by a definition that no longer names it: its own copy of the message.
+        None => vec![NotificationPlan {
+            role: role.clone(),
+            template: template.clone(),
+            urgent: *urgent,
+            context: ctx.template_context(state, data, scope),
+            invite: None,
+            protocol: None,
+            organisations: None,
+            public: false,
+            participant: None,
+        }],
+    };
+    for plan in &mut plans {
+        if let Value::Object(map) = &mut plan.context {
+            map.insert(
+                "scadenza".into(),
+                json!({ "data": deadline, "traccia": timer.trace }),
+            );
+        }
+    }
+    plans
 }

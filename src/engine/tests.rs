@@ -87,6 +87,7 @@ fn cmd(event: &str, role: &str, payload: Value) -> Command {
             role: role.into(),
         },
         payload: vars(payload),
+        participant: None,
     }
 }
 
@@ -366,6 +367,7 @@ fn the_scheduler_may_fire_only_the_events_of_its_timers() {
                 event: event.into(),
                 actor: Actor::system(),
                 payload: Map::new(),
+                participant: None,
             },
             at(2026, 12, 31, 9),
         )

@@ -297,8 +297,12 @@ impl NotifyDispatch {
                 row.id
             )));
         };
-        let recipients =
-            recipients::of_role(&self.service, row.instance_id.as_deref(), &plan.role).await?;
+        let who = recipients::Who {
+            role: &plan.role,
+            organisations: plan.organisations.as_deref(),
+            public: plan.public,
+        };
+        let recipients = recipients::resolve(&self.service, row.instance_id.as_deref(), &who).await?;
         if recipients.is_empty() {
             warn!(role = %plan.role, template = %plan.template, "nessun destinatario con questo ruolo: notifica senza invii");
             return Ok(());

@@ -77,6 +77,17 @@ pub(crate) fn store_failure(error: store::Error) -> DispatchError {
     }
 }
 
+/// Who a message or an act is for.
+#[derive(Debug, Clone, Copy)]
+pub struct Who<'a> {
+    /// The role whose people receive it.
+    pub role: &'a str,
+    /// Only the people of these organisations (a participant's capofila, a parties variable).
+    pub organisations: Option<&'a [String]>,
+    /// Every person with the role, whoever applied (what is published).
+    pub public: bool,
+}
+
 /// People with `role`; for `ets`, only the organisations concerned by `instance_id` (see the
 /// module). One recipient per address.
 pub async fn of_role(
@@ -84,12 +95,31 @@ pub async fn of_role(
     instance_id: Option<&str>,
     role: &str,
 ) -> Result<Vec<Recipient>, DispatchError> {
+    let who = Who {
+        role,
+        organisations: None,
+        public: false,
+    };
+    resolve(service, instance_id, &who).await
+}
+
+/// The people a message or an act is for: with an organisations list, exactly their people
+/// with the role; `public`, every person with the role; else as [`of_role`].
+pub async fn resolve(
+    service: &Service,
+    instance_id: Option<&str>,
+    who: &Who<'_>,
+) -> Result<Vec<Recipient>, DispatchError> {
     let store = service.store();
+    let role = who.role;
     let mut people = store
         .people_with_role(None, role)
         .await
         .map_err(store_failure)?;
-    if role == ETS_ROLE
+    if let Some(organisations) = who.organisations {
+        people.retain(|person| organisations.contains(&person.organisation_id));
+    } else if role == ETS_ROLE
+        && !who.public
         && let Some(instance_id) = instance_id
     {
         let submitted: BTreeSet<String> = store

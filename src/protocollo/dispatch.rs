@@ -151,6 +151,8 @@ impl ProtocolloDispatch {
             to,
             document,
             classification,
+            organisations,
+            ..
         } = &row.payload
         else {
             return Err(DispatchError::Permanent(format!(
@@ -174,7 +176,12 @@ impl ProtocolloDispatch {
         let service = self.protocollo.service();
         let correspondents = match to {
             Some(role) => {
-                let people = recipients::of_role(service, row.instance_id.as_deref(), role).await?;
+                let who = recipients::Who {
+                    role,
+                    organisations: organisations.as_deref(),
+                    public: false,
+                };
+                let people = recipients::resolve(service, row.instance_id.as_deref(), &who).await?;
                 correspondents(service.store(), &people).await?
             }
             None => Vec::new(),
@@ -183,9 +190,16 @@ impl ProtocolloDispatch {
             Some(template) => {
                 let mut ctx = context.clone();
                 if let Value::Object(map) = &mut ctx {
+                    // A participant's act is addressed to it; others to whom it may concern.
+                    let addressee = map
+                        .get(crate::definition::validate::PARTICIPANT_CONTEXT)
+                        .and_then(|p| p.get("ente"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("Destinatari in indirizzo")
+                        .to_owned();
                     map.insert(
                         "destinatario".to_owned(),
-                        json!({ "nome": "Destinatari in indirizzo", "email": "" }),
+                        json!({ "nome": addressee, "email": "" }),
                     );
                     map.insert("ambito".to_owned(), json!({ "nome": self.ambito }));
                     map.entry("protocollo").or_insert(Value::Null);

@@ -166,6 +166,9 @@ impl CronJob {
                 }),
                 invite: None,
                 protocol: None,
+                organisations: None,
+                public: false,
+                participant: None,
             }),
             JobKind::ProtocolReconcile => Effect::RegisterProtocol {
                 direction: "interno".to_string(),
@@ -178,6 +181,8 @@ impl CronJob {
                 to: None,
                 document: None,
                 classification: None,
+                organisations: None,
+                participant: None,
             },
             JobKind::ProtocolRegister => {
                 let register_day = day.pred_opt().unwrap_or(day);
@@ -195,6 +200,8 @@ impl CronJob {
                     to: None,
                     document: None,
                     classification: None,
+                    organisations: None,
+                    participant: None,
                 }
             }
         }

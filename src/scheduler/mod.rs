@@ -50,7 +50,7 @@ use crate::service::{self, Service};
 use crate::store::{self, Backend, Claim};
 pub use cron::{CronJob, JobKind};
 pub use heartbeat::{Beat, Heartbeat};
-pub use outbox::{Dispatch, DispatchError, DispatchFuture, StartInstance};
+pub use outbox::{Dispatch, DispatchError, DispatchFuture, ResumeParent, StartInstance};
 pub use retry::backoff;
 
 /// Why the scheduler failed or refused its configuration. Messages are Italian.
@@ -284,6 +284,8 @@ impl Scheduler {
         );
         let mut dispatchers = BTreeMap::new();
         dispatchers.insert(outbox::START_INSTANCE.to_string(), start_instance);
+        let resume_parent: Arc<dyn Dispatch> = Arc::new(ResumeParent::new(service.clone()));
+        dispatchers.insert(outbox::RESUME_PARENT.to_string(), resume_parent);
         Ok(Scheduler {
             service,
             options,

@@ -17,6 +17,8 @@ use crate::store::{self, OutboxRow, Store};
 
 /// The kind of the outbox rows that start a sub-procedure.
 pub const START_INSTANCE: &str = "start_instance";
+/// The kind of the outbox rows that tell a parent its awaited child ended.
+pub const RESUME_PARENT: &str = "resume_parent";
 
 /// Why a dispatch failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +67,7 @@ impl Dispatch for StartInstance {
                 procedure,
                 variables,
                 parent,
+                await_event,
             } = &row.payload
             else {
                 return Err(DispatchError::Permanent(format!(
@@ -80,6 +83,7 @@ impl Dispatch for StartInstance {
                     None,
                     variables.clone(),
                     parent.as_deref(),
+                    await_event.as_deref(),
                     &Actor::system(),
                     Some(&key),
                 )
@@ -87,6 +91,50 @@ impl Dispatch for StartInstance {
             {
                 Ok(outcome) => {
                     info!(child = %outcome.instance.id, procedure = %procedure, replayed = outcome.committed.replayed, "sotto-procedura avviata");
+                    Ok(())
+                }
+                Err(e) => Err(classify(e)),
+            }
+        })
+    }
+}
+
+/// Fires the parent's event of an `Effect::ResumeParent` row, as the system, with the row id
+/// as the idempotency key: a retry has one effect.
+#[derive(Debug, Clone)]
+pub struct ResumeParent {
+    service: Service,
+}
+
+impl ResumeParent {
+    /// The dispatcher over a service.
+    pub fn new(service: Service) -> ResumeParent {
+        ResumeParent { service }
+    }
+}
+
+impl Dispatch for ResumeParent {
+    fn dispatch<'a>(&'a self, row: &'a OutboxRow) -> DispatchFuture<'a> {
+        Box::pin(async move {
+            let Effect::ResumeParent {
+                parent_id,
+                event,
+                results,
+            } = &row.payload
+            else {
+                return Err(DispatchError::Permanent(format!(
+                    "la riga {} non riguarda una procedura madre",
+                    row.id
+                )));
+            };
+            let key = format!("outbox:{}", row.id);
+            match self
+                .service
+                .resume_parent(parent_id, event, results, &key)
+                .await
+            {
+                Ok(outcome) => {
+                    info!(parent = %parent_id, event = %event, state = %outcome.instance.state, replayed = outcome.committed.replayed, "procedura madre ripresa");
                     Ok(())
                 }
                 Err(e) => Err(classify(e)),

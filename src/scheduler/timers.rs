@@ -295,6 +295,7 @@ async fn commit_chunk(service: &Service, chunk: Vec<TimerRow>) -> (Tally, Vec<Ti
                 at: now,
                 late: crate::service::is_late(timer, now),
                 fired_timer: Some(timer.id),
+                submission: None,
             };
             (record, timer.key.as_str())
         })

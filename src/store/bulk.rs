@@ -76,6 +76,9 @@ impl Store {
                         late: Set(false),
                         idempotency_key: Set(None),
                         effects: Set(to_json(&r.step.effects)?),
+                        participant_id: Set(None),
+                        participant_from: Set(None),
+                        participant_to: Set(None),
                     });
                     for effect in &r.step.effects {
                         match effect {
@@ -102,7 +105,8 @@ impl Store {
                             Effect::Notify(_)
                             | Effect::RegisterProtocol { .. }
                             | Effect::RegisterIncoming { .. }
-                            | Effect::StartInstance { .. } => {
+                            | Effect::StartInstance { .. }
+            | Effect::ResumeParent { .. } => {
                                 outbox::enqueue(&txn, Some((r.instance_id, 1)), effect, at).await?;
                             }
                         }
@@ -272,7 +276,8 @@ async fn timer_step_in<C: ConnectionTrait>(
             Effect::Notify(_)
             | Effect::RegisterProtocol { .. }
             | Effect::RegisterIncoming { .. }
-            | Effect::StartInstance { .. } => {
+            | Effect::StartInstance { .. }
+            | Effect::ResumeParent { .. } => {
                 outbox::enqueue(conn, Some((r.instance_id, seq)), effect, at).await?;
             }
         }
@@ -301,5 +306,8 @@ fn history_row(r: &StepRecord<'_>, seq: i64) -> Result<history::ActiveModel> {
         late: Set(r.late),
         idempotency_key: Set(None),
         effects: Set(to_json(&r.step.effects)?),
+        participant_id: Set(r.step.participant.as_ref().map(|m| m.id.clone())),
+        participant_from: Set(r.step.participant.as_ref().and_then(|m| m.from.clone())),
+        participant_to: Set(r.step.participant.as_ref().map(|m| m.to.clone())),
     })
 }

@@ -19,7 +19,8 @@ use super::{
     Error, Result, Store, definitions, from_json, instant, is_unique_violation, outbox, rollback,
     timers, to_json,
 };
-use crate::engine::{Actor, Effect, InstanceData, Step};
+use super::submissions::{self, SubmissionWrite};
+use crate::engine::{Actor, Effect, InstanceData, ParticipantMove, Step};
 
 /// What `commit_start` writes.
 #[derive(Debug, Clone)]
@@ -66,6 +67,9 @@ pub struct StepRecord<'a> {
     pub late: bool,
     /// The claimed timer this step fires: it must still be claimed, and becomes done.
     pub fired_timer: Option<i64>,
+    /// What an ETS sent that the step is about (an application, a withdrawal, a soccorso
+    /// answer), written in the same transaction.
+    pub submission: Option<SubmissionWrite<'a>>,
 }
 
 /// The outcome of a commit.
@@ -154,6 +158,8 @@ pub struct HistoryRow {
     /// The effects the step produced, as JSON (a list of `Effect`s when written): kept as a
     /// value so that rows written by older versions always read back.
     pub effects: Value,
+    /// The participant whose event it was, and how it moved.
+    pub participant: Option<ParticipantMove>,
 }
 
 impl HistoryRow {
@@ -182,6 +188,11 @@ impl HistoryRow {
             late: m.late,
             idempotency_key: m.idempotency_key,
             effects,
+            participant: m.participant_id.zip(m.participant_to).map(|(id, to)| ParticipantMove {
+                id,
+                from: m.participant_from,
+                to,
+            }),
         })
     }
 }
@@ -497,6 +508,9 @@ async fn step_in<C: ConnectionTrait>(conn: &C, r: &StepRecord<'_>) -> Result<Att
     if let Some(timer_id) = r.fired_timer {
         timers::mark_fired(conn, timer_id, r.instance_id, at).await?;
     }
+    if let Some(write) = &r.submission {
+        submissions::write_in(conn, write).await?;
+    }
     let entry = Entry {
         instance_id: r.instance_id,
         seq,
@@ -540,6 +554,9 @@ async fn append_history<C: ConnectionTrait>(conn: &C, e: &Entry<'_>) -> Result<(
         late: Set(e.late),
         idempotency_key: Set(e.idempotency_key.map(str::to_string)),
         effects: Set(to_json(&e.step.effects)?),
+        participant_id: Set(e.step.participant.as_ref().map(|m| m.id.clone())),
+        participant_from: Set(e.step.participant.as_ref().and_then(|m| m.from.clone())),
+        participant_to: Set(e.step.participant.as_ref().map(|m| m.to.clone())),
     };
     history::Entity::insert(row)
         .exec_without_returning(conn)
@@ -595,7 +612,8 @@ async fn write_effects<C: ConnectionTrait>(
             Effect::Notify(_)
             | Effect::RegisterProtocol { .. }
             | Effect::RegisterIncoming { .. }
-            | Effect::StartInstance { .. } => {
+            | Effect::StartInstance { .. }
+            | Effect::ResumeParent { .. } => {
                 outbox::enqueue(conn, Some((instance_id, seq)), effect, at).await?;
             }
         }

@@ -60,7 +60,8 @@ pub use protocollo::{
 };
 pub use submissions::{
     AttachedDocument, DocumentRef, NewQuestion, NewSoccorsoResponse, NewSubmission, QuestionRow,
-    SoccorsoRow, StoredDocument, SubmissionFilter, SubmissionRow, SubmissionStatus, Submitted,
+    SoccorsoRow, StoredDocument, SubmissionFilter, SubmissionRow, SubmissionStatus, SubmissionWrite,
+    Submitted,
 };
 pub use timers::{TimerRow, TimerStatus};
 
@@ -114,6 +115,14 @@ pub enum Error {
     StaleOutbox {
         /// The outbox row id.
         outbox_id: i64,
+    },
+    /// A row that must be unique already exists (an organisation's active application).
+    #[error("{what} già presente: {id}")]
+    AlreadyExists {
+        /// What kind of row (Italian).
+        what: &'static str,
+        /// The existing row's id.
+        id: String,
     },
     /// SQLite's write lock was not obtained within the busy timeout.
     #[error("il database è occupato: riprovare")]

@@ -572,6 +572,56 @@ impl Store {
     }
 }
 
+/// What an ETS sent, written in the same transaction as the step it causes (its joining the
+/// procedure, its withdrawal, its answer to a soccorso istruttorio).
+#[derive(Debug, Clone)]
+pub enum SubmissionWrite<'a> {
+    /// A new application.
+    Submit(&'a NewSubmission),
+    /// An application withdrawn.
+    Withdraw {
+        /// The submission.
+        id: &'a str,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// An answer to a soccorso istruttorio.
+    Soccorso(&'a NewSoccorsoResponse),
+}
+
+/// Writes what an ETS sent, inside the caller's transaction.
+pub(crate) async fn write_in<C: ConnectionTrait>(conn: &C, write: &SubmissionWrite<'_>) -> Result<()> {
+    match write {
+        SubmissionWrite::Submit(new) => match submit_in(conn, new).await? {
+            None => Ok(()),
+            Some(existing) => Err(Error::AlreadyExists {
+                what: "domanda attiva",
+                id: existing.id,
+            }),
+        },
+        SubmissionWrite::Withdraw { id, at } => {
+            let res = submission::Entity::update_many()
+                .col_expr(
+                    submission::Column::Status,
+                    Expr::value(SubmissionStatus::Withdrawn.as_str()),
+                )
+                .col_expr(submission::Column::WithdrawnAt, Expr::value(instant(*at)))
+                .filter(submission::Column::Id.eq(*id))
+                .filter(submission::Column::Status.eq(SubmissionStatus::Submitted.as_str()))
+                .exec(conn)
+                .await?;
+            if res.rows_affected == 0 {
+                return Err(Error::NotFound {
+                    what: "domanda attiva",
+                    id: (*id).to_string(),
+                });
+            }
+            Ok(())
+        }
+        SubmissionWrite::Soccorso(new) => soccorso_in(conn, new).await,
+    }
+}
+
 async fn active_in<C: ConnectionTrait>(
     conn: &C,
     instance_id: &str,

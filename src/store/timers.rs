@@ -410,7 +410,7 @@ impl Store {
         &self,
         id: i64,
         worker: &str,
-        notification: &NotificationPlan,
+        notifications: &[NotificationPlan],
         at: DateTime<Utc>,
     ) -> Result<()> {
         let txn = self.begin_write().await?;
@@ -436,8 +436,12 @@ impl Store {
                 .one(&txn)
                 .await?
                 .ok_or(Error::StaleTimer { timer_id: id })?;
-            let effect = Effect::Notify(notification.clone());
-            outbox::enqueue_as(&txn, Some(&row.instance_id), effect.kind(), &effect, at).await
+            for notification in notifications {
+                let effect = Effect::Notify(notification.clone());
+                outbox::enqueue_as(&txn, Some(&row.instance_id), effect.kind(), &effect, at)
+                    .await?;
+            }
+            Ok(())
         }
         .await;
         settle(txn, outcome).await

@@ -32,6 +32,7 @@ async fn live_subscription(app: &crate::helpers::TestApp, avviso: &str) -> Socke
         to_state: "pubblicato".into(),
         at: common::at(DEADLINE),
         actor_role: "rup".into(),
+        participant_id: None,
     };
     let mut live = false;
     for _ in 0..100 {
@@ -154,6 +155,7 @@ async fn a_revoked_token_ends_its_subscription() {
             to_state: "pubblicato".into(),
             at: common::at(DEADLINE),
             actor_role: "rup".into(),
+            participant_id: None,
         });
         while let Some(message) = next_json(&mut socket, StdDuration::from_millis(500)).await {
             assert_ne!(

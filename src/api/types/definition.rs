@@ -5,7 +5,11 @@ use std::sync::Arc;
 
 use async_graphql::{Object, SimpleObject};
 
-use crate::definition::{Procedure, Transition, Visibility, graph};
+use indexmap::IndexMap;
+
+use crate::definition::{
+    Procedure, State, StateId, Transition, VarName, Variable, Visibility, graph,
+};
 
 /// A procedure definition at one version.
 pub(crate) struct Definition {
@@ -58,6 +62,11 @@ pub(crate) struct TransitionInfo {
     pub roles: Vec<String>,
     /// Inputs.
     pub inputs: Vec<InputInfo>,
+    /// For a participant's transition: the procedure's states in which it may be taken
+    /// (empty: any that is not final).
+    pub while_in: Vec<String>,
+    /// Its conditions as written (alternatives of one event are tried in order).
+    pub guards: Vec<String>,
 }
 
 impl From<&Transition> for TransitionInfo {
@@ -67,6 +76,8 @@ impl From<&Transition> for TransitionInfo {
             title: t.title.clone(),
             from: t.from.iter().map(ToString::to_string).collect(),
             to: t.to.to_string(),
+            while_in: t.while_in.iter().map(ToString::to_string).collect(),
+            guards: t.guard.iter().map(|g| g.source.clone()).collect(),
             roles: t.roles.iter().map(ToString::to_string).collect(),
             inputs: t
                 .inputs
@@ -134,16 +145,23 @@ impl Definition {
 
     /// States.
     async fn states(&self) -> Vec<StateInfo> {
+        states_info(&self.procedure.states)
+    }
+
+    /// The lifecycle of each participant (an ETS with its application), if the procedure
+    /// declares one.
+    async fn participant(&self) -> Option<ParticipantLifecycle> {
         self.procedure
-            .states
-            .values()
-            .map(|s| StateInfo {
-                id: s.id.to_string(),
-                title: s.title.clone(),
-                initial: s.initial,
-                is_final: s.is_final,
+            .participant
+            .as_ref()
+            .map(|d| ParticipantLifecycle {
+                title: d.title.clone(),
+                role: d.role.to_string(),
+                states: states_info(&d.states),
+                transitions: d.transitions.iter().map(Into::into).collect(),
+                variables: variables_info(&d.variables),
+                soccorso_answer: d.answer.as_ref().map(ToString::to_string),
             })
-            .collect()
     }
 
     /// Transitions.
@@ -153,22 +171,7 @@ impl Definition {
 
     /// Declared variables (their values are on instances).
     async fn variables(&self) -> Vec<VariableInfo> {
-        self.procedure
-            .variables
-            .values()
-            .map(|v| VariableInfo {
-                name: v.name.to_string(),
-                label: v.label.clone(),
-                kind: v.kind.to_string(),
-                required: v.required,
-                visible_to: match &v.visibility {
-                    Visibility::Staff => Vec::new(),
-                    Visibility::Public => vec!["public".to_string()],
-                    Visibility::Roles(roles) => roles.iter().map(ToString::to_string).collect(),
-                },
-                computed: v.term.is_some(),
-            })
-            .collect()
+        variables_info(&self.procedure.variables)
     }
 
     /// Whether ETS submit applications to its instances through the API.
@@ -180,4 +183,51 @@ impl Definition {
     async fn mermaid(&self) -> String {
         graph::mermaid(&self.procedure)
     }
+}
+
+/// The lifecycle of each participant.
+#[derive(Debug, Clone, SimpleObject)]
+pub(crate) struct ParticipantLifecycle {
+    /// What a participant is called ("Domanda").
+    pub title: String,
+    /// The role participants act in.
+    pub role: String,
+    /// Its states.
+    pub states: Vec<StateInfo>,
+    /// Its transitions.
+    pub transitions: Vec<TransitionInfo>,
+    /// Its variables.
+    pub variables: Vec<VariableInfo>,
+    /// The event an answer to a soccorso istruttorio fires.
+    pub soccorso_answer: Option<String>,
+}
+
+fn states_info(states: &IndexMap<StateId, State>) -> Vec<StateInfo> {
+    states
+        .values()
+        .map(|s| StateInfo {
+            id: s.id.to_string(),
+            title: s.title.clone(),
+            initial: s.initial,
+            is_final: s.is_final,
+        })
+        .collect()
+}
+
+fn variables_info(variables: &IndexMap<VarName, Variable>) -> Vec<VariableInfo> {
+    variables
+        .values()
+        .map(|v| VariableInfo {
+            name: v.name.to_string(),
+            label: v.label.clone(),
+            kind: v.kind.to_string(),
+            required: v.required,
+            visible_to: match &v.visibility {
+                Visibility::Staff => Vec::new(),
+                Visibility::Public => vec!["public".to_string()],
+                Visibility::Roles(roles) => roles.iter().map(ToString::to_string).collect(),
+            },
+            computed: v.term.is_some(),
+        })
+        .collect()
 }

@@ -22,4 +22,7 @@ pub struct InstanceEvent {
     pub at: DateTime<Utc>,
     /// The role that acted.
     pub actor_role: String,
+    /// The participant (application) whose event it was: sent to staff and to that
+    /// participant's organisation only.
+    pub participant_id: Option<ID>,
 }

@@ -111,6 +111,32 @@ pub(crate) struct HistoryEntry {
     pub actor_id: Option<String>,
     /// The command's inputs (staff only).
     pub payload: Option<Json<Value>>,
+    /// The participant (application) the step was about.
+    pub participant_id: Option<ID>,
+    /// Its state before (none when it joined).
+    pub participant_from: Option<String>,
+    /// Its state after.
+    pub participant_to: Option<String>,
+}
+
+impl HistoryEntry {
+    /// The entry as `detail` allows (actor and payload for staff only).
+    pub(crate) fn from_row(h: crate::store::HistoryRow, detail: bool) -> HistoryEntry {
+        HistoryEntry {
+            seq: h.seq,
+            at: h.at,
+            event: h.event,
+            from_state: h.from_state,
+            to_state: h.to_state,
+            actor_role: h.actor.role,
+            late: h.late,
+            actor_id: detail.then_some(h.actor.id),
+            payload: detail.then_some(Json(h.payload)),
+            participant_id: h.participant.as_ref().map(|m| ID(m.id.clone())),
+            participant_from: h.participant.as_ref().and_then(|m| m.from.clone()),
+            participant_to: h.participant.map(|m| m.to),
+        }
+    }
 }
 
 impl Instance {
@@ -235,7 +261,8 @@ impl Instance {
         Ok(out)
     }
 
-    /// The history. Actor ids and payloads are shown to staff only.
+    /// The history. Actor ids and payloads are shown to staff only; a participant's steps
+    /// to staff and to that participant's organisation only.
     #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<HistoryEntry>, ApiError> {
         let detail = allows(&self.caller, &Subject::HistoryDetail(self.loaded.facts()));
@@ -244,19 +271,20 @@ impl Instance {
             .store()
             .history(&self.loaded.row.id)
             .await?;
+        let facts = self.loaded.facts();
         Ok(rows
             .into_iter()
-            .map(|h| HistoryEntry {
-                seq: h.seq,
-                at: h.at,
-                event: h.event,
-                from_state: h.from_state,
-                to_state: h.to_state,
-                actor_role: h.actor.role,
-                late: h.late,
-                actor_id: detail.then_some(h.actor.id),
-                payload: detail.then_some(Json(h.payload)),
+            .filter(|h| {
+                h.participant.as_ref().is_none_or(|m| {
+                    self.loaded
+                        .row
+                        .data
+                        .participants
+                        .get(&m.id)
+                        .is_some_and(|part| allows(&self.caller, &Subject::Participant(facts, part)))
+                })
             })
+            .map(|h| HistoryEntry::from_row(h, detail))
             .collect())
     }
 

@@ -5,6 +5,7 @@ pub(crate) mod caller;
 pub(crate) mod definition;
 pub mod event;
 pub(crate) mod instance;
+pub(crate) mod participant;
 pub(crate) mod protocol;
 pub(crate) mod question;
 pub(crate) mod submission;

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::caller::OrganisationRef;
 use super::instance::Instance;
+use super::participant::Participant;
 use super::protocol::ProtocolReference;
 use crate::api::access;
 use crate::api::context::shared;
@@ -232,6 +233,14 @@ impl Submission {
             .await?
             .as_ref()
             .map(ProtocolReference::from))
+    }
+
+    /// Its participant in the procedure's per-application lifecycle (null for procedures
+    /// without one): state, own terms with their traces, the events the caller may fire.
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
+    async fn participant(&self, ctx: &Context<'_>) -> Result<Option<Participant>, ApiError> {
+        let loaded = access::instance(shared(ctx)?, &self.caller, &self.row.instance_id).await?;
+        Ok(Participant::of(loaded, &self.row.id, self.caller.clone()))
     }
 
     /// Answers to soccorso istruttorio.

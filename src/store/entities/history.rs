@@ -22,6 +22,12 @@ pub struct Model {
     pub idempotency_key: Option<String>,
     /// JSON text: the effects the step produced.
     pub effects: String,
+    /// The participant whose event it was.
+    pub participant_id: Option<String>,
+    /// The participant's state before (`None` when it joined).
+    pub participant_from: Option<String>,
+    /// The participant's state after.
+    pub participant_to: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
