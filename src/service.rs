@@ -358,13 +358,13 @@ impl Service {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let row = self
-                .store
-                .instance(instance_id)
-                .await?
-                .ok_or_else(|| Error::UnknownInstance {
-                    id: instance_id.to_string(),
-                })?;
+            let row =
+                self.store
+                    .instance(instance_id)
+                    .await?
+                    .ok_or_else(|| Error::UnknownInstance {
+                        id: instance_id.to_string(),
+                    })?;
             let p = self
                 .procedure(&row.definition_id, Some(row.definition_version))
                 .await?;
@@ -485,14 +485,14 @@ impl Service {
             }
             Err(e) => return Err(e),
         }
-        let stored = self
-            .store
-            .submission(&new.id)
-            .await?
-            .ok_or_else(|| store::Error::NotFound {
-                what: "domanda",
-                id: new.id.clone(),
-            })?;
+        let stored =
+            self.store
+                .submission(&new.id)
+                .await?
+                .ok_or_else(|| store::Error::NotFound {
+                    what: "domanda",
+                    id: new.id.clone(),
+                })?;
         Ok(Submitted::Created(stored))
     }
 
@@ -559,13 +559,13 @@ impl Service {
         instance_id: &str,
         actor: &Actor,
     ) -> Result<SoccorsoRow, Error> {
-        let row = self
-            .store
-            .instance(instance_id)
-            .await?
-            .ok_or_else(|| Error::UnknownInstance {
-                id: instance_id.to_string(),
-            })?;
+        let row =
+            self.store
+                .instance(instance_id)
+                .await?
+                .ok_or_else(|| Error::UnknownInstance {
+                    id: instance_id.to_string(),
+                })?;
         let p = self
             .procedure(&row.definition_id, Some(row.definition_version))
             .await?;

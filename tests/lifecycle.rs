@@ -41,6 +41,66 @@ fn cmd(event: &str, payload: Value) -> Command {
     }
 }
 
+/// An ETS applies through the service, as the API does.
+async fn apply(service: &Service, avviso: &str, ets: &str) -> String {
+    let store = service.store();
+    if store.organisation(ets).await.expect("read").is_none() {
+        store
+            .add_organisation(&store::NewOrganisation {
+                id: ets.into(),
+                name: format!("Ente {ets}"),
+                kind: store::OrganisationKind::Ets,
+                codice_fiscale: None,
+                runts: None,
+                at: service.now(),
+            })
+            .await
+            .expect("organisation");
+        store
+            .add_person(&store::NewPerson {
+                id: format!("referente-{ets}"),
+                name: format!("Referente di {ets}"),
+                email: format!("referente@{ets}.example.org"),
+                organisation_id: ets.into(),
+                roles: vec!["ets".into()],
+                digest: "immediato".into(),
+                at: service.now(),
+            })
+            .await
+            .expect("person");
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let new = store::NewSubmission {
+        id: id.clone(),
+        instance_id: avviso.into(),
+        organisation_id: ets.into(),
+        person_id: format!("referente-{ets}"),
+        note: None,
+        documents: Vec::new(),
+        at: service.now(),
+    };
+    let actor = Actor {
+        id: new.person_id.clone(),
+        role: "ets".into(),
+    };
+    match service
+        .submit(&new, &service::Group::default(), &actor)
+        .await
+        .expect("submit")
+    {
+        store::Submitted::Created(row) => assert_eq!(row.id, id),
+        other => panic!("not created: {other:?}"),
+    }
+    id
+}
+
+fn on(participant: &str, event: &str, payload: Value) -> Command {
+    Command {
+        participant: Some(participant.into()),
+        ..cmd(event, payload)
+    }
+}
+
 #[tokio::test]
 async fn an_avviso_runs_to_its_end_and_survives_a_reopen() {
     common::init_tracing();
@@ -101,15 +161,26 @@ async fn an_avviso_runs_to_its_end_and_survives_a_reopen() {
             row.version
         );
 
+        clock.set(common::at("2026-12-01T10:00:00+01:00"));
+        let domanda = apply(&service, &id, "ets-1").await;
+
         clock.set(common::at("2026-12-28T12:00:01+01:00"));
-        service
+        let closed = service
             .fire(&id, &cmd("chiudi_domande", json!({})), None)
             .await
             .expect("chiudi_domande");
+        assert_eq!(
+            closed.instance.state, "istruttoria",
+            "{backend}: one application"
+        );
         service
             .fire(
                 &id,
-                &cmd("richiedi_soccorso", json!({"documenti_mancanti": ["DURC"]})),
+                &on(
+                    &domanda,
+                    "richiedi_soccorso",
+                    json!({"documenti_mancanti": ["DURC"]}),
+                ),
                 None,
             )
             .await
@@ -120,34 +191,61 @@ async fn an_avviso_runs_to_its_end_and_survives_a_reopen() {
             .await
             .expect("read")
             .expect("exists");
+        let part = &row.data.participants[&domanda];
+        assert_eq!(part.state, "in_soccorso");
         assert_eq!(
-            row.data.variables["data_richiesta_soccorso"],
+            part.variables["data_richiesta_soccorso"],
             json!("2026-12-28")
         );
-        // 28 Dec + 10 days = 7 Jan 2027 (a Thursday), at 12:00.
+        // 28 Dec + 10 days = 7 Jan 2027 (a Thursday), at 12:00: this ETS's own term.
         assert_eq!(
-            row.data.variables["termine_integrazione"],
+            part.variables["termine_integrazione"],
             json!("2027-01-07T12:00:00+01:00")
         );
+        assert!(!row.data.variables.contains_key("termine_integrazione"));
         clock.advance(Duration::days(3));
+        let answer = store::NewSoccorsoResponse {
+            id: uuid::Uuid::new_v4().to_string(),
+            submission_id: domanda.clone(),
+            person_id: "referente-ets-1".into(),
+            note: Some("DURC allegato".into()),
+            documents: Vec::new(),
+            at: service.now(),
+        };
+        let ets = Actor {
+            id: "referente-ets-1".into(),
+            role: "ets".into(),
+        };
         service
-            .fire(&id, &cmd("integrazioni_ricevute", json!({})), None)
+            .answer_soccorso(&answer, &id, &ets)
             .await
-            .expect("integrazioni");
+            .expect("integra");
         service
             .fire(
                 &id,
-                &cmd("ammetti", json!({"ammessi": ["ets-1", "ets-2"]})),
+                &on(&domanda, "decidi_ammissione", json!({"esito": "ammessa"})),
                 None,
             )
+            .await
+            .expect("ammessa");
+        service
+            .fire(&id, &cmd("ammetti", json!({})), None)
             .await
             .expect("ammetti");
         service
             .fire(
                 &id,
+                &on(&domanda, "valuta", json!({"punteggio": 86.5})),
+                None,
+            )
+            .await
+            .expect("valuta");
+        service
+            .fire(
+                &id,
                 &cmd(
                     "approva_graduatoria",
-                    json!({"data_graduatoria": "2027-01-15", "esito": "ammesso"}),
+                    json!({"data_graduatoria": "2027-01-15"}),
                 ),
                 None,
             )
@@ -169,25 +267,37 @@ async fn an_avviso_runs_to_its_end_and_survives_a_reopen() {
         let reopened = Store::connect(&url).await.expect("reopen");
         let row = reopened.instance(&id).await.expect("read").expect("exists");
         assert_eq!(row.state, "concluso", "{backend}");
+        assert_eq!(row.data.participants[&domanda].state, "valutata");
         let history = reopened.history(&id).await.expect("history");
         assert_eq!(history, history_before, "{backend}");
-        let events: Vec<&str> = history.iter().map(|h| h.event.as_str()).collect();
+        let events: Vec<(&str, Option<&str>)> = history
+            .iter()
+            .map(|h| {
+                (
+                    h.event.as_str(),
+                    h.participant.as_ref().map(|m| m.to.as_str()),
+                )
+            })
+            .collect();
         assert_eq!(
             events,
             vec![
-                "avvio",
-                "pubblica",
-                "chiudi_domande",
-                "richiedi_soccorso",
-                "integrazioni_ricevute",
-                "ammetti",
-                "approva_graduatoria",
-                "chiudi"
+                ("avvio", None),
+                ("pubblica", None),
+                ("presentazione", Some("ricevuta")),
+                ("chiudi_domande", None),
+                ("richiedi_soccorso", Some("in_soccorso")),
+                ("integra", Some("ricevuta")),
+                ("decidi_ammissione", Some("ammessa")),
+                ("ammetti", None),
+                ("valuta", Some("valutata")),
+                ("approva_graduatoria", None),
+                ("chiudi", None),
             ]
         );
         let seqs: Vec<i64> = history.iter().map(|h| h.seq).collect();
-        assert_eq!(seqs, (1..=8).collect::<Vec<i64>>(), "{backend}: no gaps");
-        assert_eq!(row.version, 8);
+        assert_eq!(seqs, (1..=11).collect::<Vec<i64>>(), "{backend}: no gaps");
+        assert_eq!(row.version, 11);
         drop(scratch);
     }
 }

@@ -156,7 +156,10 @@ async fn a_registration_at_half_past_eleven_utc_on_new_years_eve_is_number_one_o
             .register(request(Direction::Uscita, "Secondo del 2027", Vec::new()))
             .await
             .expect("registered");
-        assert_eq!(second.number, 2, "{backend}: the protocol's own numbering goes on");
+        assert_eq!(
+            second.number, 2,
+            "{backend}: the protocol's own numbering goes on"
+        );
         let mut bad = request(Direction::Interno, "Registro inventato", Vec::new());
         bad.register = "registro con spazi".into();
         assert!(protocollo.register(bad).await.is_err(), "{backend}");

@@ -352,14 +352,9 @@ impl MutationRoot {
         let caller = caller(ctx).await?;
         let row = access::submission(shared, &caller, submission_id.as_str()).await?;
         let before = access::instance(shared, &caller, &row.instance_id).await?;
-        let part = before
-            .row
-            .data
-            .participants
-            .get(&row.id)
-            .ok_or_else(|| {
-                ApiError::bad_input("questa domanda non ha un ciclo di vita proprio nella procedura")
-            })?;
+        let part = before.row.data.participants.get(&row.id).ok_or_else(|| {
+            ApiError::bad_input("questa domanda non ha un ciclo di vita proprio nella procedura")
+        })?;
         authorize(
             &caller,
             &Subject::FireParticipant(before.facts(), part, &event),
@@ -466,7 +461,9 @@ fn group_members(members: Vec<String>) -> Result<Vec<String>, ApiError> {
             if m.is_empty() || m.chars().count() > MAX_MEMBER_CHARS {
                 Err(ApiError::bad_field(
                     "members",
-                    format!("ogni componente va nominato, in al massimo {MAX_MEMBER_CHARS} caratteri"),
+                    format!(
+                        "ogni componente va nominato, in al massimo {MAX_MEMBER_CHARS} caratteri"
+                    ),
                 ))
             } else {
                 Ok(m)

@@ -273,7 +273,9 @@ pub fn decide(caller: &Caller, subject: &Subject<'_>) -> Decision {
                 Allow if role.is_staff() => Allow,
                 Allow => match &variable.visibility {
                     Visibility::Public => Allow,
-                    Visibility::Roles(roles) if roles.iter().any(|r| r.as_str() == role.as_str()) => {
+                    Visibility::Roles(roles)
+                        if roles.iter().any(|r| r.as_str() == role.as_str()) =>
+                    {
                         Allow
                     }
                     _ => Hidden,
@@ -490,12 +492,24 @@ mod tests {
     }
 
     #[test]
-    fn ets_role_variables_are_for_parties_only() {
+    fn a_participant_and_its_variables_are_for_staff_and_its_own_ets_only() {
         let p = avviso();
-        let ets = caller(Role::Ets, "ets-a");
-        let r = row("valutazione");
-        let punteggio = p.variable("punteggio").expect("var");
-        let oggetto = p.variable("oggetto").expect("var");
+        let mut r = row("valutazione");
+        r.data.participants.insert(
+            "s-b".into(),
+            ParticipantData {
+                organisation_id: "ets-b".into(),
+                name: "Ente B".into(),
+                members: Vec::new(),
+                state: "ammessa".into(),
+                variables: serde_json::Map::new(),
+                terms: Default::default(),
+                suspensions: Default::default(),
+                joined_at: Utc::now(),
+                withdrawn: false,
+            },
+        );
+        let part = &r.data.participants["s-b"];
         let outsider = InstanceFacts {
             procedure: &p,
             row: &r,
@@ -506,12 +520,48 @@ mod tests {
             row: &r,
             submitted: true,
         };
-        assert!(allows(&ets, &Subject::Variable(outsider, oggetto)));
-        assert!(!allows(&ets, &Subject::Variable(outsider, punteggio)));
-        assert!(allows(&ets, &Subject::Variable(party, punteggio)));
+        let (ets_a, ets_b) = (caller(Role::Ets, "ets-a"), caller(Role::Ets, "ets-b"));
+        let punteggio = p.participant_variable("punteggio").expect("var");
+        let oggetto = p.variable("oggetto").expect("var");
+        assert!(allows(&ets_a, &Subject::Variable(outsider, oggetto)));
+        assert_eq!(
+            decide(&ets_a, &Subject::Participant(outsider, part)),
+            Decision::Hidden
+        );
+        assert_eq!(
+            decide(
+                &ets_a,
+                &Subject::ParticipantVariable(outsider, part, punteggio)
+            ),
+            Decision::Hidden
+        );
+        assert!(allows(
+            &ets_b,
+            &Subject::ParticipantVariable(party, part, punteggio)
+        ));
         assert!(allows(
             &caller(Role::Auditor, "ambito"),
-            &Subject::Variable(outsider, punteggio)
+            &Subject::ParticipantVariable(outsider, part, punteggio)
+        ));
+        // Another ETS may not know the application exists; its own ETS fires only its events.
+        assert_eq!(
+            decide(&ets_a, &Subject::FireParticipant(outsider, part, "integra")),
+            Decision::Hidden
+        );
+        assert_eq!(
+            decide(&ets_b, &Subject::FireParticipant(party, part, "integra")),
+            Decision::Allow
+        );
+        assert!(matches!(
+            decide(&ets_b, &Subject::FireParticipant(party, part, "valuta")),
+            Decision::Forbidden(_)
+        ));
+        assert!(matches!(
+            decide(
+                &caller(Role::Auditor, "ambito"),
+                &Subject::FireParticipant(party, part, "valuta")
+            ),
+            Decision::Forbidden(_)
         ));
     }
 

@@ -250,6 +250,15 @@ impl QueryRoot {
         let caller = caller(ctx).await?;
         let loaded = access::instance(shared, &caller, instance_id.as_str()).await?;
         authorize(&caller, &Subject::Ranking(loaded.facts()))?;
+        if let Some(score) = loaded
+            .procedure
+            .submissions
+            .as_ref()
+            .and_then(|s| s.score.as_ref())
+            .filter(|_| loaded.procedure.participant.is_some())
+        {
+            return Ok(participant_ranking(&loaded, &caller, score.as_str()));
+        }
         let store = shared.service.store();
         let mut rows: Vec<_> = store
             .submissions(&SubmissionFilter {
@@ -429,4 +438,66 @@ fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or_else(|| ApiError::bad_field("after", "cursore non valido"))
+}
+
+/// The ranking of a procedure with participants: those with a score, highest first (ties by
+/// arrival), the outcome being the participant's state. Scores are shown to staff and to each
+/// ETS for its own entry.
+fn participant_ranking(
+    loaded: &access::LoadedInstance,
+    caller: &crate::api::policy::Caller,
+    score: &str,
+) -> Ranking {
+    let p = &loaded.procedure;
+    let public_state = match p.submissions.as_ref() {
+        Some(s) if !s.ranking_while.is_empty() => s
+            .ranking_while
+            .iter()
+            .any(|st| st.as_str() == loaded.row.state),
+        _ => loaded.row.is_final,
+    };
+    let mut scored: Vec<(rust_decimal::Decimal, &crate::engine::ParticipantData)> = loaded
+        .row
+        .data
+        .participants
+        .values()
+        .filter(|part| !part.withdrawn)
+        .filter_map(|part| {
+            let value = part.variables.get(score)?.as_number()?;
+            Some((crate::engine::value::decimal(value)?, part))
+        })
+        .collect();
+    let published = !scored.is_empty() && public_state;
+    if !published && !caller.role.is_staff() {
+        return Ranking {
+            published,
+            entries: Vec::new(),
+        };
+    }
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.joined_at.cmp(&b.1.joined_at)));
+    let entries = scored
+        .into_iter()
+        .enumerate()
+        .map(|(i, (value, part))| {
+            let mine = part.organisation_id == caller.organisation_id;
+            let outcome = p
+                .participant
+                .as_ref()
+                .and_then(|d| d.states.get(part.state.as_str()))
+                .map_or_else(|| part.state.clone(), |s| s.title.clone());
+            RankingEntry {
+                position: i32::try_from(i + 1).unwrap_or(i32::MAX),
+                organisation: OrganisationRef {
+                    id: ID(part.organisation_id.clone()),
+                    name: part.name.clone(),
+                },
+                outcome,
+                score: (caller.role.is_staff() || (mine && caller.role == Role::Ets))
+                    .then(|| value.to_string().parse::<f64>().ok())
+                    .flatten(),
+                mine,
+            }
+        })
+        .collect();
+    Ranking { published, entries }
 }

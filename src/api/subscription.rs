@@ -52,22 +52,25 @@ impl SubscriptionRoot {
                             {
                                 continue;
                             }
-                            let visible =
-                                match access::instance(&shared, &caller, event.instance_id.as_str())
-                                    .await
-                                {
-                                    Ok(loaded) => event.participant_id.as_ref().is_none_or(|id| {
-                                        loaded.row.data.participants.get(id.as_str()).is_some_and(
-                                            |part| {
-                                                allows(
-                                                    &caller,
-                                                    &Subject::Participant(loaded.facts(), part),
-                                                )
-                                            },
-                                        )
-                                    }),
-                                    Err(_) => false,
-                                };
+                            let visible = match access::instance(
+                                &shared,
+                                &caller,
+                                event.instance_id.as_str(),
+                            )
+                            .await
+                            {
+                                Ok(loaded) => event.participant_id.as_ref().is_none_or(|id| {
+                                    loaded.row.data.participants.get(id.as_str()).is_some_and(
+                                        |part| {
+                                            allows(
+                                                &caller,
+                                                &Subject::Participant(loaded.facts(), part),
+                                            )
+                                        },
+                                    )
+                                }),
+                                Err(_) => false,
+                            };
                             if visible {
                                 // A token revoked or expired since the subscription started,
                                 // or a person or role withdrawn, ends it.

@@ -249,7 +249,9 @@ impl Demo {
                         serde_json::from_value::<Effect>(effect.clone())
                     {
                         let what = match &plan.action {
-                            TimerAction::Fire { event, .. } => format!("scadenza → evento '{event}'"),
+                            TimerAction::Fire { event, .. } => {
+                                format!("scadenza → evento '{event}'")
+                            }
                             TimerAction::Remind { role, template, .. } => {
                                 format!("promemoria '{template}' a {role}")
                             }

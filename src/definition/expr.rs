@@ -475,7 +475,10 @@ impl Parser {
         let value = if func == AggFunc::Count {
             None
         } else {
-            self.expect(&Tok::Comma, "',' e il valore da calcolare per ogni partecipante")?;
+            self.expect(
+                &Tok::Comma,
+                "',' e il valore da calcolare per ogni partecipante",
+            )?;
             Some(Box::new(self.or()?))
         };
         let filter = if self.keyword("where") {
@@ -634,10 +637,7 @@ impl Expr {
         match self {
             Expr::Var(name) | Expr::Count(name) => out.push(name),
             Expr::Not(e) | Expr::Neg(e) | Expr::In(e, _) => e.collect_vars(out),
-            Expr::And(a, b)
-            | Expr::Or(a, b)
-            | Expr::Compare(a, _, b)
-            | Expr::Arith(a, _, b) => {
+            Expr::And(a, b) | Expr::Or(a, b) | Expr::Compare(a, _, b) | Expr::Arith(a, _, b) => {
                 a.collect_vars(out);
                 b.collect_vars(out);
             }
@@ -712,7 +712,9 @@ impl Expr {
                     if let (ExprType::Of(l), ExprType::Of(r)) = (t, literal_type(item))
                         && l != r
                     {
-                        return Err(format!("in [...]: un {r} in un elenco confrontato con un {l}"));
+                        return Err(format!(
+                            "in [...]: un {r} in un elenco confrontato con un {l}"
+                        ));
                     }
                 }
                 ExprType::Of(Bool)
@@ -775,7 +777,9 @@ fn number(t: ExprType, what: &str) -> Result<(), String> {
 fn boolean(t: ExprType, what: &str) -> Result<(), String> {
     match t {
         ExprType::Null | ExprType::Of(VarType::Bool) => Ok(()),
-        ExprType::Of(other) => Err(format!("{what} vuole una condizione vera o falsa, non {other}")),
+        ExprType::Of(other) => Err(format!(
+            "{what} vuole una condizione vera o falsa, non {other}"
+        )),
     }
 }
 
@@ -828,7 +832,10 @@ mod tests {
         let Expr::Compare(left, CmpOp::Ge, _) = &e else {
             panic!("{e:?}")
         };
-        assert!(matches!(**left, Expr::Arith(_, ArithOp::Sub, _)), "{left:?}");
+        assert!(
+            matches!(**left, Expr::Arith(_, ArithOp::Sub, _)),
+            "{left:?}"
+        );
         assert_eq!(e.check(&types), Ok(ExprType::Of(VarType::Bool)));
         assert!(parse("punteggio-1 > -2.5").is_ok());
         assert_eq!(
@@ -841,7 +848,8 @@ mod tests {
     fn aggregates_read_the_participant_and_refuse_without_participants() {
         let e = parse("count(participants where state == 'ammessa') > 0 and all(participants, state in ['ammessa', 'esclusa'])").unwrap();
         assert_eq!(e.check_in(&scope()), Ok(ExprType::Of(VarType::Bool)));
-        let sum = parse("sum(participants, voto where state == 'ammessa') / 2 >= punteggio").unwrap();
+        let sum =
+            parse("sum(participants, voto where state == 'ammessa') / 2 >= punteggio").unwrap();
         assert_eq!(sum.check_in(&scope()), Ok(ExprType::Of(VarType::Bool)));
         let err = e.check(&types).unwrap_err();
         assert!(err.contains("participant:"), "{err}");
@@ -874,7 +882,12 @@ mod tests {
         assert_eq!(parse("(a == 1").unwrap_err().message, "manca ')'");
         assert!(parse("a = 1").is_err());
         assert!(parse("'open").is_err());
-        assert!(parse("media(participants, voto)").unwrap_err().message.contains("media"));
+        assert!(
+            parse("media(participants, voto)")
+                .unwrap_err()
+                .message
+                .contains("media")
+        );
         assert!(parse("a in [b]").is_err());
     }
 

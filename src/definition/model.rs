@@ -359,6 +359,17 @@ pub enum ExtensionKind {
     Riapertura,
 }
 
+/// The value a sub-procedure's variable takes from its parent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartValue {
+    /// An expression over the parent (a variable is copied as it is).
+    Expr(Expr),
+    /// The organisations of the parent's participants that satisfy the filter (a parties
+    /// list: the ETS admitted to a tavolo).
+    Participants(Option<Expr>),
+}
+
 /// An action.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -373,8 +384,8 @@ pub enum Action {
     Start {
         /// Definition id of the child.
         procedure: String,
-        /// Child variables from expressions over the parent.
-        variables: Vec<(String, Expr)>,
+        /// Child variables from the parent.
+        variables: Vec<(String, StartValue)>,
         /// The event the parent receives when the child ends, with the child's results as
         /// inputs (an awaited sub-procedure).
         await_event: Option<EventName>,
@@ -466,6 +477,8 @@ pub struct Submissions {
     pub soccorso_while: Vec<StateId>,
     /// States in which the ranking (graduatoria) is public; empty means the final states.
     pub ranking_while: Vec<StateId>,
+    /// The participant's number variable the ranking orders by (with participants).
+    pub score: Option<VarName>,
 }
 
 /// Calendar settings of a procedure.
@@ -633,7 +646,10 @@ impl Procedure {
             })
         }
         self.states.values().any(|s| in_actions(&s.on_enter, event))
-            || self.transitions.iter().any(|t| in_actions(&t.actions, event))
+            || self
+                .transitions
+                .iter()
+                .any(|t| in_actions(&t.actions, event))
     }
 
     /// Transitions leaving `state`.

@@ -94,6 +94,9 @@ pub(crate) struct RawSubmissions {
     /// States in which the ranking is public (default: the final states).
     #[serde(default)]
     pub ranking_while: Option<OneOrMany>,
+    /// The participant's number variable the ranking orders by.
+    #[serde(default)]
+    pub score: Option<SStr>,
 }
 
 /// Calendar settings of a procedure.
@@ -235,7 +238,7 @@ pub(crate) struct RawAction {
     pub when: Option<SStr>,
 }
 
-/// `resume: termine` or `resume: { term: termine, on: data_ripresa }`.
+/// `resume: termine` or `resume: { term: termine, from: data_ripresa }`.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub(crate) enum RawResume {
@@ -248,8 +251,9 @@ pub(crate) enum RawResume {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawResumeOn {
     pub term: SStr,
+    /// The date variable holding the day the clock restarts.
     #[serde(default)]
-    pub on: Option<SStr>,
+    pub from: Option<SStr>,
 }
 
 /// A proroga or a riapertura of a term.

@@ -42,6 +42,7 @@ pub const CONTEXT_NAMES: &[&str] = &[
     "destinatario",
     "ambito",
     "protocollo",
+    "partecipante",
 ];
 /// Names a reminder's context adds.
 pub const REMINDER_NAMES: &[&str] = &["scadenza"];
@@ -357,6 +358,14 @@ impl Checker<'_, '_> {
     ) -> Notify {
         let to = self.audience(ctx, scope, n.to.as_ref(), n.role.is_some());
         let role = self.notify_role(ctx, at, n.role, &to);
+        // Inside a participant's lifecycle, writing to the participants' role at large would
+        // tell every applicant what concerns one.
+        if scope == Where::Participant
+            && to == Audience::Role
+            && self.participant_role.as_deref() == Some(role.as_str())
+        {
+            ctx.at(at, format!("nelle azioni di un partecipante, una notifica al ruolo '{role}' andrebbe a tutti: usare to: participant"));
+        }
         let per_participant = scope == Where::Participant
             || matches!(to, Audience::Participant | Audience::Participants { .. });
         if let Some(templates) = self.env.templates {
@@ -424,7 +433,9 @@ impl Checker<'_, '_> {
             other => {
                 ctx.at(
                     &loc(&p.direction),
-                    format!("direzione di protocollo '{other}' sconosciuta (entrata, uscita, interno)"),
+                    format!(
+                        "direzione di protocollo '{other}' sconosciuta (entrata, uscita, interno)"
+                    ),
                 );
                 Direction::Interno
             }
@@ -467,11 +478,8 @@ impl Checker<'_, '_> {
                     (Audience::Participant | Audience::Participants { .. }, Some(role)) => {
                         Some(RoleName(role.clone()))
                     }
-                    (Audience::Parties(_), _) => self
-                        .participant_role
-                        .clone()
-                        .or_else(|| self.roles.keys().next().map(|r| r.0.clone()))
-                        .map(RoleName),
+                    // Whoever the listed organisations are, in any role.
+                    (Audience::Parties(_), _) => Some(RoleName(String::new())),
                     _ => None,
                 };
                 (role, audience)
@@ -615,7 +623,13 @@ impl Checker<'_, '_> {
         out
     }
 
-    fn action(&self, ctx: &mut Ctx<'_>, at: &Location, a: RawAction, scope: Where) -> Option<Action> {
+    fn action(
+        &self,
+        ctx: &mut Ctx<'_>,
+        at: &Location,
+        a: RawAction,
+        scope: Where,
+    ) -> Option<Action> {
         if let Some(n) = a.notify {
             return Some(Action::Notify(self.notify(ctx, at, n, scope, false)));
         }
@@ -639,7 +653,10 @@ impl Checker<'_, '_> {
                     );
                 }
                 if scope == Where::Participant && name == PARTICIPANT_STATE {
-                    ctx.at(&loc(&value), "set: lo stato del partecipante cambia solo con le sue transizioni");
+                    ctx.at(
+                        &loc(&value),
+                        "set: lo stato del partecipante cambia solo con le sue transizioni",
+                    );
                     continue;
                 }
                 if let Some(e) = self.expr(ctx, scope, &value) {
@@ -667,13 +684,32 @@ impl Checker<'_, '_> {
             }
             let mut vars = Vec::new();
             for (name, value) in s.variables {
-                if let Some(e) = self.expr(ctx, scope, &value) {
-                    vars.push((name, e));
+                let text = value.value.trim();
+                if text == "participants" || text.starts_with("participants where ") {
+                    if self.pvars.is_none() {
+                        ctx.at(
+                            &loc(&value),
+                            format!("'{text}' richiede i partecipanti (sezione participant:)"),
+                        );
+                        continue;
+                    }
+                    let filter = text
+                        .strip_prefix("participants where ")
+                        .and_then(|rest| self.filter(ctx, &loc(&value), rest.trim()));
+                    vars.push((name, StartValue::Participants(filter)));
+                } else if let Some(e) = self.expr(ctx, scope, &value) {
+                    vars.push((name, StartValue::Expr(e)));
                 }
             }
             let await_event = s.await_event.map(|e| {
                 if !self.instance_events.contains(&e.value) {
-                    ctx.at(&loc(&e), format!("await: nessuna transizione della procedura accetta l'evento '{}'", e.value));
+                    ctx.at(
+                        &loc(&e),
+                        format!(
+                            "await: nessuna transizione della procedura accetta l'evento '{}'",
+                            e.value
+                        ),
+                    );
                 }
                 EventName(e.value)
             });
@@ -684,17 +720,21 @@ impl Checker<'_, '_> {
             });
         }
         if let Some(v) = a.suspend {
-            return Some(Action::Suspend(self.term_variable(ctx, scope, &v, "sospendere")));
+            return Some(Action::Suspend(self.term_variable(
+                ctx,
+                scope,
+                &v,
+                "sospendere",
+            )));
         }
         if let Some(r) = a.resume {
             let (term, on) = match r {
                 RawResume::Name(term) => (term, None),
-                RawResume::On(RawResumeOn { term, on }) => (term, on),
+                RawResume::On(RawResumeOn { term, from }) => (term, from),
             };
             let term = self.term_variable(ctx, scope, &term, "riprendere");
-            let on = on.map(|on| {
-                self.variable_of(ctx, scope, &on, &[VarType::Date], "resume.on")
-            });
+            let on =
+                on.map(|on| self.variable_of(ctx, scope, &on, &[VarType::Date], "resume.from"));
             return Some(Action::Resume(term, on));
         }
         if let Some((kind, e)) = a
@@ -707,7 +747,21 @@ impl Checker<'_, '_> {
                 ExtensionKind::Riapertura => "riaprire",
             };
             let term = self.term_variable(ctx, scope, &e.term, what);
-            let term_type = self.type_of(scope, term.as_str()).unwrap_or(VarType::DateTime);
+            if self.pterms.contains(term.as_str()) && scope == Where::Participant {
+                ctx.at(
+                    &loc(&e.term),
+                    format!(
+                        "{} vale per i termini della procedura, non per quelli di un partecipante",
+                        match kind {
+                            ExtensionKind::Proroga => "proroga",
+                            ExtensionKind::Riapertura => "riapertura",
+                        }
+                    ),
+                );
+            }
+            let term_type = self
+                .type_of(scope, term.as_str())
+                .unwrap_or(VarType::DateTime);
             let to = self.variable_of(ctx, scope, &e.to, &[term_type], "to");
             let act = self.variable_of(ctx, scope, &e.act, &[VarType::Text], "act");
             let reason = e
@@ -723,14 +777,22 @@ impl Checker<'_, '_> {
         }
         if let Some(each) = a.for_each_participant {
             if self.pvars.is_none() {
-                ctx.at(at, "for_each_participant richiede i partecipanti (sezione participant:)");
+                ctx.at(
+                    at,
+                    "for_each_participant richiede i partecipanti (sezione participant:)",
+                );
                 return None;
             }
             if scope == Where::Participant {
-                ctx.at(at, "for_each_participant non si usa dentro le azioni di un partecipante");
+                ctx.at(
+                    at,
+                    "for_each_participant non si usa dentro le azioni di un partecipante",
+                );
                 return None;
             }
-            let filter = each.filter.and_then(|f| self.condition(ctx, Where::Participant, &f));
+            let filter = each
+                .filter
+                .and_then(|f| self.condition(ctx, Where::Participant, &f));
             let actions = self.actions(ctx, each.actions, Where::Participant);
             return Some(Action::ForEachParticipant { filter, actions });
         }
@@ -805,7 +867,9 @@ impl Checker<'_, '_> {
         if !matches!(kind, VarType::Date | VarType::DateTime) {
             ctx.at(
                 &term_loc,
-                format!("la variabile '{name}' ha un termine ma è di tipo {kind}: serve date o datetime"),
+                format!(
+                    "la variabile '{name}' ha un termine ma è di tipo {kind}: serve date o datetime"
+                ),
             );
         }
         match self.type_of(scope, &t.from.value) {
@@ -1072,7 +1136,10 @@ impl Checker<'_, '_> {
                 ctx.at(&loc(&t.id), format!("timer '{}' duplicato", t.id.value));
             }
             if t.id.value.contains('/') || t.id.value.contains('#') {
-                ctx.at(&loc(&t.id), format!("timer '{}': l'id non può contenere / o #", t.id.value));
+                ctx.at(
+                    &loc(&t.id),
+                    format!("timer '{}': l'id non può contenere / o #", t.id.value),
+                );
             }
             let mut while_in = Vec::new();
             for s in t.while_in.into_vec() {
@@ -1299,7 +1366,10 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
     });
     let participant_role = raw_participant.as_ref().map(|p| {
         if !roles.contains_key(p.role.value.as_str()) {
-            ctx.at(&loc(&p.role), format!("ruolo sconosciuto '{}'", p.role.value));
+            ctx.at(
+                &loc(&p.role),
+                format!("ruolo sconosciuto '{}'", p.role.value),
+            );
         }
         p.role.value.clone()
     });
@@ -1432,7 +1502,28 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
             .unwrap_or_else(|| while_in.clone());
         let soccorso_while = s.soccorso_while.map(&mut states_of).unwrap_or_default();
         let ranking_while = s.ranking_while.map(&mut states_of).unwrap_or_default();
+        let score = s.score.map(|v| {
+            match checker.pvars.as_ref().and_then(|p| p.get(&v.value)) {
+                Some(VarType::Number) => {}
+                Some(other) => ctx.at(
+                    &loc(&v),
+                    format!(
+                        "submissions.score: '{}' è di tipo {other}, serve number",
+                        v.value
+                    ),
+                ),
+                None => ctx.at(
+                    &loc(&v),
+                    format!(
+                        "submissions.score: '{}' non è una variabile del partecipante",
+                        v.value
+                    ),
+                ),
+            }
+            VarName(v.value)
+        });
         Submissions {
+            score,
             deadline: VarName(s.deadline.value),
             while_in,
             questions_while,
@@ -1452,7 +1543,10 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
         .into_iter()
         .map(|r| {
             if !variables.contains_key(r.value.as_str()) {
-                ctx.at(&loc(&r), format!("results: variabile non dichiarata '{}'", r.value));
+                ctx.at(
+                    &loc(&r),
+                    format!("results: variabile non dichiarata '{}'", r.value),
+                );
             }
             VarName(r.value)
         })

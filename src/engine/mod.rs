@@ -12,8 +12,8 @@ pub use effect::*;
 pub use plan::desired_timers;
 pub use step::{
     Actor, Command, JOIN_EVENT, Joining, ParticipantMove, ReminderTimer, START_EVENT, Snapshot,
-    Step, WITHDRAW_EVENT, available, available_to_participant, fire, join,
-    reminder_notifications, start, start_awaited, withdraw,
+    Step, WITHDRAW_EVENT, available, available_to_participant, fire, join, reminder_notifications,
+    start, start_awaited, withdraw,
 };
 pub use value::local_instant;
 
@@ -124,7 +124,9 @@ pub enum Error {
         state: String,
     },
     /// The organisation already takes part.
-    #[error("{name} partecipa già a questa procedura: ritirare la domanda attiva per presentarne una nuova")]
+    #[error(
+        "{name} partecipa già a questa procedura: ritirare la domanda attiva per presentarne una nuova"
+    )]
     AlreadyParticipant {
         /// Its name.
         name: String,
@@ -140,7 +142,9 @@ pub enum Error {
         allowed: Vec<String>,
     },
     /// A proroga after the term expired.
-    #[error("il termine '{term}' è scaduto ({deadline}): non si può più prorogare; occorre una riapertura dei termini, con un atto distinto")]
+    #[error(
+        "il termine '{term}' è scaduto ({deadline}): non si può più prorogare; occorre una riapertura dei termini, con un atto distinto"
+    )]
     ExtensionTooLate {
         /// The term variable.
         term: String,
@@ -156,7 +160,9 @@ pub enum Error {
         deadline: String,
     },
     /// The new expiry is not later than the old one, or than now.
-    #[error("la nuova scadenza di '{term}' ({new}) deve essere successiva a quella attuale ({previous}) e a questo momento")]
+    #[error(
+        "la nuova scadenza di '{term}' ({new}) deve essere successiva a quella attuale ({previous}) e a questo momento"
+    )]
     ExtensionNotLater {
         /// The term variable.
         term: String,

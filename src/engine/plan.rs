@@ -102,7 +102,8 @@ pub fn desired_timers(
 }
 
 fn is_suspended(list: Option<&Vec<SuspensionRecord>>) -> bool {
-    list.and_then(|l| l.last()).is_some_and(|s| s.until.is_none())
+    list.and_then(|l| l.last())
+        .is_some_and(|s| s.until.is_none())
 }
 
 /// The plans of one timer (its event and its reminders).

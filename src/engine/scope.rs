@@ -15,10 +15,7 @@ pub const STATE_NAME: &str = "state";
 
 /// Reads a name of the instance.
 fn instance_value(p: &Procedure, data: &InstanceData, name: &str) -> Val {
-    value::to_val(
-        p.variable(name).map(|v| v.kind),
-        data.variables.get(name),
-    )
+    value::to_val(p.variable(name).map(|v| v.kind), data.variables.get(name))
 }
 
 /// Reads a name in a participant's scope.

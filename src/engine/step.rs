@@ -16,7 +16,8 @@ use super::scope::{self, active};
 use super::terms::{self, compute_all, show};
 use super::value;
 use crate::definition::{
-    Action, Audience, ExtensionKind, Notify, Procedure, Protocollo, SYSTEM_ROLE, Transition,
+    Action, Audience, ExtensionKind, Notify, Procedure, Protocollo, SYSTEM_ROLE, StartValue,
+    Transition,
 };
 use crate::terms::ROME;
 
@@ -468,7 +469,13 @@ fn fire_participant(
         instance_id: instance.id,
         now,
     };
-    ctx.run_actions(&t.actions, instance.state, Some(id), &mut data, &mut effects)?;
+    ctx.run_actions(
+        &t.actions,
+        instance.state,
+        Some(id),
+        &mut data,
+        &mut effects,
+    )?;
     compute_all(p, &mut data)?;
     if let Some(part) = data.participants.get_mut(id) {
         part.state = t.to.to_string();
@@ -721,7 +728,12 @@ impl Context<'_> {
     /// What a message or a registered document reads: every declared variable (null when
     /// unset, so strict templates can test it), the procedure and the instance; in a
     /// participant's scope, its variables too and `partecipante`.
-    fn template_context(&self, state: &str, data: &InstanceData, participant: Option<&str>) -> Value {
+    fn template_context(
+        &self,
+        state: &str,
+        data: &InstanceData,
+        participant: Option<&str>,
+    ) -> Value {
         let mut ctx: Map<String, Value> = self
             .p
             .variables
@@ -747,6 +759,10 @@ impl Context<'_> {
         ctx.insert(
             "istanza".into(),
             json!({ "id": self.instance_id, "stato": title }),
+        );
+        ctx.insert(
+            crate::definition::validate::PARTICIPANT_CONTEXT.into(),
+            Value::Null,
         );
         if let (Some(id), Some(def)) = (participant, &self.p.participant)
             && let Some(part) = data.participants.get(id)
@@ -858,8 +874,8 @@ impl Context<'_> {
         scope: Option<&str>,
         effects: &[Effect],
     ) -> Vec<NotificationPlan> {
-        let plan = |participant: Option<&str>, organisations: Option<Vec<String>>| {
-            NotificationPlan {
+        let plan =
+            |participant: Option<&str>, organisations: Option<Vec<String>>| NotificationPlan {
                 role: n.role.to_string(),
                 template: n.template.clone(),
                 urgent: n.urgent,
@@ -869,8 +885,7 @@ impl Context<'_> {
                 organisations,
                 public: matches!(n.to, Audience::Public),
                 participant: participant.map(str::to_string),
-            }
-        };
+            };
         match self.participants_of(&n.to, data, scope) {
             Some(ids) => ids
                 .iter()
@@ -978,14 +993,27 @@ impl Context<'_> {
                 await_event,
             } => {
                 let mut vars = Map::new();
-                for (name, expr) in variables {
-                    let v = match expr {
-                        crate::definition::expr::Expr::Var(src) => scope::stored(p, data, scope, src)
-                            .cloned()
-                            .unwrap_or(Value::Null),
-                        other => value::to_json(
+                for (name, source) in variables {
+                    let v = match source {
+                        StartValue::Expr(crate::definition::expr::Expr::Var(src)) => {
+                            scope::stored(p, data, scope, src)
+                                .cloned()
+                                .unwrap_or(Value::Null)
+                        }
+                        StartValue::Expr(other) => value::to_json(
                             &scope::eval(p, data, scope, other, self.now),
                             &p.numbers,
+                        ),
+                        StartValue::Participants(filter) => Value::Array(
+                            active(data)
+                                .into_iter()
+                                .filter(|(id, _)| {
+                                    filter.as_ref().is_none_or(|f| {
+                                        scope::holds(p, data, Some(id), f, self.now)
+                                    })
+                                })
+                                .map(|(_, part)| Value::String(part.organisation_id.clone()))
+                                .collect(),
                         ),
                     };
                     vars.insert(name.clone(), v);
@@ -1205,9 +1233,8 @@ pub fn reminder_notifications(
         .and_then(|t| scope::stored(p, data, scope, t.at.as_str()))
         .cloned()
         .unwrap_or(Value::Null);
-    let reminder = def.and_then(|t| {
-        plan::reminder_index(timer.key).and_then(|i| t.reminders.get(i))
-    });
+    let reminder =
+        def.and_then(|t| plan::reminder_index(timer.key).and_then(|i| t.reminders.get(i)));
     if scope.is_some_and(|id| data.participants.get(id).is_none_or(|p| p.withdrawn)) {
         return Vec::new();
     }

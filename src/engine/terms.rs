@@ -117,10 +117,12 @@ fn compute(
             };
             let (rule, mut trace) = effective_rule(p, term, scope, name)?;
             let suspensions = closed_suspensions(scope.suspensions.get(name));
-            let result = terms::compute(&rule, start, &p.calendar.calendar, &suspensions)
-                .map_err(|e| Error::Term {
-                    variable: name.to_string(),
-                    message: e.to_string(),
+            let result =
+                terms::compute(&rule, start, &p.calendar.calendar, &suspensions).map_err(|e| {
+                    Error::Term {
+                        variable: name.to_string(),
+                        message: e.to_string(),
+                    }
                 })?;
             trace.extend(result.trace);
             let mut value = match var.kind {
@@ -134,7 +136,12 @@ fn compute(
                 .and_then(|e| e.get(name))
                 .and_then(|list| list.last())
             {
-                for ext in scope.extensions.and_then(|e| e.get(name)).into_iter().flatten() {
+                for ext in scope
+                    .extensions
+                    .and_then(|e| e.get(name))
+                    .into_iter()
+                    .flatten()
+                {
                     trace.push(extension_line(ext));
                 }
                 value = last.new.clone();
@@ -194,10 +201,11 @@ fn effective_rule(
     };
     let mut spec = term.rule.spec().clone();
     if let Some((var, value)) = length {
-        let count = value
-            .as_i64()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| invalid(format!("'{var}' deve essere un numero intero positivo di giorni, mesi o anni")))?;
+        let count = value.as_i64().filter(|n| *n > 0).ok_or_else(|| {
+            invalid(format!(
+                "'{var}' deve essere un numero intero positivo di giorni, mesi o anni"
+            ))
+        })?;
         if spec.days.is_some() {
             spec.days = Some(count);
         } else if spec.months.is_some() {
@@ -233,7 +241,10 @@ fn extension_line(ext: &ExtensionRecord) -> String {
         .as_deref()
         .map(|r| format!(" ({r})"))
         .unwrap_or_default();
-    format!("{what} il {when} con {}: da {previous} a {new}{reason}", ext.act)
+    format!(
+        "{what} il {when} con {}: da {previous} a {new}{reason}",
+        ext.act
+    )
 }
 
 /// A date or datetime value as a person reads it.
@@ -246,7 +257,11 @@ pub fn show(v: &Value) -> String {
     }
     DateTime::parse_from_rfc3339(s).map_or_else(
         |_| s.to_string(),
-        |d| d.with_timezone(&ROME).format("%d/%m/%Y ore %H:%M").to_string(),
+        |d| {
+            d.with_timezone(&ROME)
+                .format("%d/%m/%Y ore %H:%M")
+                .to_string()
+        },
     )
 }
 

@@ -367,7 +367,11 @@ mod tests {
             participants,
             numbers: &numbers,
         };
-        eval(&parse(src).expect("parses"), &env, Utc::now())
+        eval(
+            &parse(src).expect("parses"),
+            &env,
+            DateTime::<Utc>::UNIX_EPOCH,
+        )
     }
 
     fn dec(text: &str) -> Val {
@@ -386,12 +390,18 @@ mod tests {
             decimals: 0,
             rounding: Rounding::HalfEven,
         };
-        assert_eq!(round(Decimal::from_str("2.5").expect("d"), &half_even), Decimal::from(2));
+        assert_eq!(
+            round(Decimal::from_str("2.5").expect("d"), &half_even),
+            Decimal::from(2)
+        );
         let half_up = NumberSettings {
             decimals: 0,
             rounding: Rounding::HalfUp,
         };
-        assert_eq!(round(Decimal::from_str("2.5").expect("d"), &half_up), Decimal::from(3));
+        assert_eq!(
+            round(Decimal::from_str("2.5").expect("d"), &half_up),
+            Decimal::from(3)
+        );
     }
 
     #[test]
@@ -450,13 +460,23 @@ mod tests {
         ];
         leaf.prop_recursive(6, 64, 4, |inner| {
             prop_oneof![
-                (inner.clone(), prop::sample::select(vec!["+", "-", "*", "/", "==", "<", ">=", "and", "or"]), inner.clone())
+                (
+                    inner.clone(),
+                    prop::sample::select(vec!["+", "-", "*", "/", "==", "<", ">=", "and", "or"]),
+                    inner.clone()
+                )
                     .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
                 inner.clone().prop_map(|a| format!("not {a}")),
                 inner.clone().prop_map(|a| format!("-{a}")),
-                inner.clone().prop_map(|a| format!("sum(participants, {a})")),
-                inner.clone().prop_map(|a| format!("count(participants where {a})")),
-                inner.clone().prop_map(|a| format!("all(participants, {a})")),
+                inner
+                    .clone()
+                    .prop_map(|a| format!("sum(participants, {a})")),
+                inner
+                    .clone()
+                    .prop_map(|a| format!("count(participants where {a})")),
+                inner
+                    .clone()
+                    .prop_map(|a| format!("all(participants, {a})")),
                 inner.prop_map(|a| format!("{a} in ['ammessa', 1, null]")),
             ]
         })
@@ -481,7 +501,7 @@ mod tests {
                 let participants: [&dyn Fn(&str) -> Val; 2] = [&p, &p];
                 let numbers = settings();
                 let env = Env { lookup: &p, participants: &participants, numbers: &numbers };
-                let _ = eval(&expr, &env, Utc::now());
+                let _ = eval(&expr, &env, DateTime::<Utc>::UNIX_EPOCH);
             }
         }
 

@@ -218,6 +218,7 @@ impl Composer {
         );
         map.insert("ambito".to_owned(), json!({ "nome": self.ambito }));
         map.entry("protocollo").or_insert(Value::Null);
+        map.entry("partecipante").or_insert(Value::Null);
         write_out_deadline(&mut map);
         Ok(Value::Object(map))
     }
@@ -302,7 +303,8 @@ impl NotifyDispatch {
             organisations: plan.organisations.as_deref(),
             public: plan.public,
         };
-        let recipients = recipients::resolve(&self.service, row.instance_id.as_deref(), &who).await?;
+        let recipients =
+            recipients::resolve(&self.service, row.instance_id.as_deref(), &who).await?;
         if recipients.is_empty() {
             warn!(role = %plan.role, template = %plan.template, "nessun destinatario con questo ruolo: notifica senza invii");
             return Ok(());

@@ -112,10 +112,15 @@ pub async fn resolve(
 ) -> Result<Vec<Recipient>, DispatchError> {
     let store = service.store();
     let role = who.role;
-    let mut people = store
-        .people_with_role(None, role)
-        .await
-        .map_err(store_failure)?;
+    // No role with a list of organisations: their people, whatever their role.
+    let mut people = if role.is_empty() && who.organisations.is_some() {
+        store.people().await.map_err(store_failure)?
+    } else {
+        store
+            .people_with_role(None, role)
+            .await
+            .map_err(store_failure)?
+    };
     if let Some(organisations) = who.organisations {
         people.retain(|person| organisations.contains(&person.organisation_id));
     } else if role == ETS_ROLE

@@ -125,6 +125,61 @@ pub fn context_for(kind: &str, name: &str, email: &str) -> Option<Value> {
                 },
             ],
         }),
+        "avviso_annullato" => json!({
+            "procedura": {"id": "avviso_coprogettazione", "titolo": AVVISO},
+            "istanza": {"id": 17, "stato": "annullato"},
+            "partecipante": partecipante(),
+            "motivazione_annullamento": "errore materiale nei criteri di valutazione dell'avviso.",
+        }),
+        "decadenza" => json!({
+            "procedura": {"id": "avviso_coprogettazione", "titolo": AVVISO},
+            "istanza": {"id": 17, "stato": "valutazione"},
+            "partecipante": partecipante(),
+            "motivo_decadenza": "l'iscrizione al RUNTS dichiarata non risulta dal registro.",
+        }),
+        "esito_adesione" => json!({
+            "procedura": {"id": "coprogrammazione", "titolo": "Co-programmazione dei servizi per la domiciliarità"},
+            "istanza": {"id": 31, "stato": "verifica delle adesioni"},
+            "partecipante": partecipante(),
+            "esito": "non_ammessa",
+            "motivazione": "l'ente non opera nell'ambito della domiciliarità.",
+        }),
+        "esito_graduatoria" => json!({
+            "procedura": {"id": "avviso_coprogettazione", "titolo": AVVISO},
+            "istanza": {"id": 17, "stato": "graduatoria pubblicata"},
+            "partecipante": partecipante(),
+            "data_graduatoria": "2027-02-10",
+            "punteggio": 86.5,
+            "motivazione_valutazione": "proposta coerente con i bisogni rilevati; rete territoriale solida.",
+            "link": "https://procedo.example.it/avvisi/17",
+        }),
+        "integrazioni_ricevute" => json!({
+            "procedura": {"id": "avviso_coprogettazione", "titolo": AVVISO},
+            "istanza": {"id": 17, "stato": "istruttoria"},
+            "partecipante": partecipante(),
+        }),
+        "preavviso_rigetto" => json!({
+            "procedura": {"id": "accreditamento", "titolo": "Accreditamento del servizio di assistenza domiciliare"},
+            "istanza": {"id": 23, "stato": "preavviso di rigetto"},
+            "motivi_ostativi": "il personale indicato non possiede la qualifica di OSS richiesta.",
+            "termine_osservazioni": "2027-01-21",
+            "link": "https://procedo.example.it/istanze/23",
+        }),
+        "proroga_termini" | "riapertura_termini" => json!({
+            "procedura": {"id": "avviso_coprogettazione", "titolo": AVVISO},
+            "istanza": {"id": 17, "stato": "pubblicato"},
+            "scadenza_domande": "2027-01-29T12:00:00+01:00",
+            "atto_proroga": "determina n. 45 del 12/01/2027",
+            "motivo_proroga": "richieste di chiarimento sulla modulistica",
+            "link_avviso": "https://procedo.example.it/avvisi/17",
+        }),
+        "rigetto_istanza" => json!({
+            "procedura": {"id": "accreditamento", "titolo": "Accreditamento del servizio di assistenza domiciliare"},
+            "istanza": {"id": 23, "stato": "respinto"},
+            "motivazione": "requisiti di personale non posseduti.",
+            "data_osservazioni": "2027-01-15",
+            "motivi_mancato_accoglimento": "l'attestato prodotto non è una qualifica OSS riconosciuta.",
+        }),
         _ => return None,
     };
     if let Some(object) = context.as_object_mut() {
@@ -135,6 +190,23 @@ pub fn context_for(kind: &str, name: &str, email: &str) -> Option<Value> {
         object.insert("ambito".to_owned(), json!({"nome": AMBITO}));
     }
     Some(context)
+}
+
+/// The sample notice.
+const AVVISO: &str = "Co-progettazione servizi per l'inclusione degli adulti fragili";
+
+/// The sample participant: a group still to be formed, through its capofila.
+fn partecipante() -> Value {
+    json!({
+        "id": "domanda-7",
+        "ente": "Consorzio Solidale Valle Verde",
+        "organizzazione": "ets-valle-verde",
+        "componenti": ["Cooperativa Sociale Arcobaleno", "Associazione Auser Borgo Fiorito"],
+        "raggruppamento": true,
+        "stato": "Ammessa",
+        "codice_stato": "ammessa",
+        "termini": {},
+    })
 }
 
 /// The sample seduta as a meeting for `attendees`, issued at `dtstamp`; UID `seduta-42@…`.

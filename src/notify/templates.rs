@@ -19,7 +19,7 @@ use super::references::{References, references};
 use super::{Error, TemplateDiagnostic, dates};
 
 /// The message kinds shipped in `workflows/templates/` (and built into the binary).
-pub const SHIPPED_KINDS: [&str; 8] = [
+pub const SHIPPED_KINDS: [&str; 17] = [
     "convocazione",
     "convocazione_annullata",
     "promemoria_scadenza",
@@ -28,9 +28,18 @@ pub const SHIPPED_KINDS: [&str; 8] = [
     "soccorso_istruttorio",
     "verbale_disponibile",
     "riepilogo_giornaliero",
+    "avviso_annullato",
+    "decadenza",
+    "esito_adesione",
+    "esito_graduatoria",
+    "integrazioni_ricevute",
+    "preavviso_rigetto",
+    "proroga_termini",
+    "riapertura_termini",
+    "rigetto_istanza",
 ];
 
-const SHIPPED_SOURCES: [(&str, &str); 8] = [
+const SHIPPED_SOURCES: [(&str, &str); 17] = [
     (
         "convocazione",
         include_str!("../../workflows/templates/convocazione.yaml"),
@@ -62,6 +71,42 @@ const SHIPPED_SOURCES: [(&str, &str); 8] = [
     (
         "riepilogo_giornaliero",
         include_str!("../../workflows/templates/riepilogo_giornaliero.yaml"),
+    ),
+    (
+        "avviso_annullato",
+        include_str!("../../workflows/templates/avviso_annullato.yaml"),
+    ),
+    (
+        "decadenza",
+        include_str!("../../workflows/templates/decadenza.yaml"),
+    ),
+    (
+        "esito_adesione",
+        include_str!("../../workflows/templates/esito_adesione.yaml"),
+    ),
+    (
+        "esito_graduatoria",
+        include_str!("../../workflows/templates/esito_graduatoria.yaml"),
+    ),
+    (
+        "integrazioni_ricevute",
+        include_str!("../../workflows/templates/integrazioni_ricevute.yaml"),
+    ),
+    (
+        "preavviso_rigetto",
+        include_str!("../../workflows/templates/preavviso_rigetto.yaml"),
+    ),
+    (
+        "proroga_termini",
+        include_str!("../../workflows/templates/proroga_termini.yaml"),
+    ),
+    (
+        "riapertura_termini",
+        include_str!("../../workflows/templates/riapertura_termini.yaml"),
+    ),
+    (
+        "rigetto_istanza",
+        include_str!("../../workflows/templates/rigetto_istanza.yaml"),
     ),
 ];
 

@@ -106,7 +106,7 @@ impl Store {
                             | Effect::RegisterProtocol { .. }
                             | Effect::RegisterIncoming { .. }
                             | Effect::StartInstance { .. }
-            | Effect::ResumeParent { .. } => {
+                            | Effect::ResumeParent { .. } => {
                                 outbox::enqueue(&txn, Some((r.instance_id, 1)), effect, at).await?;
                             }
                         }

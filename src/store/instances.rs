@@ -15,11 +15,11 @@ use sea_orm::{
 use serde_json::Value;
 
 use super::entities::{command, history, instance};
+use super::submissions::{self, SubmissionWrite};
 use super::{
     Error, Result, Store, definitions, from_json, instant, is_unique_violation, outbox, rollback,
     timers, to_json,
 };
-use super::submissions::{self, SubmissionWrite};
 use crate::engine::{Actor, Effect, InstanceData, ParticipantMove, Step};
 
 /// What `commit_start` writes.
@@ -188,11 +188,14 @@ impl HistoryRow {
             late: m.late,
             idempotency_key: m.idempotency_key,
             effects,
-            participant: m.participant_id.zip(m.participant_to).map(|(id, to)| ParticipantMove {
-                id,
-                from: m.participant_from,
-                to,
-            }),
+            participant: m
+                .participant_id
+                .zip(m.participant_to)
+                .map(|(id, to)| ParticipantMove {
+                    id,
+                    from: m.participant_from,
+                    to,
+                }),
         })
     }
 }

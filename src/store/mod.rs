@@ -60,8 +60,8 @@ pub use protocollo::{
 };
 pub use submissions::{
     AttachedDocument, DocumentRef, NewQuestion, NewSoccorsoResponse, NewSubmission, QuestionRow,
-    SoccorsoRow, StoredDocument, SubmissionFilter, SubmissionRow, SubmissionStatus, SubmissionWrite,
-    Submitted,
+    SoccorsoRow, StoredDocument, SubmissionFilter, SubmissionRow, SubmissionStatus,
+    SubmissionWrite, Submitted,
 };
 pub use timers::{TimerRow, TimerStatus};
 

@@ -590,7 +590,10 @@ pub enum SubmissionWrite<'a> {
 }
 
 /// Writes what an ETS sent, inside the caller's transaction.
-pub(crate) async fn write_in<C: ConnectionTrait>(conn: &C, write: &SubmissionWrite<'_>) -> Result<()> {
+pub(crate) async fn write_in<C: ConnectionTrait>(
+    conn: &C,
+    write: &SubmissionWrite<'_>,
+) -> Result<()> {
     match write {
         SubmissionWrite::Submit(new) => match submit_in(conn, new).await? {
             None => Ok(()),

@@ -79,7 +79,8 @@ async fn an_ets_subscriber_receives_events_of_instances_it_may_see_only() {
             app.backend
         );
         assert_eq!(event["event"], "chiudi_domande");
-        assert_eq!(event["toState"], "istruttoria");
+        // Nobody applied: the notice is deserted.
+        assert_eq!(event["toState"], "deserto");
 
         let _ = socket.close(None).await;
     }

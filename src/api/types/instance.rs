@@ -281,7 +281,9 @@ impl Instance {
                         .data
                         .participants
                         .get(&m.id)
-                        .is_some_and(|part| allows(&self.caller, &Subject::Participant(facts, part)))
+                        .is_some_and(|part| {
+                            allows(&self.caller, &Subject::Participant(facts, part))
+                        })
                 })
             })
             .map(|h| HistoryEntry::from_row(h, detail))

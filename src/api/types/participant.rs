@@ -67,22 +67,20 @@ impl Participant {
     async fn state(&self) -> Result<StateInfo, ApiError> {
         let part = self.data()?;
         let def = self.loaded.procedure.participant.as_ref();
-        Ok(
-            match def.and_then(|d| d.states.get(part.state.as_str())) {
-                Some(s) => StateInfo {
-                    id: s.id.to_string(),
-                    title: s.title.clone(),
-                    initial: s.initial,
-                    is_final: s.is_final,
-                },
-                None => StateInfo {
-                    id: part.state.clone(),
-                    title: part.state.clone(),
-                    initial: false,
-                    is_final: false,
-                },
+        Ok(match def.and_then(|d| d.states.get(part.state.as_str())) {
+            Some(s) => StateInfo {
+                id: s.id.to_string(),
+                title: s.title.clone(),
+                initial: s.initial,
+                is_final: s.is_final,
             },
-        )
+            None => StateInfo {
+                id: part.state.clone(),
+                title: part.state.clone(),
+                initial: false,
+                is_final: false,
+            },
+        })
     }
 
     /// Withdrawn by its ETS: it no longer counts.
@@ -146,10 +144,7 @@ impl Participant {
     /// Its own steps in the history (actor and inputs shown to staff only).
     #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<HistoryEntry>, ApiError> {
-        let detail = allows(
-            &self.caller,
-            &Subject::HistoryDetail(self.loaded.facts()),
-        );
+        let detail = allows(&self.caller, &Subject::HistoryDetail(self.loaded.facts()));
         let rows = shared(ctx)?
             .service
             .store()
