@@ -244,12 +244,21 @@ fn the_demo_prints_a_plain_italian_timeline_and_logs_nothing_unasked() {
             "log line: {line}"
         );
     }
-    // Who got which message is said in the timeline, in Italian: the esito reaches the two
-    // ETS that applied, their applications registered as incoming.
-    assert!(
-        stdout.contains("📧 esito_istruttoria: 2 email scritte"),
-        "{stdout}"
-    );
+    // Who got which message is said in the timeline, in Italian: each ETS gets its own esito,
+    // the soccorso goes to one ETS only, the proroga to every ETS; applications are registered
+    // as incoming.
+    for line in [
+        "📧 esito_istruttoria a Luca Ferri: 1 email scritta",
+        "📧 esito_istruttoria a Sara Conti: 1 email scritta",
+        "📧 esito_istruttoria a Elena Marchetti: 1 email scritta",
+        "📧 soccorso_istruttorio a Sara Conti: 1 email scritta",
+        "📧 proroga_termini a Luca Ferri, Sara Conti, Elena Marchetti: 3 email scritte",
+        "[avviso · Consorzio Solidale Valle Verde] decidi_ammissione: ricevuta → esclusa (rup)",
+        "ammetti rifiutato: Ci sono domande ancora da decidere",
+        "Consorzio Solidale Valle Verde — Esclusa, ricorso entro il 19/03/2027",
+    ] {
+        assert!(stdout.contains(line), "missing «{line}»:\n{stdout}");
+    }
     assert!(
         stdout.contains("domanda di Cooperativa Sociale Il Ponte dalla piattaforma — protocollo in entrata n. 0000002/2026"),
         "{stdout}"

@@ -1059,16 +1059,23 @@ async fn an_ets_notification_goes_only_to_the_organisations_that_submitted() {
         );
 
         let submitted = world
-            .store
-            .submit(&NewSubmission {
-                id: "domanda-1".into(),
-                instance_id: id.clone(),
-                organisation_id: "ets-ponte".into(),
-                person_id: "ets-ponte-1".into(),
-                note: None,
-                documents: Vec::new(),
-                at: now,
-            })
+            .service
+            .submit(
+                &NewSubmission {
+                    id: "domanda-1".into(),
+                    instance_id: id.clone(),
+                    organisation_id: "ets-ponte".into(),
+                    person_id: "ets-ponte-1".into(),
+                    note: None,
+                    documents: Vec::new(),
+                    at: now,
+                },
+                &procedo::service::Group::default(),
+                &procedo::engine::Actor {
+                    id: "ets-ponte-1".into(),
+                    role: "ets".into(),
+                },
+            )
             .await
             .expect("submit");
         assert!(matches!(submitted, Submitted::Created(_)), "{backend}");
@@ -1078,7 +1085,10 @@ async fn an_ets_notification_goes_only_to_the_organisations_that_submitted() {
             .service
             .fire(
                 &id,
-                &command("richiedi_soccorso", json!({"documenti_mancanti": ["DURC"]})),
+                &Command {
+                    participant: Some("domanda-1".into()),
+                    ..command("richiedi_soccorso", json!({"documenti_mancanti": ["DURC"]}))
+                },
                 None,
             )
             .await

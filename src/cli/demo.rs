@@ -4,7 +4,9 @@
 //! Everything goes through the real paths: the service commits each step, the scheduler fires
 //! the timers when the moved clock reaches them and drains the outbox, and the delivery worker
 //! writes the emails to the people registered at the start (three mayors, one of whom reads a
-//! daily digest, two ETS and the RUP) as `.eml` files.
+//! daily digest, three ETS — one the capofila of a group still to be formed — and the RUP) as
+//! `.eml` files. The ETS apply through the same service call the API uses; each application
+//! then lives its own lifecycle, and the timeline says who got which message.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -76,6 +78,8 @@ struct Demo {
     printed_terms: BTreeMap<(String, String), String>,
     /// The protocol register.
     protocollo: crate::protocollo::Protocollo,
+    /// Applications by id, with the name of their ETS.
+    participants: BTreeMap<String, String>,
 }
 
 impl Demo {
@@ -106,9 +110,16 @@ impl Demo {
         Ok(outcome.instance.id)
     }
 
-    /// An ETS applies through the platform: the submission is stored and registered in the
-    /// protocollo as incoming at once, as the API's `submitApplication` does.
-    async fn apply(&mut self, avviso: &str, ets: &'static str, name: &str) -> anyhow::Result<()> {
+    /// An ETS applies through the platform: the submission joins the procedure as a
+    /// participant and is registered in the protocollo as incoming at once, as the API's
+    /// `submitApplication` does. Returns the application's id.
+    async fn apply(
+        &mut self,
+        avviso: &str,
+        ets: &'static str,
+        name: &str,
+        members: &[&str],
+    ) -> anyhow::Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
         let content = format!("Proposta progettuale di {name} per l'avviso di co-progettazione.\n")
             .into_bytes();
@@ -118,30 +129,140 @@ impl Demo {
             sha256: crate::store::sha256_hex(&content),
             content,
         };
+        let group = crate::service::Group {
+            members: members.iter().map(|m| (*m).to_owned()).collect(),
+        };
+        let actor = Actor {
+            id: ets.into(),
+            role: "ets".into(),
+        };
         self.service
-            .store()
-            .submit(&crate::store::NewSubmission {
-                id: id.clone(),
-                instance_id: avviso.to_owned(),
-                organisation_id: ets.to_owned(),
-                person_id: ets.to_owned(),
-                note: Some("Proposta progettuale con cronoprogramma".into()),
-                documents: vec![document],
-                at: self.clock.now(),
-            })
+            .submit(
+                &crate::store::NewSubmission {
+                    id: id.clone(),
+                    instance_id: avviso.to_owned(),
+                    organisation_id: ets.to_owned(),
+                    person_id: ets.to_owned(),
+                    note: Some("Proposta progettuale con cronoprogramma".into()),
+                    documents: vec![document],
+                    at: self.clock.now(),
+                },
+                &group,
+                &actor,
+            )
             .await?;
+        self.participants.insert(id.clone(), name.to_owned());
         let registration =
             crate::protocollo::dispatch::register_incoming(&self.protocollo, &id, None).await?;
         println!(
-            "  {}  [avviso] domanda di {name} dalla piattaforma — protocollo in entrata n. {registration}, ricevuta alle {}",
+            "  {}  [avviso] domanda di {name}{} dalla piattaforma — protocollo in entrata n. {registration}, ricevuta alle {}",
             local(self.clock.now()),
+            if members.is_empty() {
+                String::new()
+            } else {
+                format!(" (capofila del raggruppamento con {})", members.join(", "))
+            },
             registration
                 .received_at
                 .map(|t| t.with_timezone(&ROME).format("%H:%M").to_string())
                 .unwrap_or_default()
         );
         self.settle().await?;
+        self.report().await?;
+        Ok(id)
+    }
+
+    /// The ETS answers the soccorso istruttorio on its application, as the API's
+    /// `respondToSoccorso` does: the answer fires its participant's event and is registered as
+    /// incoming.
+    async fn answer_soccorso(
+        &mut self,
+        avviso: &str,
+        application: &str,
+        ets: &'static str,
+        documents: &[&str],
+    ) -> anyhow::Result<()> {
+        let attached = documents
+            .iter()
+            .map(|name| {
+                let content = format!("{name}\n").into_bytes();
+                crate::store::AttachedDocument {
+                    name: format!("{}.txt", name.to_lowercase().replace(' ', "-")),
+                    media_type: "text/plain".into(),
+                    sha256: crate::store::sha256_hex(&content),
+                    content,
+                }
+            })
+            .collect();
+        let answer = crate::store::NewSoccorsoResponse {
+            id: uuid::Uuid::new_v4().to_string(),
+            submission_id: application.to_owned(),
+            person_id: ets.to_owned(),
+            note: Some("Integrazioni richieste".into()),
+            documents: attached,
+            at: self.clock.now(),
+        };
+        let actor = Actor {
+            id: ets.into(),
+            role: "ets".into(),
+        };
+        match self.service.answer_soccorso(&answer, avviso, &actor).await {
+            Ok(_) => {
+                let registration = crate::protocollo::dispatch::register_incoming(
+                    &self.protocollo,
+                    application,
+                    Some(&answer.id),
+                )
+                .await?;
+                println!(
+                    "  {}  [avviso] integrazioni di {} dalla piattaforma — protocollo in entrata n. {registration}",
+                    local(self.clock.now()),
+                    self.participant_name(application)
+                );
+            }
+            Err(refusal) => println!(
+                "  {}  [avviso] integrazioni rifiutate: {refusal}",
+                local(self.clock.now())
+            ),
+        }
+        self.settle().await?;
         self.report().await
+    }
+
+    /// Staff fire an event on one application, as the API's `fireOnSubmission` does.
+    async fn fire_on(
+        &mut self,
+        avviso: &str,
+        application: &str,
+        event: &str,
+        role: &str,
+        payload: Value,
+    ) -> anyhow::Result<()> {
+        let command = Command {
+            event: event.into(),
+            actor: Actor {
+                id: "demo".into(),
+                role: role.into(),
+            },
+            payload: payload.as_object().cloned().unwrap_or_default(),
+            participant: Some(application.to_owned()),
+        };
+        if let Err(refusal) = self.service.fire(avviso, &command, None).await {
+            println!(
+                "  {}  [avviso · {}] {event} rifiutato: {refusal}",
+                local(self.clock.now()),
+                self.participant_name(application)
+            );
+        }
+        self.settle().await?;
+        self.report().await
+    }
+
+    fn participant_name(&self, id: &str) -> String {
+        self.participants
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_owned())
     }
 
     async fn fire(
@@ -235,14 +356,25 @@ impl Demo {
                 } else {
                     h.actor.role.clone()
                 };
-                println!(
-                    "  {}  [{label}] {}: {} → {} ({who}){}",
-                    local(h.at),
-                    h.event,
-                    h.from_state.as_deref().unwrap_or("—"),
-                    h.to_state,
-                    if h.late { " in ritardo" } else { "" }
-                );
+                match &h.participant {
+                    Some(moved) => println!(
+                        "  {}  [{label} · {}] {}: {} → {} ({who}){}",
+                        local(h.at),
+                        self.participant_name(&moved.id),
+                        h.event,
+                        moved.from.as_deref().unwrap_or("—"),
+                        moved.to,
+                        if h.late { " in ritardo" } else { "" }
+                    ),
+                    None => println!(
+                        "  {}  [{label}] {}: {} → {} ({who}){}",
+                        local(h.at),
+                        h.event,
+                        h.from_state.as_deref().unwrap_or("—"),
+                        h.to_state,
+                        if h.late { " in ritardo" } else { "" }
+                    ),
+                }
                 self.seen_history.insert(id.clone(), h.seq);
                 for effect in h.effects.as_array().into_iter().flatten() {
                     if let Ok(Effect::ScheduleTimer(plan)) =
@@ -302,13 +434,28 @@ impl Demo {
                 Effect::Notify(n) => format!(
                     "notifica '{}' a {}{}",
                     n.template,
-                    n.role,
+                    match (&n.participant, &n.organisations, n.public) {
+                        (Some(p), Some(_), _) => self.participant_name(p),
+                        (Some(p), None, _) => {
+                            format!("{} (domanda di {})", n.role, self.participant_name(p))
+                        }
+                        (None, _, true) => format!("tutti ({}, pubblicazione)", n.role),
+                        (None, _, false) => n.role.clone(),
+                    },
                     if n.urgent { " (urgente)" } else { "" }
                 ),
-                Effect::RegisterProtocol { direction, .. } => {
+                Effect::RegisterProtocol {
+                    direction,
+                    participant,
+                    ..
+                } => {
+                    let to = participant
+                        .as_deref()
+                        .map(|p| format!(" per {}", self.participant_name(p)))
+                        .unwrap_or_default();
                     match store.protocol_by_key(&format!("outbox:{}", o.id)).await? {
-                        Some(entry) => format!("protocollo in {direction} n. {entry}"),
-                        None => format!("registrazione di protocollo in {direction}"),
+                        Some(entry) => format!("protocollo in {direction} n. {entry}{to}"),
+                        None => format!("registrazione di protocollo in {direction}{to}"),
                     }
                 }
                 Effect::StartInstance { procedure, .. } => {
@@ -366,6 +513,7 @@ impl Demo {
     async fn report_emails(&mut self, store: &Store) -> anyhow::Result<()> {
         let seen = self.seen_delivery;
         let mut groups: BTreeMap<(i64, String), BTreeMap<DeliveryStatus, usize>> = BTreeMap::new();
+        let mut names: BTreeMap<i64, Vec<String>> = BTreeMap::new();
         for d in store
             .deliveries(&DeliveryFilter::default())
             .await?
@@ -373,13 +521,23 @@ impl Demo {
             .filter(|d| d.id > seen)
         {
             self.seen_delivery = self.seen_delivery.max(d.id);
+            names
+                .entry(d.outbox_id)
+                .or_default()
+                .push(d.recipient_name.clone());
             *groups
                 .entry((d.outbox_id, d.kind))
                 .or_default()
                 .entry(d.status)
                 .or_default() += 1;
         }
-        for ((_, kind), counts) in groups {
+        for ((outbox_id, kind), counts) in groups {
+            // Who got it, when they are few enough to name.
+            let to = names
+                .get(&outbox_id)
+                .filter(|list| list.len() <= 3)
+                .map(|list| format!(" a {}", list.join(", ")))
+                .unwrap_or_default();
             let count = |status| counts.get(&status).copied().unwrap_or(0);
             let mut parts = Vec::new();
             for (status, one, many) in [
@@ -402,7 +560,7 @@ impl Demo {
                     n => parts.push(format!("{n} {many}")),
                 }
             }
-            println!("        📧 {kind}: {}", parts.join(", "));
+            println!("        📧 {kind}{to}: {}", parts.join(", "));
         }
         Ok(())
     }
@@ -429,6 +587,25 @@ impl Demo {
             );
             for line in &term.trace {
                 println!("            {line}");
+            }
+        }
+        for (pid, part) in &row.data.participants {
+            for (name, term) in &part.terms {
+                if self
+                    .printed_terms
+                    .insert((format!("{id}/{pid}"), name.clone()), term.deadline.clone())
+                    .as_ref()
+                    == Some(&term.deadline)
+                {
+                    continue;
+                }
+                println!(
+                    "        § {name} di {} = {} ({} da {})",
+                    part.name, term.deadline, term.rule, term.from
+                );
+                for line in &term.trace {
+                    println!("            {line}");
+                }
             }
         }
         Ok(())
@@ -505,6 +682,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         digest,
         printed_terms: BTreeMap::new(),
         protocollo,
+        participants: BTreeMap::new(),
     };
 
     println!(
@@ -512,7 +690,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         args.db_file.display()
     );
     println!(
-        "Destinatari: 3 sindaci (uno sceglie il riepilogo giornaliero delle 8:00), 2 referenti ETS, il RUP; email in {}\n",
+        "Destinatari: 3 sindaci (uno sceglie il riepilogo giornaliero delle 8:00), 3 referenti ETS (uno capofila di un raggruppamento da costituire), il RUP; email in {}\n",
         args.mail_dir.display()
     );
     println!("1) Avviso pubblico di co-progettazione");
@@ -534,16 +712,42 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     .await?;
     demo.print_terms(&avviso).await?;
     demo.move_clock_to(at("2026-12-04T16:20:00+01:00")?).await?;
-    demo.apply(&avviso, "ets-il-ponte", "Cooperativa Sociale Il Ponte")
+    let ponte = demo
+        .apply(&avviso, "ets-il-ponte", "Cooperativa Sociale Il Ponte", &[])
         .await?;
     demo.move_clock_to(at("2026-12-09T11:42:00+01:00")?).await?;
-    demo.apply(&avviso, "ets-orizzonti", "Associazione Orizzonti APS")
+    let orizzonti = demo
+        .apply(&avviso, "ets-orizzonti", "Associazione Orizzonti APS", &[])
         .await?;
-    demo.move_clock_to(at("2026-12-10T11:00:00+01:00")?).await?;
-    demo.fire(&avviso, "chiudi_domande", "rup", json!({}))
+    demo.move_clock_to(at("2026-12-15T10:05:00+01:00")?).await?;
+    let valle_verde = demo
+        .apply(
+            &avviso,
+            "ets-valle-verde",
+            "Consorzio Solidale Valle Verde",
+            &[
+                "Cooperativa Sociale Arcobaleno",
+                "Associazione Auser Borgo Fiorito",
+            ],
+        )
         .await?;
 
-    println!("\n2) Convocazione dell'Assemblea dei Sindaci");
+    println!("\n2) Proroga del termine prima della scadenza, pubblicata come l'avviso");
+    demo.move_clock_to(at("2026-12-18T12:30:00+01:00")?).await?;
+    demo.fire(
+        &avviso,
+        "proroga",
+        "rup",
+        json!({
+            "nuova_scadenza": "2027-01-11T12:00:00+01:00",
+            "atto_proroga": "determina n. 112 del 18/12/2026",
+            "motivo_proroga": "richieste di chiarimento sulla modulistica"
+        }),
+    )
+    .await?;
+    demo.print_terms(&avviso).await?;
+
+    println!("\n3) Convocazione dell'Assemblea dei Sindaci");
     let assemblea = demo
         .start(
             "assemblea",
@@ -561,10 +765,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     demo.fire(&assemblea, "convoca", "ufficio_di_piano", json!({}))
         .await?;
 
-    demo.advance_to(at("2026-12-29T09:00:00+01:00")?).await?;
-    println!("\n3) Istruttoria con soccorso istruttorio");
-    demo.fire(
+    demo.advance_to(at("2027-01-12T09:00:00+01:00")?).await?;
+    println!("\n4) Istruttoria: soccorso istruttorio a un solo ente, con il suo termine");
+    demo.fire_on(
         &avviso,
+        &orizzonti,
         "richiedi_soccorso",
         "rup",
         json!({"documenti_mancanti": ["DURC in corso di validità", "Statuto aggiornato"]}),
@@ -572,8 +777,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     .await?;
     demo.print_terms(&avviso).await?;
 
-    println!("\n4) La seduta è spostata: i promemoria ai sindaci sono ripianificati");
-    demo.move_clock_to(at("2027-01-05T12:00:00+01:00")?).await?;
+    println!("\n5) La seduta è spostata: i promemoria ai sindaci sono ripianificati");
+    demo.move_clock_to(at("2027-01-12T12:00:00+01:00")?).await?;
     demo.fire(
         &assemblea,
         "sposta",
@@ -583,14 +788,61 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     .await?;
     demo.print_terms(&assemblea).await?;
 
+    println!("\n6) L'ente risponde al soccorso; ammissione ed esclusione motivate, una per ente");
+    demo.move_clock_to(at("2027-01-15T16:40:00+01:00")?).await?;
+    demo.answer_soccorso(&avviso, &orizzonti, "ets-orizzonti", &["DURC", "Statuto"])
+        .await?;
+    demo.move_clock_to(at("2027-01-18T10:00:00+01:00")?).await?;
+    demo.fire_on(
+        &avviso,
+        &ponte,
+        "decidi_ammissione",
+        "rup",
+        json!({"esito": "ammessa"}),
+    )
+    .await?;
+    demo.fire_on(
+        &avviso,
+        &orizzonti,
+        "decidi_ammissione",
+        "rup",
+        json!({"esito": "ammessa"}),
+    )
+    .await?;
+    // A domanda is still undecided: the admission cannot be closed.
+    demo.fire(&avviso, "ammetti", "rup", json!({})).await?;
+    demo.fire_on(
+        &avviso,
+        &valle_verde,
+        "decidi_ammissione",
+        "rup",
+        json!({
+            "esito": "esclusa",
+            "motivazione": "un componente del raggruppamento (Associazione Auser Borgo Fiorito) non risulta iscritto al RUNTS alla data di scadenza dell'avviso (art. 71 DPR 445/2000)"
+        }),
+    )
+    .await?;
+    demo.print_terms(&avviso).await?;
+    demo.fire(&avviso, "ammetti", "rup", json!({})).await?;
+
+    println!("\n7) Seduta, valutazione e graduatoria: a ciascun ente il suo punteggio");
     demo.advance_to(at("2027-01-21T17:30:00+01:00")?).await?;
     demo.fire(&assemblea, "apri_seduta", "ufficio_di_piano", json!({}))
         .await?;
-    demo.fire(
+    demo.fire_on(
         &avviso,
-        "ammetti",
-        "rup",
-        json!({"ammessi": ["Cooperativa Sociale Il Ponte", "Associazione Orizzonti APS"]}),
+        &ponte,
+        "valuta",
+        "commissione",
+        json!({"punteggio": 86.5, "motivazione_valutazione": "proposta coerente con i bisogni rilevati, rete territoriale solida"}),
+    )
+    .await?;
+    demo.fire_on(
+        &avviso,
+        &orizzonti,
+        "valuta",
+        "commissione",
+        json!({"punteggio": 78.25, "motivazione_valutazione": "buona proposta, cronoprogramma da precisare"}),
     )
     .await?;
     demo.fire(&assemblea, "chiudi_seduta", "ufficio_di_piano", json!({}))
@@ -598,11 +850,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     demo.move_clock_to(at("2027-01-25T10:00:00+01:00")?).await?;
     demo.fire(&assemblea, "pubblica_verbale", "ufficio_di_piano", json!({"data_pubblicazione_verbale": "2027-01-25", "link_verbale": "https://ambito.example.it/albo/verbale-2027-01"})).await?;
     demo.print_terms(&assemblea).await?;
+    demo.move_clock_to(at("2027-01-26T11:00:00+01:00")?).await?;
     demo.fire(
         &avviso,
         "approva_graduatoria",
         "rup",
-        json!({"data_graduatoria": "2027-01-26", "esito": "ammesso", "punteggio": 86.5}),
+        json!({"data_graduatoria": "2027-01-26"}),
     )
     .await?;
     demo.print_terms(&avviso).await?;
@@ -625,6 +878,37 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             args.db_file.display()
         );
     }
+    println!("\nEsiti delle domande (ciascuno comunicato al suo ente soltanto)");
+    let row = demo
+        .service
+        .store()
+        .instance(&avviso)
+        .await?
+        .context("avviso")?;
+    let procedure = demo
+        .service
+        .procedure(&row.definition_id, Some(row.definition_version))
+        .await?;
+    for (_, part) in crate::engine::scope::active(&row.data) {
+        let state = procedure
+            .participant
+            .as_ref()
+            .and_then(|d| d.states.get(part.state.as_str()))
+            .map_or(part.state.as_str(), |s| s.title.as_str());
+        let score = part
+            .variables
+            .get("punteggio")
+            .filter(|v| !v.is_null())
+            .map(|v| format!(", punteggio {v}"))
+            .unwrap_or_default();
+        let challenge = ["termine_ricorso_graduatoria", "termine_ricorso"]
+            .iter()
+            .find_map(|name| part.terms.get(*name))
+            .map(|t| format!(", ricorso entro il {}", t.expiry.format("%d/%m/%Y")))
+            .unwrap_or_default();
+        println!("  {} — {state}{score}{challenge}", part.name);
+    }
+
     println!("\nProtocollo");
     let days = demo.protocollo.daily_registers().await?;
     let registrations = demo
@@ -774,6 +1058,12 @@ async fn register_people(store: &Store, now: DateTime<Utc>) -> anyhow::Result<()
             OrganisationKind::Ets,
             "93567890567",
         ),
+        (
+            "ets-valle-verde",
+            "Consorzio Solidale Valle Verde",
+            OrganisationKind::Ets,
+            "03678900678",
+        ),
     ];
     for (id, name, kind, codice_fiscale) in organisations {
         store
@@ -825,6 +1115,14 @@ async fn register_people(store: &Store, now: DateTime<Utc>) -> anyhow::Result<()
             "Sara Conti",
             "segreteria@orizzonti.example.org",
             "ets-orizzonti",
+            "ets",
+            "immediato",
+        ),
+        (
+            "ets-valle-verde",
+            "Elena Marchetti",
+            "bandi@valleverde.example.org",
+            "ets-valle-verde",
             "ets",
             "immediato",
         ),

@@ -616,13 +616,16 @@ pub enum ExprType {
     Of(VarType),
 }
 
+/// The declared type of a name, `None` when it is not declared.
+pub type TypeLookup<'a> = &'a dyn Fn(&str) -> Option<VarType>;
+
 /// The names an expression may read, with their types.
 pub struct Scope<'a> {
     /// The names outside aggregates.
     pub names: &'a dyn Fn(&str) -> Option<VarType>,
     /// The names inside an aggregate over participants (the participant's variables and
     /// `state`); `None` when the procedure has no participants.
-    pub participant: Option<&'a dyn Fn(&str) -> Option<VarType>>,
+    pub participant: Option<TypeLookup<'a>>,
 }
 
 impl Expr {

@@ -53,11 +53,10 @@ pub fn eval(
     expr: &Expr,
     now: DateTime<Utc>,
 ) -> Val {
-    let others: Vec<Box<dyn Fn(&str) -> Val + '_>> = active(data)
+    let others: Vec<value::Lookup<'_>> = active(data)
         .into_iter()
         .map(|(_, part)| {
-            Box::new(move |name: &str| participant_value(p, data, part, name))
-                as Box<dyn Fn(&str) -> Val + '_>
+            Box::new(move |name: &str| participant_value(p, data, part, name)) as value::Lookup<'_>
         })
         .collect();
     let refs: Vec<&dyn Fn(&str) -> Val> = others.iter().map(|f| f.as_ref()).collect();

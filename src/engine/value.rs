@@ -187,6 +187,9 @@ pub fn round(n: Decimal, numbers: &NumberSettings) -> Decimal {
     n.round_dp_with_strategy(numbers.decimals, strategy)
 }
 
+/// A name's value in one scope.
+pub type Lookup<'a> = Box<dyn Fn(&str) -> Val + 'a>;
+
 /// What an expression reads: names, and the participants for aggregates.
 pub struct Env<'a> {
     /// A name outside aggregates.
@@ -524,7 +527,7 @@ mod tests {
         fn aggregates_agree_with_a_reference(
             scores in proptest::collection::vec((0i64..10_000, any::<bool>()), 0..30),
         ) {
-            let lookups: Vec<Box<dyn Fn(&str) -> Val>> = scores
+            let lookups: Vec<Lookup<'_>> = scores
                 .iter()
                 .map(|(cents, admitted)| {
                     let (cents, admitted) = (*cents, *admitted);

@@ -306,20 +306,8 @@ async fn an_ets_reads_its_outcome_and_the_public_ranking_but_not_others_scores()
                 .as_str()
                 .expect("id")
                 .to_string();
-        let record = "mutation($id: ID!, $score: Float) { recordOutcome(submissionId: $id, outcome: \"ammesso\", score: $score) { outcome score } }";
-        let refused = app
-            .gql(
-                Some(&app.tokens.ets_a),
-                record,
-                json!({ "id": a, "score": 100.0 }),
-            )
-            .await;
-        assert_eq!(code(&refused), "FORBIDDEN", "[{}] {refused:#}", app.backend);
-        app.ok(&app.tokens.rup, record, json!({ "id": a, "score": 71.5 }))
-            .await;
-        app.ok(&app.tokens.rup, record, json!({ "id": b, "score": 88.0 }))
-            .await;
-
+        let on = "mutation($id: ID!, $event: String!, $input: JSON) { fireOnSubmission(submissionId: $id, event: $event, input: $input) { seq submission { participant { state { id } } } } }";
+        let fire = "mutation($id: ID!, $event: String!, $input: JSON) { fire(instanceId: $id, event: $event, input: $input) { seq } }";
         let ranking = "query($id: ID!) { ranking(instanceId: $id) { published entries { position organisation { id } outcome score mine } } }";
         // While submissions are open the ranking is not published.
         let open = app
@@ -331,11 +319,40 @@ async fn an_ets_reads_its_outcome_and_the_public_ranking_but_not_others_scores()
         app.clock.set(common::at(DEADLINE) + Duration::seconds(1));
         app.ok(
             &app.tokens.rup,
-            "mutation($id: ID!) { fire(instanceId: $id, event: \"chiudi_domande\") { seq } }",
-            json!({ "id": avviso }),
+            fire,
+            json!({ "id": avviso, "event": "chiudi_domande" }),
         )
         .await;
-        // Submissions are closed, but during the evaluation the outcomes stay the commission's.
+        for id in [&a, &b] {
+            app.ok(
+                &app.tokens.rup,
+                on,
+                json!({ "id": id, "event": "decidi_ammissione", "input": { "esito": "ammessa" } }),
+            )
+            .await;
+        }
+        app.ok(
+            &app.tokens.rup,
+            fire,
+            json!({ "id": avviso, "event": "ammetti" }),
+        )
+        .await;
+        // An ETS does not score itself.
+        let refused = app
+            .gql(
+                Some(&app.tokens.ets_a),
+                on,
+                json!({ "id": a, "event": "valuta", "input": { "punteggio": 100 } }),
+            )
+            .await;
+        assert_eq!(code(&refused), "FORBIDDEN", "[{}] {refused:#}", app.backend);
+        app.ok(
+            &app.tokens.rup,
+            on,
+            json!({ "id": a, "event": "valuta", "input": { "punteggio": 71.5 } }),
+        )
+        .await;
+        // During the evaluation the outcomes stay the commission's.
         let evaluating = app
             .ok(&app.tokens.ets_a, ranking, json!({ "id": avviso }))
             .await;
@@ -345,20 +362,18 @@ async fn an_ets_reads_its_outcome_and_the_public_ranking_but_not_others_scores()
             app.backend
         );
         assert_eq!(evaluating["ranking"]["entries"], json!([]));
-        for (event, input) in [
-            ("ammetti", json!({ "ammessi": ["ets-aurora", "ets-borea"] })),
-            (
-                "approva_graduatoria",
-                json!({ "data_graduatoria": "2027-01-15" }),
-            ),
-        ] {
-            app.ok(
-                &app.tokens.rup,
-                "mutation($id: ID!, $event: String!, $input: JSON) { fire(instanceId: $id, event: $event, input: $input) { seq } }",
-                json!({ "id": avviso, "event": event, "input": input }),
-            )
-            .await;
-        }
+        app.ok(
+            &app.tokens.rup,
+            on,
+            json!({ "id": b, "event": "valuta", "input": { "punteggio": 88 } }),
+        )
+        .await;
+        app.ok(
+            &app.tokens.rup,
+            fire,
+            json!({ "id": avviso, "event": "approva_graduatoria", "input": { "data_graduatoria": "2027-01-15" } }),
+        )
+        .await;
         let data = app
             .ok(&app.tokens.ets_a, ranking, json!({ "id": avviso }))
             .await;
@@ -374,13 +389,31 @@ async fn an_ets_reads_its_outcome_and_the_public_ranking_but_not_others_scores()
         assert_eq!(entries[1]["organisation"]["id"], "ets-aurora");
         assert_eq!(entries[1]["score"], 71.5);
         assert_eq!(entries[1]["mine"], true);
+        assert_eq!(entries[1]["outcome"], "Valutata dalla commissione");
         let own = app
             .ok(
                 &app.tokens.ets_a,
-                "query($id: ID!) { submission(id: $id) { outcome score } }",
+                "query($id: ID!) { submission(id: $id) { participant { state { id } variables { name value } } } }",
                 json!({ "id": a }),
             )
             .await;
-        assert_eq!(own["submission"]["outcome"], "ammesso");
+        let participant = &own["submission"]["participant"];
+        assert_eq!(participant["state"]["id"], "valutata");
+        let punteggio = participant["variables"]
+            .as_array()
+            .expect("variables")
+            .iter()
+            .find(|v| v["name"] == "punteggio")
+            .expect("punteggio");
+        assert_eq!(punteggio["value"], 71.5);
+        // Another ETS's application is not there for it.
+        let theirs = app
+            .gql(
+                Some(&app.tokens.ets_a),
+                "query($id: ID!) { submission(id: $id) { participant { state { id } } } }",
+                json!({ "id": b }),
+            )
+            .await;
+        assert_eq!(code(&theirs), "NOT_FOUND", "[{}] {theirs:#}", app.backend);
     }
 }
