@@ -223,7 +223,11 @@ async fn an_avviso_runs_to_its_end_and_survives_a_reopen() {
         service
             .fire(
                 &id,
-                &on(&domanda, "decidi_ammissione", json!({"esito": "ammessa"})),
+                &on(
+                    &domanda,
+                    "decidi_ammissione",
+                    json!({"esito": "ammessa", "requisiti_verificati": true}),
+                ),
                 None,
             )
             .await

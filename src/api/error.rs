@@ -175,7 +175,8 @@ impl From<engine::Error> for ApiError {
             | E::ParticipantConcluded { .. }
             | E::ExtensionTooLate { .. }
             | E::ExtensionTooEarly { .. }
-            | E::ExtensionNotLater { .. } => ApiError::bad_input(err.to_string()),
+            | E::ExtensionNotLater { .. }
+            | E::SubmissionsClosed { .. } => ApiError::bad_input(err.to_string()),
             E::UnknownParticipant { .. } => ApiError::NotFound {
                 what: "partecipante",
             },

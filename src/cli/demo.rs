@@ -798,7 +798,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         &ponte,
         "decidi_ammissione",
         "rup",
-        json!({"esito": "ammessa"}),
+        json!({"esito": "ammessa", "requisiti_verificati": true}),
     )
     .await?;
     demo.fire_on(
@@ -806,7 +806,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         &orizzonti,
         "decidi_ammissione",
         "rup",
-        json!({"esito": "ammessa"}),
+        json!({"esito": "ammessa", "requisiti_verificati": true}),
     )
     .await?;
     // A domanda is still undecided: the admission cannot be closed.

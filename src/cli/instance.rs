@@ -194,19 +194,61 @@ pub async fn run(cmd: InstanceCommand) -> anyhow::Result<()> {
                     }
                 }
             }
+            if let Some(def) = &p.participant {
+                println!("\n{} ({})", def.title, row.data.participants.len());
+                for (id, part) in crate::engine::scope::active(&row.data) {
+                    let state = def
+                        .states
+                        .get(part.state.as_str())
+                        .map_or(part.state.as_str(), |s| s.title.as_str());
+                    println!("  {id}  {} — {} ({state})", part.name, part.state);
+                    if !part.members.is_empty() {
+                        println!("      raggruppamento con {}", part.members.join(", "));
+                    }
+                    for (name, value) in part.variables.iter().filter(|(_, v)| !v.is_null()) {
+                        println!("      {name:<26} {}", display_value(value));
+                        if let Some(t) = part.terms.get(name) {
+                            println!("      {:<26} ↳ {} da {}", "", t.rule, t.from);
+                            for line in &t.trace {
+                                println!("      {:<26}   {line}", "");
+                            }
+                        }
+                    }
+                }
+                for (id, part) in row.data.participants.iter().filter(|(_, p)| p.withdrawn) {
+                    println!("  {id}  {} — domanda ritirata", part.name);
+                }
+            }
             println!("\nStorico");
             println!(
                 "  {:>3}  {:<25}  {:<22}  {:<18}  {:<18}  chi",
                 "#", "quando (Europe/Rome)", "evento", "da", "a"
             );
             for h in service.store().history(&row.id).await? {
+                let (from, to) = match &h.participant {
+                    Some(moved) => {
+                        let name = row
+                            .data
+                            .participants
+                            .get(&moved.id)
+                            .map_or(moved.id.as_str(), |p| p.name.as_str());
+                        (
+                            format!("{}: {}", name, moved.from.as_deref().unwrap_or("—")),
+                            moved.to.clone(),
+                        )
+                    }
+                    None => (
+                        h.from_state.clone().unwrap_or_else(|| "—".into()),
+                        h.to_state.clone(),
+                    ),
+                };
                 println!(
                     "  {:>3}  {:<25}  {:<22}  {:<18}  {:<18}  {} ({}){}",
                     h.seq,
                     h.at.with_timezone(&ROME).format("%d/%m/%Y %H:%M:%S"),
                     h.event,
-                    h.from_state.unwrap_or_else(|| "—".into()),
-                    h.to_state,
+                    from,
+                    to,
                     h.actor.id,
                     h.actor.role,
                     if h.late { " in ritardo" } else { "" }

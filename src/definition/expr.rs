@@ -681,7 +681,14 @@ impl Expr {
                 ExprType::Of(Number)
             }
             Expr::Arith(a, op, b) => {
-                number(a.check_in(scope)?, &format!("l'operatore {op}"))?;
+                let left = a.check_in(scope)?;
+                // A date plus or minus a number of calendar days is a date (no holiday shift:
+                // a legal term is a `term:`, not an expression).
+                if left == ExprType::Of(Date) && matches!(op, ArithOp::Add | ArithOp::Sub) {
+                    number(b.check_in(scope)?, &format!("data {op} giorni"))?;
+                    return Ok(ExprType::Of(Date));
+                }
+                number(left, &format!("l'operatore {op}"))?;
                 number(b.check_in(scope)?, &format!("l'operatore {op}"))?;
                 ExprType::Of(Number)
             }

@@ -163,19 +163,68 @@ pub(crate) struct RawState {
     pub on_enter: Vec<Spanned<RawAction>>,
 }
 
-/// One or several names.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum OneOrMany {
-    One(SStr),
+/// One or several names, each with its position. A single name takes the position of the
+/// value; in a list each item keeps its own. (Not an untagged enum: serde buffers those and
+/// the positions are lost.)
+#[derive(Debug)]
+pub(crate) struct OneOrMany(Spanned<Names>);
+
+/// The names as written.
+#[derive(Debug)]
+pub(crate) enum Names {
+    One(String),
     Many(Vec<SStr>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Spanned::<Names>::deserialize(deserializer).map(OneOrMany)
+    }
+}
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Names;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("un nome o un elenco di nomi")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Names, E> {
+                Ok(Names::One(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Names, E> {
+                Ok(Names::One(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Names, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element::<SStr>()? {
+                    out.push(item);
+                }
+                Ok(Names::Many(out))
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
 }
 
 impl OneOrMany {
     pub fn into_vec(self) -> Vec<SStr> {
-        match self {
-            OneOrMany::One(one) => vec![one],
-            OneOrMany::Many(many) => many,
+        let Spanned {
+            value,
+            referenced,
+            defined,
+        } = self.0;
+        match value {
+            Names::One(one) => vec![Spanned {
+                value: one,
+                referenced,
+                defined,
+            }],
+            Names::Many(many) => many,
         }
     }
 }
@@ -226,7 +275,7 @@ pub(crate) struct RawAction {
     #[serde(default)]
     pub suspend: Option<SStr>,
     #[serde(default)]
-    pub resume: Option<RawResume>,
+    pub resume: Option<Spanned<RawResume>>,
     #[serde(default)]
     pub proroga: Option<RawExtension>,
     #[serde(default)]
@@ -238,22 +287,56 @@ pub(crate) struct RawAction {
     pub when: Option<SStr>,
 }
 
-/// `resume: termine` or `resume: { term: termine, from: data_ripresa }`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// `resume: termine` or `resume: { term: termine, from: data_ripresa }`. (Read by hand, not as
+/// an untagged enum, so that the names keep their positions.)
+#[derive(Debug)]
 pub(crate) enum RawResume {
-    Name(SStr),
+    Name(String),
     On(RawResumeOn),
 }
 
 /// Resume a term on the day a date variable holds.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub(crate) struct RawResumeOn {
     pub term: SStr,
     /// The date variable holding the day the clock restarts.
-    #[serde(default)]
     pub from: Option<SStr>,
+}
+
+impl<'de> Deserialize<'de> for RawResume {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawResume;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("il nome di un termine, oppure { term: …, from: … }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawResume, E> {
+                Ok(RawResume::Name(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<RawResume, E> {
+                Ok(RawResume::Name(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawResume, A::Error> {
+                let (mut term, mut from) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "term" => term = Some(map.next_value::<SStr>()?),
+                        "from" => from = Some(map.next_value::<SStr>()?),
+                        other => {
+                            return Err(serde::de::Error::unknown_field(other, &["term", "from"]));
+                        }
+                    }
+                }
+                let term = term.ok_or_else(|| serde::de::Error::missing_field("term"))?;
+                Ok(RawResume::On(RawResumeOn { term, from }))
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
 }
 
 /// A proroga or a riapertura of a term.

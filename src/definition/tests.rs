@@ -231,3 +231,170 @@ fn a_procedure_wide_saturday_rule_leaves_publication_windows_alone() {
             .saturday_shift
     );
 }
+
+/// A notice with participants, for the checks of the participant's constructs.
+const WITH_PARTICIPANTS: &str = r#"id: prova
+version: 1
+title: "Prova"
+roles:
+  rup: "RUP"
+  ets: "ETS"
+variables:
+  data_pubblicazione: { type: date }
+  scadenza_domande:
+    type: datetime
+    term: { from: data_pubblicazione, days: 30, at: "12:00" }
+participant:
+  role: ets
+  variables:
+    esito: { type: text }
+    voto: { type: number }
+  states:
+    ricevuta: { initial: true }
+    ammessa: {}
+    esclusa: { final: true }
+  transitions:
+    - event: decidi
+      from: ricevuta
+      to: ammessa
+      roles: [rup]
+      inputs: { esito: required }
+      guard: [ { when: 'esito == "ammessa"' } ]
+    - event: decidi
+      from: ricevuta
+      to: esclusa
+      roles: [rup]
+      inputs: { esito: required }
+states:
+  aperto: { initial: true }
+  istruttoria: {}
+  chiuso: { final: true }
+transitions:
+  - event: chiudi
+    from: aperto
+    to: istruttoria
+    roles: [rup]
+  - event: concludi
+    from: istruttoria
+    to: chiuso
+    roles: [rup]
+    guard:
+      - when: 'all(participants, state != "ricevuta") and sum(participants, voto) >= 0'
+submissions:
+  deadline: scadenza_domande
+  while: aperto
+"#;
+
+#[test]
+fn a_participant_lifecycle_with_alternatives_and_aggregates_validates() {
+    let p = validate("prova.yaml", WITH_PARTICIPANTS, &Environment::default())
+        .unwrap_or_else(|d| panic!("{d:#?}"));
+    let def = p.participant.as_ref().expect("participant");
+    assert_eq!(def.candidates("ricevuta", "decidi").count(), 2);
+    let m = graph::mermaid(&p);
+    assert!(
+        m.contains("state \"Partecipante (per ogni partecipante, ruolo ets)\" as partecipante {"),
+        "{m}"
+    );
+    assert!(
+        m.contains("p_ricevuta --> p_ammessa: decidi se esito == 'ammessa' [rup]"),
+        "{m}"
+    );
+}
+
+#[test]
+fn mistakes_in_the_new_constructs_are_located() {
+    let cases: &[(&str, &str, &str)] = &[
+        // An unguarded alternative before another: the second is never taken.
+        (
+            "      guard: [ { when: 'esito == \"ammessa\"' } ]\n",
+            "",
+            "evento 'decidi' duplicato dallo stato 'ricevuta'",
+        ),
+        // An aggregate over a name participants do not have.
+        (
+            "sum(participants, voto)",
+            "sum(participants, punti)",
+            "variabile non dichiarata 'punti'",
+        ),
+        // A participant variable named like one of the procedure.
+        (
+            "    voto: { type: number }\n",
+            "    voto: { type: number }\n    data_pubblicazione: { type: date }\n",
+            "stesso nome di una variabile della procedura",
+        ),
+        // A message to the participants' role at large from inside a participant.
+        (
+            "      inputs: { esito: required }\n      guard",
+            "      inputs: { esito: required }\n      actions: [ { notify: { role: ets, template: t } } ]\n      guard",
+            "andrebbe a tutti: usare to: participant",
+        ),
+        // `to: participant` outside a participant.
+        (
+            "    roles: [rup]\n    guard:",
+            "    roles: [rup]\n    actions: [ { notify: { to: participant, template: t } } ]\n    guard:",
+            "to: participant vale solo nelle azioni di un partecipante",
+        ),
+        // `for_each_participant` inside a participant.
+        (
+            "      inputs: { esito: required }\n      guard",
+            "      inputs: { esito: required }\n      actions: [ { for_each_participant: { actions: [] } } ]\n      guard",
+            "for_each_participant non si usa dentro le azioni di un partecipante",
+        ),
+        // A proroga of a variable that is not a term.
+        (
+            "    roles: [rup]\n    guard:",
+            "    roles: [rup]\n    inputs: { data_pubblicazione: required }\n    actions: [ { proroga: { term: data_pubblicazione, to: data_pubblicazione, act: data_pubblicazione } } ]\n    guard:",
+            "non è calcolata da un termine: non si può prorogare",
+        ),
+        // `when:` that is not a condition.
+        (
+            "    roles: [rup]\n    guard:",
+            "    roles: [rup]\n    actions: [ { set: { data_pubblicazione: today }, when: 'data_pubblicazione' } ]\n    guard:",
+            "non è vera o falsa",
+        ),
+        // Rounding nobody knows.
+        (
+            "roles:\n",
+            "numbers: { decimals: 2, rounding: a_caso }\nroles:\n",
+            "numbers.rounding 'a_caso' sconosciuto",
+        ),
+        // A length from a variable that is not a number.
+        (
+            "term: { from: data_pubblicazione, days: 30, at: \"12:00\" }",
+            "term: { from: data_pubblicazione, days: 30, at: \"12:00\", length_var: data_pubblicazione }",
+            "length_var: 'data_pubblicazione' è di tipo date, serve number",
+        ),
+        // `while:` naming a state the procedure does not have.
+        (
+            "      inputs: { esito: required }\n      guard",
+            "      while: valutazione\n      inputs: { esito: required }\n      guard",
+            "stato della procedura sconosciuto 'valutazione'",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        assert!(WITH_PARTICIPANTS.contains(from), "bad case: {from}");
+        let text = WITH_PARTICIPANTS.replacen(from, to, 1);
+        let diagnostics = check(&text);
+        assert!(
+            diagnostics
+                .iter()
+                .any(|d| d.message.contains(expected) && d.line > 0),
+            "expected «{expected}» with a line:\n{diagnostics:#?}"
+        );
+    }
+}
+
+#[test]
+fn aggregates_need_participants() {
+    let bad = GOOD.replace(
+        "    to: chiuso\n    roles: [rup]\n",
+        "    to: chiuso\n    roles: [rup]\n    guard: [ { when: \"count(participants) > 0\" } ]\n",
+    );
+    let msgs: Vec<String> = check(&bad).into_iter().map(|d| d.to_string()).collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("la procedura non dichiara i partecipanti")),
+        "{msgs:?}"
+    );
+}

@@ -728,8 +728,15 @@ impl Checker<'_, '_> {
             )));
         }
         if let Some(r) = a.resume {
-            let (term, on) = match r {
-                RawResume::Name(term) => (term, None),
+            let (term, on) = match r.value {
+                RawResume::Name(term) => (
+                    Spanned {
+                        value: term,
+                        referenced: r.referenced,
+                        defined: r.defined,
+                    },
+                    None,
+                ),
                 RawResume::On(RawResumeOn { term, from }) => (term, from),
             };
             let term = self.term_variable(ctx, scope, &term, "riprendere");

@@ -141,6 +141,12 @@ pub enum Error {
         /// States of the procedure in which it is allowed.
         allowed: Vec<String>,
     },
+    /// An application after the deadline.
+    #[error("il termine per presentare le domande è scaduto ({deadline})")]
+    SubmissionsClosed {
+        /// The deadline.
+        deadline: String,
+    },
     /// A proroga after the term expired.
     #[error(
         "il termine '{term}' è scaduto ({deadline}): non si può più prorogare; occorre una riapertura dei termini, con un atto distinto"

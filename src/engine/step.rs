@@ -563,6 +563,15 @@ pub fn join(
                 .collect(),
         });
     }
+    // The deadline binds whoever calls: the API says it with its trace, the engine enforces it.
+    if let Some(s) = &p.submissions
+        && let Some(value) = instance.data.variables.get(s.deadline.as_str())
+        && terms::expired(crate::definition::VarType::DateTime, value, now)
+    {
+        return Err(Error::SubmissionsClosed {
+            deadline: show(value),
+        });
+    }
     if instance.data.participants.contains_key(joining.id)
         || active(instance.data)
             .iter()

@@ -265,7 +265,9 @@ pub fn show(v: &Value) -> String {
     )
 }
 
-/// The instant a term stands for at `now`: a datetime as is; a date at the end of that day.
+/// Whether a term has expired at `now`: past its instant (a datetime as is, a date at the end
+/// of that day). At the instant itself it is still running: what arrives at 12:00:00 of a
+/// deadline at 12:00 is in time.
 pub fn expired(kind: VarType, v: &Value, now: DateTime<Utc>) -> bool {
-    value::instant_of(kind, v).is_some_and(|at| now >= at)
+    value::instant_of(kind, v).is_some_and(|at| now > at)
 }

@@ -220,6 +220,7 @@ pub fn eval(expr: &Expr, env: &Env<'_>, now: DateTime<Utc>) -> Val {
         },
         Expr::Arith(a, op, b) => match (eval(a, env, now), eval(b, env, now)) {
             (Val::Number(x), Val::Number(y)) => arith(x, *op, y, env.numbers),
+            (Val::Date(d), Val::Number(n)) => shift_days(d, *op, n),
             _ => Val::Null,
         },
         Expr::Not(e) => Val::Bool(!truthy(&eval(e, env, now))),
@@ -250,6 +251,24 @@ fn literal_val(literal: &Literal) -> Val {
         Literal::Text(t) => Val::Text(t.clone()),
         Literal::Date(d) => Val::Date(*d),
     }
+}
+
+/// A date moved by a whole number of calendar days; anything else has no value.
+fn shift_days(d: NaiveDate, op: ArithOp, n: Decimal) -> Val {
+    use rust_decimal::prelude::ToPrimitive;
+    if !n.fract().is_zero() {
+        return Val::Null;
+    }
+    let Some(days) = n.to_i64().filter(|n| n.unsigned_abs() <= 100_000) else {
+        return Val::Null;
+    };
+    let days = match op {
+        ArithOp::Add => days,
+        ArithOp::Sub => -days,
+        _ => return Val::Null,
+    };
+    d.checked_add_signed(chrono::Duration::days(days))
+        .map_or(Val::Null, Val::Date)
 }
 
 fn arith(x: Decimal, op: ArithOp, y: Decimal, numbers: &NumberSettings) -> Val {
@@ -405,6 +424,21 @@ mod tests {
             round(Decimal::from_str("2.5").expect("d"), &half_up),
             Decimal::from(3)
         );
+    }
+
+    #[test]
+    fn a_date_moves_by_whole_calendar_days() {
+        let day =
+            |text: &str| Val::Date(NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("date"));
+        assert_eq!(run("2026-12-31 + 1", &[]), day("2027-01-01"));
+        assert_eq!(run("2027-03-01 - 1", &[]), day("2027-02-28"));
+        assert_eq!(run("2027-01-01 + 1.5", &[]), Val::Null);
+        assert_eq!(run("2027-01-01 + 1 > 2027-01-01", &[]), Val::Bool(true));
+        // Types are checked before: a number minus a date is refused at load time.
+        let refused = parse("1 - 2027-01-01")
+            .expect("parses")
+            .check(&|_: &str| None);
+        assert!(refused.is_err());
     }
 
     #[test]

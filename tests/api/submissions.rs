@@ -327,7 +327,7 @@ async fn an_ets_reads_its_outcome_and_the_public_ranking_but_not_others_scores()
             app.ok(
                 &app.tokens.rup,
                 on,
-                json!({ "id": id, "event": "decidi_ammissione", "input": { "esito": "ammessa" } }),
+                json!({ "id": id, "event": "decidi_ammissione", "input": { "esito": "ammessa", "requisiti_verificati": true } }),
             )
             .await;
         }

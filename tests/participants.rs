@@ -1,0 +1,921 @@
+//! Each ETS's application in its own lifecycle, end to end on SQLite and PostgreSQL: three ETS
+//! (one the capofila of a group) apply to the shipped avviso through the GraphQL API; the
+//! real scheduler fires the deadlines on a moved clock; the emails are read at a real SMTP
+//! receiver on loopback. A soccorso to one ETS reaches it alone, with its own term, reminder
+//! and expiry; each esito carries that ETS's outcome, motivazione and the challenge rule, and
+//! the API shows its own computed challenge date; the admission cannot close while an
+//! application is undecided; an avviso nobody answers ends deserted.
+
+mod common;
+
+mod smtp_receiver;
+
+use std::sync::Arc;
+
+use mail_parser::MessageParser;
+use procedo::api::{self, ApiState, Limits};
+use procedo::catalog;
+use procedo::clock::{Clock, ManualClock};
+use procedo::identity;
+use procedo::notify::delivery::{self, DeliveryOptions, DeliveryWorker, MailSettings};
+use procedo::notify::{SmtpSettings, Transport};
+use procedo::scheduler::{Options, Outcome, Scheduler};
+use procedo::service::Service;
+use procedo::store::{NewOrganisation, NewPerson, NewToken, OrganisationKind, Store};
+use serde_json::{Value, json};
+use smtp_receiver::Receiver;
+use tokio::sync::oneshot;
+
+const START: &str = "2026-11-26T09:00:00+01:00";
+const FROM: &str = "Ufficio di Piano <udp@ambito.example.it>";
+const AMBITO: &str = "Ambito territoriale 7";
+
+/// The referenti of the three ETS and the address each receives at.
+const AURORA: &str = "luca.bianchi@aurora.example.org";
+const BOREA: &str = "sara.neri@borea.example.org";
+const CONSORZIO: &str = "elena.marchetti@consorzio.example.org";
+const RUP: &str = "maria.rossi@ambito.example.it";
+
+struct Tokens {
+    rup: String,
+    commissione: String,
+    aurora: String,
+    borea: String,
+    consorzio: String,
+}
+
+/// The API, the scheduler and the delivery worker over one database, with a manual clock and
+/// an SMTP receiver.
+struct World {
+    backend: String,
+    address: String,
+    clock: ManualClock,
+    scheduler: Scheduler,
+    worker: DeliveryWorker,
+    receiver: Receiver,
+    tokens: Tokens,
+    client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    store: Store,
+    _scratch: common::Scratch,
+    _files: tempfile::TempDir,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn worlds() -> Vec<World> {
+    let mut out = Vec::new();
+    for (backend, store, scratch) in common::scratch_stores().await {
+        out.push(World::build(backend, store, scratch).await);
+    }
+    out
+}
+
+impl World {
+    async fn build(backend: String, store: Store, scratch: common::Scratch) -> World {
+        let clock = ManualClock::new(common::at(START));
+        let service = Service::new(store.clone(), Arc::new(clock.clone()));
+        let (catalog, diags) = catalog::load(&[std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/workflows"
+        ))]);
+        assert!(diags.is_empty(), "{diags:?}");
+        let catalog = catalog.expect("catalog");
+        service.install(&catalog).await.expect("install");
+        let tokens = seed(&store, clock.now()).await;
+
+        let receiver = Receiver::start(&[]);
+        let transport = Transport::smtp(&SmtpSettings {
+            url: format!("smtp://127.0.0.1:{}?tls=none", receiver.port),
+            from: FROM.to_owned(),
+            timeout: Some(std::time::Duration::from_secs(10)),
+        })
+        .expect("SMTP transport");
+        let mut mail = MailSettings::new(catalog.templates, transport);
+        mail.from = FROM.to_owned();
+        mail.ambito = AMBITO.to_owned();
+        mail.delivery = DeliveryOptions {
+            worker_id: "postino".to_owned(),
+            poll_interval: std::time::Duration::from_millis(10),
+            heartbeat: None,
+            ..DeliveryOptions::default()
+        };
+        let files = tempfile::tempdir().expect("files dir");
+        let mut settings = procedo::protocollo::Settings::local(AMBITO);
+        settings.files_dir = files.path().join("files");
+        settings.conservation_dir = files.path().join("conservazione");
+        let protocollo =
+            procedo::protocollo::Protocollo::new(service.clone(), &settings).expect("protocollo");
+        let scheduler = procedo::protocollo::install(
+            delivery::install(
+                Scheduler::new(
+                    service.clone(),
+                    Options {
+                        worker_id: "pianificatore".to_owned(),
+                        ..Options::default()
+                    },
+                )
+                .expect("scheduler"),
+                &mail,
+            ),
+            &protocollo,
+            &mail,
+        );
+        let worker = DeliveryWorker::new(
+            store.clone(),
+            mail.transport.clone(),
+            mail.delivery.clone(),
+            Arc::new(clock.clone()),
+        );
+        let state = ApiState::new(service, Limits::default()).with_protocollo(protocollo);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = format!("http://{}", listener.local_addr().expect("address"));
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(api::serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        World {
+            backend,
+            address,
+            clock,
+            scheduler,
+            worker,
+            receiver,
+            tokens,
+            client: reqwest::Client::new(),
+            shutdown: Some(shutdown),
+            store,
+            _scratch: scratch,
+            _files: files,
+        }
+    }
+
+    /// Ticks the scheduler until idle and the worker until nothing is due, at the clock's
+    /// instant.
+    async fn settle(&self) {
+        for _ in 0..100 {
+            for _ in 0..1000 {
+                if self.scheduler.tick().await.expect("scheduler tick") == Outcome::Idle {
+                    break;
+                }
+            }
+            if self.worker.tick().await.expect("delivery tick") == 0 {
+                return;
+            }
+        }
+        panic!("{}: never settled", self.backend);
+    }
+
+    async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
+        self.client
+            .post(format!("{}/graphql", self.address))
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON response")
+    }
+
+    async fn ok(&self, token: &str, query: &str, variables: Value) -> Value {
+        let response = self.gql(token, query, variables).await;
+        assert!(
+            response.get("errors").is_none(),
+            "[{}] unexpected errors: {response:#}",
+            self.backend
+        );
+        response["data"].clone()
+    }
+
+    /// Starts and publishes an avviso on 27/11/2026 (deadline 28/12/2026 12:00).
+    async fn published_avviso(&self) -> String {
+        let data = self
+            .ok(
+                &self.tokens.rup,
+                "mutation { startInstance(procedureId: \"avviso_coprogettazione\", variables: {oggetto: \"Servizi per la disabilità\"}) { instance { id } } }",
+                json!({}),
+            )
+            .await;
+        let id = data["startInstance"]["instance"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        self.ok(
+            &self.tokens.rup,
+            "mutation($id: ID!) { fire(instanceId: $id, event: \"pubblica\", input: {data_pubblicazione: \"2026-11-27\"}) { seq } }",
+            json!({ "id": id }),
+        )
+        .await;
+        self.settle().await;
+        id
+    }
+
+    async fn apply(&self, token: &str, avviso: &str, members: &[&str]) -> String {
+        let data = self
+            .ok(
+                token,
+                "mutation($id: ID!, $members: [String!]!) { submitApplication(instanceId: $id, note: \"Proposta\", members: $members) { id participant { state { id } } } }",
+                json!({ "id": avviso, "members": members }),
+            )
+            .await;
+        assert_eq!(
+            data["submitApplication"]["participant"]["state"]["id"], "ricevuta",
+            "[{}] {data}",
+            self.backend
+        );
+        data["submitApplication"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+
+    async fn fire_on(&self, token: &str, submission: &str, event: &str, input: Value) -> Value {
+        self.gql(
+            token,
+            "mutation($id: ID!, $event: String!, $input: JSON) { fireOnSubmission(submissionId: $id, event: $event, input: $input) { seq submission { participant { state { id } } } } }",
+            json!({ "id": submission, "event": event, "input": input }),
+        )
+        .await
+    }
+
+    /// The participant of a submission as `token` reads it: state and variables by name.
+    async fn participant(&self, token: &str, submission: &str) -> Value {
+        let data = self
+            .ok(
+                token,
+                "query($id: ID!) { submission(id: $id) { participant { state { id } members variables { name value term { expiry trace } } availableEvents { event } history { event participantTo } } } }",
+                json!({ "id": submission }),
+            )
+            .await;
+        data["submission"]["participant"].clone()
+    }
+
+    /// The messages the receiver got for `address`: (subject, text).
+    fn inbox(&self, address: &str) -> Vec<(String, String)> {
+        self.receiver
+            .messages()
+            .iter()
+            .filter(|m| m.recipients.iter().any(|r| r == address))
+            .map(|m| {
+                let parsed = MessageParser::default()
+                    .parse(&m.raw)
+                    .expect("a parsable message");
+                (
+                    parsed.subject().unwrap_or_default().to_owned(),
+                    parsed.body_text(0).unwrap_or_default().into_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn variable<'a>(participant: &'a Value, name: &str) -> &'a Value {
+    participant["variables"]
+        .as_array()
+        .expect("variables")
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no variable {name} in {participant}"))
+}
+
+fn code(response: &Value) -> &str {
+    response["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("")
+}
+
+async fn seed(store: &Store, now: chrono::DateTime<chrono::Utc>) -> Tokens {
+    for (id, name, kind) in [
+        ("ambito-7", AMBITO, OrganisationKind::Ambito),
+        (
+            "ets-aurora",
+            "Cooperativa sociale Aurora",
+            OrganisationKind::Ets,
+        ),
+        ("ets-borea", "Associazione Borea", OrganisationKind::Ets),
+        (
+            "ets-consorzio",
+            "Consorzio Solidale Valle Verde",
+            OrganisationKind::Ets,
+        ),
+    ] {
+        store
+            .add_organisation(&NewOrganisation {
+                id: id.into(),
+                name: name.into(),
+                kind,
+                codice_fiscale: None,
+                runts: None,
+                at: now,
+            })
+            .await
+            .expect("organisation");
+    }
+    for (id, email, org, roles) in [
+        ("maria.rossi", RUP, "ambito-7", vec!["rup", "commissione"]),
+        ("luca.bianchi", AURORA, "ets-aurora", vec!["ets"]),
+        ("sara.neri", BOREA, "ets-borea", vec!["ets"]),
+        ("elena.marchetti", CONSORZIO, "ets-consorzio", vec!["ets"]),
+    ] {
+        store
+            .add_person(&NewPerson {
+                id: id.into(),
+                name: id.replace('.', " "),
+                email: email.into(),
+                organisation_id: org.into(),
+                roles: roles.into_iter().map(String::from).collect(),
+                digest: "immediato".into(),
+                at: now,
+            })
+            .await
+            .expect("person");
+    }
+    let token = |person: &'static str, role: &'static str| async move {
+        let secret = identity::new_secret();
+        store
+            .add_token(&NewToken {
+                id: identity::new_token_id(),
+                person_id: person.into(),
+                role: role.into(),
+                hash: secret.hash,
+                at: now,
+                expires_at: None,
+            })
+            .await
+            .expect("token");
+        secret.secret
+    };
+    Tokens {
+        rup: token("maria.rossi", "rup").await,
+        commissione: token("maria.rossi", "commissione").await,
+        aurora: token("luca.bianchi", "ets").await,
+        borea: token("sara.neri", "ets").await,
+        consorzio: token("elena.marchetti", "ets").await,
+    }
+}
+
+#[tokio::test]
+async fn three_ets_each_live_their_own_application() {
+    for world in worlds().await {
+        let backend = world.backend.clone();
+        let avviso = world.published_avviso().await;
+        // Everyone heard of the avviso; nothing else yet.
+        for address in [AURORA, BOREA, CONSORZIO] {
+            assert_eq!(world.inbox(address).len(), 1, "[{backend}] {address}");
+        }
+
+        world.clock.set(common::at("2026-12-10T10:00:00+01:00"));
+        let a = world.apply(&world.tokens.aurora, &avviso, &[]).await;
+        let b = world.apply(&world.tokens.borea, &avviso, &[]).await;
+        let c = world
+            .apply(
+                &world.tokens.consorzio,
+                &avviso,
+                &[
+                    "Cooperativa Sociale Arcobaleno",
+                    "Associazione Auser Borgo Fiorito",
+                ],
+            )
+            .await;
+        let own = world.participant(&world.tokens.consorzio, &c).await;
+        assert_eq!(
+            own["members"],
+            json!([
+                "Cooperativa Sociale Arcobaleno",
+                "Associazione Auser Borgo Fiorito"
+            ]),
+            "[{backend}]"
+        );
+
+        // The deadline passes: the scheduler closes the submissions; three applications.
+        world.clock.set(common::at("2026-12-28T12:00:01+01:00"));
+        world.settle().await;
+        let state = world
+            .ok(
+                &world.tokens.rup,
+                "query($id: ID!) { instance(id: $id) { state { id } } }",
+                json!({ "id": avviso }),
+            )
+            .await;
+        assert_eq!(
+            state["instance"]["state"]["id"], "istruttoria",
+            "[{backend}]"
+        );
+
+        // A soccorso to Borea alone.
+        let before: Vec<usize> = [AURORA, BOREA, CONSORZIO]
+            .iter()
+            .map(|a| world.inbox(a).len())
+            .collect();
+        let refused = world
+            .fire_on(
+                &world.tokens.aurora,
+                &b,
+                "richiedi_soccorso",
+                json!({ "documenti_mancanti": ["DURC"] }),
+            )
+            .await;
+        assert_eq!(code(&refused), "NOT_FOUND", "[{backend}] {refused:#}");
+        let done = world
+            .fire_on(
+                &world.tokens.rup,
+                &b,
+                "richiedi_soccorso",
+                json!({ "documenti_mancanti": ["DURC in corso di validità", "Statuto"] }),
+            )
+            .await;
+        assert!(done.get("errors").is_none(), "[{backend}] {done:#}");
+        world.settle().await;
+        let borea_mail = world.inbox(BOREA);
+        assert_eq!(borea_mail.len(), before[1] + 1, "[{backend}]");
+        let (subject, text) = borea_mail.last().expect("soccorso");
+        assert!(
+            subject.contains("Richiesta di integrazioni"),
+            "[{backend}] {subject}"
+        );
+        assert!(
+            text.contains("DURC in corso di validità"),
+            "[{backend}] {text}"
+        );
+        assert!(text.contains("Associazione Borea"), "[{backend}] {text}");
+        assert!(
+            text.contains("prot. n."),
+            "[{backend}] cites its registration: {text}"
+        );
+        assert_eq!(
+            world.inbox(AURORA).len(),
+            before[0],
+            "[{backend}] Aurora got nothing"
+        );
+        assert_eq!(
+            world.inbox(CONSORZIO).len(),
+            before[2],
+            "[{backend}] nor the consorzio"
+        );
+
+        // The others cannot read it: not the application, not its history, not the letter.
+        for (token, who) in [
+            (&world.tokens.aurora, "aurora"),
+            (&world.tokens.consorzio, "consorzio"),
+        ] {
+            let theirs = world
+                .gql(
+                    token,
+                    "query($id: ID!) { submission(id: $id) { participant { state { id } } } }",
+                    json!({ "id": b }),
+                )
+                .await;
+            assert_eq!(code(&theirs), "NOT_FOUND", "[{backend}] {who}: {theirs:#}");
+            let history = world
+                .ok(
+                    token,
+                    "query($id: ID!) { instance(id: $id) { history { event participantId } } }",
+                    json!({ "id": avviso }),
+                )
+                .await;
+            let events: Vec<&str> = history["instance"]["history"]
+                .as_array()
+                .expect("history")
+                .iter()
+                .filter_map(|h| h["event"].as_str())
+                .collect();
+            assert!(
+                !events.contains(&"richiedi_soccorso"),
+                "[{backend}] {who}: {events:?}"
+            );
+            let letters = world
+                .ok(
+                    token,
+                    "query($id: ID!) { protocolRegistrations(instanceId: $id) { subject } }",
+                    json!({ "id": avviso }),
+                )
+                .await;
+            assert!(
+                !letters.to_string().contains("soccorso"),
+                "[{backend}] {who}: {letters}"
+            );
+            // Nor answer it.
+            let answer = world
+                .gql(
+                    token,
+                    "mutation($id: ID!) { respondToSoccorso(submissionId: $id, note: \"DURC\") { id } }",
+                    json!({ "id": b }),
+                )
+                .await;
+            assert_eq!(code(&answer), "NOT_FOUND", "[{backend}] {who}: {answer:#}");
+        }
+        // Aurora has no soccorso to answer.
+        let none = world
+            .gql(
+                &world.tokens.aurora,
+                "mutation($id: ID!) { respondToSoccorso(submissionId: $id, note: \"?\") { id } }",
+                json!({ "id": a }),
+            )
+            .await;
+        assert_eq!(code(&none), "CONFLICT", "[{backend}] {none:#}");
+
+        // Borea's term, with its trace, is Borea's alone; so are its timers.
+        let borea = world.participant(&world.tokens.borea, &b).await;
+        assert_eq!(borea["state"]["id"], "in_soccorso", "[{backend}]");
+        let term = variable(&borea, "termine_integrazione");
+        assert_eq!(term["value"], "2027-01-07T12:00:00+01:00", "[{backend}]");
+        assert!(
+            !term["term"]["trace"].as_array().expect("trace").is_empty(),
+            "[{backend}]"
+        );
+        assert!(
+            borea["availableEvents"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .any(|e| e["event"] == "integra"),
+            "[{backend}] {borea}"
+        );
+        let aurora = world.participant(&world.tokens.aurora, &a).await;
+        assert_eq!(
+            variable(&aurora, "termine_integrazione")["value"],
+            Value::Null,
+            "[{backend}]"
+        );
+        let timers = world
+            .store
+            .timers_between(
+                common::at("2026-12-28T00:00:00Z"),
+                common::at("2027-12-31T00:00:00Z"),
+                Some(&avviso),
+            )
+            .await
+            .expect("timers");
+        let keys: Vec<&str> = timers.iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(
+            keys.iter().filter(|k| k.contains("soccorso")).count(),
+            2,
+            "[{backend}] {keys:?}"
+        );
+        assert!(
+            keys.iter()
+                .filter(|k| k.contains("soccorso"))
+                .all(|k| k.starts_with(&format!("{b}/"))),
+            "[{backend}] {keys:?}"
+        );
+
+        // Its reminder two days before reaches Borea alone.
+        world.clock.set(common::at("2027-01-05T12:00:00+01:00"));
+        world.settle().await;
+        let reminder = world.inbox(BOREA);
+        assert_eq!(reminder.len(), before[1] + 2, "[{backend}]");
+        assert!(
+            reminder.last().expect("reminder").0.contains("Promemoria"),
+            "[{backend}] {reminder:?}"
+        );
+        assert_eq!(world.inbox(AURORA).len(), before[0], "[{backend}]");
+        assert_eq!(world.inbox(CONSORZIO).len(), before[2], "[{backend}]");
+
+        // Its expiry: Borea's application is back in istruttoria, flagged; a late answer is
+        // refused.
+        world.clock.set(common::at("2027-01-07T12:00:01+01:00"));
+        world.settle().await;
+        let borea = world.participant(&world.tokens.borea, &b).await;
+        assert_eq!(borea["state"]["id"], "ricevuta", "[{backend}]");
+        assert_eq!(variable(&borea, "soccorso_scaduto")["value"], true);
+        let late = world
+            .gql(
+                &world.tokens.borea,
+                "mutation($id: ID!) { respondToSoccorso(submissionId: $id, note: \"DURC\") { id } }",
+                json!({ "id": b }),
+            )
+            .await;
+        assert_eq!(code(&late), "CONFLICT", "[{backend}] {late:#}");
+        let history: Vec<String> = borea["history"]
+            .as_array()
+            .expect("history")
+            .iter()
+            .map(|h| h["event"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(
+            history,
+            [
+                "presentazione",
+                "richiedi_soccorso",
+                "soccorso_non_riscontrato"
+            ],
+            "[{backend}]"
+        );
+
+        // The admission cannot close while an application is undecided.
+        let ammetti = "mutation($id: ID!) { fire(instanceId: $id, event: \"ammetti\") { seq } }";
+        let early = world
+            .gql(&world.tokens.rup, ammetti, json!({ "id": avviso }))
+            .await;
+        assert_eq!(code(&early), "BAD_USER_INPUT", "[{backend}] {early:#}");
+        assert!(
+            early.to_string().contains("ancora da decidere"),
+            "[{backend}] {early:#}"
+        );
+        world.clock.set(common::at("2027-01-11T10:00:00+01:00"));
+        // No admission before the self-declarations are checked.
+        let unchecked = world
+            .fire_on(
+                &world.tokens.rup,
+                &a,
+                "decidi_ammissione",
+                json!({ "esito": "ammessa", "requisiti_verificati": false }),
+            )
+            .await;
+        assert_eq!(
+            code(&unchecked),
+            "BAD_USER_INPUT",
+            "[{backend}] {unchecked:#}"
+        );
+        assert!(
+            unchecked.to_string().contains("art. 71"),
+            "[{backend}] {unchecked:#}"
+        );
+        for (id, input) in [
+            (
+                &a,
+                json!({ "esito": "ammessa", "requisiti_verificati": true }),
+            ),
+            (
+                &b,
+                json!({ "esito": "ammessa", "requisiti_verificati": true }),
+            ),
+        ] {
+            let decided = world
+                .fire_on(&world.tokens.rup, id, "decidi_ammissione", input)
+                .await;
+            assert!(decided.get("errors").is_none(), "[{backend}] {decided:#}");
+        }
+        let early = world
+            .gql(&world.tokens.rup, ammetti, json!({ "id": avviso }))
+            .await;
+        assert_eq!(
+            code(&early),
+            "BAD_USER_INPUT",
+            "[{backend}] one still undecided"
+        );
+        // An exclusion without its motivazione is refused, naming the field.
+        let bare = world
+            .fire_on(
+                &world.tokens.rup,
+                &c,
+                "decidi_ammissione",
+                json!({ "esito": "esclusa" }),
+            )
+            .await;
+        assert_eq!(code(&bare), "BAD_USER_INPUT", "[{backend}] {bare:#}");
+        assert!(
+            bare.to_string().contains("motivazione"),
+            "[{backend}] {bare:#}"
+        );
+        let motivazione = "un componente del raggruppamento non è iscritto al RUNTS";
+        let excluded = world
+            .fire_on(
+                &world.tokens.rup,
+                &c,
+                "decidi_ammissione",
+                json!({ "esito": "esclusa", "motivazione": motivazione }),
+            )
+            .await;
+        assert!(excluded.get("errors").is_none(), "[{backend}] {excluded:#}");
+        world.settle().await;
+
+        // Each esito carries that ETS's own outcome, motivazione and the challenge rule.
+        let esito = |address: &str| {
+            let mail: Vec<(String, String)> = world
+                .inbox(address)
+                .into_iter()
+                .filter(|(subject, _)| subject.contains("Esito dell'istruttoria"))
+                .collect();
+            assert_eq!(mail.len(), 1, "[{backend}] {address}: {mail:?}");
+            mail[0].1.clone()
+        };
+        for (address, own, other) in [
+            (AURORA, "esito: ammessa", "esclusa"),
+            (BOREA, "esito: ammessa", "esclusa"),
+            (CONSORZIO, "esito: esclusa", "esito: ammessa"),
+        ] {
+            let text = esito(address);
+            assert!(text.contains(own), "[{backend}] {address}: {text}");
+            assert!(!text.contains(other), "[{backend}] {address}: {text}");
+            assert!(
+                text.contains("60 giorni dalla comunicazione"),
+                "[{backend}] {address}: {text}"
+            );
+            assert!(text.contains("art. 3, comma 4, L. 241/1990"), "[{backend}]");
+            assert!(text.contains("prot. n."), "[{backend}] {address}: {text}");
+            assert_eq!(
+                text.contains(motivazione),
+                address == CONSORZIO,
+                "[{backend}] {address}: the motivazione is the consorzio's alone"
+            );
+        }
+        // The group's esito reaches its capofila and names the members.
+        let group = esito(CONSORZIO);
+        assert!(
+            group.contains("Associazione Auser Borgo Fiorito"),
+            "[{backend}] {group}"
+        );
+
+        // The API shows each ETS its own challenge date, with its trace.
+        for (token, id) in [(&world.tokens.consorzio, &c), (&world.tokens.aurora, &a)] {
+            let mine = world.participant(token, id).await;
+            let challenge = variable(&mine, "termine_ricorso");
+            // 11/01/2027 + 60 days = 12/03/2027, a Friday.
+            assert_eq!(challenge["value"], "2027-03-12", "[{backend}] {mine}");
+            assert!(
+                !challenge["term"]["trace"]
+                    .as_array()
+                    .expect("trace")
+                    .is_empty(),
+                "[{backend}]"
+            );
+        }
+
+        // Now the admission closes; the commission scores; the consorzio is out.
+        world
+            .ok(&world.tokens.rup, ammetti, json!({ "id": avviso }))
+            .await;
+        let scored = world
+            .fire_on(
+                &world.tokens.commissione,
+                &a,
+                "valuta",
+                json!({ "punteggio": 86.5 }),
+            )
+            .await;
+        assert!(scored.get("errors").is_none(), "[{backend}] {scored:#}");
+        let out = world
+            .fire_on(
+                &world.tokens.commissione,
+                &c,
+                "valuta",
+                json!({ "punteggio": 90 }),
+            )
+            .await;
+        assert_eq!(
+            code(&out),
+            "BAD_USER_INPUT",
+            "[{backend}] an excluded application: {out:#}"
+        );
+        // The RUP was told nothing about the ETS's mail; only staff notices reach it.
+        assert!(world.inbox(RUP).is_empty(), "[{backend}]");
+    }
+}
+
+#[tokio::test]
+async fn an_avviso_nobody_answers_ends_deserted() {
+    for world in worlds().await {
+        let backend = world.backend.clone();
+        let avviso = world.published_avviso().await;
+        world.clock.set(common::at("2026-12-28T12:00:01+01:00"));
+        world.settle().await;
+        let data = world
+            .ok(
+                &world.tokens.rup,
+                "query($id: ID!) { instance(id: $id) { state { id isFinal } history { event toState actorRole } } }",
+                json!({ "id": avviso }),
+            )
+            .await;
+        assert_eq!(
+            data["instance"]["state"]["id"], "deserto",
+            "[{backend}] {data}"
+        );
+        assert_eq!(data["instance"]["state"]["isFinal"], true);
+        let last = data["instance"]["history"]
+            .as_array()
+            .and_then(|h| h.last().cloned())
+            .expect("history");
+        assert_eq!(last["event"], "chiudi_domande");
+        assert_eq!(last["actorRole"], "system");
+        // A late application is refused.
+        let late = world
+            .gql(
+                &world.tokens.aurora,
+                "mutation($id: ID!) { submitApplication(instanceId: $id) { id } }",
+                json!({ "id": avviso }),
+            )
+            .await;
+        assert!(late.get("errors").is_some(), "[{backend}] {late:#}");
+    }
+}
+
+/// An avviso started on the version before participants keeps working when the new one is
+/// installed: its steps, its submissions and its messages, rendered by today's templates.
+#[tokio::test]
+async fn an_avviso_of_the_previous_version_runs_on_with_todays_templates() {
+    let source = include_str!("fixtures/avviso_coprogettazione_v2.yaml");
+    for world in worlds().await {
+        let backend = world.backend.clone();
+        let assets = json!({});
+        world
+            .store
+            .save_definition(&procedo::store::NewDefinition {
+                id: "avviso_coprogettazione".into(),
+                version: 2,
+                title: "Avviso pubblico di co-progettazione (versione 2)".into(),
+                content_hash: procedo::definition::content_hash(source, &assets.to_string()),
+                source: source.into(),
+                assets,
+                loaded_at: world.clock.now(),
+            })
+            .await
+            .expect("the previous version is stored");
+        let data = world
+            .ok(
+                &world.tokens.rup,
+                "mutation { startInstance(procedureId: \"avviso_coprogettazione\", version: 2, variables: {oggetto: \"Servizi\"}) { instance { id definitionVersion } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(data["startInstance"]["instance"]["definitionVersion"], 2);
+        let avviso = data["startInstance"]["instance"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        let fire = "mutation($id: ID!, $event: String!, $input: JSON) { fire(instanceId: $id, event: $event, input: $input) { instance { state { id } } } }";
+        world
+            .ok(
+                &world.tokens.rup,
+                fire,
+                json!({ "id": avviso, "event": "pubblica", "input": { "data_pubblicazione": "2026-11-27" } }),
+            )
+            .await;
+        world.settle().await;
+        world.clock.set(common::at("2026-12-10T10:00:00+01:00"));
+        for token in [&world.tokens.aurora, &world.tokens.borea] {
+            let submitted = world
+                .ok(
+                    token,
+                    "mutation($id: ID!) { submitApplication(instanceId: $id) { id participant { state { id } } } }",
+                    json!({ "id": avviso }),
+                )
+                .await;
+            // No per-application lifecycle in that version.
+            assert_eq!(
+                submitted["submitApplication"]["participant"],
+                Value::Null,
+                "[{backend}]"
+            );
+        }
+        world.clock.set(common::at("2026-12-28T12:00:01+01:00"));
+        world.settle().await;
+        for (event, input) in [
+            (
+                "richiedi_soccorso",
+                json!({ "documenti_mancanti": ["DURC"] }),
+            ),
+            ("integrazioni_ricevute", json!({})),
+            ("ammetti", json!({ "ammessi": ["ets-aurora", "ets-borea"] })),
+            (
+                "approva_graduatoria",
+                json!({ "data_graduatoria": "2027-01-15", "esito": "ammesso" }),
+            ),
+        ] {
+            world
+                .ok(
+                    &world.tokens.rup,
+                    fire,
+                    json!({ "id": avviso, "event": event, "input": input }),
+                )
+                .await;
+            world.settle().await;
+        }
+        // As that version did: the soccorso and the esito to both applicants; every message
+        // rendered and delivered.
+        for address in [AURORA, BOREA] {
+            let subjects: Vec<String> = world.inbox(address).into_iter().map(|m| m.0).collect();
+            assert!(
+                subjects
+                    .iter()
+                    .any(|s| s.contains("Richiesta di integrazioni")),
+                "[{backend}] {address}: {subjects:?}"
+            );
+            assert!(
+                subjects
+                    .iter()
+                    .any(|s| s.contains("Esito dell'istruttoria")),
+                "[{backend}] {address}: {subjects:?}"
+            );
+        }
+        let failed = world
+            .store
+            .deliveries(&procedo::store::DeliveryFilter {
+                status: Some(procedo::store::DeliveryStatus::Failed),
+                ..procedo::store::DeliveryFilter::default()
+            })
+            .await
+            .expect("deliveries");
+        assert!(failed.is_empty(), "[{backend}] {failed:#?}");
+    }
+}
