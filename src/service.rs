@@ -85,8 +85,10 @@ impl std::fmt::Debug for Service {
     }
 }
 
-/// How many times a participant's step is recomputed when another step committed first.
-const PARTICIPANT_ATTEMPTS: usize = 8;
+/// How many times a participant's step is recomputed when another step committed first: the
+/// steps of one instance are serialised, so with many ETS applying in the last minute each may
+/// wait for all the others.
+const PARTICIPANT_ATTEMPTS: usize = 64;
 
 /// A group still to be formed (ATS) that applies: its capofila acts, the others are named.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -392,7 +394,11 @@ impl Service {
                     }
                     return self.outcome(committed).await;
                 }
-                Err(store::Error::Conflict { .. }) if attempt < PARTICIPANT_ATTEMPTS => continue,
+                Err(store::Error::Conflict { .. }) if attempt < PARTICIPANT_ATTEMPTS => {
+                    // A short random pause, so that those who lost do not collide again at once.
+                    let pause = rand::random_range(1..=attempt.min(20) as u64);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
                 Err(e) => return Err(e.into()),
             }
         }

@@ -768,6 +768,15 @@ async fn three_ets_each_live_their_own_application() {
             "BAD_USER_INPUT",
             "[{backend}] an excluded application: {out:#}"
         );
+        // The outcome is a step of the application, not a free field.
+        let free = world
+            .gql(
+                &world.tokens.rup,
+                "mutation($id: ID!) { recordOutcome(submissionId: $id, outcome: \"ammesso\", score: 99) { id } }",
+                json!({ "id": a }),
+            )
+            .await;
+        assert_eq!(code(&free), "BAD_USER_INPUT", "[{backend}] {free:#}");
         // The RUP was told nothing about the ETS's mail; only staff notices reach it.
         assert!(world.inbox(RUP).is_empty(), "[{backend}]");
     }

@@ -417,6 +417,13 @@ impl MutationRoot {
         let caller = caller(ctx).await?;
         let row = access::submission(shared, &caller, submission_id.as_str()).await?;
         authorize(&caller, &Subject::RecordOutcome(&row))?;
+        // With a lifecycle per application the outcome is one of its steps, not a free field.
+        let loaded = access::instance(shared, &caller, &row.instance_id).await?;
+        if loaded.row.data.participants.contains_key(&row.id) {
+            return Err(ApiError::bad_input(
+                "in questa procedura l'esito è un passo della domanda (fireOnSubmission), con la sua motivazione e la sua comunicazione",
+            ));
+        }
         let outcome = text("outcome", Some(outcome), true)?.unwrap_or_default();
         if score.is_some_and(|s| !s.is_finite()) {
             return Err(ApiError::bad_field("score", "punteggio non valido"));

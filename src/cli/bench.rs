@@ -28,6 +28,8 @@ use crate::store::{InstanceFilter, StartRecord, Store, TimerStatus};
 pub enum BenchCommand {
     /// Fire N timers with real transitions; report throughput and lateness.
     Timers(TimersArgs),
+    /// N ETS apply to one avviso, each with its own lifecycle; report the cost per step.
+    Applications(super::bench_applications::ApplicationsArgs),
 }
 
 /// Options of `procedo bench timers`.
@@ -55,6 +57,7 @@ pub struct TimersArgs {
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Timers(args) => timers(args).await,
+        BenchCommand::Applications(args) => super::bench_applications::applications(args).await,
     }
 }
 

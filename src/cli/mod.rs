@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand; `main.rs` only parses and dispatches.
 
 pub mod bench;
+pub mod bench_applications;
 pub mod db;
 pub mod demo;
 pub mod graph;

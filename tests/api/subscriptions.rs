@@ -20,7 +20,7 @@ use procedo::scheduler::{Options, Outcome, Scheduler};
 async fn live_subscription(app: &crate::helpers::TestApp, avviso: &str) -> Socket {
     let mut socket = app.socket(&app.tokens.ets_a).await;
     socket
-        .send(Message::Text(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { instanceEvents { instanceId event toState actorRole } }" } }).to_string().into()))
+        .send(Message::Text(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { instanceEvents { instanceId event toState actorRole participantId } }" } }).to_string().into()))
         .await
         .expect("subscribe");
     let probe = InstanceEvent {
@@ -194,5 +194,62 @@ async fn a_websocket_without_a_valid_token_is_refused() {
             .expect("reply");
         let acked = matches!(&reply, Some(Ok(Message::Text(t))) if t.contains("connection_ack"));
         assert!(!acked, "[{}] {reply:?}", app.backend);
+    }
+}
+
+#[tokio::test]
+async fn an_ets_subscriber_hears_of_its_own_application_and_not_of_another() {
+    for app in spawn_apps().await {
+        let avviso = app.published_avviso().await;
+        let submit = "mutation($id: ID!) { submitApplication(instanceId: $id) { id } }";
+        let mine = app
+            .ok(&app.tokens.ets_a, submit, json!({ "id": avviso }))
+            .await["submitApplication"]["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        let theirs = app
+            .ok(&app.tokens.ets_b, submit, json!({ "id": avviso }))
+            .await["submitApplication"]["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        let mut socket = live_subscription(&app, &avviso).await;
+        app.clock.set(common::at(DEADLINE) + Duration::seconds(1));
+        app.ok(
+            &app.tokens.rup,
+            "mutation($id: ID!) { fire(instanceId: $id, event: \"chiudi_domande\") { seq } }",
+            json!({ "id": avviso }),
+        )
+        .await;
+        let closed = next_json(&mut socket, StdDuration::from_secs(5))
+            .await
+            .expect("the procedure's step");
+        assert_eq!(
+            closed["payload"]["data"]["instanceEvents"]["event"], "chiudi_domande",
+            "[{}] {closed}",
+            app.backend
+        );
+        let on = "mutation($id: ID!) { fireOnSubmission(submissionId: $id, event: \"richiedi_soccorso\", input: {documenti_mancanti: [\"DURC\"]}) { seq } }";
+        app.ok(&app.tokens.rup, on, json!({ "id": theirs })).await;
+        app.ok(&app.tokens.rup, on, json!({ "id": mine })).await;
+        let next = next_json(&mut socket, StdDuration::from_secs(5))
+            .await
+            .expect("its own application's step");
+        let event = &next["payload"]["data"]["instanceEvents"];
+        assert_eq!(
+            event["participantId"],
+            mine.as_str(),
+            "[{}] the other ETS's soccorso must not reach it: {next}",
+            app.backend
+        );
+        assert!(
+            next_json(&mut socket, StdDuration::from_millis(400))
+                .await
+                .is_none(),
+            "[{}] nothing else",
+            app.backend
+        );
+        let _ = socket.close(None).await;
     }
 }
