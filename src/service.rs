@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use crate::catalog::{self, Catalog};
 use crate::clock::SharedClock;
 use crate::definition::{Diagnostic, Procedure};
-use crate::engine::{self, Actor, Command, Snapshot, TimerAction};
+use crate::engine::{self, Actor, Command, TimerAction};
 use crate::store::{
     self, Committed, InstanceRow, NewDefinition, NewSoccorsoResponse, NewSubmission, SoccorsoRow,
     StartRecord, StepRecord, Store, SubmissionRow, SubmissionWrite, Submitted, TimerRow,
@@ -280,18 +280,7 @@ impl Service {
                     &payload,
                     None,
                     idempotency_key,
-                    |p, row, now| {
-                        engine::fire(
-                            p,
-                            &Snapshot {
-                                id: &row.id,
-                                state: &row.state,
-                                data: &row.data,
-                            },
-                            command,
-                            now,
-                        )
-                    },
+                    |p, row, now| engine::fire(p, &row.snapshot(), command, now),
                 )
                 .await;
         }
@@ -300,27 +289,9 @@ impl Service {
         {
             return Ok(done);
         }
-        let row =
-            self.store
-                .instance(instance_id)
-                .await?
-                .ok_or_else(|| Error::UnknownInstance {
-                    id: instance_id.to_string(),
-                })?;
-        let p = self
-            .procedure(&row.definition_id, Some(row.definition_version))
-            .await?;
+        let (row, p) = self.pinned(instance_id).await?;
         let now = self.now();
-        let step = engine::fire(
-            &p,
-            &Snapshot {
-                id: &row.id,
-                state: &row.state,
-                data: &row.data,
-            },
-            command,
-            now,
-        )?;
+        let step = engine::fire(&p, &row.snapshot(), command, now)?;
         let committed = self
             .store
             .commit_step(&StepRecord {
@@ -338,6 +309,21 @@ impl Service {
             .await?;
         info!(from = %row.state, to = %step.to, "evento eseguito");
         self.outcome(committed).await
+    }
+
+    /// An instance with the definition version it is pinned to.
+    async fn pinned(&self, instance_id: &str) -> Result<(InstanceRow, Arc<Procedure>), Error> {
+        let row =
+            self.store
+                .instance(instance_id)
+                .await?
+                .ok_or_else(|| Error::UnknownInstance {
+                    id: instance_id.to_string(),
+                })?;
+        let p = self
+            .procedure(&row.definition_id, Some(row.definition_version))
+            .await?;
+        Ok((row, p))
     }
 
     /// A step about one participant, recomputed on the fresh instance when another step
@@ -360,16 +346,7 @@ impl Service {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let row =
-                self.store
-                    .instance(instance_id)
-                    .await?
-                    .ok_or_else(|| Error::UnknownInstance {
-                        id: instance_id.to_string(),
-                    })?;
-            let p = self
-                .procedure(&row.definition_id, Some(row.definition_version))
-                .await?;
+            let (row, p) = self.pinned(instance_id).await?;
             let now = self.now();
             let step = compute(&p, &row, now)?;
             let result = self
@@ -413,16 +390,7 @@ impl Service {
         group: &Group,
         actor: &Actor,
     ) -> Result<Submitted, Error> {
-        let row = self
-            .store
-            .instance(&new.instance_id)
-            .await?
-            .ok_or_else(|| Error::UnknownInstance {
-                id: new.instance_id.clone(),
-            })?;
-        let p = self
-            .procedure(&row.definition_id, Some(row.definition_version))
-            .await?;
+        let (_, p) = self.pinned(&new.instance_id).await?;
         if p.participant.is_none() {
             return Ok(self.store.submit(new).await?);
         }
@@ -447,11 +415,7 @@ impl Service {
                 |p, row, now| {
                     engine::join(
                         p,
-                        &Snapshot {
-                            id: &row.id,
-                            state: &row.state,
-                            data: &row.data,
-                        },
+                        &row.snapshot(),
                         &engine::Joining {
                             id: &new.id,
                             organisation_id: &new.organisation_id,
@@ -534,18 +498,7 @@ impl Service {
                     at: now,
                 }),
                 None,
-                |p, row, now| {
-                    engine::withdraw(
-                        p,
-                        &Snapshot {
-                            id: &row.id,
-                            state: &row.state,
-                            data: &row.data,
-                        },
-                        &submission.id,
-                        now,
-                    )
-                },
+                |p, row, now| engine::withdraw(p, &row.snapshot(), &submission.id, now),
             )
             .await;
         match done {
@@ -565,16 +518,7 @@ impl Service {
         instance_id: &str,
         actor: &Actor,
     ) -> Result<SoccorsoRow, Error> {
-        let row =
-            self.store
-                .instance(instance_id)
-                .await?
-                .ok_or_else(|| Error::UnknownInstance {
-                    id: instance_id.to_string(),
-                })?;
-        let p = self
-            .procedure(&row.definition_id, Some(row.definition_version))
-            .await?;
+        let (row, p) = self.pinned(instance_id).await?;
         let answer = p
             .participant
             .as_ref()
@@ -599,18 +543,7 @@ impl Service {
             &payload,
             Some(SubmissionWrite::Soccorso(new)),
             None,
-            |p, row, now| {
-                engine::fire(
-                    p,
-                    &Snapshot {
-                        id: &row.id,
-                        state: &row.state,
-                        data: &row.data,
-                    },
-                    &command,
-                    now,
-                )
-            },
+            |p, row, now| engine::fire(p, &row.snapshot(), &command, now),
         )
         .await?;
         self.store
@@ -635,16 +568,7 @@ impl Service {
         results: &Map<String, Value>,
         idempotency_key: &str,
     ) -> Result<Outcome, Error> {
-        let row = self
-            .store
-            .instance(parent_id)
-            .await?
-            .ok_or_else(|| Error::UnknownInstance {
-                id: parent_id.to_string(),
-            })?;
-        let p = self
-            .procedure(&row.definition_id, Some(row.definition_version))
-            .await?;
+        let (row, p) = self.pinned(parent_id).await?;
         let taken: Vec<String> = p
             .candidates(&row.state, event)
             .flat_map(|t| t.inputs.iter().map(|i| i.variable.to_string()))
@@ -770,16 +694,7 @@ impl Service {
             payload: Map::new(),
             participant: participant.clone(),
         };
-        Ok(engine::fire(
-            &p,
-            &Snapshot {
-                id: &row.id,
-                state: &row.state,
-                data: &row.data,
-            },
-            &command,
-            now,
-        ))
+        Ok(engine::fire(&p, &row.snapshot(), &command, now))
     }
 
     /// Marks a timer done without a transition (it no longer applies); `Stale` if this worker

@@ -5,10 +5,11 @@
 
 mod common;
 
+use common::apply;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Days, Duration, NaiveDate, Utc};
-use procedo::catalog;
 use procedo::clock::ManualClock;
 use procedo::definition::ExtensionKind;
 use procedo::engine::{self, Actor, Command, Effect, ParentLink, SuspensionRecord};
@@ -18,15 +19,7 @@ use procedo::store::{self, OutboxStatus};
 use serde_json::{Map, Value, json};
 
 fn catalog() -> procedo::catalog::Catalog {
-    let (catalog, diags) = catalog::load(&[std::path::PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/workflows"
-    ))]);
-    assert!(
-        diags.is_empty(),
-        "shipped workflows must validate: {diags:?}"
-    );
-    catalog.expect("catalog")
+    common::shipped_catalog()
 }
 
 fn rup() -> Actor {
@@ -63,59 +56,6 @@ fn vars(v: Value) -> Map<String, Value> {
 fn day(text: &str) -> NaiveDate {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .unwrap_or_else(|e| panic!("data di test '{text}' non valida: {e}"))
-}
-
-/// An ETS applies through the service, as the API does.
-async fn apply(service: &Service, avviso: &str, ets: &str) -> String {
-    let store = service.store();
-    if store.organisation(ets).await.expect("read").is_none() {
-        store
-            .add_organisation(&store::NewOrganisation {
-                id: ets.into(),
-                name: format!("Ente {ets}"),
-                kind: store::OrganisationKind::Ets,
-                codice_fiscale: None,
-                runts: None,
-                at: service.now(),
-            })
-            .await
-            .expect("organisation");
-        store
-            .add_person(&store::NewPerson {
-                id: format!("referente-{ets}"),
-                name: format!("Referente di {ets}"),
-                email: format!("referente@{ets}.example.org"),
-                organisation_id: ets.into(),
-                roles: vec!["ets".into()],
-                digest: "immediato".into(),
-                at: service.now(),
-            })
-            .await
-            .expect("person");
-    }
-    let id = uuid::Uuid::new_v4().to_string();
-    let new = store::NewSubmission {
-        id: id.clone(),
-        instance_id: avviso.into(),
-        organisation_id: ets.into(),
-        person_id: format!("referente-{ets}"),
-        note: None,
-        documents: Vec::new(),
-        at: service.now(),
-    };
-    let actor = Actor {
-        id: new.person_id.clone(),
-        role: "ets".into(),
-    };
-    match service
-        .submit(&new, &service::Group::default(), &actor)
-        .await
-        .expect("submit")
-    {
-        store::Submitted::Created(row) => assert_eq!(row.id, id),
-        other => panic!("not created: {other:?}"),
-    }
-    id
 }
 
 async fn instance(service: &Service, id: &str) -> store::InstanceRow {

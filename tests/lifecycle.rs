@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::apply;
+
 use std::sync::Arc;
 
 use chrono::Duration;
@@ -14,15 +16,7 @@ use procedo::store::{self, Store};
 use serde_json::{Map, Value, json};
 
 fn catalog() -> procedo::catalog::Catalog {
-    let (catalog, diags) = catalog::load(&[std::path::PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/workflows"
-    ))]);
-    assert!(
-        diags.is_empty(),
-        "shipped workflows must validate: {diags:?}"
-    );
-    catalog.expect("catalog")
+    common::shipped_catalog()
 }
 
 fn rup() -> Actor {
@@ -39,59 +33,6 @@ fn cmd(event: &str, payload: Value) -> Command {
         payload: payload.as_object().cloned().unwrap_or_default(),
         participant: None,
     }
-}
-
-/// An ETS applies through the service, as the API does.
-async fn apply(service: &Service, avviso: &str, ets: &str) -> String {
-    let store = service.store();
-    if store.organisation(ets).await.expect("read").is_none() {
-        store
-            .add_organisation(&store::NewOrganisation {
-                id: ets.into(),
-                name: format!("Ente {ets}"),
-                kind: store::OrganisationKind::Ets,
-                codice_fiscale: None,
-                runts: None,
-                at: service.now(),
-            })
-            .await
-            .expect("organisation");
-        store
-            .add_person(&store::NewPerson {
-                id: format!("referente-{ets}"),
-                name: format!("Referente di {ets}"),
-                email: format!("referente@{ets}.example.org"),
-                organisation_id: ets.into(),
-                roles: vec!["ets".into()],
-                digest: "immediato".into(),
-                at: service.now(),
-            })
-            .await
-            .expect("person");
-    }
-    let id = uuid::Uuid::new_v4().to_string();
-    let new = store::NewSubmission {
-        id: id.clone(),
-        instance_id: avviso.into(),
-        organisation_id: ets.into(),
-        person_id: format!("referente-{ets}"),
-        note: None,
-        documents: Vec::new(),
-        at: service.now(),
-    };
-    let actor = Actor {
-        id: new.person_id.clone(),
-        role: "ets".into(),
-    };
-    match service
-        .submit(&new, &service::Group::default(), &actor)
-        .await
-        .expect("submit")
-    {
-        store::Submitted::Created(row) => assert_eq!(row.id, id),
-        other => panic!("not created: {other:?}"),
-    }
-    id
 }
 
 fn on(participant: &str, event: &str, payload: Value) -> Command {

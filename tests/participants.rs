@@ -928,3 +928,145 @@ async fn an_avviso_of_the_previous_version_runs_on_with_todays_templates() {
         assert!(failed.is_empty(), "[{backend}] {failed:#?}");
     }
 }
+
+#[tokio::test]
+async fn an_ets_learns_nothing_of_the_others_from_counters_deadlines_or_events() {
+    for world in worlds().await {
+        let backend = world.backend.clone();
+        let avviso = world.published_avviso().await;
+        world.clock.set(common::at("2026-12-10T10:00:00+01:00"));
+
+        // Submitting and withdrawing over and over is capped per organisation and notice.
+        for round in 0..procedo::engine::step::MAX_WITHDRAWN {
+            let id = world.apply(&world.tokens.aurora, &avviso, &[]).await;
+            let withdrawn = world
+                .gql(
+                    &world.tokens.aurora,
+                    "mutation($id: ID!) { withdrawSubmission(id: $id) { id } }",
+                    json!({ "id": id }),
+                )
+                .await;
+            assert!(
+                withdrawn.get("errors").is_none(),
+                "[{backend}] round {round}: {withdrawn:#}"
+            );
+        }
+        let again = world
+            .gql(
+                &world.tokens.aurora,
+                "mutation($id: ID!) { submitApplication(instanceId: $id, note: \"Ancora\") { id } }",
+                json!({ "id": avviso }),
+            )
+            .await;
+        assert_eq!(code(&again), "CONFLICT", "[{backend}] {again:#}");
+        assert!(
+            again.to_string().contains("ha già ritirato"),
+            "[{backend}] {again:#}"
+        );
+
+        let b = world.apply(&world.tokens.borea, &avviso, &[]).await;
+        let c = world.apply(&world.tokens.consorzio, &avviso, &[]).await;
+        world.clock.set(common::at("2026-12-28T12:00:01+01:00"));
+        world.settle().await;
+        let done = world
+            .fire_on(
+                &world.tokens.rup,
+                &b,
+                "richiedi_soccorso",
+                json!({ "documenti_mancanti": ["Statuto"] }),
+            )
+            .await;
+        assert!(done.get("errors").is_none(), "[{backend}] {done:#}");
+        world.settle().await;
+
+        // Borea may not answer by firing the answer event bare: the answer carries its note.
+        let bare = world
+            .fire_on(&world.tokens.borea, &b, "integra", json!({}))
+            .await;
+        assert_eq!(code(&bare), "BAD_USER_INPUT", "[{backend}] {bare:#}");
+        assert!(
+            bare.to_string().contains("respondToSoccorso"),
+            "[{backend}] {bare:#}"
+        );
+
+        let query = "query($id: ID!) { instance(id: $id) { version history { seq participantId } deadlines { variable participantId } } }";
+        let staff = world
+            .ok(&world.tokens.rup, query, json!({ "id": avviso }))
+            .await;
+        assert!(
+            staff["instance"]["version"].as_i64().is_some(),
+            "[{backend}]"
+        );
+        assert!(
+            staff["instance"]["deadlines"]
+                .as_array()
+                .expect("deadlines")
+                .iter()
+                .any(|d| d["participantId"] == b.as_str()),
+            "[{backend}] staff see Borea's term: {staff:#}"
+        );
+        for (token, own, who) in [
+            (&world.tokens.consorzio, &c, "consorzio"),
+            (&world.tokens.borea, &b, "borea"),
+        ] {
+            let seen = world.ok(token, query, json!({ "id": avviso })).await;
+            let instance = &seen["instance"];
+            // The version would count every application's steps.
+            assert_eq!(instance["version"], Value::Null, "[{backend}] {who}");
+            // History seq numbers are dense over what it may read: no gaps to count.
+            let seqs: Vec<i64> = instance["history"]
+                .as_array()
+                .expect("history")
+                .iter()
+                .filter_map(|h| h["seq"].as_i64())
+                .collect();
+            let dense: Vec<i64> = (1..=seqs.len() as i64).collect();
+            assert_eq!(seqs, dense, "[{backend}] {who}");
+            for row in instance["history"].as_array().expect("history") {
+                assert!(
+                    row["participantId"].is_null() || row["participantId"] == own.as_str(),
+                    "[{backend}] {who} reads another application's step: {row}"
+                );
+            }
+            // Deadlines: the procedure's, and its own application's only.
+            let deadlines = instance["deadlines"].as_array().expect("deadlines");
+            for deadline in deadlines {
+                assert!(
+                    deadline["participantId"].is_null()
+                        || deadline["participantId"] == own.as_str(),
+                    "[{backend}] {who}: {deadline}"
+                );
+            }
+            let owns_term = deadlines.iter().any(|d| {
+                d["participantId"] == own.as_str() && d["variable"] == "termine_integrazione"
+            });
+            assert_eq!(
+                owns_term,
+                who == "borea",
+                "[{backend}] {who}: {deadlines:?}"
+            );
+            // The calendar of what is coming, across instances, the same.
+            let upcoming = world
+                .ok(
+                    token,
+                    "query($from: DateTime!, $to: DateTime!) { upcomingDeadlines(from: $from, to: $to) { variable participantId } }",
+                    json!({ "from": "2026-12-28T00:00:00Z", "to": "2027-06-30T00:00:00Z" }),
+                )
+                .await;
+            let upcoming = upcoming["upcomingDeadlines"].as_array().expect("upcoming");
+            assert!(
+                upcoming
+                    .iter()
+                    .all(|d| d["participantId"].is_null() || d["participantId"] == own.as_str()),
+                "[{backend}] {who}: {upcoming:?}"
+            );
+            assert_eq!(
+                upcoming
+                    .iter()
+                    .any(|d| d["variable"] == "termine_integrazione"),
+                who == "borea",
+                "[{backend}] {who}: {upcoming:?}"
+            );
+        }
+    }
+}

@@ -180,7 +180,7 @@ impl From<engine::Error> for ApiError {
             E::UnknownParticipant { .. } => ApiError::NotFound {
                 what: "partecipante",
             },
-            E::Withdrawn { .. } | E::AlreadyParticipant { .. } => {
+            E::Withdrawn { .. } | E::AlreadyParticipant { .. } | E::TooManyWithdrawals { .. } => {
                 ApiError::Conflict(err.to_string())
             }
             E::UnknownState { .. } => ApiError::internal(err),

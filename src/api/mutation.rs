@@ -86,6 +86,8 @@ impl MutationRoot {
                     at: loaded.row.updated_at,
                     actor_role: caller.role.as_str().to_string(),
                     participant_id: None,
+                    participant_from: None,
+                    participant_to: None,
                 },
             );
         }
@@ -141,6 +143,8 @@ impl MutationRoot {
                     at: loaded.row.updated_at,
                     actor_role: caller.role.as_str().to_string(),
                     participant_id: None,
+                    participant_from: None,
+                    participant_to: None,
                 },
             );
         }
@@ -359,8 +363,27 @@ impl MutationRoot {
             &caller,
             &Subject::FireParticipant(before.facts(), part, &event),
         )?;
+        // The answer to a soccorso comes with what it answers: a note or documents, registered
+        // as incoming.
+        if before
+            .procedure
+            .participant
+            .as_ref()
+            .and_then(|d| d.answer.as_ref())
+            .is_some_and(|answer| answer.as_str() == event)
+        {
+            return Err(ApiError::bad_input(
+                "la risposta al soccorso istruttorio si invia con respondToSoccorso, con la nota o i documenti",
+            ));
+        }
+        let part_before = part.state.clone();
         let payload = object("input", input)?;
-        let key = scoped_key(&caller, "fire-on-submission", idempotency_key.as_deref())?;
+        // A key is scoped to the application: the same key on another one is another command.
+        let key = scoped_key(
+            &caller,
+            &format!("fire-on-submission:{}", row.id),
+            idempotency_key.as_deref(),
+        )?;
         let command = Command {
             event: event.clone(),
             actor: caller.actor(),
@@ -389,6 +412,13 @@ impl MutationRoot {
                     at: outcome.instance.updated_at,
                     actor_role: caller.role.as_str().to_string(),
                     participant_id: Some(ID(row.id.clone())),
+                    participant_from: Some(part_before.clone()),
+                    participant_to: outcome
+                        .instance
+                        .data
+                        .participants
+                        .get(&row.id)
+                        .map(|p| p.state.clone()),
                 },
             );
         }
@@ -450,8 +480,8 @@ pub(crate) struct SubmissionCommandResult {
 }
 
 /// The most members a group may name, and the longest name.
-const MAX_MEMBERS: usize = 50;
-const MAX_MEMBER_CHARS: usize = 300;
+const MAX_MEMBERS: usize = 20;
+const MAX_MEMBER_CHARS: usize = 200;
 
 /// The members of a group: trimmed, none empty, within the caps.
 fn group_members(members: Vec<String>) -> Result<Vec<String>, ApiError> {

@@ -535,7 +535,13 @@ mod tests {
             ),
             Decision::Hidden
         );
+        let esito = p.participant_variable("esito").expect("var");
         assert!(allows(
+            &ets_b,
+            &Subject::ParticipantVariable(party, part, esito)
+        ));
+        // The score is the commissione's until the graduatoria publishes it.
+        assert!(!allows(
             &ets_b,
             &Subject::ParticipantVariable(party, part, punteggio)
         ));

@@ -363,16 +363,56 @@ impl QueryRoot {
             let Some(Some(loaded)) = seen.get(&timer.instance_id) else {
                 continue;
             };
-            let Some(def) = loaded.procedure.timers.iter().find(|t| t.id == timer.timer) else {
-                continue;
+            let participant = match &timer.action {
+                TimerAction::Fire { participant, .. } | TimerAction::Remind { participant, .. } => {
+                    participant.as_deref()
+                }
             };
-            let Some(var) = loaded.procedure.variable(def.at.as_str()) else {
-                continue;
+            let var = match participant {
+                // A participant's own timer: for staff and for that participant's ETS only.
+                Some(id) => {
+                    let (Some(part), Some(def)) = (
+                        loaded.row.data.participants.get(id),
+                        loaded.procedure.participant.as_ref(),
+                    ) else {
+                        continue;
+                    };
+                    let Some(var) = def
+                        .timers
+                        .iter()
+                        .find(|t| t.id == timer.timer)
+                        .and_then(|t| {
+                            def.variables
+                                .get(t.at.as_str())
+                                .or_else(|| loaded.procedure.variable(t.at.as_str()))
+                        })
+                    else {
+                        continue;
+                    };
+                    if !allows(
+                        &caller,
+                        &Subject::ParticipantVariable(loaded.facts(), part, var),
+                    ) {
+                        continue;
+                    }
+                    var
+                }
+                None => {
+                    let Some(def) = loaded.procedure.timers.iter().find(|t| t.id == timer.timer)
+                    else {
+                        continue;
+                    };
+                    let Some(var) = loaded.procedure.variable(def.at.as_str()) else {
+                        continue;
+                    };
+                    if !allows(&caller, &Subject::Variable(loaded.facts(), var)) {
+                        continue;
+                    }
+                    var
+                }
             };
-            if !allows(&caller, &Subject::Variable(loaded.facts(), var)) {
-                continue;
-            }
             out.push(Deadline {
+                participant_id: participant.map(|id| ID(id.to_string())),
                 instance_id: ID(timer.instance_id.clone()),
                 variable: var.name.to_string(),
                 label: var.label.clone(),
@@ -461,7 +501,15 @@ fn participant_ranking(
         .data
         .participants
         .values()
-        .filter(|part| !part.withdrawn)
+        // Out of the ranking: who withdrew, and who ended in a final state (excluded, decaduto).
+        .filter(|part| {
+            !part.withdrawn
+                && !p
+                    .participant
+                    .as_ref()
+                    .and_then(|d| d.states.get(part.state.as_str()))
+                    .is_some_and(|s| s.is_final)
+        })
         .filter_map(|part| {
             let value = part.variables.get(score)?.as_number()?;
             Some((crate::engine::value::decimal(value)?, part))

@@ -78,6 +78,10 @@ impl SubscriptionRoot {
                                     tracing::info!(token = %caller.token_id, "token non più valido: sottoscrizione chiusa");
                                     return None;
                                 }
+                                let mut event = event;
+                                if !caller.role.is_staff() {
+                                    event.seq = 0;
+                                }
                                 return Some((event, (receiver, shared, caller, only, secret)));
                             }
                         }
@@ -236,6 +240,8 @@ pub(crate) fn spawn_history_tail(
                         at: row.at,
                         actor_role: row.actor.role.clone(),
                         participant_id: row.participant.as_ref().map(|m| ID(m.id.clone())),
+                        participant_from: row.participant.as_ref().and_then(|m| m.from.clone()),
+                        participant_to: row.participant.as_ref().map(|m| m.to.clone()),
                     },
                 );
             }

@@ -462,6 +462,13 @@ impl Checker<'_, '_> {
         let (to, audience) = match p.to {
             None => (None, Audience::Role),
             Some(t) if self.roles.contains_key(t.value.as_str()) => {
+                // Inside a participant, an act to the participants' role at large would be
+                // registered with every applicant as its correspondent.
+                if scope == Where::Participant
+                    && self.participant_role.as_deref() == Some(t.value.as_str())
+                {
+                    ctx.at(&loc(&t), format!("nelle azioni di un partecipante, un atto al ruolo '{}' andrebbe a tutti: usare to: participant", t.value));
+                }
                 (Some(RoleName(t.value)), Audience::Role)
             }
             Some(t) => {
@@ -1418,6 +1425,14 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
         let (ptransitions, sound) =
             checker.transitions(ctx, rp.transitions, &pstates, Where::Participant);
         let ptimers = checker.timers(ctx, rp.timers, &pstates, &ptransitions, Where::Participant);
+        for t in &ptimers {
+            if timers.iter().any(|own| own.id == t.id) {
+                ctx.at(
+                    &participant_loc,
+                    format!("il timer del partecipante '{}' ha lo stesso id di un timer della procedura", t.id),
+                );
+            }
+        }
         let role = RoleName(rp.role.value.clone());
         let answer = rp.soccorso_answer.map(|e| {
             let taken = ptransitions.iter().any(|t| {

@@ -141,6 +141,16 @@ pub enum Error {
         /// States of the procedure in which it is allowed.
         allowed: Vec<String>,
     },
+    /// An organisation withdrew too many applications from one notice.
+    #[error(
+        "{name} ha già ritirato {count} domande su questo avviso: per presentarne un'altra rivolgersi all'Ufficio di Piano"
+    )]
+    TooManyWithdrawals {
+        /// Its name.
+        name: String,
+        /// How many it withdrew.
+        count: usize,
+    },
     /// An application after the deadline.
     #[error("il termine per presentare le domande è scaduto ({deadline})")]
     SubmissionsClosed {

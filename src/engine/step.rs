@@ -496,6 +496,32 @@ fn fire_participant(
         )?;
         compute_all(p, &mut data)?;
     }
+    Ok(participant_step(
+        p,
+        instance,
+        data,
+        effects,
+        cmd.event.clone(),
+        ParticipantMove {
+            id: id.to_string(),
+            from: Some(from.clone()),
+            to: t.to.to_string(),
+        },
+        now,
+    ))
+}
+
+/// The step of a participant's event: the procedure stays where it is, the timers follow the
+/// participant's new data.
+fn participant_step(
+    p: &Procedure,
+    instance: &Snapshot<'_>,
+    data: InstanceData,
+    mut effects: Vec<Effect>,
+    event: String,
+    moved: ParticipantMove,
+    now: DateTime<Utc>,
+) -> Step {
     timer_diff(
         p,
         Some((instance.state, instance.data)),
@@ -503,19 +529,15 @@ fn fire_participant(
         now,
         &mut effects,
     );
-    Ok(Step {
+    Step {
         from: Some(instance.state.to_string()),
         to: instance.state.to_string(),
-        event: cmd.event.clone(),
+        event,
         data,
         effects,
         is_final: false,
-        participant: Some(ParticipantMove {
-            id: id.to_string(),
-            from: Some(from.clone()),
-            to: t.to.to_string(),
-        }),
-    })
+        participant: Some(moved),
+    }
 }
 
 /// Who joins a procedure as a participant.
@@ -548,28 +570,17 @@ pub fn join(
             state: state.title.clone(),
         });
     }
-    let open = p
-        .submissions
-        .as_ref()
-        .is_some_and(|s| s.while_in.iter().any(|w| w.as_str() == instance.state));
-    if !open {
-        return Err(Error::WrongState {
-            event: JOIN_EVENT.into(),
-            state: instance.state.to_string(),
-            allowed: p
-                .submissions
-                .iter()
-                .flat_map(|s| s.while_in.iter().map(ToString::to_string))
-                .collect(),
-        });
-    }
-    // The deadline binds whoever calls: the API says it with its trace, the engine enforces it.
-    if let Some(s) = &p.submissions
-        && let Some(value) = instance.data.variables.get(s.deadline.as_str())
-        && terms::expired(crate::definition::VarType::DateTime, value, now)
-    {
-        return Err(Error::SubmissionsClosed {
-            deadline: show(value),
+    submissions_open(p, instance, now)?;
+    let withdrawn = instance
+        .data
+        .participants
+        .values()
+        .filter(|part| part.withdrawn && part.organisation_id == joining.organisation_id)
+        .count();
+    if withdrawn >= MAX_WITHDRAWN {
+        return Err(Error::TooManyWithdrawals {
+            name: joining.name.to_string(),
+            count: withdrawn,
         });
     }
     if instance.data.participants.contains_key(joining.id)
@@ -614,35 +625,61 @@ pub fn join(
         &mut effects,
     )?;
     compute_all(p, &mut data)?;
-    timer_diff(
+    Ok(participant_step(
         p,
-        Some((instance.state, instance.data)),
-        (instance.state, &data),
-        now,
-        &mut effects,
-    );
-    Ok(Step {
-        from: Some(instance.state.to_string()),
-        to: instance.state.to_string(),
-        event: JOIN_EVENT.into(),
+        instance,
         data,
         effects,
-        is_final: false,
-        participant: Some(ParticipantMove {
+        JOIN_EVENT.into(),
+        ParticipantMove {
             id: joining.id.to_string(),
             from: None,
             to: initial.id.to_string(),
-        }),
-    })
+        },
+        now,
+    ))
 }
 
-/// A participant withdraws its application: it stops counting, its timers are disarmed.
+/// How many applications an organisation may withdraw from one notice: each stays in the
+/// instance (its history does), so an endless apply-and-withdraw would weigh on every step.
+pub const MAX_WITHDRAWN: usize = 5;
+
+/// Applications are taken (and withdrawn) in the states the procedure names, up to the
+/// deadline: the API says it with its trace, the engine enforces it whoever calls.
+fn submissions_open(
+    p: &Procedure,
+    instance: &Snapshot<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let Some(s) = &p.submissions else {
+        return Err(Error::NoParticipants);
+    };
+    if !s.while_in.iter().any(|w| w.as_str() == instance.state) {
+        return Err(Error::WrongState {
+            event: JOIN_EVENT.into(),
+            state: instance.state.to_string(),
+            allowed: s.while_in.iter().map(ToString::to_string).collect(),
+        });
+    }
+    if let Some(value) = instance.data.variables.get(s.deadline.as_str())
+        && terms::expired(crate::definition::VarType::DateTime, value, now)
+    {
+        return Err(Error::SubmissionsClosed {
+            deadline: show(value),
+        });
+    }
+    Ok(())
+}
+
+/// A participant withdraws its application before the deadline: it stops counting, its
+/// timers are disarmed, its variables are dropped (nothing was decided on it yet).
 pub fn withdraw(
     p: &Procedure,
     instance: &Snapshot<'_>,
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Step, Error> {
+    submissions_open(p, instance, now)?;
     let part = instance
         .data
         .participants
@@ -657,28 +694,23 @@ pub fn withdraw(
     let mut data = instance.data.clone();
     if let Some(part) = data.participants.get_mut(id) {
         part.withdrawn = true;
+        part.variables.clear();
+        part.terms.clear();
+        part.suspensions.clear();
     }
-    let mut effects = Vec::new();
-    timer_diff(
+    Ok(participant_step(
         p,
-        Some((instance.state, instance.data)),
-        (instance.state, &data),
-        now,
-        &mut effects,
-    );
-    Ok(Step {
-        from: Some(instance.state.to_string()),
-        to: instance.state.to_string(),
-        event: WITHDRAW_EVENT.into(),
+        instance,
         data,
-        effects,
-        is_final: false,
-        participant: Some(ParticipantMove {
+        Vec::new(),
+        WITHDRAW_EVENT.into(),
+        ParticipantMove {
             id: id.to_string(),
             from: Some(state.clone()),
             to: state,
-        }),
-    })
+        },
+        now,
+    ))
 }
 
 /// Transitions the actor may fire from the instance's state (role only; guards are not run).
@@ -1249,6 +1281,9 @@ pub fn reminder_notifications(
     }
     let mut plans = match reminder {
         Some(r) => ctx.notification_plans(&r.notify, state, data, scope, &[]),
+        // A participant's reminder the definition no longer names: its recipients cannot be
+        // known, and a message with its data must not go to others.
+        None if scope.is_some() => return Vec::new(),
         // A timer armed by a definition that no longer names it: its own copy of the message.
         None => vec![NotificationPlan {
             role: role.clone(),

@@ -111,6 +111,15 @@ pub struct InstanceRow {
 }
 
 impl InstanceRow {
+    /// What the engine reads of it.
+    pub fn snapshot(&self) -> crate::engine::Snapshot<'_> {
+        crate::engine::Snapshot {
+            id: &self.id,
+            state: &self.state,
+            data: &self.data,
+        }
+    }
+
     pub(super) fn from_model(m: instance::Model) -> Result<InstanceRow> {
         let definition_version = u32::try_from(m.definition_version)
             .map_err(|_| Error::Corrupt(format!("instances.definition_version di {}", m.id)))?;

@@ -33,6 +33,8 @@ async fn live_subscription(app: &crate::helpers::TestApp, avviso: &str) -> Socke
         at: common::at(DEADLINE),
         actor_role: "rup".into(),
         participant_id: None,
+        participant_from: None,
+        participant_to: None,
     };
     let mut live = false;
     for _ in 0..100 {
@@ -157,6 +159,8 @@ async fn a_revoked_token_ends_its_subscription() {
             at: common::at(DEADLINE),
             actor_role: "rup".into(),
             participant_id: None,
+            participant_from: None,
+            participant_to: None,
         });
         while let Some(message) = next_json(&mut socket, StdDuration::from_millis(500)).await {
             assert_ne!(

@@ -197,3 +197,69 @@ pub fn at(text: &str) -> DateTime<Utc> {
         .unwrap_or_else(|e| panic!("istante di test '{text}' non valido: {e}"))
         .with_timezone(&Utc)
 }
+
+/// The shipped workflows, which must validate.
+pub fn shipped_catalog() -> procedo::catalog::Catalog {
+    let (catalog, diags) = procedo::catalog::load(&[std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/workflows"
+    ))]);
+    assert!(
+        diags.is_empty(),
+        "shipped workflows must validate: {diags:?}"
+    );
+    catalog.expect("catalog")
+}
+
+/// An ETS applies through the service, as the API does.
+pub async fn apply(service: &procedo::service::Service, avviso: &str, ets: &str) -> String {
+    let store = service.store();
+    if store.organisation(ets).await.expect("read").is_none() {
+        store
+            .add_organisation(&procedo::store::NewOrganisation {
+                id: ets.into(),
+                name: format!("Ente {ets}"),
+                kind: procedo::store::OrganisationKind::Ets,
+                codice_fiscale: None,
+                runts: None,
+                at: service.now(),
+            })
+            .await
+            .expect("organisation");
+        store
+            .add_person(&procedo::store::NewPerson {
+                id: format!("referente-{ets}"),
+                name: format!("Referente di {ets}"),
+                email: format!("referente@{ets}.example.org"),
+                organisation_id: ets.into(),
+                roles: vec!["ets".into()],
+                digest: "immediato".into(),
+                at: service.now(),
+            })
+            .await
+            .expect("person");
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let new = procedo::store::NewSubmission {
+        id: id.clone(),
+        instance_id: avviso.into(),
+        organisation_id: ets.into(),
+        person_id: format!("referente-{ets}"),
+        note: None,
+        documents: Vec::new(),
+        at: service.now(),
+    };
+    let actor = procedo::engine::Actor {
+        id: new.person_id.clone(),
+        role: "ets".into(),
+    };
+    match service
+        .submit(&new, &procedo::service::Group::default(), &actor)
+        .await
+        .expect("submit")
+    {
+        procedo::store::Submitted::Created(row) => assert_eq!(row.id, id),
+        other => panic!("not created: {other:?}"),
+    }
+    id
+}

@@ -10,7 +10,8 @@ pub struct InstanceEvent {
     pub instance_id: ID,
     /// Its procedure.
     pub definition_id: String,
-    /// The history seq of the step.
+    /// The history seq of the step, for staff; 0 for others (the gaps would count the steps
+    /// of applications that are not theirs).
     pub seq: i64,
     /// The event (`avvio` for a start).
     pub event: String,
@@ -25,4 +26,8 @@ pub struct InstanceEvent {
     /// The participant (application) whose event it was: sent to staff and to that
     /// participant's organisation only.
     pub participant_id: Option<ID>,
+    /// Its state before (none when it joined).
+    pub participant_from: Option<String>,
+    /// Its state after.
+    pub participant_to: Option<String>,
 }

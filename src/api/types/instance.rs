@@ -88,6 +88,8 @@ pub(crate) struct Deadline {
     pub timer: Option<String>,
     /// The event the timer fires, if any (none for a reminder).
     pub event: Option<String>,
+    /// The application whose term it is, for a participant's term.
+    pub participant_id: Option<ID>,
 }
 
 /// One step of the history.
@@ -140,6 +142,40 @@ impl HistoryEntry {
 }
 
 impl Instance {
+    /// The caller reads the whole history (staff).
+    fn detail(&self) -> bool {
+        allows(&self.caller, &Subject::HistoryDetail(self.loaded.facts()))
+    }
+
+    /// The history rows the caller may read: a participant's to staff and to its own
+    /// organisation only.
+    async fn visible_history(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<crate::store::HistoryRow>, ApiError> {
+        let rows = shared(ctx)?
+            .service
+            .store()
+            .history(&self.loaded.row.id)
+            .await?;
+        let facts = self.loaded.facts();
+        Ok(rows
+            .into_iter()
+            .filter(|h| {
+                h.participant.as_ref().is_none_or(|m| {
+                    self.loaded
+                        .row
+                        .data
+                        .participants
+                        .get(&m.id)
+                        .is_some_and(|part| {
+                            allows(&self.caller, &Subject::Participant(facts, part))
+                        })
+                })
+            })
+            .collect())
+    }
+
     fn variable_visible(&self, name: &str) -> bool {
         self.loaded
             .procedure
@@ -190,9 +226,10 @@ impl Instance {
         }
     }
 
-    /// Optimistic-lock version (history length).
-    async fn version(&self) -> i64 {
-        self.loaded.row.version
+    /// Optimistic-lock version (history length), for staff. Hidden from others: it would count
+    /// the steps of applications that are not theirs.
+    async fn version(&self) -> Option<i64> {
+        self.detail().then_some(self.loaded.row.version)
     }
 
     /// When it started.
@@ -201,8 +238,17 @@ impl Instance {
     }
 
     /// When its last step committed.
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.loaded.row.updated_at
+    #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
+    async fn updated_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>, ApiError> {
+        if self.detail() {
+            return Ok(self.loaded.row.updated_at);
+        }
+        // Others see the instant of the last step they may read, not of another ETS's.
+        Ok(self
+            .visible_history(ctx)
+            .await?
+            .last()
+            .map_or(self.loaded.row.created_at, |h| h.at))
     }
 
     /// The variables the caller may read, in declaration order.
@@ -228,9 +274,28 @@ impl Instance {
             .collect()
     }
 
-    /// Term-computed instants not yet passed, that the caller may read, earliest first.
+    /// Term-computed instants not yet passed, that the caller may read, earliest first: the
+    /// procedure's, and each application's own (for staff, and for its own ETS).
     async fn deadlines(&self, ctx: &Context<'_>) -> Result<Vec<Deadline>, ApiError> {
         let now = shared(ctx)?.service.now();
+        let p = &self.loaded.procedure;
+        let facts = self.loaded.facts();
+        let deadline =
+            |participant: Option<&str>, name: &str, label: Option<String>, term: &TermRecord| {
+                let at = DateTime::parse_from_rfc3339(&term.deadline)
+                    .ok()?
+                    .with_timezone(&Utc);
+                (at >= now).then(|| Deadline {
+                    instance_id: ID(self.loaded.row.id.clone()),
+                    variable: name.to_string(),
+                    label,
+                    at,
+                    trace: term.trace.clone(),
+                    timer: None,
+                    event: None,
+                    participant_id: participant.map(|id| ID(id.to_string())),
+                })
+            };
         let mut out: Vec<Deadline> = self
             .loaded
             .row
@@ -239,54 +304,55 @@ impl Instance {
             .iter()
             .filter(|(name, _)| self.variable_visible(name))
             .filter_map(|(name, term)| {
-                let at = DateTime::parse_from_rfc3339(&term.deadline)
-                    .ok()?
-                    .with_timezone(&Utc);
-                (at >= now).then(|| Deadline {
-                    instance_id: ID(self.loaded.row.id.clone()),
-                    variable: name.clone(),
-                    label: self
-                        .loaded
-                        .procedure
-                        .variable(name)
-                        .and_then(|v| v.label.clone()),
-                    at,
-                    trace: term.trace.clone(),
-                    timer: None,
-                    event: None,
-                })
+                deadline(
+                    None,
+                    name,
+                    p.variable(name).and_then(|v| v.label.clone()),
+                    term,
+                )
             })
             .collect();
+        if let Some(def) = &p.participant {
+            for (id, part) in &self.loaded.row.data.participants {
+                if part.withdrawn {
+                    continue;
+                }
+                for (name, term) in &part.terms {
+                    let Some(var) = def.variables.get(name.as_str()) else {
+                        continue;
+                    };
+                    if allows(
+                        &self.caller,
+                        &Subject::ParticipantVariable(facts, part, var),
+                    ) && let Some(d) = deadline(Some(id), name, var.label.clone(), term)
+                    {
+                        out.push(d);
+                    }
+                }
+            }
+        }
         out.sort_by_key(|d| d.at);
         Ok(out)
     }
 
     /// The history. Actor ids and payloads are shown to staff only; a participant's steps
-    /// to staff and to that participant's organisation only.
+    /// to staff and to that participant's organisation only. For others `seq` is the position
+    /// among the rows they may read (the gaps would count the steps of other applications).
     #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<HistoryEntry>, ApiError> {
-        let detail = allows(&self.caller, &Subject::HistoryDetail(self.loaded.facts()));
-        let rows = shared(ctx)?
-            .service
-            .store()
-            .history(&self.loaded.row.id)
-            .await?;
-        let facts = self.loaded.facts();
-        Ok(rows
+        let detail = self.detail();
+        Ok(self
+            .visible_history(ctx)
+            .await?
             .into_iter()
-            .filter(|h| {
-                h.participant.as_ref().is_none_or(|m| {
-                    self.loaded
-                        .row
-                        .data
-                        .participants
-                        .get(&m.id)
-                        .is_some_and(|part| {
-                            allows(&self.caller, &Subject::Participant(facts, part))
-                        })
-                })
+            .enumerate()
+            .map(|(i, h)| {
+                let mut entry = HistoryEntry::from_row(h, detail);
+                if !detail {
+                    entry.seq = i64::try_from(i + 1).unwrap_or(i64::MAX);
+                }
+                entry
             })
-            .map(|h| HistoryEntry::from_row(h, detail))
             .collect())
     }
 

@@ -153,7 +153,15 @@ impl Participant {
         Ok(rows
             .into_iter()
             .filter(|h| h.participant.as_ref().is_some_and(|m| m.id == self.id))
-            .map(|h| HistoryEntry::from_row(h, detail))
+            .enumerate()
+            .map(|(i, h)| {
+                let mut entry = HistoryEntry::from_row(h, detail);
+                // For its ETS, the position among its own rows: the gaps would count others'.
+                if !detail {
+                    entry.seq = i64::try_from(i + 1).unwrap_or(i64::MAX);
+                }
+                entry
+            })
             .collect())
     }
 }
