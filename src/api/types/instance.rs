@@ -123,6 +123,24 @@ pub(crate) struct HistoryEntry {
 
 impl HistoryEntry {
     /// The entry as `detail` allows (actor and payload for staff only).
+    /// The rows as `detail` allows, numbered: for non-staff `seq` is the position among the
+    /// rows given (the gaps would count the steps of applications that are not theirs).
+    pub(crate) fn numbered(
+        rows: impl IntoIterator<Item = crate::store::HistoryRow>,
+        detail: bool,
+    ) -> Vec<HistoryEntry> {
+        rows.into_iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let mut entry = HistoryEntry::from_row(h, detail);
+                if !detail {
+                    entry.seq = i64::try_from(i + 1).unwrap_or(i64::MAX);
+                }
+                entry
+            })
+            .collect()
+    }
+
     pub(crate) fn from_row(h: crate::store::HistoryRow, detail: bool) -> HistoryEntry {
         HistoryEntry {
             seq: h.seq,
@@ -341,19 +359,7 @@ impl Instance {
     #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<HistoryEntry>, ApiError> {
         let detail = self.detail();
-        Ok(self
-            .visible_history(ctx)
-            .await?
-            .into_iter()
-            .enumerate()
-            .map(|(i, h)| {
-                let mut entry = HistoryEntry::from_row(h, detail);
-                if !detail {
-                    entry.seq = i64::try_from(i + 1).unwrap_or(i64::MAX);
-                }
-                entry
-            })
-            .collect())
+        Ok(HistoryEntry::numbered(self.visible_history(ctx).await?, detail))
     }
 
     /// The transitions the caller's role may fire from the current state (guards are checked

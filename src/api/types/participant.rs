@@ -150,18 +150,9 @@ impl Participant {
             .store()
             .history(&self.loaded.row.id)
             .await?;
-        Ok(rows
+        let own = rows
             .into_iter()
-            .filter(|h| h.participant.as_ref().is_some_and(|m| m.id == self.id))
-            .enumerate()
-            .map(|(i, h)| {
-                let mut entry = HistoryEntry::from_row(h, detail);
-                // For its ETS, the position among its own rows: the gaps would count others'.
-                if !detail {
-                    entry.seq = i64::try_from(i + 1).unwrap_or(i64::MAX);
-                }
-                entry
-            })
-            .collect())
+            .filter(|h| h.participant.as_ref().is_some_and(|m| m.id == self.id));
+        Ok(HistoryEntry::numbered(own, detail))
     }
 }
