@@ -381,6 +381,24 @@ impl Service {
         }
     }
 
+    /// A command of the commissione's evaluation (criteria, commissione, declarations,
+    /// scores, sessions): computed by `compute` on the fresh instance, recomputed when another
+    /// step committed first, committed with its history row and effects.
+    pub async fn evaluation_step(
+        &self,
+        instance_id: &str,
+        actor: &Actor,
+        payload: &Value,
+        idempotency_key: Option<&str>,
+        compute: impl Fn(&Procedure, &InstanceRow, DateTime<Utc>) -> Result<engine::Step, engine::Error>,
+    ) -> Result<Outcome, Error> {
+        use tracing::Instrument;
+        let span = tracing::info_span!("instance", id = %instance_id);
+        self.participant_step(instance_id, actor, payload, None, idempotency_key, compute)
+            .instrument(span)
+            .await
+    }
+
     /// An application arrives. With a participant lifecycle, the application and its joining
     /// (the participant's first step, its actions and timers) are one transaction; else the
     /// application is stored as it is.

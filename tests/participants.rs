@@ -39,6 +39,9 @@ const RUP: &str = "maria.rossi@ambito.example.it";
 struct Tokens {
     rup: String,
     commissione: String,
+    /// Two more members of the commissione.
+    giulia: String,
+    anna: String,
     aurora: String,
     borea: String,
     consorzio: String,
@@ -212,7 +215,7 @@ impl World {
             .to_owned();
         self.ok(
             &self.tokens.rup,
-            "mutation($id: ID!) { fire(instanceId: $id, event: \"pubblica\", input: {data_pubblicazione: \"2026-11-27\"}) { seq } }",
+            "mutation($id: ID!) { fire(instanceId: $id, event: \"pubblica\", input: {data_pubblicazione: \"2026-11-27\", atto_criteri: \"determina n. 12 del 26/11/2026\"}) { seq } }",
             json!({ "id": id }),
         )
         .await;
@@ -244,6 +247,48 @@ impl World {
             token,
             "mutation($id: ID!, $event: String!, $input: JSON) { fireOnSubmission(submissionId: $id, event: $event, input: $input) { seq submission { participant { state { id } } } } }",
             json!({ "id": submission, "event": event, "input": input }),
+        )
+        .await
+    }
+
+    /// Names the commissione (as the RUP): `(person, role)`.
+    async fn appoint(&self, avviso: &str, members: &[(&str, &str)]) -> Value {
+        let members: Vec<Value> = members
+            .iter()
+            .map(|(person, role)| json!({ "personId": person, "role": role }))
+            .collect();
+        self.ok(
+            &self.tokens.rup,
+            "mutation($id: ID!, $members: [CommissionerInput!]!) { appointCommission(instanceId: $id, members: $members, act: \"determina n. 3 del 29/12/2026\") { seq } }",
+            json!({ "id": avviso, "members": members }),
+        )
+        .await
+    }
+
+    /// A member declares no conflict and no conviction.
+    async fn declare(&self, token: &str, avviso: &str) -> Value {
+        self.ok(
+            token,
+            "mutation($id: ID!) { fileDeclaration(instanceId: $id, conflict: false, conviction: false) { seq } }",
+            json!({ "id": avviso }),
+        )
+        .await
+    }
+
+    /// A member scores a proposal on the shipped avviso's four leaves (obiettivi, metodologia,
+    /// esperienza, risorse), each with a motivazione.
+    async fn score(&self, token: &str, submission: &str, points: [f64; 4]) -> Value {
+        let scores: Vec<Value> = ["obiettivi", "metodologia", "esperienza", "risorse"]
+            .iter()
+            .zip(points)
+            .map(|(criterion, points)| {
+                json!({ "criterion": criterion, "points": points, "motivazione": format!("{criterion}: valutato {points}") })
+            })
+            .collect();
+        self.gql(
+            token,
+            "mutation($id: ID!, $scores: [ScoreEntry!]!) { scoreProposal(submissionId: $id, scores: $scores) { seq } }",
+            json!({ "id": submission, "scores": scores }),
         )
         .await
     }
@@ -323,6 +368,18 @@ async fn seed(store: &Store, now: chrono::DateTime<chrono::Utc>) -> Tokens {
     }
     for (id, email, org, roles) in [
         ("maria.rossi", RUP, "ambito-7", vec!["rup", "commissione"]),
+        (
+            "giulia.conti",
+            "giulia.conti@ambito.example.it",
+            "ambito-7",
+            vec!["commissione"],
+        ),
+        (
+            "anna.galli",
+            "anna.galli@ambito.example.it",
+            "ambito-7",
+            vec!["commissione"],
+        ),
         ("luca.bianchi", AURORA, "ets-aurora", vec!["ets"]),
         ("sara.neri", BOREA, "ets-borea", vec!["ets"]),
         ("elena.marchetti", CONSORZIO, "ets-consorzio", vec!["ets"]),
@@ -358,6 +415,8 @@ async fn seed(store: &Store, now: chrono::DateTime<chrono::Utc>) -> Tokens {
     Tokens {
         rup: token("maria.rossi", "rup").await,
         commissione: token("maria.rossi", "commissione").await,
+        giulia: token("giulia.conti", "commissione").await,
+        anna: token("anna.galli", "commissione").await,
         aurora: token("luca.bianchi", "ets").await,
         borea: token("sara.neri", "ets").await,
         consorzio: token("elena.marchetti", "ets").await,
@@ -746,22 +805,19 @@ async fn three_ets_each_live_their_own_application() {
         world
             .ok(&world.tokens.rup, ammetti, json!({ "id": avviso }))
             .await;
+        world
+            .appoint(&avviso, &[("maria.rossi", "PRESIDENTE")])
+            .await;
+        world.declare(&world.tokens.commissione, &avviso).await;
+        world
+            .score(&world.tokens.commissione, &a, [17.0, 18.5, 25.0, 26.0])
+            .await;
         let scored = world
-            .fire_on(
-                &world.tokens.commissione,
-                &a,
-                "valuta",
-                json!({ "punteggio": 86.5 }),
-            )
+            .fire_on(&world.tokens.commissione, &a, "valuta", json!({}))
             .await;
         assert!(scored.get("errors").is_none(), "[{backend}] {scored:#}");
         let out = world
-            .fire_on(
-                &world.tokens.commissione,
-                &c,
-                "valuta",
-                json!({ "punteggio": 90 }),
-            )
+            .fire_on(&world.tokens.commissione, &c, "valuta", json!({}))
             .await;
         assert_eq!(
             code(&out),
@@ -1068,5 +1124,395 @@ async fn an_ets_learns_nothing_of_the_others_from_counters_deadlines_or_events()
                 "[{backend}] {who}: {upcoming:?}"
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn a_commissione_scores_against_the_avvisos_criteria_and_the_graduatoria_freezes() {
+    let fire = "mutation($id: ID!, $event: String!, $input: JSON) { fire(instanceId: $id, event: $event, input: $input) { seq } }";
+    let evaluation_query = "query($id: ID!) { instance(id: $id) { evaluation { criteria { id max sub { id max } } total threshold tieRule act applicants { name } commission { members { personId status replacedBy replaces } } proposals { submissionId total complete eligible rank criteria { criterion points scores { by points motivazione } } } approval { number } } } }";
+    let rectify = "mutation($id: ID!, $criteria: [CriterionInput!]!) { rectifyCriteria(instanceId: $id, criteria: $criteria, threshold: 60, act: \"determina n. 20 del 10/12/2026\", reason: \"chiarimento sui sottocriteri\") { seq } }";
+    let criteria = json!([
+        { "id": "qualita", "title": "Qualità della proposta progettuale", "max": 40, "sub": [
+            { "id": "obiettivi", "title": "Coerenza con gli obiettivi del Piano di Zona", "max": 20 },
+            { "id": "metodologia", "title": "Metodologia e organizzazione delle attività", "max": 20 } ] },
+        { "id": "esperienza", "title": "Esperienza nei servizi del territorio", "max": 30 },
+        { "id": "risorse", "title": "Risorse aggiuntive e co-finanziamento", "max": 30 }
+    ]);
+    for world in worlds().await {
+        let backend = world.backend.clone();
+        let avviso = world.published_avviso().await;
+
+        // The criteria are the avviso's, fixed at publication with their act: public.
+        let seen = world
+            .ok(
+                &world.tokens.aurora,
+                evaluation_query,
+                json!({ "id": avviso }),
+            )
+            .await;
+        let ev = &seen["instance"]["evaluation"];
+        assert_eq!(ev["total"], 100.0, "[{backend}] {ev}");
+        assert_eq!(ev["threshold"], 60.0, "[{backend}]");
+        assert_eq!(ev["act"], "determina n. 12 del 26/11/2026", "[{backend}]");
+        let maxima: Vec<f64> = ev["criteria"]
+            .as_array()
+            .expect("criteria")
+            .iter()
+            .filter_map(|c| c["max"].as_f64())
+            .collect();
+        assert_eq!(maxima, vec![40.0, 30.0, 30.0], "[{backend}]");
+        assert_eq!(
+            ev["tieRule"],
+            json!(["qualita", "esperienza", "presentazione"])
+        );
+
+        // A rettifica before the deadline is published to every ETS; sums are checked.
+        let wrong = json!([{ "id": "qualita", "title": "Qualità", "max": 40, "sub": [
+            { "id": "obiettivi", "title": "Obiettivi", "max": 25 },
+            { "id": "metodologia", "title": "Metodo", "max": 20 } ] },
+            { "id": "esperienza", "title": "Esperienza", "max": 30 },
+            { "id": "risorse", "title": "Risorse", "max": 30 }]);
+        let refused = world
+            .gql(
+                &world.tokens.rup,
+                rectify,
+                json!({ "id": avviso, "criteria": wrong }),
+            )
+            .await;
+        assert_eq!(code(&refused), "BAD_USER_INPUT", "[{backend}] {refused:#}");
+        assert!(
+            refused
+                .to_string()
+                .contains("sottocriteri di 'qualita' sommano 45"),
+            "[{backend}] {refused:#}"
+        );
+        world
+            .ok(
+                &world.tokens.rup,
+                rectify,
+                json!({ "id": avviso, "criteria": criteria }),
+            )
+            .await;
+        world.settle().await;
+        assert!(
+            world
+                .inbox(CONSORZIO)
+                .iter()
+                .any(|(subject, _)| subject.contains("Rettifica dei criteri")),
+            "[{backend}] the rettifica is published"
+        );
+
+        // The commissione is never named before the deadline.
+        let early = world
+            .gql(
+                &world.tokens.rup,
+                "mutation($id: ID!) { appointCommission(instanceId: $id, members: [{personId: \"maria.rossi\", role: PRESIDENTE}], act: \"determina n. 1\") { seq } }",
+                json!({ "id": avviso }),
+            )
+            .await;
+        assert_eq!(code(&early), "BAD_USER_INPUT", "[{backend}] {early:#}");
+        assert!(
+            early.to_string().contains("dopo la scadenza"),
+            "[{backend}] {early:#}"
+        );
+
+        world.clock.set(common::at("2026-12-10T10:00:00+01:00"));
+        let a = world.apply(&world.tokens.aurora, &avviso, &[]).await;
+        world.clock.set(common::at("2026-12-11T10:00:00+01:00"));
+        let b = world.apply(&world.tokens.borea, &avviso, &[]).await;
+        let c = world.apply(&world.tokens.consorzio, &avviso, &[]).await;
+        world.clock.set(common::at("2026-12-28T12:00:01+01:00"));
+        world.settle().await;
+
+        // After the deadline the criteria no longer change.
+        let late = world
+            .gql(
+                &world.tokens.rup,
+                rectify,
+                json!({ "id": avviso, "criteria": criteria }),
+            )
+            .await;
+        assert_eq!(code(&late), "BAD_USER_INPUT", "[{backend}] {late:#}");
+        assert!(
+            late.to_string().contains("prima della scadenza"),
+            "[{backend}] {late:#}"
+        );
+
+        for id in [&a, &b, &c] {
+            let decided = world
+                .fire_on(
+                    &world.tokens.rup,
+                    id,
+                    "decidi_ammissione",
+                    json!({ "esito": "ammessa", "requisiti_verificati": true }),
+                )
+                .await;
+            assert!(decided.get("errors").is_none(), "[{backend}] {decided:#}");
+        }
+        world
+            .ok(
+                &world.tokens.rup,
+                fire,
+                json!({ "id": avviso, "event": "ammetti" }),
+            )
+            .await;
+        world
+            .appoint(
+                &avviso,
+                &[
+                    ("maria.rossi", "PRESIDENTE"),
+                    ("giulia.conti", "COMPONENTE"),
+                ],
+            )
+            .await;
+
+        // Giulia has not declared: she reads the applicants' names, no proposal.
+        let hers = world
+            .ok(
+                &world.tokens.giulia,
+                evaluation_query,
+                json!({ "id": avviso }),
+            )
+            .await;
+        let names: Vec<&str> = hers["instance"]["evaluation"]["applicants"]
+            .as_array()
+            .expect("applicants")
+            .iter()
+            .filter_map(|o| o["name"].as_str())
+            .collect();
+        assert_eq!(names.len(), 3, "[{backend}] {names:?}");
+        assert!(
+            names.contains(&"Associazione Borea"),
+            "[{backend}] {names:?}"
+        );
+        assert_eq!(hers["instance"]["evaluation"]["proposals"], json!([]));
+        let proposal = world
+            .gql(
+                &world.tokens.giulia,
+                "query($id: ID!) { submission(id: $id) { note participant { state { id } } } }",
+                json!({ "id": a }),
+            )
+            .await;
+        assert_eq!(code(&proposal), "NOT_FOUND", "[{backend}] {proposal:#}");
+        let undeclared = world
+            .score(&world.tokens.giulia, &a, [10.0, 10.0, 10.0, 10.0])
+            .await;
+        assert_eq!(code(&undeclared), "NOT_FOUND", "[{backend}] {undeclared:#}");
+
+        // She declares a conflict: she abstains and is replaced; the record shows it.
+        world
+            .ok(
+                &world.tokens.giulia,
+                "mutation($id: ID!) { fileDeclaration(instanceId: $id, conflict: true, conviction: false, note: \"Socia di Associazione Borea\") { seq } }",
+                json!({ "id": avviso }),
+            )
+            .await;
+        world
+            .ok(
+                &world.tokens.rup,
+                "mutation($id: ID!) { replaceCommissioner(instanceId: $id, personId: \"giulia.conti\", replacement: \"anna.galli\", act: \"determina n. 4 del 30/12/2026\") { seq } }",
+                json!({ "id": avviso }),
+            )
+            .await;
+        world.declare(&world.tokens.commissione, &avviso).await;
+        world.declare(&world.tokens.anna, &avviso).await;
+        let record = world
+            .ok(&world.tokens.rup, evaluation_query, json!({ "id": avviso }))
+            .await;
+        let members = &record["instance"]["evaluation"]["commission"]["members"];
+        assert_eq!(
+            members,
+            &json!([
+                { "personId": "maria.rossi", "status": "ACTIVE", "replacedBy": null, "replaces": null },
+                { "personId": "giulia.conti", "status": "REPLACED", "replacedBy": "anna.galli", "replaces": null },
+                { "personId": "anna.galli", "status": "ACTIVE", "replacedBy": null, "replaces": "giulia.conti" },
+            ]),
+            "[{backend}]"
+        );
+        let abstained = world
+            .score(&world.tokens.giulia, &a, [10.0, 10.0, 10.0, 10.0])
+            .await;
+        assert_eq!(code(&abstained), "NOT_FOUND", "[{backend}] {abstained:#}");
+
+        // Two members score. Aurora: means 17.5 + 16.5 + 24.5 + 20.5 = 79. Borea: 79 too,
+        // with 38 on qualità against Aurora's 34: Borea first by the tie rule. The consorzio:
+        // 45, under the threshold.
+        for (token, id, points) in [
+            (&world.tokens.commissione, &a, [18.0, 16.0, 25.0, 20.0]),
+            (&world.tokens.anna, &a, [17.0, 17.0, 24.0, 21.0]),
+            (&world.tokens.commissione, &b, [20.0, 18.0, 21.0, 20.0]),
+            (&world.tokens.anna, &b, [20.0, 18.0, 21.0, 20.0]),
+            (&world.tokens.commissione, &c, [10.0, 10.0, 15.0, 10.0]),
+            (&world.tokens.anna, &c, [10.0, 10.0, 15.0, 10.0]),
+        ] {
+            let given = world.score(token, id, points).await;
+            assert!(given.get("errors").is_none(), "[{backend}] {given:#}");
+        }
+        // Out of range and unmotivated scores are refused, naming why.
+        let over = world
+            .score(&world.tokens.anna, &a, [21.0, 17.0, 24.0, 21.0])
+            .await;
+        assert!(
+            over.to_string().contains("va da 0 a 20"),
+            "[{backend}] {over:#}"
+        );
+
+        // No ETS reads any score before the approval.
+        let before = world
+            .ok(
+                &world.tokens.aurora,
+                evaluation_query,
+                json!({ "id": avviso }),
+            )
+            .await;
+        assert_eq!(before["instance"]["evaluation"]["proposals"], json!([]));
+        let own = world.participant(&world.tokens.aurora, &a).await;
+        assert!(
+            !own.to_string().contains("\"punteggio\""),
+            "[{backend}] {own}"
+        );
+
+        // A session's verbale is registered.
+        world
+            .ok(
+                &world.tokens.commissione,
+                "mutation($id: ID!) { closeCommissionSession(instanceId: $id, date: \"2026-12-30\", note: \"La seduta si chiude alle 13:00.\") { seq } }",
+                json!({ "id": avviso }),
+            )
+            .await;
+        for id in [&a, &b, &c] {
+            let closed = world
+                .fire_on(&world.tokens.commissione, id, "valuta", json!({}))
+                .await;
+            assert!(closed.get("errors").is_none(), "[{backend}] {closed:#}");
+        }
+        assert_eq!(
+            world.participant(&world.tokens.rup, &c).await["state"]["id"],
+            "non_idonea",
+            "[{backend}]"
+        );
+        world
+            .ok(
+                &world.tokens.rup,
+                fire,
+                json!({ "id": avviso, "event": "approva_graduatoria", "input": { "numero_determina_graduatoria": "88", "data_graduatoria": "2027-01-11" } }),
+            )
+            .await;
+        world.settle().await;
+        let registrations = world
+            .ok(
+                &world.tokens.rup,
+                "query($id: ID!) { protocolRegistrations(instanceId: $id) { subject } }",
+                json!({ "id": avviso }),
+            )
+            .await
+            .to_string();
+        assert!(
+            registrations.contains("Verbale della seduta n. 1"),
+            "[{backend}] {registrations}"
+        );
+
+        // Frozen.
+        let frozen = world
+            .score(&world.tokens.anna, &a, [20.0, 20.0, 30.0, 30.0])
+            .await;
+        assert_eq!(code(&frozen), "CONFLICT", "[{backend}] {frozen:#}");
+        assert!(
+            frozen.to_string().contains("determina n. 88"),
+            "[{backend}] {frozen:#}"
+        );
+        let record = world
+            .ok(&world.tokens.rup, evaluation_query, json!({ "id": avviso }))
+            .await;
+        let proposals = record["instance"]["evaluation"]["proposals"]
+            .as_array()
+            .expect("proposals")
+            .clone();
+        let of = |id: &str| {
+            proposals
+                .iter()
+                .find(|p| p["submissionId"] == id)
+                .cloned()
+                .expect("proposal")
+        };
+        assert_eq!(of(&a)["total"], 79.0, "[{backend}]");
+        assert_eq!(of(&b)["total"], 79.0, "[{backend}]");
+        assert_eq!(of(&b)["rank"], 1, "[{backend}] the tie rule");
+        assert_eq!(of(&a)["rank"], 2, "[{backend}]");
+        assert_eq!(
+            of(&c)["rank"],
+            Value::Null,
+            "[{backend}] under the threshold"
+        );
+        assert_eq!(of(&c)["eligible"], false, "[{backend}]");
+
+        // Then an ETS reads its own scores (without who gave them) and the public ranking.
+        let after = world
+            .ok(
+                &world.tokens.aurora,
+                evaluation_query,
+                json!({ "id": avviso }),
+            )
+            .await;
+        let mine = after["instance"]["evaluation"]["proposals"]
+            .as_array()
+            .expect("proposals");
+        assert_eq!(mine.len(), 1, "[{backend}] {mine:?}");
+        assert_eq!(mine[0]["submissionId"], a.as_str());
+        assert_eq!(mine[0]["rank"], 2);
+        assert!(
+            mine[0].to_string().contains("\"by\":null"),
+            "[{backend}] {mine:?}"
+        );
+        let ranking = world
+            .ok(
+                &world.tokens.aurora,
+                "query($id: ID!) { ranking(instanceId: $id) { published entries { position organisation { id } score mine } } }",
+                json!({ "id": avviso }),
+            )
+            .await;
+        let entries = &ranking["ranking"]["entries"];
+        assert_eq!(ranking["ranking"]["published"], true, "[{backend}]");
+        assert_eq!(
+            entries.as_array().map(Vec::len),
+            Some(2),
+            "[{backend}] {entries}"
+        );
+        assert_eq!(entries[0]["organisation"]["id"], "ets-borea");
+        assert_eq!(
+            entries[0]["score"],
+            Value::Null,
+            "[{backend}] not Borea's score"
+        );
+        assert_eq!(entries[1]["organisation"]["id"], "ets-aurora");
+        assert_eq!(entries[1]["score"], 79.0);
+
+        // Each ETS's own communication: its points per criterion, its position, the TAR term.
+        let (_, text) = world
+            .inbox(AURORA)
+            .into_iter()
+            .rev()
+            .find(|(subject, _)| subject.contains("Graduatoria approvata"))
+            .expect("esito to Aurora");
+        assert!(text.contains("determina n. 88"), "[{backend}] {text}");
+        assert!(text.contains("Totale: 79 su 100"), "[{backend}] {text}");
+        assert!(
+            text.contains("Posizione in graduatoria: 2"),
+            "[{backend}] {text}"
+        );
+        assert!(text.contains("17.5 su 20"), "[{backend}] {text}");
+        assert!(
+            text.contains("Tribunale Amministrativo Regionale"),
+            "[{backend}] {text}"
+        );
+        let (_, text) = world
+            .inbox(CONSORZIO)
+            .into_iter()
+            .rev()
+            .find(|(subject, _)| subject.contains("Graduatoria approvata"))
+            .expect("esito to the consorzio");
+        assert!(text.contains("inferiore alla soglia"), "[{backend}] {text}");
+        assert!(!text.contains("Associazione Borea"), "[{backend}] {text}");
     }
 }

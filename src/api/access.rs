@@ -87,5 +87,12 @@ pub(crate) async fn submission(
         .await?
         .ok_or(ApiError::NotFound { what: "domanda" })?;
     authorize(caller, &Subject::Submission(&row))?;
+    if caller.role == Role::Commissione {
+        // Where a commissione evaluates, a proposal is for its members with a declaration.
+        let loaded = instance(shared, caller, &row.instance_id).await?;
+        if !super::policy::reads_proposals(caller, loaded.facts()) {
+            return Err(ApiError::NotFound { what: "domanda" });
+        }
+    }
     Ok(row)
 }

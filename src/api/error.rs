@@ -176,7 +176,13 @@ impl From<engine::Error> for ApiError {
             | E::ExtensionTooLate { .. }
             | E::ExtensionTooEarly { .. }
             | E::ExtensionNotLater { .. }
-            | E::SubmissionsClosed { .. } => ApiError::bad_input(err.to_string()),
+            | E::SubmissionsClosed { .. }
+            | E::NoEvaluation
+            | E::EvaluationRefused { .. } => ApiError::bad_input(err.to_string()),
+            E::NotCommissioner { .. } => ApiError::Forbidden(err.to_string()),
+            E::ScoresFrozen { .. } | E::EvaluationIncomplete { .. } => {
+                ApiError::Conflict(err.to_string())
+            }
             E::UnknownParticipant { .. } => ApiError::NotFound {
                 what: "partecipante",
             },

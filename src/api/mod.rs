@@ -15,6 +15,7 @@
 mod access;
 mod context;
 pub mod error;
+mod evaluation;
 mod graphiql;
 mod http;
 pub mod limits;
@@ -155,7 +156,7 @@ fn schema_builder(
 > {
     let mut builder = Schema::build(
         query::QueryRoot,
-        mutation::MutationRoot,
+        mutation::MutationRoot::default(),
         subscription::SubscriptionRoot,
     )
     .limit_depth(limits.max_depth)

@@ -25,8 +25,13 @@ const MAX_KEY_LEN: usize = 200;
 /// The longest question, answer or note accepted, in characters.
 const MAX_TEXT_CHARS: usize = 8_000;
 
-/// The mutation root.
-pub(crate) struct MutationRoot;
+/// The mutation root: the procedure's commands and the commissione's.
+#[derive(async_graphql::MergedObject, Default)]
+pub(crate) struct MutationRoot(CoreMutation, super::evaluation::EvaluationMutation);
+
+/// Start, fire, and what an ETS does on a notice.
+#[derive(Default)]
+pub(crate) struct CoreMutation;
 
 /// The outcome of a start or fire.
 #[derive(SimpleObject)]
@@ -40,7 +45,7 @@ pub(crate) struct CommandResult {
 }
 
 #[Object(name = "Mutation")]
-impl MutationRoot {
+impl CoreMutation {
     /// Starts an instance of a procedure (Ufficio di Piano, RUP).
     async fn start_instance(
         &self,

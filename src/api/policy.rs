@@ -9,7 +9,10 @@
 //! - **staff** (`ufficio_di_piano`, `rup`, `commissione`, `auditor`) read every procedure of the
 //!   Ambito with all its variables, history and submissions; the auditor changes nothing; only
 //!   `ufficio_di_piano` and `rup` start procedures and answer questions; `commissione` (with
-//!   them) records outcomes.
+//!   them) records outcomes. Where a commissione evaluates (`evaluation:`), the
+//!   `commissione` role reads the proposals only as a member with a clean declaration
+//!   (before it: the applicants' names); an ETS reads scores only after the graduatoria is
+//!   approved, and only its own.
 //! - an **ETS** sees published notices (procedures with a `submissions:` section, past their
 //!   initial state) and the instances it is a party to (listed in a `parties` variable, or it
 //!   submitted). It reads public variables, and the variables visible to `ets` only where it is
@@ -310,8 +313,38 @@ pub fn decide(caller: &Caller, subject: &Subject<'_>) -> Decision {
 
 /// A participant is the business of staff and of its own organisation (the capofila of a
 /// group) only.
+/// Whether the caller may read the proposals of an instance: staff may, except that where
+/// a commissione evaluates, the `commissione` role reads them only as a member who declared
+/// no conflict and no conviction (before that, the applicants' names only).
+pub fn reads_proposals(caller: &Caller, facts: InstanceFacts<'_>) -> bool {
+    match caller.role {
+        Role::UfficioDiPiano | Role::Rup | Role::Auditor => true,
+        Role::Commissione => {
+            facts.procedure.evaluation.is_none()
+                || facts
+                    .row
+                    .data
+                    .evaluation
+                    .as_ref()
+                    .and_then(|ev| ev.commission.as_ref())
+                    .and_then(|c| c.member(&caller.person_id))
+                    .is_some_and(|m| m.status() == crate::engine::evaluation::MemberStatus::Active)
+        }
+        _ => false,
+    }
+}
+
+/// Whether the caller may read a history row with this event: the scores and the sessions of
+/// the commissione are read by who reads the proposals.
+pub fn reads_step(caller: &Caller, facts: InstanceFacts<'_>, event: &str) -> bool {
+    !crate::engine::evaluation::STAFF_ONLY_EVENTS.contains(&event) || reads_proposals(caller, facts)
+}
+
 fn participant(caller: &Caller, facts: InstanceFacts<'_>, part: &ParticipantData) -> Decision {
     match instance(caller, facts) {
+        Decision::Allow if caller.role == Role::Commissione && !reads_proposals(caller, facts) => {
+            Decision::Hidden
+        }
         Decision::Allow if caller.role.is_staff() => Decision::Allow,
         Decision::Allow
             if part.organisation_id == caller.organisation_id

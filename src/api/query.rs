@@ -207,14 +207,38 @@ impl QueryRoot {
             organisation_id: (!caller.role.is_staff()).then(|| caller.organisation_id.clone()),
         };
         let rows = shared.service.store().submissions(&filter).await?;
-        Ok(rows
-            .into_iter()
-            .filter(|s| allows(&caller, &Subject::Submission(s)))
-            .map(|row| Submission {
+        let mut readable = std::collections::HashMap::new();
+        let mut out = Vec::new();
+        for row in rows {
+            if !allows(&caller, &Subject::Submission(&row)) {
+                continue;
+            }
+            // Where a commissione evaluates, its role reads proposals as a declared member.
+            if caller.role == Role::Commissione {
+                let id = row.instance_id.clone();
+                let ok = match readable.get(&id) {
+                    Some(ok) => *ok,
+                    None => {
+                        let ok = match access::instance(shared, &caller, &id).await {
+                            Ok(loaded) => {
+                                crate::api::policy::reads_proposals(&caller, loaded.facts())
+                            }
+                            Err(_) => false,
+                        };
+                        readable.insert(id, ok);
+                        ok
+                    }
+                };
+                if !ok {
+                    continue;
+                }
+            }
+            out.push(Submission {
                 row,
                 caller: caller.clone(),
-            })
-            .collect())
+            });
+        }
+        Ok(out)
     }
 
     /// Questions on an instance the caller may read.
@@ -481,14 +505,17 @@ fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
 }
 
 /// The ranking of a procedure with participants: those with a score, highest first (ties by
-/// arrival), the outcome being the participant's state. Scores are shown to staff and to each
-/// ETS for its own entry.
+/// arrival), the outcome being the participant's state. With a commissione's evaluation, the
+/// graduatoria the determina approved: its order (tie rule included), the eligible only.
+/// Scores are shown to staff and to each ETS for its own entry.
 fn participant_ranking(
     loaded: &access::LoadedInstance,
     caller: &crate::api::policy::Caller,
     score: &str,
 ) -> Ranking {
+    use rust_decimal::Decimal;
     let p = &loaded.procedure;
+    let data = &loaded.row.data;
     let public_state = match p.submissions.as_ref() {
         Some(s) if !s.ranking_while.is_empty() => s
             .ranking_while
@@ -496,37 +523,58 @@ fn participant_ranking(
             .any(|st| st.as_str() == loaded.row.state),
         _ => loaded.row.is_final,
     };
-    let mut scored: Vec<(rust_decimal::Decimal, &crate::engine::ParticipantData)> = loaded
-        .row
-        .data
-        .participants
-        .values()
+    let in_ranking = |part: &crate::engine::ParticipantData| {
         // Out of the ranking: who withdrew, and who ended in a final state (excluded, decaduto).
-        .filter(|part| {
-            !part.withdrawn
-                && !p
-                    .participant
-                    .as_ref()
-                    .and_then(|d| d.states.get(part.state.as_str()))
-                    .is_some_and(|s| s.is_final)
-        })
-        .filter_map(|part| {
-            let value = part.variables.get(score)?.as_number()?;
-            Some((crate::engine::value::decimal(value)?, part))
-        })
-        .collect();
-    let published = !scored.is_empty() && public_state;
+        !part.withdrawn
+            && !p
+                .participant
+                .as_ref()
+                .and_then(|d| d.states.get(part.state.as_str()))
+                .is_some_and(|s| s.is_final)
+    };
+    // (position, score, participant), in order.
+    let placed: Vec<(i32, Decimal, &crate::engine::ParticipantData)> =
+        match data.evaluation.as_ref().and_then(|e| e.approval.as_ref()) {
+            Some(approval) => approval
+                .ranking
+                .iter()
+                .filter(|e| e.eligible)
+                .filter_map(|e| {
+                    let part = data.participants.get(&e.participant)?;
+                    let position = i32::try_from(e.rank?).ok()?;
+                    in_ranking(part).then_some((position, e.total, part))
+                })
+                .collect(),
+            None => {
+                let mut scored: Vec<(Decimal, &crate::engine::ParticipantData)> = data
+                    .participants
+                    .values()
+                    .filter(|part| in_ranking(part))
+                    .filter_map(|part| {
+                        let value = part.variables.get(score)?.as_number()?;
+                        Some((crate::engine::value::decimal(value)?, part))
+                    })
+                    .collect();
+                scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.joined_at.cmp(&b.1.joined_at)));
+                scored
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (value, part))| {
+                        (i32::try_from(i + 1).unwrap_or(i32::MAX), value, part)
+                    })
+                    .collect()
+            }
+        };
+    let published = !placed.is_empty() && public_state;
     if !published && !caller.role.is_staff() {
         return Ranking {
             published,
             entries: Vec::new(),
         };
     }
-    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.joined_at.cmp(&b.1.joined_at)));
-    let entries = scored
+    let entries = placed
         .into_iter()
-        .enumerate()
-        .map(|(i, (value, part))| {
+        .map(|(position, value, part)| {
             let mine = part.organisation_id == caller.organisation_id;
             let outcome = p
                 .participant
@@ -534,7 +582,7 @@ fn participant_ranking(
                 .and_then(|d| d.states.get(part.state.as_str()))
                 .map_or_else(|| part.state.clone(), |s| s.title.clone());
             RankingEntry {
-                position: i32::try_from(i + 1).unwrap_or(i32::MAX),
+                position,
                 organisation: OrganisationRef {
                     id: ID(part.organisation_id.clone()),
                     name: part.name.clone(),

@@ -59,16 +59,22 @@ impl SubscriptionRoot {
                             )
                             .await
                             {
-                                Ok(loaded) => event.participant_id.as_ref().is_none_or(|id| {
-                                    loaded.row.data.participants.get(id.as_str()).is_some_and(
-                                        |part| {
-                                            allows(
-                                                &caller,
-                                                &Subject::Participant(loaded.facts(), part),
-                                            )
-                                        },
-                                    )
-                                }),
+                                Ok(loaded) => {
+                                    crate::api::policy::reads_step(
+                                        &caller,
+                                        loaded.facts(),
+                                        &event.event,
+                                    ) && event.participant_id.as_ref().is_none_or(|id| {
+                                        loaded.row.data.participants.get(id.as_str()).is_some_and(
+                                            |part| {
+                                                allows(
+                                                    &caller,
+                                                    &Subject::Participant(loaded.facts(), part),
+                                                )
+                                            },
+                                        )
+                                    })
+                                }
                                 Err(_) => false,
                             };
                             if visible {

@@ -587,6 +587,8 @@ pub struct Procedure {
     pub numbers: NumberSettings,
     /// The variables a parent that awaits this procedure receives when it ends.
     pub results: Vec<VarName>,
+    /// The commissione's evaluation of the proposals, if the procedure has one.
+    pub evaluation: Option<EvaluationDef>,
 }
 
 impl Procedure {
@@ -666,4 +668,165 @@ impl Procedure {
     pub fn timer_fires(&self, state: &str, event: &str) -> bool {
         timer_fires(&self.timers, state, event)
     }
+}
+
+/// One evaluation criterion of an avviso (its *lex specialis*): the maximum points are its
+/// weight, nothing multiplies them. A criterion with sub-criteria is scored on those; its
+/// points are their sum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Criterion {
+    /// Stable id (an identifier), used by scores and by the tie rule.
+    pub id: String,
+    /// Title (Italian).
+    pub title: String,
+    /// Maximum points.
+    pub max: rust_decimal::Decimal,
+    /// Sub-criteria, whose maxima add up to `max`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sub: Vec<Criterion>,
+}
+
+impl Criterion {
+    /// The criteria that are scored (leaves), in order.
+    pub fn leaves(criteria: &[Criterion]) -> Vec<&Criterion> {
+        let mut out = Vec::new();
+        for c in criteria {
+            if c.sub.is_empty() {
+                out.push(c);
+            } else {
+                out.extend(Criterion::leaves(&c.sub));
+            }
+        }
+        out
+    }
+
+    /// What is wrong with a set of criteria against a total, in Italian, if anything: ids
+    /// unique identifiers, maxima positive, sub-criteria adding up to their parent, the top
+    /// level adding up to the total.
+    pub fn check(criteria: &[Criterion], total: rust_decimal::Decimal) -> Vec<String> {
+        fn walk(
+            list: &[Criterion],
+            expected: rust_decimal::Decimal,
+            parent: Option<&str>,
+            seen: &mut Vec<String>,
+            out: &mut Vec<String>,
+        ) {
+            if list.is_empty() {
+                out.push("nessun criterio".into());
+                return;
+            }
+            let mut sum = rust_decimal::Decimal::ZERO;
+            for c in list {
+                let id_ok = !c.id.is_empty()
+                    && c.id
+                        .chars()
+                        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+                    && c.id
+                        .chars()
+                        .next()
+                        .is_some_and(|ch| ch.is_ascii_lowercase());
+                if !id_ok {
+                    out.push(format!(
+                        "id di criterio '{}' non valido (lettere minuscole, cifre, _)",
+                        c.id
+                    ));
+                }
+                if seen.contains(&c.id) {
+                    out.push(format!("criterio '{}' duplicato", c.id));
+                }
+                seen.push(c.id.clone());
+                if c.id == TIE_SUBMITTED {
+                    out.push(format!(
+                        "'{TIE_SUBMITTED}' è riservato alla regola di parità"
+                    ));
+                }
+                if c.title.trim().is_empty() {
+                    out.push(format!("il criterio '{}' non ha un titolo", c.id));
+                }
+                if c.max <= rust_decimal::Decimal::ZERO {
+                    out.push(format!("il criterio '{}' ha un massimo non positivo", c.id));
+                }
+                sum += c.max;
+                if !c.sub.is_empty() {
+                    walk(&c.sub, c.max, Some(&c.id), seen, out);
+                }
+            }
+            if sum != expected {
+                match parent {
+                    Some(p) => out.push(format!(
+                        "i sottocriteri di '{p}' sommano {sum} punti, il criterio ne vale {expected}"
+                    )),
+                    None => out.push(format!(
+                        "i massimi dei criteri sommano {sum} punti, il totale dichiarato è {expected}"
+                    )),
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(criteria, total, None, &mut Vec::new(), &mut out);
+        out
+    }
+}
+
+/// The tie rule's item for "the application that arrived first".
+pub const TIE_SUBMITTED: &str = "presentazione";
+
+/// How the commissione scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scoring {
+    /// One score per criterion, agreed by the commissione.
+    Collegial,
+    /// Each member scores; the criterion's score is the mean, rounded as the procedure says.
+    PerMember,
+}
+
+/// Where the evaluation writes what it computes, in each participant's variables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EvaluationResults {
+    /// The total (number).
+    pub total: VarName,
+    /// Every criterion scored by all who must (bool).
+    pub complete: Option<VarName>,
+    /// Complete and at or above the threshold (bool).
+    pub eligible: Option<VarName>,
+    /// The position in the approved graduatoria (number; set at approval).
+    pub rank: Option<VarName>,
+}
+
+/// The evaluation of proposals by a commissione: the avviso's criteria, who may score when,
+/// and the event that approves the graduatoria and freezes the scores.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvaluationDef {
+    /// The default criteria, fixed into the instance when `fixed_on` fires.
+    pub criteria: Vec<Criterion>,
+    /// Their total.
+    pub total: rust_decimal::Decimal,
+    /// The threshold to enter the graduatoria.
+    pub threshold: rust_decimal::Decimal,
+    /// The tie rule: criterion ids (higher first), then `presentazione` (earlier first).
+    pub tie: Vec<String>,
+    /// Collegial or per member.
+    pub scoring: Scoring,
+    /// The text variable holding the act that approved the criteria (required when fixed).
+    pub criteria_act: Option<VarName>,
+    /// The event that publishes the avviso and fixes the criteria.
+    pub fixed_on: EventName,
+    /// States in which a rettifica of the criteria may be published (also: before the
+    /// submission deadline).
+    pub rectify_while: Vec<StateId>,
+    /// States in which the commissione is appointed (also: after the submission deadline).
+    pub commission_while: Vec<StateId>,
+    /// States in which proposals are scored.
+    pub score_while: Vec<StateId>,
+    /// The participant states whose proposal is scored.
+    pub score_states: Vec<StateId>,
+    /// The event that approves the graduatoria and freezes the scores.
+    pub approve: EventName,
+    /// The text variable with the determina's number, set by `approve`.
+    pub determina_number: VarName,
+    /// The date variable with the determina's date, set by `approve`.
+    pub determina_date: VarName,
+    /// Where the computed values go.
+    pub results: EvaluationResults,
 }

@@ -44,6 +44,65 @@ pub(crate) struct RawProcedure {
     /// Variables handed to a parent that awaits this procedure.
     #[serde(default)]
     pub results: Vec<SStr>,
+    /// The commissione's evaluation.
+    #[serde(default)]
+    pub evaluation: Option<Spanned<RawEvaluation>>,
+}
+
+/// The commissione's evaluation of the proposals.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEvaluation {
+    pub criteria: Vec<Spanned<RawCriterion>>,
+    pub total: Spanned<f64>,
+    pub threshold: Spanned<f64>,
+    #[serde(default)]
+    pub tie: Vec<SStr>,
+    #[serde(default)]
+    pub scoring: Option<SStr>,
+    #[serde(default)]
+    pub criteria_act: Option<SStr>,
+    pub fixed_on: SStr,
+    #[serde(default)]
+    pub rectify_while: Option<OneOrMany>,
+    pub commission_while: OneOrMany,
+    pub score_while: OneOrMany,
+    pub score_states: OneOrMany,
+    pub approve: SStr,
+    pub determina: Spanned<RawDetermina>,
+    pub results: Spanned<RawEvaluationResults>,
+}
+
+/// One criterion as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCriterion {
+    pub id: SStr,
+    pub title: SStr,
+    pub max: Spanned<f64>,
+    #[serde(default)]
+    pub sub: Vec<Spanned<RawCriterion>>,
+}
+
+/// The variables of the determina that approves the graduatoria.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDetermina {
+    pub number: SStr,
+    pub date: SStr,
+}
+
+/// Where computed values go.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEvaluationResults {
+    pub total: SStr,
+    #[serde(default)]
+    pub complete: Option<SStr>,
+    #[serde(default)]
+    pub eligible: Option<SStr>,
+    #[serde(default)]
+    pub rank: Option<SStr>,
 }
 
 /// Decimal places and rounding of computed numbers.

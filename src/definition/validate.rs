@@ -43,7 +43,11 @@ pub const CONTEXT_NAMES: &[&str] = &[
     "ambito",
     "protocollo",
     "partecipante",
+    "valutazione",
 ];
+
+/// The name under which messages read the evaluation (criteria, scores, graduatoria).
+pub const EVALUATION_CONTEXT: &str = "valutazione";
 /// Names a reminder's context adds.
 pub const REMINDER_NAMES: &[&str] = &["scadenza"];
 
@@ -1574,7 +1578,20 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
         })
         .collect();
 
+    let evaluation = raw.evaluation.map(|e| {
+        evaluation(
+            ctx,
+            e,
+            &checker,
+            &states,
+            &transitions,
+            participant.as_ref(),
+            submissions.as_ref(),
+        )
+    });
+
     let procedure = Procedure {
+        evaluation,
         submissions,
         id: raw.id.value,
         version,
@@ -1675,5 +1692,259 @@ fn check_machine(
                 ),
             );
         }
+    }
+}
+
+/// A number written in the file as a decimal (its shortest form: 12.5 is 12.5).
+fn decimal_of(ctx: &mut Ctx<'_>, n: &Spanned<f64>, what: &str) -> rust_decimal::Decimal {
+    match n.value.to_string().parse::<rust_decimal::Decimal>() {
+        Ok(d) if d >= rust_decimal::Decimal::ZERO => d,
+        _ => {
+            ctx.at(&loc(n), format!("{what}: serve un numero non negativo"));
+            rust_decimal::Decimal::ZERO
+        }
+    }
+}
+
+fn criterion_of(ctx: &mut Ctx<'_>, raw: Spanned<RawCriterion>) -> Criterion {
+    let c = raw.value;
+    let max = decimal_of(ctx, &c.max, "evaluation.criteria.max");
+    Criterion {
+        id: c.id.value,
+        title: c.title.value,
+        max,
+        sub: c.sub.into_iter().map(|s| criterion_of(ctx, s)).collect(),
+    }
+}
+
+/// The `evaluation:` section: the criteria add up, every name it uses exists with its type.
+#[allow(clippy::too_many_arguments)]
+fn evaluation(
+    ctx: &mut Ctx<'_>,
+    raw: Spanned<RawEvaluation>,
+    checker: &Checker<'_, '_>,
+    states: &IndexMap<StateId, State>,
+    transitions: &[Transition],
+    participant: Option<&ParticipantDef>,
+    submissions: Option<&Submissions>,
+) -> EvaluationDef {
+    let at = loc(&raw);
+    let e = raw.value;
+    if participant.is_none() {
+        ctx.at(
+            &at,
+            "evaluation: si valutano le proposte dei partecipanti: serve la sezione participant:",
+        );
+    }
+    let criteria_at = e.criteria.first().map_or(at, loc);
+    let criteria: Vec<Criterion> = e
+        .criteria
+        .into_iter()
+        .map(|c| criterion_of(ctx, c))
+        .collect();
+    let total = decimal_of(ctx, &e.total, "evaluation.total");
+    let threshold = decimal_of(ctx, &e.threshold, "evaluation.threshold");
+    for problem in Criterion::check(&criteria, total) {
+        ctx.at(&criteria_at, format!("evaluation.criteria: {problem}"));
+    }
+    if threshold > total {
+        ctx.at(
+            &loc(&e.threshold),
+            format!("evaluation.threshold: la soglia {threshold} supera il totale {total}"),
+        );
+    }
+    let mut ids = Vec::new();
+    fn collect(list: &[Criterion], ids: &mut Vec<String>) {
+        for c in list {
+            ids.push(c.id.clone());
+            collect(&c.sub, ids);
+        }
+    }
+    collect(&criteria, &mut ids);
+    let tie = e
+        .tie
+        .into_iter()
+        .map(|t| {
+            if t.value != TIE_SUBMITTED && !ids.contains(&t.value) {
+                ctx.at(
+                    &loc(&t),
+                    format!(
+                        "evaluation.tie: '{}' non è un criterio né '{TIE_SUBMITTED}'",
+                        t.value
+                    ),
+                );
+            }
+            t.value
+        })
+        .collect();
+    let scoring = match e.scoring {
+        None => Scoring::Collegial,
+        Some(s) => match s.value.as_str() {
+            "collegial" | "collegiale" => Scoring::Collegial,
+            "per_member" | "per_componente" => Scoring::PerMember,
+            other => {
+                ctx.at(
+                    &loc(&s),
+                    format!("evaluation.scoring '{other}' sconosciuto (collegial, per_member)"),
+                );
+                Scoring::Collegial
+            }
+        },
+    };
+    let instance_var = |ctx: &mut Ctx<'_>, v: &SStr, ty: VarType, what: &str| {
+        match checker.type_of(Where::Instance, &v.value) {
+            Some(t) if t == ty => {}
+            Some(other) => ctx.at(
+                &loc(v),
+                format!(
+                    "evaluation.{what}: '{}' è di tipo {other}, serve {ty}",
+                    v.value
+                ),
+            ),
+            None => ctx.at(
+                &loc(v),
+                format!("evaluation.{what}: variabile non dichiarata '{}'", v.value),
+            ),
+        }
+        VarName(v.value.clone())
+    };
+    let criteria_act = e
+        .criteria_act
+        .as_ref()
+        .map(|v| instance_var(ctx, v, VarType::Text, "criteria_act"));
+    let determina = e.determina.value;
+    let determina_number = instance_var(ctx, &determina.number, VarType::Text, "determina.number");
+    let determina_date = instance_var(ctx, &determina.date, VarType::Date, "determina.date");
+    let participant_var = |ctx: &mut Ctx<'_>, v: SStr, ty: VarType, what: &str| {
+        match checker.pvars.as_ref().and_then(|p| p.get(&v.value)) {
+            Some(t) if *t == ty => {}
+            Some(other) => ctx.at(
+                &loc(&v),
+                format!(
+                    "evaluation.results.{what}: '{}' è di tipo {other}, serve {ty}",
+                    v.value
+                ),
+            ),
+            None => ctx.at(
+                &loc(&v),
+                format!(
+                    "evaluation.results.{what}: '{}' non è una variabile del partecipante",
+                    v.value
+                ),
+            ),
+        }
+        VarName(v.value)
+    };
+    let r = e.results.value;
+    let results = EvaluationResults {
+        total: participant_var(ctx, r.total, VarType::Number, "total"),
+        complete: r
+            .complete
+            .map(|v| participant_var(ctx, v, VarType::Bool, "complete")),
+        eligible: r
+            .eligible
+            .map(|v| participant_var(ctx, v, VarType::Bool, "eligible")),
+        rank: r
+            .rank
+            .map(|v| participant_var(ctx, v, VarType::Number, "rank")),
+    };
+    let event = |ctx: &mut Ctx<'_>, v: SStr, what: &str| {
+        if !transitions.iter().any(|t| t.event.as_str() == v.value) {
+            ctx.at(
+                &loc(&v),
+                format!(
+                    "evaluation.{what}: nessuna transizione ha l'evento '{}'",
+                    v.value
+                ),
+            );
+        }
+        EventName(v.value)
+    };
+    if let Some(templates) = checker.env.templates {
+        for kind in [
+            crate::engine::evaluation::RECTIFY_TEMPLATE,
+            crate::engine::evaluation::VERBALE_TEMPLATE,
+        ] {
+            if !templates.contains_key(kind) {
+                ctx.at(
+                    &at,
+                    format!("evaluation: manca il modello '{kind}' (rettifiche e verbali della commissione)"),
+                );
+            }
+        }
+    }
+    let fixed_on = event(ctx, e.fixed_on, "fixed_on");
+    let approve = event(ctx, e.approve, "approve");
+    if let Some(act) = &criteria_act
+        && !transitions
+            .iter()
+            .filter(|t| t.event == fixed_on)
+            .all(|t| t.inputs.iter().any(|i| i.variable == *act && i.required))
+    {
+        ctx.at(
+            &at,
+            format!("evaluation.criteria_act: l'evento '{fixed_on}' deve chiedere '{act}' (required): i criteri si fissano con l'atto che li approva"),
+        );
+    }
+    for t in transitions.iter().filter(|t| t.event == approve) {
+        for needed in [&determina_number, &determina_date] {
+            if !t.inputs.iter().any(|i| i.variable == *needed && i.required) {
+                ctx.at(
+                    &at,
+                    format!("evaluation.determina: l'evento '{approve}' deve chiedere '{needed}' (required): la graduatoria si approva con una determina"),
+                );
+            }
+        }
+    }
+    let instance_states = |ctx: &mut Ctx<'_>, list: OneOrMany| -> Vec<StateId> {
+        list.into_vec()
+            .into_iter()
+            .map(|st| {
+                if !states.contains_key(st.value.as_str()) {
+                    ctx.at(&loc(&st), format!("stato sconosciuto '{}'", st.value));
+                }
+                StateId(st.value)
+            })
+            .collect()
+    };
+    let rectify_while = match e.rectify_while {
+        Some(list) => instance_states(ctx, list),
+        None => submissions.map(|s| s.while_in.clone()).unwrap_or_default(),
+    };
+    let commission_while = instance_states(ctx, e.commission_while);
+    let score_while = instance_states(ctx, e.score_while);
+    let score_states = e
+        .score_states
+        .into_vec()
+        .into_iter()
+        .map(|st| {
+            if !participant.is_some_and(|p| p.states.contains_key(st.value.as_str())) {
+                ctx.at(
+                    &loc(&st),
+                    format!(
+                        "evaluation.score_states: '{}' non è uno stato del partecipante",
+                        st.value
+                    ),
+                );
+            }
+            StateId(st.value)
+        })
+        .collect();
+    EvaluationDef {
+        criteria,
+        total,
+        threshold,
+        tie,
+        scoring,
+        criteria_act,
+        fixed_on,
+        rectify_while,
+        commission_while,
+        score_while,
+        score_states,
+        approve,
+        determina_number,
+        determina_date,
+        results,
     }
 }

@@ -27,6 +27,9 @@ pub struct InstanceData {
     /// The parent that awaits this instance, and the event it receives when it ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<ParentLink>,
+    /// The commissione's evaluation, once the criteria are fixed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<super::evaluation::EvaluationData>,
 }
 
 /// One participant: an ETS (or a group led by its capofila) with its application, in its own

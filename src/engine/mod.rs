@@ -2,6 +2,7 @@
 //! clock and writes nothing; effects come back as data.
 
 pub mod effect;
+pub mod evaluation;
 pub mod plan;
 pub mod scope;
 pub mod step;
@@ -140,6 +141,37 @@ pub enum Error {
         state: String,
         /// States of the procedure in which it is allowed.
         allowed: Vec<String>,
+    },
+    /// The procedure has no evaluation by a commissione.
+    #[error("questa procedura non prevede una valutazione della commissione")]
+    NoEvaluation,
+    /// The evaluation refuses the command, with why (Italian).
+    #[error("{reason}")]
+    EvaluationRefused {
+        /// Why.
+        reason: String,
+    },
+    /// The graduatoria is approved: scores, criteria and commissione no longer change.
+    #[error(
+        "la graduatoria è approvata (determina n. {number} del {date}): punteggi, criteri e commissione non si modificano più"
+    )]
+    ScoresFrozen {
+        /// The determina's number.
+        number: String,
+        /// Its date.
+        date: String,
+    },
+    /// The person is not a member of the commissione.
+    #[error("'{person}' non fa parte della commissione di questa procedura")]
+    NotCommissioner {
+        /// The person.
+        person: String,
+    },
+    /// Proposals still to be scored in full.
+    #[error("la valutazione non è completa per: {names}")]
+    EvaluationIncomplete {
+        /// Their names.
+        names: String,
     },
     /// An organisation withdrew too many applications from one notice.
     #[error(

@@ -11,7 +11,8 @@ use serde_json::{Map, Value, json};
 
 use super::Error;
 use super::effect::*;
-use super::plan::{self, timer_diff};
+use super::plan;
+pub(crate) use super::plan::timer_diff;
 use super::scope::{self, active};
 use super::terms::{self, compute_all, show};
 use super::value;
@@ -212,6 +213,22 @@ pub fn fire(
                 && (p.timer_fires(instance.state, t.event.as_str()) || p.awaits(&cmd.event)))
     };
     let (t, mut data) = choose(p, &candidates, instance.data, None, cmd, now, may)?;
+    if let Some(d) = &p.evaluation {
+        // The avviso's criteria are fixed when it is published, with the act approving them.
+        if d.fixed_on.as_str() == cmd.event && data.evaluation.is_none() {
+            let act = d
+                .criteria_act
+                .as_ref()
+                .and_then(|v| data.variables.get(v.as_str()))
+                .and_then(Value::as_str)
+                .map(String::from);
+            data.evaluation = Some(super::evaluation::fix(d, act, now));
+        }
+        // The graduatoria is computed and frozen before the actions that communicate it.
+        if d.approve.as_str() == cmd.event {
+            super::evaluation::approve(p, &mut data, now)?;
+        }
+    }
 
     let mut effects = Vec::new();
     let ctx = Context {
@@ -646,7 +663,7 @@ pub const MAX_WITHDRAWN: usize = 5;
 
 /// Applications are taken (and withdrawn) in the states the procedure names, up to the
 /// deadline: the API says it with its trace, the engine enforces it whoever calls.
-fn submissions_open(
+pub(crate) fn submissions_open(
     p: &Procedure,
     instance: &Snapshot<'_>,
     now: DateTime<Utc>,
@@ -759,17 +776,17 @@ pub fn available_to_participant<'a>(
     out
 }
 
-struct Context<'a> {
-    p: &'a Procedure,
-    instance_id: &'a str,
-    now: DateTime<Utc>,
+pub(crate) struct Context<'a> {
+    pub(crate) p: &'a Procedure,
+    pub(crate) instance_id: &'a str,
+    pub(crate) now: DateTime<Utc>,
 }
 
 impl Context<'_> {
     /// What a message or a registered document reads: every declared variable (null when
     /// unset, so strict templates can test it), the procedure and the instance; in a
     /// participant's scope, its variables too and `partecipante`.
-    fn template_context(
+    pub(crate) fn template_context(
         &self,
         state: &str,
         data: &InstanceData,
@@ -804,6 +821,12 @@ impl Context<'_> {
         ctx.insert(
             crate::definition::validate::PARTICIPANT_CONTEXT.into(),
             Value::Null,
+        );
+        ctx.insert(
+            crate::definition::validate::EVALUATION_CONTEXT.into(),
+            data.evaluation.as_ref().map_or(Value::Null, |ev| {
+                super::evaluation::template_value(ev, data, participant, &self.p.numbers)
+            }),
         );
         if let (Some(id), Some(def)) = (participant, &self.p.participant)
             && let Some(part) = data.participants.get(id)

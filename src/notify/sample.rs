@@ -153,6 +153,42 @@ pub fn context_for(kind: &str, name: &str, email: &str) -> Option<Value> {
             "motivazione_valutazione": "proposta coerente con i bisogni rilevati; rete territoriale solida.",
             "link": "https://procedo.example.it/avvisi/17",
         }),
+        "esito_valutazione" => json!({
+            "procedura": {"id": "avviso_coprogettazione", "titolo": AVVISO},
+            "istanza": {"id": 17, "stato": "graduatoria pubblicata"},
+            "partecipante": partecipante(),
+            "oggetto": "Servizi per l'autonomia delle persone con disabilità",
+            "termine_ricorso_graduatoria": "2027-04-12",
+            "link": "https://procedo.example.it/avvisi/17",
+            "valutazione": valutazione(),
+        }),
+        "rettifica_criteri" => json!({
+            "procedura": {"id": "avviso_coprogettazione", "titolo": AVVISO},
+            "istanza": {"id": 17, "stato": "pubblicato"},
+            "oggetto": "Servizi per l'autonomia delle persone con disabilità",
+            "scadenza_domande": "2027-01-29T12:00:00+01:00",
+            "link_avviso": "https://procedo.example.it/avvisi/17",
+            "rettifica": {"atto": "determina n. 51 del 14/01/2027", "motivo": "errore materiale nei massimi dei sottocriteri"},
+            "valutazione": valutazione(),
+        }),
+        "verbale_commissione" => json!({
+            "procedura": {"id": "avviso_coprogettazione", "titolo": AVVISO},
+            "istanza": {"id": 17, "stato": "valutazione"},
+            "oggetto": "Servizi per l'autonomia delle persone con disabilità",
+            "seduta": {
+                "numero": 1,
+                "data": "04/02/2027",
+                "presenti": ["Maria Rossi (Presidente)", "Paolo Verdi (Componente)"],
+                "nota": "La seduta si chiude alle 13:00.",
+                "punteggi": [{"ente": "Cooperativa Sociale Il Germoglio", "criterio": "Esperienza nei servizi del territorio", "punti": "24", "da": "Maria Rossi", "motivazione": "dieci anni di servizi domiciliari nell'ambito"}],
+            },
+        }),
+        "graduatoria" => json!({
+            "procedura": {"id": "avviso_coprogettazione", "titolo": AVVISO},
+            "istanza": {"id": 17, "stato": "graduatoria pubblicata"},
+            "oggetto": "Servizi per l'autonomia delle persone con disabilità",
+            "valutazione": valutazione(),
+        }),
         "integrazioni_ricevute" => json!({
             "procedura": {"id": "avviso_coprogettazione", "titolo": AVVISO},
             "istanza": {"id": 17, "stato": "istruttoria"},
@@ -248,4 +284,34 @@ mod tests {
     fn unknown_kinds_have_no_sample() {
         assert!(context("telegramma").is_none());
     }
+}
+
+/// An evaluation as the engine gives it to messages, approved.
+fn valutazione() -> Value {
+    json!({
+        "criteri": [
+            {"id": "qualita", "titolo": "Qualità della proposta progettuale", "massimo": "40", "punti": "33.5", "motivazioni": [],
+             "sottocriteri": [
+                {"id": "obiettivi", "titolo": "Coerenza con gli obiettivi del Piano di Zona", "massimo": "20", "punti": "17", "motivazioni": ["obiettivi misurabili e coerenti"], "sottocriteri": []},
+                {"id": "metodologia", "titolo": "Metodologia e organizzazione delle attività", "massimo": "20", "punti": "16.5", "motivazioni": ["cronoprogramma chiaro"], "sottocriteri": []}
+             ]},
+            {"id": "esperienza", "titolo": "Esperienza nei servizi del territorio", "massimo": "30", "punti": "24", "motivazioni": ["dieci anni di servizi domiciliari nell'ambito"], "sottocriteri": []},
+            {"id": "risorse", "titolo": "Risorse aggiuntive e co-finanziamento", "massimo": "30", "punti": "18", "motivazioni": ["co-finanziamento del 10%"], "sottocriteri": []}
+        ],
+        "totale_massimo": "100",
+        "soglia": "60",
+        "atto_criteri": "determina n. 12 del 20/11/2026",
+        "totale": "75.5",
+        "idonea": true,
+        "posizione": 1,
+        "determina": {"numero": "88", "data": "10/02/2027"},
+        "graduatoria": [
+            {"posizione": 1, "ente": "Cooperativa Sociale Il Germoglio", "totale": "75.5", "idonea": true},
+            {"posizione": null, "ente": "Associazione Borgo Aperto", "totale": "52", "idonea": false}
+        ],
+        "commissione": [
+            {"nome": "Maria Rossi", "ruolo": "Presidente", "stato": "in carica"},
+            {"nome": "Paolo Verdi", "ruolo": "Componente", "stato": "in carica"}
+        ],
+    })
 }

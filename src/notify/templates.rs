@@ -19,7 +19,7 @@ use super::references::{References, references};
 use super::{Error, TemplateDiagnostic, dates};
 
 /// The message kinds shipped in `workflows/templates/` (and built into the binary).
-pub const SHIPPED_KINDS: [&str; 17] = [
+pub const SHIPPED_KINDS: [&str; 21] = [
     "convocazione",
     "convocazione_annullata",
     "promemoria_scadenza",
@@ -37,9 +37,13 @@ pub const SHIPPED_KINDS: [&str; 17] = [
     "proroga_termini",
     "riapertura_termini",
     "rigetto_istanza",
+    "esito_valutazione",
+    "rettifica_criteri",
+    "verbale_commissione",
+    "graduatoria",
 ];
 
-const SHIPPED_SOURCES: [(&str, &str); 17] = [
+const SHIPPED_SOURCES: [(&str, &str); 21] = [
     (
         "convocazione",
         include_str!("../../workflows/templates/convocazione.yaml"),
@@ -107,6 +111,22 @@ const SHIPPED_SOURCES: [(&str, &str); 17] = [
     (
         "rigetto_istanza",
         include_str!("../../workflows/templates/rigetto_istanza.yaml"),
+    ),
+    (
+        "esito_valutazione",
+        include_str!("../../workflows/templates/esito_valutazione.yaml"),
+    ),
+    (
+        "rettifica_criteri",
+        include_str!("../../workflows/templates/rettifica_criteri.yaml"),
+    ),
+    (
+        "verbale_commissione",
+        include_str!("../../workflows/templates/verbale_commissione.yaml"),
+    ),
+    (
+        "graduatoria",
+        include_str!("../../workflows/templates/graduatoria.yaml"),
     ),
 ];
 
@@ -606,6 +626,10 @@ mod tests {
         }
     }
 
+    /// Shipped kinds that are documents registered in the protocollo, not letters: they
+    /// address no one.
+    const DOCUMENT_KINDS: [&str; 2] = ["verbale_commissione", "graduatoria"];
+
     #[test]
     fn every_shipped_kind_loads_and_renders_its_sample() {
         let templates = builtin();
@@ -620,7 +644,9 @@ mod tests {
                 .unwrap_or_else(|error| panic!("{kind}: {error}"));
             assert!(!rendered.subject.is_empty(), "{kind}");
             assert!(!rendered.subject.contains('\n'), "{kind}");
-            assert!(rendered.text.contains("Gentile"), "{kind}");
+            if !DOCUMENT_KINDS.contains(&kind) {
+                assert!(rendered.text.contains("Gentile"), "{kind}");
+            }
             assert!(rendered.html.contains("<html lang=\"it\">"), "{kind}");
             assert!(!templates.description(kind).unwrap_or("").is_empty());
         }

@@ -179,6 +179,7 @@ impl Instance {
         let facts = self.loaded.facts();
         Ok(rows
             .into_iter()
+            .filter(|h| crate::api::policy::reads_step(&self.caller, facts, &h.event))
             .filter(|h| {
                 h.participant.as_ref().is_none_or(|m| {
                     self.loaded
@@ -359,7 +360,10 @@ impl Instance {
     #[graphql(complexity = "crate::api::limits::DB_READ_COST + child_complexity")]
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<HistoryEntry>, ApiError> {
         let detail = self.detail();
-        Ok(HistoryEntry::numbered(self.visible_history(ctx).await?, detail))
+        Ok(HistoryEntry::numbered(
+            self.visible_history(ctx).await?,
+            detail,
+        ))
     }
 
     /// The transitions the caller's role may fire from the current state (guards are checked
@@ -378,6 +382,16 @@ impl Instance {
             })
             .map(Into::into)
             .collect()
+    }
+
+    /// The commissione's evaluation, once the avviso's criteria are fixed: the criteria, the
+    /// commissione and, for who may read them, the scores.
+    async fn evaluation(&self) -> Option<crate::api::evaluation::Evaluation> {
+        self.loaded.row.data.evaluation.as_ref()?;
+        Some(crate::api::evaluation::Evaluation {
+            loaded: self.loaded.clone(),
+            caller: self.caller.clone(),
+        })
     }
 
     /// Whether submissions are open now, until when, and why then.
@@ -412,6 +426,11 @@ impl Instance {
     async fn submissions(&self, ctx: &Context<'_>) -> Result<Vec<Submission>, ApiError> {
         let shared = shared(ctx)?;
         let caller = caller(ctx).await?;
+        if caller.role == crate::identity::Role::Commissione
+            && !crate::api::policy::reads_proposals(&caller, self.loaded.facts())
+        {
+            return Ok(Vec::new());
+        }
         let filter = SubmissionFilter {
             instance_id: Some(self.loaded.row.id.clone()),
             organisation_id: (!caller.role.is_staff()).then(|| caller.organisation_id.clone()),

@@ -150,9 +150,11 @@ impl Participant {
             .store()
             .history(&self.loaded.row.id)
             .await?;
+        let facts = self.loaded.facts();
         let own = rows
             .into_iter()
-            .filter(|h| h.participant.as_ref().is_some_and(|m| m.id == self.id));
+            .filter(|h| h.participant.as_ref().is_some_and(|m| m.id == self.id))
+            .filter(|h| crate::api::policy::reads_step(&self.caller, facts, &h.event));
         Ok(HistoryEntry::numbered(own, detail))
     }
 }
