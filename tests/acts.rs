@@ -152,7 +152,7 @@ async fn a_proroga_moves_the_deadline_with_its_act_and_a_riapertura_is_needed_af
         service
             .fire(
                 &id,
-                &cmd("pubblica", json!({"data_pubblicazione": "2026-11-27"})),
+                &cmd("pubblica", json!({"data_pubblicazione": "2026-11-27", "atto_criteri": "determina n. 12 del 26/11/2026"})),
                 None,
             )
             .await

@@ -183,6 +183,8 @@ fn instances_are_driven_from_the_command_line() {
         "rup",
         "--input",
         "data_pubblicazione=2099-01-04",
+        "--input",
+        "atto_criteri=determina n. 1 del 03/01/2099",
         "--database",
         &url,
     ]);

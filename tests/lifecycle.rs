@@ -62,7 +62,7 @@ async fn an_avviso_runs_to_its_end_and_survives_a_reopen() {
         service
             .fire(
                 &id,
-                &cmd("pubblica", json!({"data_pubblicazione": "2026-11-27"})),
+                &cmd("pubblica", json!({"data_pubblicazione": "2026-11-27", "atto_criteri": "determina n. 12 del 26/11/2026"})),
                 None,
             )
             .await
@@ -177,12 +177,50 @@ async fn an_avviso_runs_to_its_end_and_survives_a_reopen() {
             .fire(&id, &cmd("ammetti", json!({})), None)
             .await
             .expect("ammetti");
+        // The commissione: named, declared, one collegial-mean score per leaf criterion.
+        use procedo::engine::evaluation::{self, MemberRole, NewMember, ScoreInput};
+        let presidente = procedo::engine::Actor {
+            id: "maria.rossi".into(),
+            role: "commissione".into(),
+        };
+        let members = vec![NewMember {
+            person_id: "maria.rossi".into(),
+            name: "Maria Rossi".into(),
+            role: MemberRole::Presidente,
+        }];
         service
-            .fire(
-                &id,
-                &on(&domanda, "valuta", json!({"punteggio": 86.5})),
-                None,
-            )
+            .evaluation_step(&id, &presidente, &json!({}), None, |p, row, now| {
+                evaluation::appoint(p, &row.snapshot(), &members, "determina n. 3", now)
+            })
+            .await
+            .expect("nomina");
+        service
+            .evaluation_step(&id, &presidente, &json!({}), None, |p, row, now| {
+                evaluation::declare(p, &row.snapshot(), "maria.rossi", false, false, None, now)
+            })
+            .await
+            .expect("dichiarazione");
+        let scores: Vec<ScoreInput> = [
+            ("obiettivi", 18),
+            ("metodologia", 17),
+            ("esperienza", 26),
+            ("risorse", 25),
+        ]
+        .into_iter()
+        .map(|(criterion, points)| ScoreInput {
+            criterion: criterion.into(),
+            points: points.into(),
+            motivazione: "motivata".into(),
+        })
+        .collect();
+        service
+            .evaluation_step(&id, &presidente, &json!({}), None, |p, row, now| {
+                evaluation::score(p, &row.snapshot(), &domanda, "maria.rossi", &scores, now)
+            })
+            .await
+            .expect("punteggio");
+        service
+            .fire(&id, &on(&domanda, "valuta", json!({})), None)
             .await
             .expect("valuta");
         service
@@ -190,7 +228,7 @@ async fn an_avviso_runs_to_its_end_and_survives_a_reopen() {
                 &id,
                 &cmd(
                     "approva_graduatoria",
-                    json!({"data_graduatoria": "2027-01-15"}),
+                    json!({"data_graduatoria": "2027-01-15", "numero_determina_graduatoria": "88"}),
                 ),
                 None,
             )
@@ -235,14 +273,23 @@ async fn an_avviso_runs_to_its_end_and_survives_a_reopen() {
                 ("integra", Some("ricevuta")),
                 ("decidi_ammissione", Some("ammessa")),
                 ("ammetti", None),
+                ("nomina_commissione", None),
+                ("dichiarazione_commissario", None),
+                ("punteggio", Some("ammessa")),
                 ("valuta", Some("valutata")),
                 ("approva_graduatoria", None),
                 ("chiudi", None),
             ]
         );
         let seqs: Vec<i64> = history.iter().map(|h| h.seq).collect();
-        assert_eq!(seqs, (1..=11).collect::<Vec<i64>>(), "{backend}: no gaps");
-        assert_eq!(row.version, 11);
+        assert_eq!(seqs, (1..=14).collect::<Vec<i64>>(), "{backend}: no gaps");
+        assert_eq!(row.version, 14);
+        // The total is computed, never typed in: 18 + 17 + 26 + 25.
+        assert_eq!(
+            row.data.participants[&domanda].variables["punteggio"],
+            json!(86),
+            "{backend}"
+        );
         drop(scratch);
     }
 }
@@ -343,7 +390,10 @@ async fn the_same_command_twice_has_one_effect() {
             .expect("replay");
         assert_eq!(a.instance.id, b.instance.id, "{backend}");
         assert!(b.committed.replayed);
-        let publish = cmd("pubblica", json!({"data_pubblicazione": "2026-11-27"}));
+        let publish = cmd(
+            "pubblica",
+            json!({"data_pubblicazione": "2026-11-27", "atto_criteri": "determina n. 12 del 26/11/2026"}),
+        );
         service
             .fire(&a.instance.id, &publish, Some("pub-1"))
             .await

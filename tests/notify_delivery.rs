@@ -1045,7 +1045,7 @@ async fn an_ets_notification_goes_only_to_the_organisations_that_submitted() {
             .service
             .fire(
                 &id,
-                &command("pubblica", json!({"data_pubblicazione": "2026-12-01"})),
+                &command("pubblica", json!({"data_pubblicazione": "2026-12-01", "atto_criteri": "determina n. 12 del 26/11/2026"})),
                 None,
             )
             .await

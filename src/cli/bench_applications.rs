@@ -115,7 +115,7 @@ async fn run(args: &ApplicationsArgs, dir: &std::path::Path) -> anyhow::Result<(
             &avviso,
             &command(
                 "pubblica",
-                json!({"data_pubblicazione": "2026-11-27"}),
+                json!({"data_pubblicazione": "2026-11-27", "atto_criteri": "determina n. 12 del 26/11/2026"}),
                 None,
             ),
             None,

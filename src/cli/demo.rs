@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use crate::app;
 use crate::clock::{Clock, ManualClock};
 use crate::config::StoreArgs;
+use crate::engine::evaluation::{self, MemberRole, NewMember, ScoreInput};
 use crate::engine::{Actor, Command, Effect, TimerAction};
 use crate::notify::Transport;
 use crate::notify::delivery::{self, DeliveryOptions, DeliveryWorker, MailSettings};
@@ -252,6 +253,70 @@ impl Demo {
                 "  {}  [avviso · {}] {event} rifiutato: {refusal}",
                 local(self.clock.now()),
                 self.participant_name(application)
+            );
+        }
+        self.settle().await?;
+        self.report().await
+    }
+
+    /// The graduatoria as the determina approved it: computed from the scores, never typed.
+    async fn print_graduatoria(&self, avviso: &str) -> anyhow::Result<()> {
+        let Some(row) = self.service.store().instance(avviso).await? else {
+            return Ok(());
+        };
+        let Some(approval) = row
+            .data
+            .evaluation
+            .as_ref()
+            .and_then(|e| e.approval.as_ref())
+        else {
+            return Ok(());
+        };
+        println!(
+            "        § graduatoria approvata con determina n. {} del {}:",
+            approval.number,
+            approval.date.format("%d/%m/%Y")
+        );
+        for entry in &approval.ranking {
+            let points: Vec<String> = entry
+                .points
+                .iter()
+                .map(|(criterion, p)| format!("{criterion} {p}"))
+                .collect();
+            println!(
+                "            {} {} — {} punti ({})",
+                entry.rank.map_or("–".to_string(), |r| format!("{r}.")),
+                self.participant_name(&entry.participant),
+                entry.total,
+                points.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    /// A command of the commissione's evaluation, as the API's evaluation mutations do.
+    async fn evaluate(
+        &mut self,
+        avviso: &str,
+        who: &str,
+        compute: impl Fn(
+            &crate::definition::Procedure,
+            &crate::store::InstanceRow,
+            chrono::DateTime<chrono::Utc>,
+        ) -> Result<crate::engine::Step, crate::engine::Error>,
+    ) -> anyhow::Result<()> {
+        let actor = Actor {
+            id: who.into(),
+            role: if who == "rup" { "rup" } else { "commissione" }.into(),
+        };
+        if let Err(refusal) = self
+            .service
+            .evaluation_step(avviso, &actor, &json!({}), None, compute)
+            .await
+        {
+            println!(
+                "  {}  [avviso] rifiutato: {refusal}",
+                local(self.clock.now())
             );
         }
         self.settle().await?;
@@ -707,7 +772,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         &avviso,
         "pubblica",
         "rup",
-        json!({"data_pubblicazione": "2026-11-27", "link": "https://ambito.example.it/avvisi/12"}),
+        json!({"data_pubblicazione": "2026-11-27", "atto_criteri": "determina n. 12 del 26/11/2026", "link": "https://ambito.example.it/avvisi/12"}),
     )
     .await?;
     demo.print_terms(&avviso).await?;
@@ -829,22 +894,90 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     demo.advance_to(at("2027-01-21T17:30:00+01:00")?).await?;
     demo.fire(&assemblea, "apri_seduta", "ufficio_di_piano", json!({}))
         .await?;
-    demo.fire_on(
-        &avviso,
-        &ponte,
-        "valuta",
-        "commissione",
-        json!({"punteggio": 86.5, "motivazione_valutazione": "proposta coerente con i bisogni rilevati, rete territoriale solida"}),
-    )
+    // The commissione, named after the deadline: each member declares before reading the
+    // proposals; then scores per criterion with a motivazione; the totals are computed.
+    let members = vec![
+        NewMember {
+            person_id: "commissione-bianchi".into(),
+            name: "Anna Bianchi".into(),
+            role: MemberRole::Presidente,
+        },
+        NewMember {
+            person_id: "commissione-moretti".into(),
+            name: "Marco Moretti".into(),
+            role: MemberRole::Componente,
+        },
+    ];
+    demo.evaluate(&avviso, "rup", |p, row, now| {
+        evaluation::appoint(
+            p,
+            &row.snapshot(),
+            &members,
+            "determina n. 3 del 21/01/2027",
+            now,
+        )
+    })
     .await?;
-    demo.fire_on(
-        &avviso,
-        &orizzonti,
-        "valuta",
-        "commissione",
-        json!({"punteggio": 78.25, "motivazione_valutazione": "buona proposta, cronoprogramma da precisare"}),
-    )
+    for member in &members {
+        demo.evaluate(&avviso, &member.person_id, |p, row, now| {
+            evaluation::declare(
+                p,
+                &row.snapshot(),
+                &member.person_id,
+                false,
+                false,
+                None,
+                now,
+            )
+        })
+        .await?;
+    }
+    for (application, member, points) in [
+        (&ponte, "commissione-bianchi", [18.0, 17.0, 26.0, 25.0]),
+        (&ponte, "commissione-moretti", [17.0, 17.0, 26.0, 27.0]),
+        (&orizzonti, "commissione-bianchi", [16.0, 15.0, 24.0, 22.0]),
+        (&orizzonti, "commissione-moretti", [16.5, 15.0, 23.0, 24.0]),
+    ] {
+        let scores: Vec<ScoreInput> = [
+            ("obiettivi", "obiettivi coerenti con il Piano di Zona"),
+            (
+                "metodologia",
+                "organizzazione delle attività descritta con cronoprogramma",
+            ),
+            ("esperienza", "servizi analoghi gestiti nell'ambito"),
+            (
+                "risorse",
+                "co-finanziamento e volontari messi a disposizione",
+            ),
+        ]
+        .into_iter()
+        .zip(points)
+        .map(|((criterion, why), points)| ScoreInput {
+            criterion: criterion.into(),
+            points: rust_decimal::Decimal::try_from(points).unwrap_or_default(),
+            motivazione: why.into(),
+        })
+        .collect();
+        demo.evaluate(&avviso, member, |p, row, now| {
+            evaluation::score(p, &row.snapshot(), application, member, &scores, now)
+        })
+        .await?;
+    }
+    let seduta = chrono::NaiveDate::from_ymd_opt(2027, 1, 21).unwrap_or_default();
+    demo.evaluate(&avviso, "commissione-bianchi", |p, row, now| {
+        evaluation::session(
+            p,
+            &row.snapshot(),
+            seduta,
+            "La seduta si chiude alle 19:00.",
+            now,
+        )
+    })
     .await?;
+    for application in [&ponte, &orizzonti] {
+        demo.fire_on(&avviso, application, "valuta", "commissione", json!({}))
+            .await?;
+    }
     demo.fire(&assemblea, "chiudi_seduta", "ufficio_di_piano", json!({}))
         .await?;
     demo.move_clock_to(at("2027-01-25T10:00:00+01:00")?).await?;
@@ -855,9 +988,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         &avviso,
         "approva_graduatoria",
         "rup",
-        json!({"data_graduatoria": "2027-01-26"}),
+        json!({"data_graduatoria": "2027-01-26", "numero_determina_graduatoria": "15"}),
     )
     .await?;
+    demo.print_graduatoria(&avviso).await?;
     demo.print_terms(&avviso).await?;
 
     demo.advance_to(at("2027-04-01T09:00:00+02:00")?).await?;
@@ -1124,6 +1258,22 @@ async fn register_people(store: &Store, now: DateTime<Utc>) -> anyhow::Result<()
             "bandi@valleverde.example.org",
             "ets-valle-verde",
             "ets",
+            "immediato",
+        ),
+        (
+            "commissione-bianchi",
+            "Anna Bianchi",
+            "a.bianchi@borgofiorito.example.it",
+            "ambito-borgo-fiorito",
+            "commissione",
+            "immediato",
+        ),
+        (
+            "commissione-moretti",
+            "Marco Moretti",
+            "m.moretti@borgofiorito.example.it",
+            "ambito-borgo-fiorito",
+            "commissione",
             "immediato",
         ),
         (

@@ -268,24 +268,6 @@ pub fn meeting(attendees: Vec<(String, String)>, dtstamp: DateTime<Utc>) -> Meet
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_sample_meeting_starts_at_noon_in_rome() {
-        let meeting = meeting(mayors(), Utc::now());
-        assert_eq!(meeting.start.to_rfc3339(), "2026-12-28T12:00:00+01:00");
-        assert_eq!(meeting.attendees.len(), 3);
-        assert!(meeting.description.contains("\n3. Varie ed eventuali"));
-    }
-
-    #[test]
-    fn unknown_kinds_have_no_sample() {
-        assert!(context("telegramma").is_none());
-    }
-}
-
 /// An evaluation as the engine gives it to messages, approved.
 fn valutazione() -> Value {
     json!({
@@ -314,4 +296,22 @@ fn valutazione() -> Value {
             {"nome": "Paolo Verdi", "ruolo": "Componente", "stato": "in carica"}
         ],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_meeting_starts_at_noon_in_rome() {
+        let meeting = meeting(mayors(), Utc::now());
+        assert_eq!(meeting.start.to_rfc3339(), "2026-12-28T12:00:00+01:00");
+        assert_eq!(meeting.attendees.len(), 3);
+        assert!(meeting.description.contains("\n3. Varie ed eventuali"));
+    }
+
+    #[test]
+    fn unknown_kinds_have_no_sample() {
+        assert!(context("telegramma").is_none());
+    }
 }

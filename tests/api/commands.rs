@@ -8,7 +8,7 @@ use crate::helpers::{code, spawn_apps};
 async fn the_same_fire_with_the_same_idempotency_key_twice_has_one_effect() {
     for app in spawn_apps().await {
         let avviso = app.draft_avviso().await;
-        let fire = "mutation($id: ID!, $key: String) { fire(instanceId: $id, event: \"pubblica\", input: {data_pubblicazione: \"2026-11-27\"}, idempotencyKey: $key) { seq replayed instance { state { id } version } } }";
+        let fire = "mutation($id: ID!, $key: String) { fire(instanceId: $id, event: \"pubblica\", input: {data_pubblicazione: \"2026-11-27\", atto_criteri: \"determina n. 12 del 26/11/2026\"}, idempotencyKey: $key) { seq replayed instance { state { id } version } } }";
         let first = app
             .ok(
                 &app.tokens.rup,

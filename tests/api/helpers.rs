@@ -369,6 +369,45 @@ impl TestApp {
         let id = self.draft_avviso().await;
         self.ok(
             &self.tokens.rup,
+            "mutation($id: ID!) { fire(instanceId: $id, event: \"pubblica\", input: {data_pubblicazione: \"2026-11-27\", atto_criteri: \"determina n. 12 del 26/11/2026\"}) { instance { state { id } } } }",
+            json!({ "id": id }),
+        )
+        .await;
+        id
+    }
+
+    /// An avviso of version 3 (scores typed in by the commissione, no `evaluation:`),
+    /// stored as a running Ambito would still have it, started and published on 27/11/2026.
+    pub async fn published_avviso_v3(&self) -> String {
+        let source = include_str!("../fixtures/avviso_coprogettazione_v3.yaml");
+        let assets = json!({});
+        self.state
+            .service()
+            .store()
+            .save_definition(&procedo::store::NewDefinition {
+                id: "avviso_coprogettazione".into(),
+                version: 3,
+                title: "Avviso pubblico di co-progettazione (versione 3)".into(),
+                content_hash: procedo::definition::content_hash(source, &assets.to_string()),
+                source: source.into(),
+                assets,
+                loaded_at: procedo::clock::Clock::now(&self.clock),
+            })
+            .await
+            .expect("version 3 stored");
+        let data = self
+            .ok(
+                &self.tokens.rup,
+                "mutation { startInstance(procedureId: \"avviso_coprogettazione\", version: 3, variables: {oggetto: \"Servizi per la disabilità\"}) { instance { id } } }",
+                json!({}),
+            )
+            .await;
+        let id = data["startInstance"]["instance"]["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        self.ok(
+            &self.tokens.rup,
             "mutation($id: ID!) { fire(instanceId: $id, event: \"pubblica\", input: {data_pubblicazione: \"2026-11-27\"}) { instance { state { id } } } }",
             json!({ "id": id }),
         )

@@ -290,7 +290,9 @@ async fn an_ets_withdraws_before_the_deadline_and_may_submit_again_but_not_twice
 #[tokio::test]
 async fn an_ets_reads_its_outcome_and_the_public_ranking_but_not_others_scores() {
     for app in spawn_apps().await {
-        let avviso = app.published_avviso().await;
+        // Version 3 of the avviso, where the commissione typed each score: instances started
+        // on it keep running after version 4 computes them (see tests/participants.rs).
+        let avviso = app.published_avviso_v3().await;
         let doc = [Upload {
             name: "proposta.pdf",
             media_type: "application/pdf",
