@@ -398,3 +398,55 @@ fn aggregates_need_participants() {
         "{msgs:?}"
     );
 }
+
+#[test]
+fn the_shipped_avviso_evaluation_is_checked_sums_tie_and_names() {
+    let text = include_str!("../../workflows/avviso_coprogettazione.yaml").to_string();
+    let p = validate("avviso.yaml", &text, &Environment::default()).expect("valid");
+    let ev = p.evaluation.expect("evaluation");
+    assert_eq!(ev.total, rust_decimal::Decimal::from(100));
+    assert_eq!(Criterion::leaves(&ev.criteria).len(), 4);
+
+    // A sub-criterion that breaks its parent's sum, a tie on an unknown criterion, a
+    // threshold over the total, a result variable of the wrong type: each at its line.
+    let bad = text
+        .replace(
+            "{ id: metodologia, title: \"Metodologia e organizzazione delle attività\", max: 20 }",
+            "{ id: metodologia, title: \"Metodologia e organizzazione delle attività\", max: 25 }",
+        )
+        .replace(
+            "tie: [qualita, esperienza, presentazione]",
+            "tie: [qualita, sorteggio]",
+        )
+        .replace("threshold: 60", "threshold: 120")
+        .replace("complete: valutazione_completa", "complete: punteggio");
+    let d = match validate("avviso.yaml", &bad, &Environment::default()) {
+        Ok(_) => panic!("the mutated avviso validates"),
+        Err(d) => d,
+    };
+    let text_of = |needle: &str| {
+        d.iter()
+            .find(|x| x.message.contains(needle))
+            .unwrap_or_else(|| panic!("no '{needle}' in {d:#?}"))
+    };
+    assert!(text_of("sottocriteri di 'qualita' sommano 45").line > 0);
+    assert!(text_of("'sorteggio' non è un criterio").line > 0);
+    assert!(text_of("la soglia 120 supera il totale 100").line > 0);
+    assert!(text_of("evaluation.results.complete: 'punteggio' è di tipo").line > 0);
+
+    // The approving event must ask for the determina.
+    let no_number = text.replace(
+        "inputs: { numero_determina_graduatoria: required, data_graduatoria: required }",
+        "inputs: { data_graduatoria: required }",
+    );
+    let d = match validate("avviso.yaml", &no_number, &Environment::default()) {
+        Ok(_) => panic!("validates without the determina"),
+        Err(d) => d,
+    };
+    assert!(
+        d.iter().any(|x| x
+            .message
+            .contains("deve chiedere 'numero_determina_graduatoria'")),
+        "{d:#?}"
+    );
+}

@@ -1241,6 +1241,11 @@ mod tests {
     use proptest::prelude::*;
     use std::str::FromStr;
 
+    /// A fixed instant: the core reads no clock, not even in its tests.
+    fn fixed_now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_798_000_000, 0).expect("instant")
+    }
+
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).expect("decimal")
     }
@@ -1259,9 +1264,9 @@ mod tests {
             person_id: id.into(),
             name: id.into(),
             role,
-            appointed_at: Utc::now(),
+            appointed_at: fixed_now(),
             declaration: Some(Declaration {
-                at: Utc::now(),
+                at: fixed_now(),
                 conflict: !clean,
                 conviction: false,
                 note: None,
@@ -1284,11 +1289,11 @@ mod tests {
             tie: vec!["qualita".into(), TIE_SUBMITTED.into()],
             scoring,
             act: Some("Determina n. 1".into()),
-            fixed_at: Utc::now(),
+            fixed_at: fixed_now(),
             rectifications: Vec::new(),
             commission: Some(Commission {
                 act: "Determina n. 2".into(),
-                appointed_at: Utc::now(),
+                appointed_at: fixed_now(),
                 members: vec![
                     member("presidente", MemberRole::Presidente, true),
                     member("componente", MemberRole::Componente, true),
@@ -1314,7 +1319,7 @@ mod tests {
                     points: d(points),
                     motivazione: "motivata".into(),
                     by: scorer.into(),
-                    at: Utc::now(),
+                    at: fixed_now(),
                 },
             );
     }
