@@ -266,6 +266,50 @@ fn the_demo_prints_a_plain_italian_timeline_and_logs_nothing_unasked() {
         "{stdout}"
     );
     assert!(stdout.contains("registro integro"), "{stdout}");
+    // The commissione's graduatoria, computed from the two members' scores.
+    assert!(
+        stdout.contains("§ graduatoria approvata con determina n. 15 del 26/01/2027"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1. Cooperativa Sociale Il Ponte — 86.5 punti"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("📧 esito_valutazione a Luca Ferri: 1 email scritta"),
+        "{stdout}"
+    );
+    // And from the command line, on the demo's database.
+    let avviso = stdout
+        .lines()
+        .find(|l| l.contains("[avviso] concluso"))
+        .and_then(|l| l.split("procedo instance show ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .expect("the avviso's id in the summary")
+        .to_string();
+    let shown = Command::new(env!("CARGO_BIN_EXE_procedo"))
+        .args(["instance", "evaluation", &avviso, "--database"])
+        .arg(format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("procedo-demo.db").display()
+        ))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("procedo instance evaluation runs");
+    let shown_text = text(&shown.stdout);
+    assert!(
+        shown.status.success(),
+        "{shown_text}\n{}",
+        text(&shown.stderr)
+    );
+    for line in [
+        "graduatoria approvata con determina n. 15 del 26/01/2027",
+        "Anna Bianchi",
+        "obiettivi: 16.5 da commissione-moretti",
+        "Seduta n. 1 del 21/01/2027",
+    ] {
+        assert!(shown_text.contains(line), "missing «{line}»:\n{shown_text}");
+    }
 }
 
 #[test]

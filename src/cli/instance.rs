@@ -65,6 +65,16 @@ pub enum InstanceCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Show the commissione's evaluation of an instance: criteria in force with their act and
+    /// rettifiche, the commissione with each member's declaration, the computed points of
+    /// each proposal, the sessions, and the graduatoria once approved.
+    Evaluation {
+        /// Instance id.
+        instance: String,
+        /// Store options.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// List instances.
     List {
         /// Only this procedure.
@@ -271,6 +281,18 @@ pub async fn run(cmd: InstanceCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        InstanceCommand::Evaluation { instance, store } => {
+            let (service, _) = app::open(&store, None).await?;
+            let row = service
+                .store()
+                .instance(&instance)
+                .await?
+                .with_context(|| format!("istanza sconosciuta '{instance}'"))?;
+            let p = service
+                .procedure(&row.definition_id, Some(row.definition_version))
+                .await?;
+            print_evaluation(&row, &p)?;
+        }
         InstanceCommand::List {
             procedure,
             state,
@@ -307,4 +329,133 @@ fn display_value(v: &Value) -> String {
         Value::Null => "—".into(),
         other => other.to_string(),
     }
+}
+
+/// The evaluation of an instance, for people.
+fn print_evaluation(
+    row: &crate::store::InstanceRow,
+    p: &crate::definition::Procedure,
+) -> anyhow::Result<()> {
+    use crate::engine::evaluation::{self, COLLEGIAL};
+    let ev = row.data.evaluation.as_ref().with_context(|| {
+        if p.evaluation.is_some() {
+            "i criteri non sono ancora fissati: lo sono alla pubblicazione".to_string()
+        } else {
+            "questa procedura non prevede una valutazione della commissione".to_string()
+        }
+    })?;
+    println!(
+        "Criteri   totale {} · soglia {} · parità: {}{}",
+        ev.total,
+        ev.threshold,
+        ev.tie.join(", "),
+        ev.act
+            .as_deref()
+            .map(|a| format!(" · approvati con {a}"))
+            .unwrap_or_default()
+    );
+    fn criteria(list: &[crate::definition::Criterion], depth: usize) {
+        for c in list {
+            println!(
+                "{}{} ({}) fino a {}",
+                "  ".repeat(depth + 1),
+                c.title,
+                c.id,
+                c.max
+            );
+            criteria(&c.sub, depth + 1);
+        }
+    }
+    criteria(&ev.criteria, 0);
+    for r in &ev.rectifications {
+        println!(
+            "  rettifica {} — {} ({})",
+            r.act,
+            r.reason,
+            r.at.with_timezone(&ROME).format("%d/%m/%Y %H:%M")
+        );
+    }
+    match &ev.commission {
+        None => println!("Commissione  non ancora nominata"),
+        Some(c) => {
+            println!("Commissione  nominata con {}", c.act);
+            for m in &c.members {
+                println!(
+                    "  {:<24} {:<26} {}{}",
+                    m.name,
+                    m.role.title(),
+                    m.status().title(),
+                    m.replaced_by
+                        .as_deref()
+                        .map(|r| format!(", sostituito da {r}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+    let ids: Vec<String> = row
+        .data
+        .participants
+        .iter()
+        .filter(|(id, part)| !part.withdrawn && ev.scores.contains_key(*id))
+        .map(|(id, _)| id.clone())
+        .collect();
+    let ranking = match &ev.approval {
+        Some(a) => a.ranking.clone(),
+        None => evaluation::ranking(ev, &row.data.participants, &ids, &p.numbers),
+    };
+    println!(
+        "Proposte{}",
+        ev.approval
+            .as_ref()
+            .map(|a| format!(
+                "  graduatoria approvata con determina n. {} del {}",
+                a.number,
+                a.date.format("%d/%m/%Y")
+            ))
+            .unwrap_or_else(|| "  (graduatoria non ancora approvata: calcolo provvisorio)".into())
+    );
+    for entry in &ranking {
+        let name = row
+            .data
+            .participants
+            .get(&entry.participant)
+            .map_or(entry.participant.as_str(), |p| p.name.as_str());
+        println!(
+            "  {:>3} {:<40} {:>7}{}{}",
+            entry.rank.map_or("–".to_string(), |r| format!("{r}.")),
+            name,
+            entry.total.to_string(),
+            if entry.complete { "" } else { " incompleta" },
+            if entry.eligible || !entry.complete {
+                ""
+            } else {
+                " sotto soglia"
+            }
+        );
+        for (leaf, scorers) in ev.scores.get(&entry.participant).into_iter().flatten() {
+            for (scorer, s) in scorers {
+                println!(
+                    "        {leaf}: {} da {} — {}",
+                    s.points,
+                    if scorer == COLLEGIAL {
+                        "commissione"
+                    } else {
+                        scorer
+                    },
+                    s.motivazione
+                );
+            }
+        }
+    }
+    for s in &ev.sessions {
+        println!(
+            "Seduta n. {} del {}: presenti {}; {} punteggi",
+            s.number,
+            s.date.format("%d/%m/%Y"),
+            s.present.join(", "),
+            s.decided.len()
+        );
+    }
+    Ok(())
 }
