@@ -44,6 +44,7 @@ fn main() -> ExitCode {
         Command::Person(cmd) => async_main(procedo::cli::identity::run_person(cmd)),
         Command::Token(cmd) => async_main(procedo::cli::identity::run_token(cmd)),
         Command::Protocollo(cmd) => async_main(procedo::cli::protocollo::run(cmd)),
+        Command::Commissione(cmd) => async_main(procedo::cli::commissione::run(cmd)),
     }
 }
 

@@ -412,3 +412,173 @@ fn the_protocol_register_is_kept_and_checked_from_the_command_line() {
         text(&tampered.stdout)
     );
 }
+
+#[test]
+fn the_commissione_is_driven_from_the_command_line_with_clear_refusals() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display());
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--database", &url]);
+        procedo(&all)
+    };
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    ok(&[
+        "org", "add", "--id", "ambito", "--name", "Ambito 7", "--kind", "ambito",
+    ]);
+    ok(&[
+        "person",
+        "add",
+        "--id",
+        "anna",
+        "--name",
+        "Anna Bianchi",
+        "--email",
+        "anna@ambito.example.it",
+        "--org",
+        "ambito",
+        "--role",
+        "commissione",
+    ]);
+    ok(&[
+        "person",
+        "add",
+        "--id",
+        "paolo",
+        "--name",
+        "Paolo Neri",
+        "--email",
+        "paolo@ambito.example.it",
+        "--org",
+        "ambito",
+        "--role",
+        "rup",
+    ]);
+    let id = ok(&[
+        "instance",
+        "start",
+        "avviso_coprogettazione",
+        "--var",
+        "oggetto=Servizi",
+        "--as",
+        "rup",
+    ])
+    .trim()
+    .to_string();
+    ok(&[
+        "instance",
+        "fire",
+        &id,
+        "pubblica",
+        "--as",
+        "rup",
+        "--input",
+        "data_pubblicazione=2099-01-04",
+        "--input",
+        "atto_criteri=determina n. 1 del 03/01/2099",
+    ]);
+
+    // Before the deadline: no commissione; a person without the role is named and refused.
+    let early = run(&[
+        "commissione",
+        "nomina",
+        &id,
+        "--membro",
+        "anna=presidente",
+        "--atto",
+        "determina n. 2",
+    ]);
+    assert!(!early.status.success());
+    assert!(
+        text(&early.stderr).contains("dopo la scadenza del termine per le domande"),
+        "{}",
+        text(&early.stderr)
+    );
+    let not_member = run(&[
+        "commissione",
+        "nomina",
+        &id,
+        "--membro",
+        "paolo=presidente",
+        "--atto",
+        "determina n. 2",
+    ]);
+    assert!(
+        text(&not_member.stderr).contains("Paolo Neri non ha il ruolo commissione"),
+        "{}",
+        text(&not_member.stderr)
+    );
+    let malformed = run(&[
+        "commissione",
+        "punteggi",
+        &id,
+        "--domanda",
+        "x",
+        "--come",
+        "anna",
+        "--punteggio",
+        "obiettivi=17",
+    ]);
+    assert!(
+        text(&malformed.stderr).contains("manca la motivazione"),
+        "{}",
+        text(&malformed.stderr)
+    );
+
+    // A rettifica whose sums are wrong names the problem; a right one is recorded.
+    let wrong = dir.path().join("sbagliati.yaml");
+    std::fs::write(
+        &wrong,
+        "- { id: qualita, title: Qualità, max: 50 }\n- { id: esperienza, title: Esperienza, max: 30, sub: [ { id: anni, title: Anni, max: 10 } ] }\n",
+    )
+    .expect("file");
+    let refused = run(&[
+        "commissione",
+        "rettifica",
+        &id,
+        "--criteri",
+        wrong.to_str().expect("path"),
+        "--soglia",
+        "60",
+        "--atto",
+        "determina n. 5",
+        "--motivo",
+        "errore materiale",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("i sottocriteri di 'esperienza' sommano 10"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let right = dir.path().join("criteri.yaml");
+    std::fs::write(
+        &right,
+        "- { id: qualita, title: Qualità, max: 50 }\n- { id: esperienza, title: Esperienza, max: 30 }\n- { id: risorse, title: Risorse, max: 20 }\n",
+    )
+    .expect("file");
+    ok(&[
+        "commissione",
+        "rettifica",
+        &id,
+        "--criteri",
+        right.to_str().expect("path"),
+        "--soglia",
+        "55",
+        "--atto",
+        "determina n. 5",
+        "--motivo",
+        "errore materiale",
+    ]);
+    let shown = ok(&["instance", "evaluation", &id]);
+    assert!(shown.contains("soglia 55"), "{shown}");
+    assert!(
+        shown.contains("rettifica determina n. 5 — errore materiale"),
+        "{shown}"
+    );
+    assert!(shown.contains("non ancora nominata"), "{shown}");
+}

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_applications;
+pub mod commissione;
 pub mod db;
 pub mod demo;
 pub mod graph;
@@ -68,6 +69,10 @@ pub enum Command {
     /// API tokens.
     #[command(subcommand)]
     Token(identity::TokenCommand),
+    /// The commissione of an avviso: nomina, dichiarazione, sostituzione, punteggi, seduta,
+    /// rettifica dei criteri (`procedo instance evaluation ID` shows the result).
+    #[command(subcommand)]
+    Commissione(commissione::CommissioneCommand),
     /// The protocol register: list, show, segnatura, daily register, annulments, verify.
     #[command(subcommand)]
     Protocollo(protocollo::ProtocolloCommand),
