@@ -3,6 +3,7 @@
 
 pub mod effect;
 pub mod evaluation;
+pub mod meeting;
 pub mod plan;
 pub mod scope;
 pub mod step;

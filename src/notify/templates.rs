@@ -19,7 +19,7 @@ use super::references::{References, references};
 use super::{Error, TemplateDiagnostic, dates};
 
 /// The message kinds shipped in `workflows/templates/` (and built into the binary).
-pub const SHIPPED_KINDS: [&str; 21] = [
+pub const SHIPPED_KINDS: [&str; 22] = [
     "convocazione",
     "convocazione_annullata",
     "promemoria_scadenza",
@@ -41,9 +41,10 @@ pub const SHIPPED_KINDS: [&str; 21] = [
     "rettifica_criteri",
     "verbale_commissione",
     "graduatoria",
+    "verbale_seduta",
 ];
 
-const SHIPPED_SOURCES: [(&str, &str); 21] = [
+const SHIPPED_SOURCES: [(&str, &str); 22] = [
     (
         "convocazione",
         include_str!("../../workflows/templates/convocazione.yaml"),
@@ -127,6 +128,10 @@ const SHIPPED_SOURCES: [(&str, &str); 21] = [
     (
         "graduatoria",
         include_str!("../../workflows/templates/graduatoria.yaml"),
+    ),
+    (
+        "verbale_seduta",
+        include_str!("../../workflows/templates/verbale_seduta.yaml"),
     ),
 ];
 
@@ -628,7 +633,7 @@ mod tests {
 
     /// Shipped kinds that are documents registered in the protocollo, not letters: they
     /// address no one.
-    const DOCUMENT_KINDS: [&str; 2] = ["verbale_commissione", "graduatoria"];
+    const DOCUMENT_KINDS: [&str; 3] = ["verbale_commissione", "graduatoria", "verbale_seduta"];
 
     #[test]
     fn every_shipped_kind_loads_and_renders_its_sample() {
