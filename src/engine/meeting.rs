@@ -346,7 +346,7 @@ pub fn tally(
 ) -> Tally {
     let q = quorum(body, register, at, second_call);
     let present = seats_present(body, register, at);
-    let mut count = |which: Ballot| {
+    let count = |which: Ballot| {
         let seats: Vec<&&Seat> = present
             .iter()
             .filter(|s| ballots.get(&s.id) == Some(&which))
