@@ -381,10 +381,11 @@ impl Service {
         }
     }
 
-    /// A command of the commissione's evaluation (criteria, commissione, declarations,
-    /// scores, sessions): computed by `compute` on the fresh instance, recomputed when another
-    /// step committed first, committed with its history row and effects.
-    pub async fn evaluation_step(
+    /// A command recorded on an instance without an event of its definition — the
+    /// commissione's (criteria, nomina, declarations, scores, sessions) and a meeting's
+    /// (answers, register, votes): computed by `compute` on the fresh instance, recomputed when
+    /// another step committed first, committed with its history row and effects.
+    pub async fn record_step(
         &self,
         instance_id: &str,
         actor: &Actor,

@@ -189,13 +189,13 @@ async fn an_avviso_runs_to_its_end_and_survives_a_reopen() {
             role: MemberRole::Presidente,
         }];
         service
-            .evaluation_step(&id, &presidente, &json!({}), None, |p, row, now| {
+            .record_step(&id, &presidente, &json!({}), None, |p, row, now| {
                 evaluation::appoint(p, &row.snapshot(), &members, "determina n. 3", now)
             })
             .await
             .expect("nomina");
         service
-            .evaluation_step(&id, &presidente, &json!({}), None, |p, row, now| {
+            .record_step(&id, &presidente, &json!({}), None, |p, row, now| {
                 evaluation::declare(p, &row.snapshot(), "maria.rossi", false, false, None, now)
             })
             .await
@@ -214,7 +214,7 @@ async fn an_avviso_runs_to_its_end_and_survives_a_reopen() {
         })
         .collect();
         service
-            .evaluation_step(&id, &presidente, &json!({}), None, |p, row, now| {
+            .record_step(&id, &presidente, &json!({}), None, |p, row, now| {
                 evaluation::score(p, &row.snapshot(), &domanda, "maria.rossi", &scores, now)
             })
             .await

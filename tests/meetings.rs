@@ -36,6 +36,8 @@ fn tradate() -> Body {
             .collect(),
         attendees: vec!["Responsabile dell'Ufficio di Piano".into()],
         rules: Rules::default(),
+        presidente: None,
+        delegates: Vec::new(),
     }
 }
 
@@ -134,10 +136,12 @@ fn record() -> MeetingRecord {
 #[test]
 fn the_tradate_verbale_says_what_the_minutes_say_and_nothing_more() {
     let templates = Templates::builtin().expect("shipped templates");
-    let mut context = verbale_context(&tradate(), &record());
-    context["ambito"] = json!({ "nome": "Distretto di Tradate" });
-    context["protocollo"] = serde_json::Value::Null;
-    context["destinatario"] = json!({ "nome": "Destinatari in indirizzo", "email": "" });
+    let context = json!({
+        "verbale": verbale_context(&tradate(), &record()),
+        "ambito": { "nome": "Distretto di Tradate" },
+        "protocollo": null,
+        "destinatario": { "nome": "Destinatari in indirizzo", "email": "" },
+    });
     let rendered = templates
         .render("verbale_seduta", &context)
         .expect("the verbale renders");

@@ -178,6 +178,7 @@ impl From<engine::Error> for ApiError {
             | E::ExtensionNotLater { .. }
             | E::SubmissionsClosed { .. }
             | E::NoEvaluation
+            | E::MeetingRefused { .. }
             | E::EvaluationRefused { .. } => ApiError::bad_input(err.to_string()),
             E::NotCommissioner { .. } => ApiError::Forbidden(err.to_string()),
             E::ScoresFrozen { .. } | E::EvaluationIncomplete { .. } => {

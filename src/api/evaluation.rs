@@ -541,7 +541,7 @@ async fn staff_instance(
 }
 
 /// Commits an evaluation step, publishes it, and returns the result.
-async fn commit(
+pub(crate) async fn commit(
     ctx: &Context<'_>,
     caller: &std::sync::Arc<Caller>,
     before: &LoadedInstance,
@@ -556,7 +556,7 @@ async fn commit(
     let shared = shared(ctx)?;
     let outcome = shared
         .service
-        .evaluation_step(&before.row.id, &caller.actor(), &payload, None, compute)
+        .record_step(&before.row.id, &caller.actor(), &payload, None, compute)
         .await?;
     let state = participant
         .as_ref()

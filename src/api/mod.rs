@@ -19,6 +19,7 @@ mod evaluation;
 mod graphiql;
 mod http;
 pub mod limits;
+mod meeting;
 pub mod metrics;
 mod mutation;
 pub mod policy;

@@ -27,7 +27,11 @@ const MAX_TEXT_CHARS: usize = 8_000;
 
 /// The mutation root: the procedure's commands and the commissione's.
 #[derive(async_graphql::MergedObject, Default)]
-pub(crate) struct MutationRoot(CoreMutation, super::evaluation::EvaluationMutation);
+pub(crate) struct MutationRoot(
+    CoreMutation,
+    super::evaluation::EvaluationMutation,
+    super::meeting::MeetingMutation,
+);
 
 /// Start, fire, and what an ETS does on a notice.
 #[derive(Default)]

@@ -383,8 +383,8 @@ fn instance(caller: &Caller, facts: InstanceFacts<'_>) -> Decision {
     let visible = match caller.role {
         role if role.is_staff() => true,
         Role::Ets => is_party(caller, facts) || (p.submissions.is_some() && published),
-        Role::Sindaco => {
-            let declares = p.roles.keys().any(|r| r.as_str() == Role::Sindaco.as_str());
+        Role::Sindaco | Role::Tecnico => {
+            let declares = p.roles.keys().any(|r| r.as_str() == caller.role.as_str());
             let listed = listed_parties(p, facts.row);
             declares
                 && published

@@ -205,7 +205,7 @@ pub async fn run(cmd: CommissioneCommand) -> anyhow::Result<()> {
             }
             let payload = json!({ "atto": act, "componenti": members });
             service
-                .evaluation_step(&instance, &actor("rup"), &payload, None, |p, row, now| {
+                .record_step(&instance, &actor("rup"), &payload, None, |p, row, now| {
                     evaluation::appoint(p, &row.snapshot(), &named, &act, now)
                 })
                 .await?
@@ -221,7 +221,7 @@ pub async fn run(cmd: CommissioneCommand) -> anyhow::Result<()> {
             let (service, _) = app::open(&store, None).await?;
             let payload = json!({ "conflitto": conflict, "condanna": conviction, "nota": note });
             service
-                .evaluation_step(&instance, &actor(&person), &payload, None, |p, row, now| {
+                .record_step(&instance, &actor(&person), &payload, None, |p, row, now| {
                     evaluation::declare(
                         p,
                         &row.snapshot(),
@@ -246,7 +246,7 @@ pub async fn run(cmd: CommissioneCommand) -> anyhow::Result<()> {
             let payload =
                 json!({ "sostituito": out, "sostituto": incoming.person_id, "atto": act });
             service
-                .evaluation_step(&instance, &actor("rup"), &payload, None, |p, row, now| {
+                .record_step(&instance, &actor("rup"), &payload, None, |p, row, now| {
                     evaluation::replace(p, &row.snapshot(), &out, &incoming, &act, now)
                 })
                 .await?
@@ -265,7 +265,7 @@ pub async fn run(cmd: CommissioneCommand) -> anyhow::Result<()> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let payload = json!({ "punteggi": scores });
             service
-                .evaluation_step(&instance, &actor(&person), &payload, None, |p, row, now| {
+                .record_step(&instance, &actor(&person), &payload, None, |p, row, now| {
                     evaluation::score(p, &row.snapshot(), &application, &person, &inputs, now)
                 })
                 .await?
@@ -280,7 +280,7 @@ pub async fn run(cmd: CommissioneCommand) -> anyhow::Result<()> {
             let (service, _) = app::open(&store, None).await?;
             let payload = json!({ "data": date.to_string(), "nota": note });
             service
-                .evaluation_step(&instance, &actor(&person), &payload, None, |p, row, now| {
+                .record_step(&instance, &actor(&person), &payload, None, |p, row, now| {
                     evaluation::session(p, &row.snapshot(), date, &note, now)
                 })
                 .await?
@@ -300,7 +300,7 @@ pub async fn run(cmd: CommissioneCommand) -> anyhow::Result<()> {
             let (service, _) = app::open(&store, None).await?;
             let payload = json!({ "atto": act, "motivo": reason, "soglia": threshold.to_string() });
             service
-                .evaluation_step(&instance, &actor("rup"), &payload, None, |p, row, now| {
+                .record_step(&instance, &actor("rup"), &payload, None, |p, row, now| {
                     evaluation::rectify(
                         p,
                         &row.snapshot(),

@@ -311,7 +311,7 @@ impl Demo {
         };
         if let Err(refusal) = self
             .service
-            .evaluation_step(avviso, &actor, &json!({}), None, compute)
+            .record_step(avviso, &actor, &json!({}), None, compute)
             .await
         {
             println!(

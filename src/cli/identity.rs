@@ -293,11 +293,12 @@ pub async fn run_token(cmd: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// ETS roles belong to ETS, mayors to comuni, staff to the Ambito or a comune.
+/// ETS roles belong to ETS, mayors and technical referents to comuni, staff to the Ambito or
+/// a comune.
 fn check_role_fits(role: Role, kind: OrganisationKind) -> anyhow::Result<()> {
     let fits = match role {
         Role::Ets => kind == OrganisationKind::Ets,
-        Role::Sindaco => kind == OrganisationKind::Comune,
+        Role::Sindaco | Role::Tecnico => kind == OrganisationKind::Comune,
         _ => kind != OrganisationKind::Ets,
     };
     if !fits {

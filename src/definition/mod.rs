@@ -1,6 +1,7 @@
 //! Workflow definitions: YAML files → validated `Procedure`. PURE: reading files is the
 //! caller's job (see `load`), so every check here is a function of text.
 
+pub mod body;
 pub mod expr;
 pub mod graph;
 pub mod model;

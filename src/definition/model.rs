@@ -589,6 +589,8 @@ pub struct Procedure {
     pub results: Vec<VarName>,
     /// The commissione's evaluation of the proposals, if the procedure has one.
     pub evaluation: Option<EvaluationDef>,
+    /// The meeting of a body, if the procedure convenes one.
+    pub meeting: Option<MeetingDef>,
 }
 
 impl Procedure {
@@ -829,4 +831,38 @@ pub struct EvaluationDef {
     pub determina_date: VarName,
     /// Where the computed values go.
     pub results: EvaluationResults,
+}
+
+/// A procedure that convenes a body: which body, where its members and agenda are, when
+/// members answer the convocation and when the session is recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeetingDef {
+    /// The body, read from its file.
+    pub body: super::body::Body,
+    /// The file, as written.
+    pub body_file: String,
+    /// The datetime variable with the day and hour it is convened for.
+    pub when: VarName,
+    /// The text variable with the place.
+    pub place: Option<VarName>,
+    /// The `parties` variable filled at start with the seats' organisations: the recipients.
+    pub members: VarName,
+    /// The `list` variable with the ordine del giorno.
+    pub agenda: VarName,
+    /// States in which members answer the convocation.
+    pub rsvp_while: Vec<StateId>,
+    /// States in which attendance and votes are recorded.
+    pub session_while: Vec<StateId>,
+    /// The event that opens the session (its instant is recorded).
+    pub opened_on: EventName,
+    /// The event that closes it.
+    pub closed_on: EventName,
+    /// The event that moves the meeting to its second call (the body's second quorum).
+    pub second_call_on: Option<EventName>,
+    /// The bool variable holding whether the quorum is met now (null: rule unknown).
+    pub quorum: Option<VarName>,
+    /// The text variable naming the verbalizzante.
+    pub verbalizzante: Option<VarName>,
+    /// The repertorio deliberazioni are numbered in.
+    pub repertorio: String,
 }

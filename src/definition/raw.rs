@@ -47,6 +47,33 @@ pub(crate) struct RawProcedure {
     /// The commissione's evaluation.
     #[serde(default)]
     pub evaluation: Option<Spanned<RawEvaluation>>,
+    /// A meeting of a body.
+    #[serde(default)]
+    pub meeting: Option<Spanned<RawMeeting>>,
+}
+
+/// A meeting of a body of the Ambito.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMeeting {
+    pub body: SStr,
+    pub when: SStr,
+    #[serde(default)]
+    pub place: Option<SStr>,
+    pub members: SStr,
+    pub agenda: SStr,
+    pub rsvp_while: OneOrMany,
+    pub session_while: OneOrMany,
+    pub opened_on: SStr,
+    pub closed_on: SStr,
+    #[serde(default)]
+    pub second_call_on: Option<SStr>,
+    #[serde(default)]
+    pub quorum: Option<SStr>,
+    #[serde(default)]
+    pub verbalizzante: Option<SStr>,
+    #[serde(default)]
+    pub repertorio: Option<SStr>,
 }
 
 /// The commissione's evaluation of the proposals.

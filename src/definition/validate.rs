@@ -44,7 +44,11 @@ pub const CONTEXT_NAMES: &[&str] = &[
     "protocollo",
     "partecipante",
     "valutazione",
+    "verbale",
 ];
+
+/// The name under which messages and documents read a meeting's record (the verbale).
+pub const MEETING_CONTEXT: &str = "verbale";
 
 /// The name under which messages read the evaluation (criteria, scores, graduatoria).
 pub const EVALUATION_CONTEXT: &str = "valutazione";
@@ -1590,7 +1594,12 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
         )
     });
 
+    let meeting = raw
+        .meeting
+        .map(|m| meeting(ctx, m, env, &checker, &states, &transitions));
+
     let procedure = Procedure {
+        meeting,
         evaluation,
         submissions,
         id: raw.id.value,
@@ -1946,5 +1955,120 @@ fn evaluation(
         determina_number,
         determina_date,
         results,
+    }
+}
+
+/// The `meeting:` section: the body file parses, the variables and events exist with their
+/// types.
+fn meeting(
+    ctx: &mut Ctx<'_>,
+    raw: Spanned<RawMeeting>,
+    env: &Environment<'_>,
+    checker: &Checker<'_, '_>,
+    states: &IndexMap<StateId, State>,
+    transitions: &[Transition],
+) -> MeetingDef {
+    let m = raw.value;
+    let body = match (env.read_closures)(&m.body.value) {
+        Ok(text) => match super::body::Body::parse(&text) {
+            Ok(body) => Some(body),
+            Err(e) => {
+                ctx.at(&loc(&m.body), format!("organo '{}': {e}", m.body.value));
+                None
+            }
+        },
+        Err(e) => {
+            ctx.at(
+                &loc(&m.body),
+                format!("organo '{}' non leggibile: {e}", m.body.value),
+            );
+            None
+        }
+    };
+    let var = |ctx: &mut Ctx<'_>, v: &SStr, ty: VarType, what: &str| {
+        match checker.type_of(Where::Instance, &v.value) {
+            Some(t) if t == ty => {}
+            Some(other) => ctx.at(
+                &loc(v),
+                format!(
+                    "meeting.{what}: '{}' è di tipo {other}, serve {ty}",
+                    v.value
+                ),
+            ),
+            None => ctx.at(
+                &loc(v),
+                format!("meeting.{what}: variabile non dichiarata '{}'", v.value),
+            ),
+        }
+        VarName(v.value.clone())
+    };
+    let members = var(ctx, &m.members, VarType::Parties, "members");
+    let when = var(ctx, &m.when, VarType::DateTime, "when");
+    let place = m
+        .place
+        .as_ref()
+        .map(|v| var(ctx, v, VarType::Text, "place"));
+    let agenda = var(ctx, &m.agenda, VarType::List, "agenda");
+    let quorum = m
+        .quorum
+        .as_ref()
+        .map(|v| var(ctx, v, VarType::Bool, "quorum"));
+    let verbalizzante = m
+        .verbalizzante
+        .as_ref()
+        .map(|v| var(ctx, v, VarType::Text, "verbalizzante"));
+    let event = |ctx: &mut Ctx<'_>, v: SStr, what: &str| {
+        if !transitions.iter().any(|t| t.event.as_str() == v.value) {
+            ctx.at(
+                &loc(&v),
+                format!(
+                    "meeting.{what}: nessuna transizione ha l'evento '{}'",
+                    v.value
+                ),
+            );
+        }
+        EventName(v.value)
+    };
+    let opened_on = event(ctx, m.opened_on, "opened_on");
+    let closed_on = event(ctx, m.closed_on, "closed_on");
+    let second_call_on = m.second_call_on.map(|e| event(ctx, e, "second_call_on"));
+    let state_list = |ctx: &mut Ctx<'_>, list: OneOrMany| -> Vec<StateId> {
+        list.into_vec()
+            .into_iter()
+            .map(|st| {
+                if !states.contains_key(st.value.as_str()) {
+                    ctx.at(&loc(&st), format!("stato sconosciuto '{}'", st.value));
+                }
+                StateId(st.value)
+            })
+            .collect()
+    };
+    let rsvp_while = state_list(ctx, m.rsvp_while);
+    let session_while = state_list(ctx, m.session_while);
+    MeetingDef {
+        body: body.unwrap_or_else(|| super::body::Body {
+            id: String::new(),
+            title: String::new(),
+            seats: Vec::new(),
+            attendees: Vec::new(),
+            rules: super::body::Rules::default(),
+            presidente: None,
+            delegates: Vec::new(),
+        }),
+        body_file: m.body.value,
+        when,
+        place,
+        members,
+        agenda,
+        rsvp_while,
+        session_while,
+        opened_on,
+        closed_on,
+        second_call_on,
+        quorum,
+        verbalizzante,
+        repertorio: m
+            .repertorio
+            .map_or_else(|| "deliberazioni".to_string(), |r| r.value),
     }
 }

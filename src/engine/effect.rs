@@ -30,6 +30,9 @@ pub struct InstanceData {
     /// The commissione's evaluation, once the criteria are fixed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<super::evaluation::EvaluationData>,
+    /// The record of a meeting of a body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meeting: Option<super::meeting::MeetingData>,
 }
 
 /// One participant: an ETS (or a group led by its capofila) with its application, in its own

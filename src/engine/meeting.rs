@@ -6,159 +6,15 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+
+use super::InstanceData;
+use super::step::{Snapshot, Step};
+use crate::definition::{MeetingDef, Procedure};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-/// A body (Assemblea dei Sindaci, Tavolo Tecnico): its seats and its rules.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Body {
-    /// Stable id.
-    pub id: String,
-    /// Its name, as the verbale prints it.
-    pub title: String,
-    /// The seats that vote (a comune, or a person).
-    pub seats: Vec<Seat>,
-    /// Who attends without a vote (by title: "Responsabile dell'Ufficio di Piano").
-    #[serde(default)]
-    pub attendees: Vec<String>,
-    /// Its rules; each one may be unknown.
-    #[serde(default)]
-    pub rules: Rules,
-}
-
-/// A seat.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Seat {
-    /// Id (the comune's, or the person's).
-    pub id: String,
-    /// Name ("Comune di Tradate").
-    pub name: String,
-    /// Its vote weight (a quota); 1 when one head one vote.
-    #[serde(default = "one")]
-    pub weight: Decimal,
-}
-
-fn one() -> Decimal {
-    Decimal::ONE
-}
-
-/// A share of the total that must be reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Threshold {
-    /// The fraction of the total (0.5 for half).
-    pub fraction: Decimal,
-    /// `true`: more than the fraction; `false`: at least it.
-    #[serde(default = "yes")]
-    pub strict: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl Threshold {
-    fn met(self, part: Decimal, total: Decimal) -> bool {
-        let needed = total * self.fraction;
-        if self.strict {
-            part > needed
-        } else {
-            part >= needed
-        }
-    }
-
-    fn describe(self, what: &str) -> String {
-        let share = (self.fraction * Decimal::from(100)).normalize();
-        if self.strict {
-            format!("più del {share}% {what}")
-        } else {
-            format!("almeno il {share}% {what}")
-        }
-    }
-}
-
-/// A quorum: by heads, by weights, or both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Quorum {
-    /// Share of the seats present.
-    #[serde(default)]
-    pub heads: Option<Threshold>,
-    /// Share of the weights present.
-    #[serde(default)]
-    pub weights: Option<Threshold>,
-}
-
-/// What a majority counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Basis {
-    /// One seat, one vote.
-    Heads,
-    /// Each seat with its weight ("secondo le quote").
-    Weights,
-}
-
-/// Which votes a majority is computed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Base {
-    /// Everyone present: an abstention weighs as not in favour.
-    Present,
-    /// Only who voted for or against ("presenti e votanti"): abstentions are out.
-    Voting,
-}
-
-/// How a decision passes: more in favour than half of the base.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Majority {
-    /// Heads or weights.
-    pub basis: Basis,
-    /// Present or voting.
-    pub base: Base,
-}
-
-/// The rules of a body. Each may be unknown: a rule the statute does not give is not invented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Rules {
-    /// Quorum costitutivo at the first call.
-    #[serde(default)]
-    pub quorum: Option<Quorum>,
-    /// Quorum costitutivo at the second call.
-    #[serde(default)]
-    pub second_quorum: Option<Quorum>,
-    /// How decisions pass.
-    #[serde(default)]
-    pub majority: Option<Majority>,
-}
-
-/// In what capacity someone sits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Capacity {
-    /// The holder (the sindaco).
-    Sindaco,
-    /// The vice sindaco.
-    ViceSindaco,
-    /// An assessore.
-    Assessore,
-    /// A delegate with a written delega.
-    Delegato,
-    /// The record does not say.
-    NonIndicata,
-}
-
-impl Capacity {
-    /// Italian, as a verbale prints it; `None` when the record does not say.
-    pub fn title(self) -> Option<&'static str> {
-        match self {
-            Capacity::Sindaco => Some("Sindaco"),
-            Capacity::ViceSindaco => Some("Vice Sindaco"),
-            Capacity::Assessore => Some("Assessore"),
-            Capacity::Delegato => Some("Delegato"),
-            Capacity::NonIndicata => None,
-        }
-    }
-}
+pub use crate::definition::body::*;
 
 /// Someone in the register.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -547,6 +403,643 @@ pub fn verbale_context(body: &Body, record: &MeetingRecord) -> Value {
     })
 }
 
+/// The history event of a member's answer to the convocation.
+pub const EVENT_RSVP: &str = "risposta_convocazione";
+/// The history event of an arrival in the register.
+pub const EVENT_PRESENCE: &str = "presenza";
+/// The history event of a departure.
+pub const EVENT_DEPARTURE: &str = "uscita";
+/// The history event of a vote on an item.
+pub const EVENT_VOTE: &str = "votazione";
+/// The history event of an item postponed.
+pub const EVENT_POSTPONE: &str = "rinvio";
+
+/// A member's answer to the convocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    /// Will attend.
+    Partecipa,
+    /// Will not attend.
+    NonPartecipa,
+    /// Sends a delegate.
+    Delega,
+}
+
+/// The answer of a seat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rsvp {
+    /// The answer.
+    pub answer: Answer,
+    /// The delegate's name.
+    #[serde(default)]
+    pub delegate: Option<String>,
+    /// The delegate's capacity.
+    #[serde(default)]
+    pub capacity: Option<Capacity>,
+    /// Who answered (person id).
+    pub by: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A vote's count as kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Count {
+    /// In favour: heads, weight.
+    pub favorevoli: (usize, Decimal),
+    /// Against.
+    pub contrari: (usize, Decimal),
+    /// Abstained.
+    pub astenuti: (usize, Decimal),
+}
+
+/// What happened to an agenda item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemDecision {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The count, when there was a roll-call vote.
+    #[serde(default)]
+    pub count: Option<Count>,
+    /// The ballots, by seat.
+    #[serde(default)]
+    pub ballots: BTreeMap<String, Ballot>,
+    /// How the outcome was reached, one Italian line each.
+    #[serde(default)]
+    pub trace: Vec<String>,
+}
+
+/// A meeting's record in the instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingData {
+    /// The body as convened: the seats are the members the instance started with (weights
+    /// and rules from the body's file).
+    #[serde(default)]
+    pub body: Option<Body>,
+    /// At its second call (the body's second quorum applies).
+    #[serde(default)]
+    pub second_call: bool,
+    /// Answers to the convocation, by seat.
+    #[serde(default)]
+    pub rsvps: BTreeMap<String, Rsvp>,
+    /// The register.
+    #[serde(default)]
+    pub register: Vec<Presence>,
+    /// Decisions, by agenda index (0 for the first item).
+    #[serde(default)]
+    pub items: BTreeMap<usize, ItemDecision>,
+    /// When the session opened.
+    #[serde(default)]
+    pub opened_at: Option<DateTime<Utc>>,
+    /// When it closed.
+    #[serde(default)]
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+fn refused(reason: impl Into<String>) -> super::Error {
+    super::Error::MeetingRefused {
+        reason: reason.into(),
+    }
+}
+
+fn def(p: &Procedure) -> Result<&MeetingDef, super::Error> {
+    p.meeting
+        .as_ref()
+        .ok_or_else(|| refused("questa procedura non convoca un organo"))
+}
+
+fn in_states(list: &[crate::definition::StateId], state: &str) -> bool {
+    list.iter().any(|s| s.as_str() == state)
+}
+
+/// The agenda's items, from the instance's list variable.
+pub fn agenda(d: &MeetingDef, data: &InstanceData) -> Vec<String> {
+    data.variables
+        .get(d.agenda.as_str())
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// At start: the members are those the instance is started with (a `parties` list of the
+/// comuni or persons convened), each with its weight from the body's file (1 when the file does
+/// not list it); without them, the file's seats. The record starts empty.
+pub fn init(d: &MeetingDef, data: &mut InstanceData) {
+    let given: Vec<Seat> = data
+        .variables
+        .get(d.members.as_str())
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| {
+                    let id = v
+                        .as_str()
+                        .or_else(|| v.get("id").and_then(Value::as_str))?
+                        .to_string();
+                    let listed = d.body.seats.iter().find(|s| s.id == id);
+                    let name = v
+                        .get("nome")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .or_else(|| listed.map(|s| s.name.clone()))
+                        .unwrap_or_else(|| id.clone());
+                    Some(Seat {
+                        weight: listed.map_or(Decimal::ONE, |s| s.weight),
+                        id,
+                        name,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = if given.is_empty() {
+        d.body.clone()
+    } else {
+        Body {
+            seats: given,
+            ..d.body.clone()
+        }
+    };
+    data.variables.insert(
+        d.members.to_string(),
+        Value::Array(
+            body.seats
+                .iter()
+                .map(|s| json!({ "id": s.id, "nome": s.name }))
+                .collect(),
+        ),
+    );
+    data.meeting.get_or_insert_with(MeetingData::default).body = Some(body);
+}
+
+/// The body as convened for this instance.
+pub fn body_of<'a>(d: &'a MeetingDef, data: &'a InstanceData) -> &'a Body {
+    data.meeting
+        .as_ref()
+        .and_then(|m| m.body.as_ref())
+        .unwrap_or(&d.body)
+}
+
+/// Writes whether the quorum is met now into the variable the definition names.
+pub fn refresh_quorum(p: &Procedure, data: &mut InstanceData, now: DateTime<Utc>) {
+    let (Some(d), Some(m)) = (p.meeting.as_ref(), data.meeting.as_ref()) else {
+        return;
+    };
+    let Some(var) = &d.quorum else {
+        return;
+    };
+    let q = quorum(body_of(d, data), &m.register, now, m.second_call);
+    data.variables
+        .insert(var.to_string(), q.met.map_or(Value::Null, Value::Bool));
+}
+
+/// Inside the step of the events the definition names: the session's opening and closing
+/// instants, the second call.
+pub fn on_event(p: &Procedure, data: &mut InstanceData, event: &str, now: DateTime<Utc>) {
+    let Some(d) = p.meeting.as_ref() else {
+        return;
+    };
+    let m = data.meeting.get_or_insert_with(MeetingData::default);
+    if d.opened_on.as_str() == event && m.opened_at.is_none() {
+        m.opened_at = Some(now);
+    }
+    if d.closed_on.as_str() == event {
+        m.closed_at = Some(now);
+    }
+    if d.second_call_on
+        .as_ref()
+        .is_some_and(|e| e.as_str() == event)
+    {
+        m.second_call = true;
+    }
+    refresh_quorum(p, data, now);
+}
+
+fn stay(
+    p: &Procedure,
+    instance: &Snapshot<'_>,
+    mut data: InstanceData,
+    mut effects: Vec<super::Effect>,
+    event: &str,
+    now: DateTime<Utc>,
+) -> Step {
+    refresh_quorum(p, &mut data, now);
+    super::step::timer_diff(
+        p,
+        Some((instance.state, instance.data)),
+        (instance.state, &data),
+        now,
+        &mut effects,
+    );
+    Step {
+        from: Some(instance.state.to_string()),
+        to: instance.state.to_string(),
+        event: event.to_string(),
+        data,
+        effects,
+        is_final: false,
+        participant: None,
+    }
+}
+
+fn seat<'a>(body: &'a Body, id: &str) -> Result<&'a Seat, super::Error> {
+    body.seats.iter().find(|s| s.id == id).ok_or_else(|| {
+        refused(format!(
+            "'{id}' non è un seggio di {} (seggi: {})",
+            body.title,
+            body.seats
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
+}
+
+fn may_sit(d: &MeetingDef, capacity: Capacity) -> Result<(), super::Error> {
+    if capacity == Capacity::Sindaco
+        || d.body.delegates.is_empty()
+        || d.body.delegates.contains(&capacity)
+    {
+        Ok(())
+    } else {
+        Err(refused(format!(
+            "per {} non può sedere un {} (ammessi: sindaco, {})",
+            d.body.title,
+            capacity
+                .title()
+                .unwrap_or("rappresentante senza carica indicata"),
+            d.body
+                .delegates
+                .iter()
+                .filter_map(|c| c.title())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
+}
+
+/// A seat answers the convocation: it attends, does not, or sends a delegate.
+#[allow(clippy::too_many_arguments)]
+pub fn rsvp(
+    p: &Procedure,
+    instance: &Snapshot<'_>,
+    seat_id: &str,
+    person: &str,
+    answer: Answer,
+    delegate: Option<&str>,
+    capacity: Option<Capacity>,
+    now: DateTime<Utc>,
+) -> Result<Step, super::Error> {
+    let d = def(p)?;
+    if !in_states(&d.rsvp_while, instance.state) {
+        return Err(super::Error::WrongState {
+            event: EVENT_RSVP.into(),
+            state: instance.state.to_string(),
+            allowed: d.rsvp_while.iter().map(ToString::to_string).collect(),
+        });
+    }
+    seat(body_of(d, instance.data), seat_id)?;
+    let delegate = delegate.map(str::trim).filter(|n| !n.is_empty());
+    if answer == Answer::Delega {
+        let Some(name) = delegate else {
+            return Err(refused("la delega indica il nome del delegato"));
+        };
+        if name.chars().count() > 200 {
+            return Err(refused("nome del delegato troppo lungo"));
+        }
+        may_sit(d, capacity.unwrap_or(Capacity::Delegato))?;
+    }
+    let mut data = instance.data.clone();
+    data.meeting
+        .get_or_insert_with(MeetingData::default)
+        .rsvps
+        .insert(
+            seat_id.to_string(),
+            Rsvp {
+                answer,
+                delegate: (answer == Answer::Delega)
+                    .then(|| delegate.unwrap_or_default().to_string()),
+                capacity: (answer == Answer::Delega)
+                    .then(|| capacity.unwrap_or(Capacity::Delegato)),
+                by: person.to_string(),
+                at: now,
+            },
+        );
+    Ok(stay(p, instance, data, Vec::new(), EVENT_RSVP, now))
+}
+
+/// Someone arrives: for a seat (counted once), or without a vote.
+pub fn arrive(
+    p: &Procedure,
+    instance: &Snapshot<'_>,
+    presence: Presence,
+    now: DateTime<Utc>,
+) -> Result<Step, super::Error> {
+    let d = def(p)?;
+    if !in_states(&d.session_while, instance.state) {
+        return Err(super::Error::WrongState {
+            event: EVENT_PRESENCE.into(),
+            state: instance.state.to_string(),
+            allowed: d.session_while.iter().map(ToString::to_string).collect(),
+        });
+    }
+    let name = presence.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(refused(
+            "il nome di chi è presente è obbligatorio (al massimo 200 caratteri)",
+        ));
+    }
+    let m = instance.data.meeting.clone().unwrap_or_default();
+    if let Some(id) = &presence.seat {
+        let s = seat(body_of(d, instance.data), id)?;
+        may_sit(d, presence.capacity)?;
+        if let Some(other) = m
+            .register
+            .iter()
+            .find(|x| x.seat.as_deref() == Some(id.as_str()) && x.present_at(now))
+        {
+            return Err(refused(format!(
+                "{} è già presente per {}: un seggio conta una volta",
+                other.name, s.name
+            )));
+        }
+    }
+    if m.register
+        .iter()
+        .any(|x| x.name == name && x.present_at(now))
+    {
+        return Err(refused(format!("{name} risulta già presente")));
+    }
+    let mut data = instance.data.clone();
+    data.meeting
+        .get_or_insert_with(MeetingData::default)
+        .register
+        .push(Presence {
+            name: name.to_string(),
+            arrived: Some(now),
+            left: None,
+            ..presence
+        });
+    Ok(stay(p, instance, data, Vec::new(), EVENT_PRESENCE, now))
+}
+
+/// Someone leaves: later votes are taken without them.
+pub fn leave(
+    p: &Procedure,
+    instance: &Snapshot<'_>,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<Step, super::Error> {
+    let d = def(p)?;
+    if !in_states(&d.session_while, instance.state) {
+        return Err(super::Error::WrongState {
+            event: EVENT_DEPARTURE.into(),
+            state: instance.state.to_string(),
+            allowed: d.session_while.iter().map(ToString::to_string).collect(),
+        });
+    }
+    let mut data = instance.data.clone();
+    let m = data.meeting.get_or_insert_with(MeetingData::default);
+    let who = m
+        .register
+        .iter_mut()
+        .find(|x| x.name == name.trim() && x.present_at(now))
+        .ok_or_else(|| refused(format!("{} non risulta presente", name.trim())))?;
+    who.left = Some(now);
+    Ok(stay(p, instance, data, Vec::new(), EVENT_DEPARTURE, now))
+}
+
+/// A vote on an agenda item (0 for the first): the ballots of the seats present now, counted
+/// by the body's rule with the quorum at this instant; or, where the minutes give no count, the
+/// outcome as declared (still refused without quorum when the rule is known). An approved item
+/// is a deliberazione, numbered in its repertorio.
+pub fn vote(
+    p: &Procedure,
+    instance: &Snapshot<'_>,
+    item: usize,
+    ballots: &BTreeMap<String, Ballot>,
+    declared: Option<Outcome>,
+    now: DateTime<Utc>,
+) -> Result<Step, super::Error> {
+    let d = def(p)?;
+    if !in_states(&d.session_while, instance.state) {
+        return Err(super::Error::WrongState {
+            event: EVENT_VOTE.into(),
+            state: instance.state.to_string(),
+            allowed: d.session_while.iter().map(ToString::to_string).collect(),
+        });
+    }
+    let items = agenda(d, instance.data);
+    let title = items
+        .get(item)
+        .ok_or_else(|| refused(format!("l'ordine del giorno ha {} punti", items.len())))?;
+    let m = instance.data.meeting.clone().unwrap_or_default();
+    if m.opened_at.is_none() || m.closed_at.is_some() {
+        return Err(refused("si vota a seduta aperta"));
+    }
+    if let Some(done) = m.items.get(&item) {
+        return Err(refused(format!(
+            "il punto {} è già stato trattato: {}",
+            item + 1,
+            done.outcome.title()
+        )));
+    }
+    let body = body_of(d, instance.data);
+    let present: Vec<&Seat> = seats_present(body, &m.register, now);
+    for s in ballots.keys() {
+        seat(body, s)?;
+        if !present.iter().any(|x| &x.id == s) {
+            return Err(refused(format!("il seggio '{s}' non è presente: non vota")));
+        }
+    }
+    let t = tally(body, &m.register, now, m.second_call, ballots);
+    let outcome = match (t.outcome, declared) {
+        (Some(Outcome::MancanzaNumeroLegale), _) => Outcome::MancanzaNumeroLegale,
+        (Some(computed), Some(said)) if !ballots.is_empty() && computed != said => {
+            return Err(refused(format!(
+                "i voti danno «{}», non «{}»: {}",
+                computed.title(),
+                said.title(),
+                t.trace.join("; ")
+            )));
+        }
+        (Some(computed), _) if !ballots.is_empty() => computed,
+        (_, Some(said)) => said,
+        (_, None) => {
+            return Err(refused(
+                "senza votazione registrata, o senza regola di maggioranza dell'organo, va indicato l'esito",
+            ));
+        }
+    };
+    let mut data = instance.data.clone();
+    data.meeting
+        .get_or_insert_with(MeetingData::default)
+        .items
+        .insert(
+            item,
+            ItemDecision {
+                outcome,
+                at: now,
+                count: (!ballots.is_empty()).then_some(Count {
+                    favorevoli: t.favorevoli,
+                    contrari: t.contrari,
+                    astenuti: t.astenuti,
+                }),
+                ballots: ballots.clone(),
+                trace: t.trace,
+            },
+        );
+    let mut effects = Vec::new();
+    if outcome == Outcome::Approvato {
+        let ctx = super::step::Context {
+            p,
+            instance_id: instance.id,
+            now,
+        };
+        let mut context = ctx.template_context(instance.state, &data, None);
+        if let Value::Object(map) = &mut context {
+            map.insert(
+                "deliberazione".into(),
+                json!({ "punto": item + 1, "oggetto": title }),
+            );
+        }
+        effects.push(super::Effect::RegisterProtocol {
+            direction: "interno".into(),
+            subject: format!(
+                "Deliberazione – {} – punto {}: {}",
+                body.title,
+                item + 1,
+                title
+            ),
+            context,
+            register: Some(d.repertorio.clone()),
+            to: None,
+            document: None,
+            classification: None,
+            organisations: None,
+            participant: None,
+        });
+    }
+    Ok(stay(p, instance, data, effects, EVENT_VOTE, now))
+}
+
+/// An item postponed to another session.
+pub fn postpone(
+    p: &Procedure,
+    instance: &Snapshot<'_>,
+    item: usize,
+    now: DateTime<Utc>,
+) -> Result<Step, super::Error> {
+    let d = def(p)?;
+    if !in_states(&d.session_while, instance.state) {
+        return Err(super::Error::WrongState {
+            event: EVENT_POSTPONE.into(),
+            state: instance.state.to_string(),
+            allowed: d.session_while.iter().map(ToString::to_string).collect(),
+        });
+    }
+    let items = agenda(d, instance.data);
+    if item >= items.len() {
+        return Err(refused(format!(
+            "l'ordine del giorno ha {} punti",
+            items.len()
+        )));
+    }
+    let mut data = instance.data.clone();
+    let m = data.meeting.get_or_insert_with(MeetingData::default);
+    if m.items.contains_key(&item) {
+        return Err(refused(format!(
+            "il punto {} è già stato trattato",
+            item + 1
+        )));
+    }
+    m.items.insert(
+        item,
+        ItemDecision {
+            outcome: Outcome::Rinviato,
+            at: now,
+            count: None,
+            ballots: BTreeMap::new(),
+            trace: Vec::new(),
+        },
+    );
+    Ok(stay(p, instance, data, Vec::new(), EVENT_POSTPONE, now))
+}
+
+/// The record of a live meeting, for its verbale: times in Europe/Rome, the place and the
+/// verbalizzante from the procedure's variables, the presidente from the body's seat.
+pub fn record_of(p: &Procedure, data: &InstanceData) -> Option<MeetingRecord> {
+    let d = p.meeting.as_ref()?;
+    let m = data.meeting.as_ref()?;
+    let rome = |t: DateTime<Utc>| t.with_timezone(&crate::terms::ROME);
+    let text = |name: &str| {
+        data.variables
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let scheduled = data
+        .variables
+        .get(d.when.as_str())
+        .and_then(|v| super::value::instant_of(crate::definition::VarType::DateTime, v))
+        .or(m.opened_at);
+    let date = scheduled
+        .map(|t| rome(t).format("%d/%m/%Y").to_string())
+        .unwrap_or_else(|| "—".into());
+    let presidente = body_of(d, data).presidente.as_ref().and_then(|seat| {
+        m.register
+            .iter()
+            .find(|x| x.seat.as_deref() == Some(seat.as_str()))
+            .map(|x| x.name.clone())
+    });
+    let items = agenda(d, data)
+        .into_iter()
+        .enumerate()
+        .map(|(i, title)| {
+            let decision = m.items.get(&i);
+            ItemRecord {
+                title,
+                discussion: None,
+                outcome: decision.map(|x| x.outcome),
+                decision: None,
+                tally: decision
+                    .and_then(|x| x.count.as_ref())
+                    .map(|c| CountRecord {
+                        favorevoli: c.favorevoli.0,
+                        contrari: c.contrari.0,
+                        astenuti: c.astenuti.0,
+                    }),
+            }
+        })
+        .collect();
+    Some(MeetingRecord {
+        date,
+        place: d.place.as_ref().and_then(|v| text(v.as_str())),
+        convened: data
+            .variables
+            .get(d.when.as_str())
+            .and_then(|v| super::value::instant_of(crate::definition::VarType::DateTime, v))
+            .map(|t| rome(t).format("%H.%M").to_string()),
+        opened: m.opened_at.map(|t| rome(t).format("%H.%M").to_string()),
+        closed: m.closed_at.map(|t| rome(t).format("%H.%M").to_string()),
+        convocation: None,
+        presidente,
+        verbalizzante: d.verbalizzante.as_ref().and_then(|v| text(v.as_str())),
+        register: m.register.clone(),
+        items,
+        approved_in_session: false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -576,6 +1069,8 @@ mod tests {
                 .collect(),
             attendees: Vec::new(),
             rules,
+            presidente: None,
+            delegates: Vec::new(),
         }
     }
 

@@ -143,6 +143,12 @@ pub enum Error {
         /// States of the procedure in which it is allowed.
         allowed: Vec<String>,
     },
+    /// The meeting refuses the command, with why (Italian).
+    #[error("{reason}")]
+    MeetingRefused {
+        /// Why.
+        reason: String,
+    },
     /// The procedure has no evaluation by a commissione.
     #[error("questa procedura non prevede una valutazione della commissione")]
     NoEvaluation,

@@ -157,6 +157,9 @@ pub fn start_awaited(
             });
         }
     }
+    if let Some(d) = &p.meeting {
+        super::meeting::init(d, &mut data);
+    }
     compute_all(p, &mut data)?;
     let initial = p.initial_state();
     let mut effects = Vec::new();
@@ -229,6 +232,9 @@ pub fn fire(
             super::evaluation::approve(p, &mut data, now)?;
         }
     }
+    // A meeting records its opening, closing and second call before the actions (the verbale
+    // registered on closing reads them).
+    super::meeting::on_event(p, &mut data, &cmd.event, now);
 
     let mut effects = Vec::new();
     let ctx = Context {
@@ -821,6 +827,14 @@ impl Context<'_> {
         ctx.insert(
             crate::definition::validate::PARTICIPANT_CONTEXT.into(),
             Value::Null,
+        );
+        ctx.insert(
+            crate::definition::validate::MEETING_CONTEXT.into(),
+            super::meeting::record_of(self.p, data).map_or(Value::Null, |record| {
+                self.p.meeting.as_ref().map_or(Value::Null, |d| {
+                    super::meeting::verbale_context(super::meeting::body_of(d, data), &record)
+                })
+            }),
         );
         ctx.insert(
             crate::definition::validate::EVALUATION_CONTEXT.into(),

@@ -26,6 +26,9 @@ pub enum Role {
     Commissione,
     /// A mayor: reads the meetings of the bodies they sit on.
     Sindaco,
+    /// A comune's technical referent (dirigente, funzionario): reads the meetings of the
+    /// Tavolo Tecnico they sit on.
+    Tecnico,
     /// An ente del Terzo Settore: acts for its organisation only.
     Ets,
     /// Auditor: staff, read-only.
@@ -34,11 +37,12 @@ pub enum Role {
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::UfficioDiPiano,
         Role::Rup,
         Role::Commissione,
         Role::Sindaco,
+        Role::Tecnico,
         Role::Ets,
         Role::Auditor,
     ];
@@ -50,6 +54,7 @@ impl Role {
             Role::Rup => "rup",
             Role::Commissione => "commissione",
             Role::Sindaco => "sindaco",
+            Role::Tecnico => "tecnico",
             Role::Ets => "ets",
             Role::Auditor => "auditor",
         }

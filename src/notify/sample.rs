@@ -189,7 +189,7 @@ pub fn context_for(kind: &str, name: &str, email: &str) -> Option<Value> {
             "oggetto": "Servizi per l'autonomia delle persone con disabilità",
             "valutazione": valutazione(),
         }),
-        "verbale_seduta" => json!({
+        "verbale_seduta" => json!({ "verbale": {
             "organo": "Assemblea dei Sindaci",
             "giorno": "20/01/2027",
             "luogo": "Sala consiliare del Comune di Borgo Fiorito",
@@ -206,7 +206,7 @@ pub fn context_for(kind: &str, name: &str, email: &str) -> Option<Value> {
                        "votazione": {"favorevoli": 2, "contrari": 0, "astenuti": 1}}],
             "approvato_in_seduta": true,
             "firme": [{"ruolo": "Il Presidente", "nome": "Anna Rossi"}, {"ruolo": "Il Segretario verbalizzante", "nome": "Paolo Galli"}],
-        }),
+        }}),
         "integrazioni_ricevute" => json!({
             "procedura": {"id": "avviso_coprogettazione", "titolo": AVVISO},
             "istanza": {"id": 17, "stato": "istruttoria"},

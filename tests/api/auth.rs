@@ -147,7 +147,7 @@ async fn a_sindaco_reads_convened_meetings_but_not_avvisi() {
         let started = app
             .ok(
                 &app.tokens.rup,
-                "mutation { startInstance(procedureId: \"convocazione_assemblea\", variables: {organo: \"Assemblea dei Sindaci\", ordine_del_giorno: [\"Piano di Zona\"], luogo: \"Sala consiliare\", data_seduta: \"2026-12-15T17:00:00+01:00\"}) { instance { id } } }",
+                "mutation { startInstance(procedureId: \"convocazione_assemblea\", variables: {organo: \"Assemblea dei Sindaci\", ordine_del_giorno: [\"Piano di Zona\"], luogo: \"Sala consiliare\", data_seduta: \"2026-12-15T17:00:00+01:00\", membri: [\"comune-lago\"]}) { instance { id } } }",
                 json!({}),
             )
             .await;

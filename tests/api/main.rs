@@ -12,6 +12,7 @@ mod commands;
 mod graphiql;
 mod hardening;
 mod limits;
+mod meetings;
 mod operations;
 mod protocollo;
 mod questions;

@@ -384,6 +384,15 @@ impl Instance {
             .collect()
     }
 
+    /// The meeting of a body this instance convenes: the seats as convened, the answers, the
+    /// register, the quorum now, each item's outcome.
+    async fn meeting(&self) -> Option<crate::api::meeting::Meeting> {
+        self.loaded.procedure.meeting.as_ref()?;
+        Some(crate::api::meeting::Meeting {
+            loaded: self.loaded.clone(),
+        })
+    }
+
     /// The commissione's evaluation, once the avviso's criteria are fixed: the criteria, the
     /// commissione and, for who may read them, the scores.
     async fn evaluation(&self) -> Option<crate::api::evaluation::Evaluation> {

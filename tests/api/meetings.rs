@@ -1,0 +1,311 @@
+//! A meeting of the Assemblea dei Sindaci through the API, on the shipped
+//! `convocazione_assemblea` and its body (`organi/assemblea_sindaci.yaml`: three comuni with
+//! quotas 52.4, 31.1, 16.5; quorum: more than half of the quotas; decisions by quota among the
+//! present and voting): the convocation goes to the members only, each answers for its own
+//! comune (one delegation), the register counts a seat once, a vote passes by quota, a
+//! departure makes a later vote lack its quorum, an item is postponed, the approved item is a
+//! deliberazione and the verbale is registered when the session closes.
+
+use procedo::clock::Clock;
+use procedo::engine::Effect;
+use procedo::identity;
+use procedo::store::{NewOrganisation, NewPerson, NewToken, OrganisationKind};
+use serde_json::json;
+
+use crate::common;
+use crate::helpers::{TestApp, code, spawn_apps};
+
+/// Adds a comune of the body with its sindaco; returns the sindaco's token.
+async fn comune(app: &TestApp, id: &str, name: &str) -> String {
+    let store = app.state.service().store();
+    let now = app.clock.now();
+    store
+        .add_organisation(&NewOrganisation {
+            id: id.into(),
+            name: name.into(),
+            kind: OrganisationKind::Comune,
+            codice_fiscale: None,
+            runts: None,
+            at: now,
+        })
+        .await
+        .expect("comune");
+    let person = format!("sindaco.{id}");
+    store
+        .add_person(&NewPerson {
+            id: person.clone(),
+            name: format!("Sindaco di {name}"),
+            email: format!("{person}@example.org"),
+            organisation_id: id.into(),
+            roles: vec!["sindaco".into()],
+            digest: "immediato".into(),
+            at: now,
+        })
+        .await
+        .expect("sindaco");
+    let secret = identity::new_secret();
+    store
+        .add_token(&NewToken {
+            id: identity::new_token_id(),
+            person_id: person,
+            role: "sindaco".into(),
+            hash: secret.hash,
+            at: now,
+            expires_at: None,
+        })
+        .await
+        .expect("token");
+    secret.secret
+}
+
+const MEETING: &str = "query($id: ID!) { instance(id: $id) { state { id } meeting { body seats { id weight } answers { seat answer delegate capacity } register { seat name capacity left } quorum { heads weight met trace } items { number outcome count { favorevoli contrari favorevoliQuote contrariQuote } trace } } } }";
+
+#[tokio::test]
+async fn an_assemblea_answers_sits_votes_by_quota_and_loses_its_quorum_when_a_mayor_leaves() {
+    for app in spawn_apps().await {
+        let backend = app.backend.clone();
+        let borgo = comune(&app, "comune-borgo-fiorito", "Borgo Fiorito").await;
+        let castelverde = comune(&app, "comune-castelverde", "Castelverde").await;
+        let _lorenzo = comune(&app, "comune-san-lorenzo", "San Lorenzo al Lago").await;
+        let started = app
+            .ok(
+                &app.tokens.ufficio,
+                "mutation { startInstance(procedureId: \"convocazione_assemblea\", variables: {organo: \"Assemblea dei Sindaci\", ordine_del_giorno: [\"Piano di Zona 2027\", \"Bilancio preventivo\", \"Varie ed eventuali\"], luogo: \"Sala consiliare di Borgo Fiorito\", data_seduta: \"2026-12-15T17:00:00+01:00\", membri: [\"comune-borgo-fiorito\", \"comune-castelverde\", \"comune-san-lorenzo\"]}) { instance { id } } }",
+                json!({}),
+            )
+            .await;
+        let id = started["startInstance"]["instance"]["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        let fire = "mutation($id: ID!, $event: String!, $input: JSON) { fire(instanceId: $id, event: $event, input: $input) { seq } }";
+        app.ok(
+            &app.tokens.ufficio,
+            fire,
+            json!({ "id": id, "event": "convoca" }),
+        )
+        .await;
+
+        // Only members see it: the sindaco of Lago is not convened.
+        let hidden = app
+            .gql(Some(&app.tokens.sindaco), MEETING, json!({ "id": id }))
+            .await;
+        assert_eq!(code(&hidden), "NOT_FOUND", "[{backend}] {hidden:#}");
+
+        // Each answers for its own comune; Castelverde delegates an assessore.
+        let answer = "mutation($id: ID!, $answer: ConvocationAnswer!, $delegate: String, $capacity: SeatCapacity, $seat: ID) { answerConvocation(instanceId: $id, answer: $answer, delegate: $delegate, capacity: $capacity, seat: $seat) { seq } }";
+        app.ok(&borgo, answer, json!({ "id": id, "answer": "PARTECIPA" }))
+            .await;
+        app.ok(
+            &castelverde,
+            answer,
+            json!({ "id": id, "answer": "DELEGA", "delegate": "Marco Verdi", "capacity": "ASSESSORE" }),
+        )
+        .await;
+        let other = app
+            .gql(
+                Some(&castelverde),
+                answer,
+                json!({ "id": id, "answer": "NON_PARTECIPA", "seat": "comune-san-lorenzo" }),
+            )
+            .await;
+        assert_eq!(code(&other), "FORBIDDEN", "[{backend}] {other:#}");
+        let no_name = app
+            .gql(
+                Some(&borgo),
+                answer,
+                json!({ "id": id, "answer": "DELEGA" }),
+            )
+            .await;
+        assert_eq!(code(&no_name), "BAD_USER_INPUT", "[{backend}] {no_name:#}");
+
+        // The day: the register. A seat counts once; the Responsabile attends without a vote.
+        app.clock.set(common::at("2026-12-15T16:55:00+01:00"));
+        let presence = "mutation($id: ID!, $seat: ID, $name: String!, $capacity: SeatCapacity!, $note: String) { recordPresence(instanceId: $id, seat: $seat, name: $name, capacity: $capacity, note: $note) { seq } }";
+        app.ok(
+            &app.tokens.ufficio,
+            presence,
+            json!({ "id": id, "seat": "comune-borgo-fiorito", "name": "Anna Rossi", "capacity": "SINDACO" }),
+        )
+        .await;
+        app.ok(
+            &app.tokens.ufficio,
+            presence,
+            json!({ "id": id, "name": "Paolo Galli", "capacity": "NON_INDICATA", "note": "responsabile dell'Ufficio di Piano" }),
+        )
+        .await;
+        let twice = app
+            .gql(
+                Some(&app.tokens.ufficio),
+                presence,
+                json!({ "id": id, "seat": "comune-borgo-fiorito", "name": "Luisa Bianchi", "capacity": "ASSESSORE" }),
+            )
+            .await;
+        assert_eq!(code(&twice), "BAD_USER_INPUT", "[{backend}] {twice:#}");
+        assert!(
+            twice.to_string().contains("un seggio conta una volta"),
+            "{twice}"
+        );
+        let by_mayor = app
+            .gql(
+                Some(&borgo),
+                presence,
+                json!({ "id": id, "seat": "comune-borgo-fiorito", "name": "X", "capacity": "SINDACO" }),
+            )
+            .await;
+        assert_eq!(code(&by_mayor), "FORBIDDEN", "[{backend}] {by_mayor:#}");
+
+        // 52.4 of 100 quotas: more than half, the session opens.
+        app.clock.set(common::at("2026-12-15T17:00:00+01:00"));
+        app.ok(
+            &app.tokens.ufficio,
+            fire,
+            json!({ "id": id, "event": "apri_seduta" }),
+        )
+        .await;
+        app.ok(
+            &app.tokens.ufficio,
+            presence,
+            json!({ "id": id, "seat": "comune-castelverde", "name": "Marco Verdi", "capacity": "ASSESSORE" }),
+        )
+        .await;
+
+        // Item 1: Borgo Fiorito for (52.4), Castelverde against (31.1): approved by quota,
+        // though one head against one. San Lorenzo is absent: its ballot is refused.
+        let vote = "mutation($id: ID!, $item: Int!, $ballots: [SeatBallot!], $outcome: ItemOutcome) { recordVote(instanceId: $id, item: $item, ballots: $ballots, outcome: $outcome) { seq } }";
+        let absent = app
+            .gql(
+                Some(&app.tokens.ufficio),
+                vote,
+                json!({ "id": id, "item": 1, "ballots": [{ "seat": "comune-san-lorenzo", "ballot": "FAVOREVOLE" }] }),
+            )
+            .await;
+        assert!(
+            absent.to_string().contains("non è presente"),
+            "[{backend}] {absent:#}"
+        );
+        app.ok(
+            &app.tokens.ufficio,
+            vote,
+            json!({ "id": id, "item": 1, "ballots": [
+                { "seat": "comune-borgo-fiorito", "ballot": "FAVOREVOLE" },
+                { "seat": "comune-castelverde", "ballot": "CONTRARIO" }] }),
+        )
+        .await;
+
+        // The sindaco of Borgo Fiorito leaves: 31.1 quotas, no quorum for item 2.
+        app.clock.set(common::at("2026-12-15T17:40:00+01:00"));
+        app.ok(
+            &app.tokens.ufficio,
+            "mutation($id: ID!) { recordDeparture(instanceId: $id, name: \"Anna Rossi\") { seq } }",
+            json!({ "id": id }),
+        )
+        .await;
+        app.clock.set(common::at("2026-12-15T17:45:00+01:00"));
+        app.ok(
+            &app.tokens.ufficio,
+            vote,
+            json!({ "id": id, "item": 2, "ballots": [{ "seat": "comune-castelverde", "ballot": "FAVOREVOLE" }] }),
+        )
+        .await;
+        app.ok(
+            &app.tokens.ufficio,
+            "mutation($id: ID!) { postponeItem(instanceId: $id, item: 3) { seq } }",
+            json!({ "id": id }),
+        )
+        .await;
+        let again = app
+            .gql(
+                Some(&app.tokens.ufficio),
+                vote,
+                json!({ "id": id, "item": 1, "outcome": "APPROVATO" }),
+            )
+            .await;
+        assert!(
+            again.to_string().contains("già stato trattato"),
+            "[{backend}] {again:#}"
+        );
+
+        let seen = app.ok(&castelverde, MEETING, json!({ "id": id })).await;
+        let meeting = &seen["instance"]["meeting"];
+        let items = meeting["items"].as_array().expect("items");
+        assert_eq!(items[0]["outcome"], "APPROVATO", "[{backend}] {meeting:#}");
+        assert_eq!(items[0]["count"]["favorevoliQuote"], 52.4);
+        assert_eq!(items[0]["count"]["contrariQuote"], 31.1);
+        assert_eq!(items[0]["count"]["favorevoli"], 1);
+        assert_eq!(
+            items[1]["outcome"], "MANCANZA_NUMERO_LEGALE",
+            "[{backend}] {meeting:#}"
+        );
+        assert!(
+            items[1]["trace"]
+                .as_array()
+                .expect("trace")
+                .iter()
+                .any(|l| l
+                    .as_str()
+                    .is_some_and(|l| l.contains("quote: non raggiunto"))),
+            "[{backend}] {meeting:#}"
+        );
+        assert_eq!(items[2]["outcome"], "RINVIATO");
+        assert_eq!(meeting["quorum"]["met"], false);
+        let answers = meeting["answers"].as_array().expect("answers");
+        assert!(
+            answers.iter().any(|a| a["seat"] == "comune-castelverde"
+                && a["answer"] == "DELEGA"
+                && a["delegate"] == "Marco Verdi"),
+            "[{backend}] {answers:?}"
+        );
+
+        // Closing registers the verbale; the approved item is a deliberazione in its repertorio.
+        app.ok(
+            &app.tokens.ufficio,
+            fire,
+            json!({ "id": id, "event": "chiudi_seduta", "input": { "verbalizzante": "Paolo Galli" } }),
+        )
+        .await;
+        let rows = app
+            .state
+            .service()
+            .store()
+            .outbox_rows(None)
+            .await
+            .expect("outbox");
+        let registrations: Vec<(Option<String>, String, Option<String>)> = rows
+            .iter()
+            .filter(|r| r.instance_id.as_deref() == Some(id.as_str()) && r.kind == "protocollo")
+            .filter_map(|r| match &r.payload {
+                Effect::RegisterProtocol {
+                    register,
+                    subject,
+                    document,
+                    ..
+                } => Some((register.clone(), subject.clone(), document.clone())),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            registrations
+                .iter()
+                .any(
+                    |(register, subject, _)| register.as_deref() == Some("deliberazioni")
+                        && subject.contains("punto 1: Piano di Zona 2027")
+                ),
+            "[{backend}] {registrations:#?}"
+        );
+        assert_eq!(
+            registrations
+                .iter()
+                .filter(|(register, _, _)| register.as_deref() == Some("deliberazioni"))
+                .count(),
+            1,
+            "[{backend}] only the approved item"
+        );
+        assert!(
+            registrations
+                .iter()
+                .any(|(_, _, document)| document.as_deref() == Some("verbale_seduta")),
+            "[{backend}] {registrations:#?}"
+        );
+    }
+}
