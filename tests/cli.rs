@@ -279,6 +279,17 @@ fn the_demo_prints_a_plain_italian_timeline_and_logs_nothing_unasked() {
         stdout.contains("📧 esito_valutazione a Luca Ferri: 1 email scritta"),
         "{stdout}"
     );
+    // The Assemblea: answers (one delegation), votes by quota with their trace, an item
+    // postponed, deliberazioni numbered.
+    for line in [
+        "§ Comune di Castelverde: delega Luisa Conti",
+        "§ punto 2. Piano di Zona 2025-2027: aggiornamento annuale: approvato",
+        "favorevoli 52.4 su 83.5 presenti e votanti (secondo le quote): maggioranza raggiunta",
+        "§ punto 3. Esito dell'avviso di co-progettazione: rinviato",
+        "protocollo in interno n. deliberazioni 0000002/2027",
+    ] {
+        assert!(stdout.contains(line), "missing «{line}»:\n{stdout}");
+    }
     // And from the command line, on the demo's database.
     let avviso = stdout
         .lines()

@@ -149,11 +149,14 @@ async fn convene_many_mayors(store: &Store) {
         role: "ufficio_di_piano".into(),
     };
     let seduta = (now + chrono::Duration::days(30)).to_rfc3339();
+    // Every comune is a member of this Assemblea.
+    let membri: Vec<String> = (0..MAYORS).map(|i| format!("comune-{i}")).collect();
     let variables = json!({
         "organo": "Assemblea dei Sindaci",
         "ordine_del_giorno": ["Piano di Zona"],
         "luogo": "Sala consiliare",
         "data_seduta": seduta,
+        "membri": membri,
     });
     let started = service
         .start(

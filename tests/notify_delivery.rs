@@ -338,6 +338,8 @@ impl World {
             "ordine_del_giorno": ["Approvazione del verbale della seduta precedente", "Piano di Zona 2027-2029"],
             "luogo": "Sala consiliare del Comune di Borgo Fiorito",
             "data_seduta": SEDUTA,
+            // Every comune of the test is a member of this Assemblea.
+            "membri": (1..=mayors().len()).map(|i| format!("comune-{i}")).collect::<Vec<_>>(),
         });
         let started = self
             .service

@@ -20,6 +20,7 @@ use crate::app;
 use crate::clock::{Clock, ManualClock};
 use crate::config::StoreArgs;
 use crate::engine::evaluation::{self, MemberRole, NewMember, ScoreInput};
+use crate::engine::meeting::{self, Answer, Ballot, Capacity, Presence};
 use crate::engine::{Actor, Command, Effect, TimerAction};
 use crate::notify::Transport;
 use crate::notify::delivery::{self, DeliveryOptions, DeliveryWorker, MailSettings};
@@ -305,22 +306,80 @@ impl Demo {
             chrono::DateTime<chrono::Utc>,
         ) -> Result<crate::engine::Step, crate::engine::Error>,
     ) -> anyhow::Result<()> {
+        let role = if who == "rup" { "rup" } else { "commissione" };
+        self.record(avviso, who, role, compute).await
+    }
+
+    /// A command recorded on an instance without an event of its definition (the
+    /// commissione's, a meeting's), as the API's mutations do.
+    async fn record(
+        &mut self,
+        id: &str,
+        who: &str,
+        role: &str,
+        compute: impl Fn(
+            &crate::definition::Procedure,
+            &crate::store::InstanceRow,
+            chrono::DateTime<chrono::Utc>,
+        ) -> Result<crate::engine::Step, crate::engine::Error>,
+    ) -> anyhow::Result<()> {
         let actor = Actor {
             id: who.into(),
-            role: if who == "rup" { "rup" } else { "commissione" }.into(),
+            role: role.into(),
         };
         if let Err(refusal) = self
             .service
-            .record_step(avviso, &actor, &json!({}), None, compute)
+            .record_step(id, &actor, &json!({}), None, compute)
             .await
         {
             println!(
-                "  {}  [avviso] rifiutato: {refusal}",
-                local(self.clock.now())
+                "  {}  [{}] rifiutato: {refusal}",
+                local(self.clock.now()),
+                self.names.get(id).copied().unwrap_or("?")
             );
         }
         self.settle().await?;
         self.report().await
+    }
+
+    /// The meeting as recorded: who answered, each item with its count and why.
+    async fn print_meeting(&self, id: &str) -> anyhow::Result<()> {
+        let Some(row) = self.service.store().instance(id).await? else {
+            return Ok(());
+        };
+        let p = self
+            .service
+            .procedure(&row.definition_id, Some(row.definition_version))
+            .await?;
+        let (Some(d), Some(m)) = (p.meeting.as_ref(), row.data.meeting.as_ref()) else {
+            return Ok(());
+        };
+        let body = meeting::body_of(d, &row.data);
+        for (seat, r) in &m.rsvps {
+            let name = body
+                .seats
+                .iter()
+                .find(|s| &s.id == seat)
+                .map_or(seat.as_str(), |s| s.name.as_str());
+            println!(
+                "        § {name}: {}",
+                match r.answer {
+                    Answer::Partecipa => "partecipa".to_string(),
+                    Answer::NonPartecipa => "non partecipa".to_string(),
+                    Answer::Delega => format!("delega {}", r.delegate.as_deref().unwrap_or("?")),
+                }
+            );
+        }
+        for (i, title) in meeting::agenda(d, &row.data).iter().enumerate() {
+            let Some(x) = m.items.get(&i) else {
+                continue;
+            };
+            println!("        § punto {}. {title}: {}", i + 1, x.outcome.title());
+            for line in &x.trace {
+                println!("            {line}");
+            }
+        }
+        Ok(())
     }
 
     fn participant_name(&self, id: &str) -> String {
@@ -829,6 +888,41 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     demo.print_terms(&assemblea).await?;
     demo.fire(&assemblea, "convoca", "ufficio_di_piano", json!({}))
         .await?;
+    // Each comune answers for itself: Castelverde sends an assessore with a written delega.
+    for (seat, person, answer, delegate) in [
+        (
+            "comune-borgo-fiorito",
+            "sindaco-borgo-fiorito",
+            Answer::Partecipa,
+            None,
+        ),
+        (
+            "comune-castelverde",
+            "sindaco-castelverde",
+            Answer::Delega,
+            Some("Luisa Conti"),
+        ),
+        (
+            "comune-san-lorenzo",
+            "sindaco-san-lorenzo",
+            Answer::NonPartecipa,
+            None,
+        ),
+    ] {
+        demo.record(&assemblea, person, "sindaco", |p, row, now| {
+            meeting::rsvp(
+                p,
+                &row.snapshot(),
+                seat,
+                person,
+                answer,
+                delegate,
+                delegate.map(|_| Capacity::Assessore),
+                now,
+            )
+        })
+        .await?;
+    }
 
     demo.advance_to(at("2027-01-12T09:00:00+01:00")?).await?;
     println!("\n4) Istruttoria: soccorso istruttorio a un solo ente, con il suo termine");
@@ -891,9 +985,71 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     demo.fire(&avviso, "ammetti", "rup", json!({})).await?;
 
     println!("\n7) Seduta, valutazione e graduatoria: a ciascun ente il suo punteggio");
-    demo.advance_to(at("2027-01-21T17:30:00+01:00")?).await?;
+    demo.advance_to(at("2027-01-21T17:25:00+01:00")?).await?;
+    // The register: a seat counts once; the Responsabile attends without a vote.
+    for (seat, name, capacity, note) in [
+        (
+            Some("comune-borgo-fiorito"),
+            "Anna Rossi",
+            Capacity::Sindaco,
+            None,
+        ),
+        (
+            Some("comune-castelverde"),
+            "Luisa Conti",
+            Capacity::Assessore,
+            None,
+        ),
+        (
+            None,
+            "Paolo Galli",
+            Capacity::NonIndicata,
+            Some("responsabile dell'Ufficio di Piano"),
+        ),
+    ] {
+        let presence = Presence {
+            seat: seat.map(String::from),
+            name: name.into(),
+            capacity,
+            note: note.map(String::from),
+            arrived: None,
+            left: None,
+        };
+        demo.record(
+            &assemblea,
+            "ufficio_di_piano",
+            "ufficio_di_piano",
+            |p, row, now| meeting::arrive(p, &row.snapshot(), presence.clone(), now),
+        )
+        .await?;
+    }
+    demo.move_clock_to(at("2027-01-21T17:30:00+01:00")?).await?;
     demo.fire(&assemblea, "apri_seduta", "ufficio_di_piano", json!({}))
         .await?;
+    // Two items voted by quota (Borgo Fiorito 52.4, Castelverde 31.1), the third postponed.
+    for (item, castelverde) in [(0, Ballot::Favorevole), (1, Ballot::Contrario)] {
+        let ballots: BTreeMap<String, Ballot> = [
+            ("comune-borgo-fiorito".to_string(), Ballot::Favorevole),
+            ("comune-castelverde".to_string(), castelverde),
+        ]
+        .into_iter()
+        .collect();
+        demo.record(
+            &assemblea,
+            "ufficio_di_piano",
+            "ufficio_di_piano",
+            |p, row, now| meeting::vote(p, &row.snapshot(), item, &ballots, None, now),
+        )
+        .await?;
+    }
+    demo.record(
+        &assemblea,
+        "ufficio_di_piano",
+        "ufficio_di_piano",
+        |p, row, now| meeting::postpone(p, &row.snapshot(), 2, now),
+    )
+    .await?;
+    demo.print_meeting(&assemblea).await?;
     // The commissione, named after the deadline: each member declares before reading the
     // proposals; then scores per criterion with a motivazione; the totals are computed.
     let members = vec![
@@ -978,8 +1134,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         demo.fire_on(&avviso, application, "valuta", "commissione", json!({}))
             .await?;
     }
-    demo.fire(&assemblea, "chiudi_seduta", "ufficio_di_piano", json!({}))
-        .await?;
+    demo.fire(
+        &assemblea,
+        "chiudi_seduta",
+        "ufficio_di_piano",
+        json!({"verbalizzante": "Paolo Galli"}),
+    )
+    .await?;
     demo.move_clock_to(at("2027-01-25T10:00:00+01:00")?).await?;
     demo.fire(&assemblea, "pubblica_verbale", "ufficio_di_piano", json!({"data_pubblicazione_verbale": "2027-01-25", "link_verbale": "https://ambito.example.it/albo/verbale-2027-01"})).await?;
     demo.print_terms(&assemblea).await?;
