@@ -45,6 +45,8 @@ fn main() -> ExitCode {
         Command::Token(cmd) => async_main(procedo::cli::identity::run_token(cmd)),
         Command::Protocollo(cmd) => async_main(procedo::cli::protocollo::run(cmd)),
         Command::Commissione(cmd) => async_main(procedo::cli::commissione::run(cmd)),
+        Command::Seduta(cmd) => async_main(procedo::cli::seduta::run(cmd)),
+        Command::Organo(cmd) => async_main(async { procedo::cli::seduta::run_organo(cmd) }),
     }
 }
 

@@ -593,3 +593,38 @@ fn the_commissione_is_driven_from_the_command_line_with_clear_refusals() {
     );
     assert!(shown.contains("non ancora nominata"), "{shown}");
 }
+
+#[test]
+fn a_body_file_is_read_as_people_read_it_and_a_broken_one_is_named() {
+    let out = procedo(&["organo", "show", "workflows/organi/assemblea_sindaci.yaml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    for line in [
+        "Comune di Borgo Fiorito                  quota 52.4 (presiede)",
+        "numero legale in prima convocazione: più del 50% delle quote",
+        "maggioranza: dei presenti e votanti secondo le quote",
+    ] {
+        assert!(shown.contains(line), "missing «{line}»:\n{shown}");
+    }
+    let out = procedo(&["organo", "show", "workflows/organi/tavolo_tecnico.yaml"]);
+    assert!(
+        text(&out.stdout)
+            .contains("numero legale in seconda convocazione: non indicato dal regolamento"),
+        "{}",
+        text(&out.stdout)
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broken = dir.path().join("organo.yaml");
+    std::fs::write(
+        &broken,
+        "id: x\ntitle: X\nseats:\n  - { id: a, name: A }\n  - { id: a, name: B }\n",
+    )
+    .expect("file");
+    let out = procedo(&["organo", "show", broken.to_str().expect("path")]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("seggio 'a' duplicato"),
+        "{}",
+        text(&out.stderr)
+    );
+}

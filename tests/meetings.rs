@@ -5,11 +5,19 @@
 //! — and nothing it does not: no vote counts, no quorum, no convocation reference, no
 //! secretary.
 
+mod common;
+
+use std::sync::Arc;
+
+use procedo::clock::ManualClock;
 use procedo::engine::meeting::{
-    Body, Capacity, ItemRecord, MeetingRecord, Outcome, Presence, Rules, Seat, verbale_context,
+    self, Body, Capacity, ItemRecord, MeetingRecord, Outcome, Presence, Rules, Seat,
+    verbale_context,
 };
+use procedo::engine::{Actor, Command};
 use procedo::notify::Templates;
-use serde_json::json;
+use procedo::service::Service;
+use serde_json::{Value, json};
 
 /// The eight comuni of the district, one seat each; its rules are not in the document.
 fn tradate() -> Body {
@@ -215,4 +223,177 @@ fn the_tradate_verbale_says_what_the_minutes_say_and_nothing_more() {
     let q = procedo::engine::meeting::quorum(&body, &register, chrono::Utc::now(), false);
     assert_eq!((q.heads, q.seats), (8, 8));
     assert_eq!(q.met, None, "the minutes give no quorum rule: not assumed");
+}
+
+fn ufficio() -> Actor {
+    Actor {
+        id: "ufficio".into(),
+        role: "ufficio_di_piano".into(),
+    }
+}
+
+fn cmd(event: &str, payload: Value) -> Command {
+    Command {
+        event: event.into(),
+        actor: ufficio(),
+        payload: payload.as_object().cloned().unwrap_or_default(),
+        participant: None,
+    }
+}
+
+fn term(row: &procedo::store::InstanceRow, name: &str) -> (String, Vec<String>) {
+    let t = &row.data.terms[name];
+    (t.expiry.to_string(), t.trace.clone())
+}
+
+/// Seed 001: the Assemblea is convened "almeno una settimana prima", the Tavolo Tecnico with
+/// its agenda "almeno dieci giorni" ahead. Backward terms across the Christmas holidays move
+/// earlier, and say why.
+#[tokio::test]
+async fn the_notice_periods_run_backward_across_christmas_with_their_traces() {
+    let (store, _scratch) = common::scratch_store().await;
+    let clock = ManualClock::new(common::at("2026-12-01T09:00:00+01:00"));
+    let service = Service::new(store.clone(), Arc::new(clock.clone()));
+    service
+        .install(&common::shipped_catalog())
+        .await
+        .expect("install");
+    let start = |procedure: &'static str, when: &'static str| {
+        let service = service.clone();
+        async move {
+            let vars = json!({
+                "organo": "Organo",
+                "ordine_del_giorno": ["Piano di Zona"],
+                "luogo": "Sala consiliare",
+                "data_seduta": when,
+            });
+            service
+                .start(
+                    procedure,
+                    None,
+                    vars.as_object().cloned().unwrap_or_default(),
+                    &ufficio(),
+                    None,
+                )
+                .await
+                .expect("start")
+                .instance
+        }
+    };
+    // Assemblea on Thursday 31/12/2026: seven days back is Thursday 24/12. The offices are
+    // closed that day, but a closure is not a holiday and this procedure does not let closures
+    // move its terms: the trace says so.
+    let assemblea = start("convocazione_assemblea", "2026-12-31T17:00:00+01:00").await;
+    let (expiry, trace) = term(&assemblea, "termine_convocazione");
+    assert_eq!(expiry, "2026-12-24", "{trace:#?}");
+    assert!(
+        trace
+            .iter()
+            .any(|l| l.contains("non sposta questo termine")),
+        "{trace:#?}"
+    );
+    // Tavolo Tecnico on Thursday 7/1/2027: ten days back is Monday 28/12/2026, a working day.
+    let tavolo = start("convocazione_tavolo_tecnico", "2027-01-07T10:00:00+01:00").await;
+    let (expiry, trace) = term(&tavolo, "termine_convocazione");
+    assert_eq!(expiry, "2026-12-28", "{trace:#?}");
+    // On Tuesday 5/1/2027 it is Saturday 26/12 (Santo Stefano), then Friday 25/12 (Natale):
+    // a backward term moves earlier, to Thursday 24/12.
+    let tavolo = start("convocazione_tavolo_tecnico", "2027-01-05T10:00:00+01:00").await;
+    let (expiry, trace) = term(&tavolo, "termine_convocazione");
+    assert_eq!(expiry, "2026-12-24", "{trace:#?}");
+    for day in ["26/12/2026", "25/12/2026"] {
+        assert!(trace.iter().any(|l| l.contains(day)), "{day}: {trace:#?}");
+    }
+}
+
+/// Without the quorum of the first call the session does not open; at the second call
+/// announced in the notice, with its lower quorum, it does.
+#[tokio::test]
+async fn a_meeting_without_quorum_opens_at_its_second_call() {
+    for (backend, store, _scratch) in common::scratch_stores().await {
+        let clock = ManualClock::new(common::at("2026-12-01T09:00:00+01:00"));
+        let service = Service::new(store.clone(), Arc::new(clock.clone()));
+        service
+            .install(&common::shipped_catalog())
+            .await
+            .expect("install");
+        let vars = json!({
+            "organo": "Assemblea dei Sindaci",
+            "ordine_del_giorno": ["Piano di Zona"],
+            "luogo": "Sala consiliare",
+            "data_seduta": "2026-12-15T17:00:00+01:00",
+            "seconda_convocazione": "2026-12-15T18:00:00+01:00",
+        });
+        let id = service
+            .start(
+                "convocazione_assemblea",
+                None,
+                vars.as_object().cloned().unwrap_or_default(),
+                &ufficio(),
+                None,
+            )
+            .await
+            .expect("start")
+            .instance
+            .id;
+        service
+            .fire(&id, &cmd("convoca", json!({})), None)
+            .await
+            .expect("convoca");
+        // Only San Lorenzo al Lago (16.5 of 100 quotas) is there.
+        clock.set(common::at("2026-12-15T16:58:00+01:00"));
+        let presence = Presence {
+            seat: Some("comune-san-lorenzo".into()),
+            name: "Giulia Esposito".into(),
+            capacity: Capacity::Sindaco,
+            note: None,
+            arrived: None,
+            left: None,
+        };
+        service
+            .record_step(&id, &ufficio(), &json!({}), None, |p, row, now| {
+                meeting::arrive(p, &row.snapshot(), presence.clone(), now)
+            })
+            .await
+            .expect("presenza");
+        clock.set(common::at("2026-12-15T17:05:00+01:00"));
+        let refused = service
+            .fire(&id, &cmd("apri_seduta", json!({})), None)
+            .await
+            .expect_err("no quorum");
+        assert!(
+            refused.to_string().contains("Manca il numero legale"),
+            "[{backend}] {refused}"
+        );
+        // Too early for the second call.
+        assert!(
+            service
+                .fire(&id, &cmd("passa_in_seconda_convocazione", json!({})), None)
+                .await
+                .is_err(),
+            "[{backend}]"
+        );
+        clock.set(common::at("2026-12-15T18:00:00+01:00"));
+        let second = service
+            .fire(&id, &cmd("passa_in_seconda_convocazione", json!({})), None)
+            .await
+            .expect("seconda convocazione");
+        assert_eq!(
+            second.instance.data.variables["numero_legale"],
+            json!(true),
+            "[{backend}] one comune of three is a third"
+        );
+        let opened = service
+            .fire(&id, &cmd("apri_seduta", json!({})), None)
+            .await
+            .expect("apri");
+        assert_eq!(opened.instance.state, "in_seduta", "[{backend}]");
+        let m = opened.instance.data.meeting.as_ref().expect("meeting");
+        assert!(m.second_call, "[{backend}]");
+        assert_eq!(
+            m.opened_at,
+            Some(common::at("2026-12-15T18:00:00+01:00")),
+            "[{backend}]"
+        );
+    }
 }

@@ -289,14 +289,14 @@ impl Meeting {
             .unwrap_or_default()
     }
 
-    /// The quorum now, by the rule of the call in force.
+    /// The quorum now (once closed: at the closing), by the rule of the call in force.
     async fn quorum(&self, ctx: &Context<'_>) -> Result<Option<QuorumNow>, ApiError> {
         let now = shared(ctx)?.service.now();
         Ok(self.def().zip(self.data()).map(|(d, m)| {
             let q = mt::quorum(
                 mt::body_of(d, &self.loaded.row.data),
                 &m.register,
-                now,
+                m.closed_at.unwrap_or(now),
                 m.second_call,
             );
             QuorumNow {

@@ -11,6 +11,7 @@ pub mod instance;
 pub mod mail;
 pub mod protocollo;
 pub mod scheduler;
+pub mod seduta;
 pub mod serve;
 pub mod term;
 pub mod timers;
@@ -73,6 +74,12 @@ pub enum Command {
     /// rettifica dei criteri (`procedo instance evaluation ID` shows the result).
     #[command(subcommand)]
     Commissione(commissione::CommissioneCommand),
+    /// A body of the Ambito: `procedo organo show workflows/organi/assemblea_sindaci.yaml`.
+    #[command(subcommand)]
+    Organo(seduta::OrganoCommand),
+    /// A meeting of a body: answers, register, votes, postponements, and its picture.
+    #[command(subcommand)]
+    Seduta(seduta::SedutaCommand),
     /// The protocol register: list, show, segnatura, daily register, annulments, verify.
     #[command(subcommand)]
     Protocollo(protocollo::ProtocolloCommand),
