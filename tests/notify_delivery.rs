@@ -35,6 +35,8 @@ const MAIL_DOMAIN: &str = "borgofiorito.example.it";
 const AMBITO: &str = "Ambito territoriale di Borgo Fiorito";
 /// Thursday 14 January 2027, 17:00 in Rome.
 const SEDUTA: &str = "2027-01-14T17:00:00+01:00";
+/// The key personal links are signed with in these tests.
+const LINK_KEY: &[u8] = b"chiave di prova dei collegamenti personali, 32+";
 const SEDUTA_SPOSTATA: &str = "2027-01-21T17:00:00+01:00";
 
 // ---------------------------------------------------------------------------------------------
@@ -257,6 +259,10 @@ impl World {
         let mut mail = MailSettings::new(catalog.templates, transport);
         mail.from = FROM.to_owned();
         mail.ambito = AMBITO.to_owned();
+        mail.links = Some(procedo::notify::delivery::LinkSettings {
+            key: LINK_KEY.to_vec(),
+            base_url: "https://procedo.ambito.example.it".to_owned(),
+        });
         mail.delivery = DeliveryOptions {
             worker_id: "postino".to_owned(),
             batch: 50,
@@ -463,6 +469,34 @@ async fn a_convocation_reaches_every_mayor_with_the_subject_the_italian_date_and
                 message.text
             );
             assert!(message.text.contains(AMBITO), "{backend}");
+            // Each mayor's personal link answers for their own comune, until the meeting.
+            let link = message
+                .text
+                .split_whitespace()
+                .find(|w| w.starts_with("https://procedo.ambito.example.it/risposta/"))
+                .unwrap_or_else(|| panic!("{backend}: no personal link in {}", message.text));
+            let token = link.trim_start_matches("https://procedo.ambito.example.it/risposta/");
+            let seat = person.replace("sindaco-", "comune-");
+            let verified = procedo::identity::links::verify(
+                LINK_KEY,
+                token,
+                common::at("2027-01-14T16:59:00+01:00").timestamp(),
+            )
+            .unwrap_or_else(|e| panic!("{backend}: {e}"));
+            assert_eq!(
+                (verified.instance_id.as_str(), verified.seat.as_str()),
+                (id.as_str(), seat.as_str()),
+                "{backend}"
+            );
+            assert!(
+                procedo::identity::links::verify(
+                    LINK_KEY,
+                    token,
+                    common::at("2027-01-14T17:00:01+01:00").timestamp()
+                )
+                .is_err(),
+                "{backend}: it expires with the meeting"
+            );
             assert!(
                 message.text.contains("1. Approvazione del verbale"),
                 "{backend}"

@@ -42,6 +42,10 @@ pub(crate) fn router(state: ApiState) -> Router {
         .merge(super::graphiql::routes())
         .route("/graphql/ws", get(websocket))
         .route("/documents/{submission}/{sha256}", get(document))
+        .route(
+            "/risposta/{token}",
+            get(super::rsvp::page).post(super::rsvp::answer),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -25,6 +25,7 @@ mod mutation;
 pub mod policy;
 mod query;
 mod rate;
+mod rsvp;
 mod subscription;
 mod types;
 mod uploads;
@@ -68,6 +69,8 @@ pub(crate) struct Shared {
     pub rate: rate::RateLimiter,
     /// The protocollo, to register an application at once (else the scheduler does).
     pub protocollo: Option<crate::protocollo::Protocollo>,
+    /// The key personal links are signed with (answers to convocations without login).
+    pub links: Option<Arc<Vec<u8>>>,
 }
 
 /// The API's state: the schema and what it serves from. Cheap to clone.
@@ -88,7 +91,7 @@ impl std::fmt::Debug for ApiState {
 impl ApiState {
     /// The API over a service, with these limits.
     pub fn new(service: Service, limits: Limits) -> ApiState {
-        ApiState::build(service, limits, None)
+        ApiState::build(service, limits, None, None)
     }
 
     /// The API registering applications in `protocollo` as they arrive (without it they are
@@ -99,6 +102,19 @@ impl ApiState {
             self.shared.service.clone(),
             self.shared.limits.clone(),
             Some(protocollo),
+            self.shared.links.clone(),
+        )
+    }
+
+    /// The API serving the personal links signed with `key` (`/risposta/…`: a member answers
+    /// a convocation from the email).
+    #[must_use]
+    pub fn with_links(self, key: Vec<u8>) -> ApiState {
+        ApiState::build(
+            self.shared.service.clone(),
+            self.shared.limits.clone(),
+            self.shared.protocollo.clone(),
+            Some(Arc::new(key)),
         )
     }
 
@@ -106,6 +122,7 @@ impl ApiState {
         service: Service,
         limits: Limits,
         protocollo: Option<crate::protocollo::Protocollo>,
+        links: Option<Arc<Vec<u8>>>,
     ) -> ApiState {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let metrics = Arc::new(metrics::Metrics::default());
@@ -117,6 +134,7 @@ impl ApiState {
             published: std::sync::Mutex::new(subscription::Published::default()),
             rate: rate::RateLimiter::new(limits.rate, limits.anonymous_rate, limits.refused_rate),
             protocollo,
+            links,
         });
         let schema = schema_builder(&limits, metrics)
             .data(shared.clone())

@@ -147,7 +147,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("impossibile ascoltare su {}", args.bind))?;
     let address = listener.local_addr().context("indirizzo locale")?;
     let protocollo = app::protocollo(&service)?;
-    let state = ApiState::new(service.clone(), args.limits()).with_protocollo(protocollo.clone());
+    let mut state =
+        ApiState::new(service.clone(), args.limits()).with_protocollo(protocollo.clone());
+    // Personal links in convocations are answered here, with the key that signed them.
+    if let Some(links) = &mail.links {
+        state = state.with_links(links.key.clone());
+    }
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         crate::cli::scheduler::shutdown_signal().await;

@@ -828,6 +828,17 @@ impl Context<'_> {
             crate::definition::validate::PARTICIPANT_CONTEXT.into(),
             Value::Null,
         );
+        // While members may answer a convocation, its messages carry what their personal
+        // links need: until when they hold.
+        ctx.insert(
+            "risposta".into(),
+            self.p
+                .meeting
+                .as_ref()
+                .filter(|d| d.rsvp_while.iter().any(|s| s.as_str() == state))
+                .and_then(|d| data.variables.get(d.when.as_str()).cloned())
+                .map_or(Value::Null, |until| json!({ "fino_a": until })),
+        );
         ctx.insert(
             crate::definition::validate::MEETING_CONTEXT.into(),
             super::meeting::record_of(self.p, data).map_or(Value::Null, |record| {

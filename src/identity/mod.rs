@@ -8,6 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub mod links;
+
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 

@@ -91,6 +91,47 @@ pub struct MailSettings {
     pub ambito: String,
     /// How the delivery worker claims, sends and retries.
     pub delivery: DeliveryOptions,
+    /// Personal links in convocations (`PROCEDO_LINK_KEY`, `PROCEDO_PUBLIC_URL`).
+    pub links: Option<LinkSettings>,
+}
+
+/// How personal links are made: the key they are signed with and where `procedo serve`
+/// answers them.
+#[derive(Clone)]
+pub struct LinkSettings {
+    /// The signing key.
+    pub key: Vec<u8>,
+    /// The public address of the API (`https://procedo.ambito.example.it`).
+    pub base_url: String,
+}
+
+impl std::fmt::Debug for LinkSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkSettings")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LinkSettings {
+    /// From `PROCEDO_LINK_KEY` (at least 32 characters) and `PROCEDO_PUBLIC_URL`; `None`
+    /// when the key is not set.
+    pub fn from_env() -> Result<Option<LinkSettings>, Error> {
+        let Ok(key) = std::env::var("PROCEDO_LINK_KEY") else {
+            return Ok(None);
+        };
+        if key.len() < 32 {
+            return Err(Error::Settings {
+                reason: "PROCEDO_LINK_KEY: servono almeno 32 caratteri casuali".into(),
+            });
+        }
+        let base_url = std::env::var("PROCEDO_PUBLIC_URL")
+            .unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned());
+        Ok(Some(LinkSettings {
+            key: key.into_bytes(),
+            base_url,
+        }))
+    }
 }
 
 impl MailSettings {
@@ -102,6 +143,7 @@ impl MailSettings {
             from: DEFAULT_FROM.to_owned(),
             ambito: DEFAULT_AMBITO.to_owned(),
             delivery: DeliveryOptions::default(),
+            links: None,
         }
     }
 
@@ -132,6 +174,7 @@ impl MailSettings {
             from,
             ambito,
             delivery: DeliveryOptions::default(),
+            links: LinkSettings::from_env()?,
         })
     }
 
@@ -191,6 +234,7 @@ struct Composer {
     from: String,
     ambito: String,
     domain: String,
+    links: Option<LinkSettings>,
 }
 
 impl Composer {
@@ -200,6 +244,7 @@ impl Composer {
             from: settings.from.clone(),
             ambito: settings.ambito.clone(),
             domain: settings.mail_domain(),
+            links: settings.links.clone(),
         }
     }
 
@@ -212,9 +257,33 @@ impl Composer {
             ));
         };
         let mut map = map.clone();
+        // A convocation carries each member's personal link to answer it, signed for their
+        // comune and valid until the meeting.
+        let risposta = match (&self.links, map.get("risposta"), &recipient.organisation_id) {
+            (Some(links), Some(Value::Object(r)), Some(seat)) => {
+                let until = r
+                    .get("fino_a")
+                    .and_then(Value::as_str)
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.timestamp());
+                let instance = map
+                    .get("istanza")
+                    .and_then(|i| i.get("id"))
+                    .and_then(Value::as_str);
+                match (until, instance) {
+                    (Some(until), Some(instance)) => Value::String(format!(
+                        "{}/risposta/{}",
+                        links.base_url.trim_end_matches('/'),
+                        crate::identity::links::sign(&links.key, instance, seat, until)
+                    )),
+                    _ => Value::Null,
+                }
+            }
+            _ => Value::Null,
+        };
         map.insert(
             "destinatario".to_owned(),
-            json!({ "nome": recipient.name, "email": recipient.email }),
+            json!({ "nome": recipient.name, "email": recipient.email, "risposta": risposta }),
         );
         map.insert("ambito".to_owned(), json!({ "nome": self.ambito }));
         map.entry("protocollo").or_insert(Value::Null);

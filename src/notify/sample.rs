@@ -239,7 +239,7 @@ pub fn context_for(kind: &str, name: &str, email: &str) -> Option<Value> {
     if let Some(object) = context.as_object_mut() {
         object.insert(
             "destinatario".to_owned(),
-            json!({"nome": name, "email": email}),
+            json!({"nome": name, "email": email, "risposta": null}),
         );
         object.insert("ambito".to_owned(), json!({"nome": AMBITO}));
     }

@@ -199,7 +199,7 @@ impl ProtocolloDispatch {
                         .to_owned();
                     map.insert(
                         "destinatario".to_owned(),
-                        json!({ "nome": addressee, "email": "" }),
+                        json!({ "nome": addressee, "email": "", "risposta": null }),
                     );
                     map.insert("ambito".to_owned(), json!({ "nome": self.ambito }));
                     map.entry("protocollo").or_insert(Value::Null);

@@ -86,6 +86,9 @@ pub async fn spawn_apps_with(limits: Limits) -> Vec<TestApp> {
     apps
 }
 
+/// The key personal links are signed with in these tests.
+pub const LINK_KEY: &[u8] = b"chiave di prova dei collegamenti personali, 32+";
+
 async fn spawn_app(backend: String, store: Store, scratch: Scratch, limits: Limits) -> TestApp {
     let clock = ManualClock::new(common::at(START));
     let service = Service::new(store, Arc::new(clock.clone()));
@@ -108,7 +111,9 @@ async fn spawn_app(backend: String, store: Store, scratch: Scratch, limits: Limi
     settings.conservation_dir = files.path().join("conservazione");
     let protocollo =
         procedo::protocollo::Protocollo::new(service.clone(), &settings).expect("protocollo");
-    let state = ApiState::new(service, limits).with_protocollo(protocollo);
+    let state = ApiState::new(service, limits)
+        .with_protocollo(protocollo)
+        .with_links(LINK_KEY.to_vec());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

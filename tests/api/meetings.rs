@@ -13,7 +13,7 @@ use procedo::store::{NewOrganisation, NewPerson, NewToken, OrganisationKind};
 use serde_json::json;
 
 use crate::common;
-use crate::helpers::{TestApp, code, spawn_apps};
+use crate::helpers::{LINK_KEY, TestApp, code, spawn_apps};
 
 /// Adds a comune of the body with its sindaco; returns the sindaco's token.
 async fn comune(app: &TestApp, id: &str, name: &str) -> String {
@@ -306,6 +306,132 @@ async fn an_assemblea_answers_sits_votes_by_quota_and_loses_its_quorum_when_a_ma
                 .iter()
                 .any(|(_, _, document)| document.as_deref() == Some("verbale_seduta")),
             "[{backend}] {registrations:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_personal_link_answers_for_its_comune_and_a_tampered_or_expired_one_gets_a_plain_page() {
+    for app in spawn_apps().await {
+        let backend = app.backend.clone();
+        comune(&app, "comune-borgo-fiorito", "Borgo Fiorito").await;
+        comune(&app, "comune-castelverde", "Castelverde").await;
+        let started = app
+            .ok(
+                &app.tokens.ufficio,
+                "mutation { startInstance(procedureId: \"convocazione_assemblea\", variables: {organo: \"Assemblea dei Sindaci\", ordine_del_giorno: [\"Piano di Zona 2027\"], luogo: \"Sala consiliare di Borgo Fiorito\", data_seduta: \"2026-12-15T17:00:00+01:00\", membri: [\"comune-borgo-fiorito\", \"comune-castelverde\"]}) { instance { id } } }",
+                json!({}),
+            )
+            .await;
+        let id = started["startInstance"]["instance"]["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        app.ok(
+            &app.tokens.ufficio,
+            "mutation($id: ID!) { fire(instanceId: $id, event: \"convoca\") { seq } }",
+            json!({ "id": id }),
+        )
+        .await;
+        let until = common::at("2026-12-15T17:00:00+01:00").timestamp();
+        let token = procedo::identity::links::sign(LINK_KEY, &id, "comune-castelverde", until);
+        let http = reqwest::Client::new();
+        let url = format!("{}/risposta/{token}", app.address);
+
+        let page = http.get(&url).send().await.expect("page");
+        assert_eq!(page.status(), 200, "[{backend}]");
+        assert!(
+            page.headers()
+                .get("content-security-policy")
+                .is_some_and(|v| v.to_str().is_ok_and(|v| v.contains("default-src 'none'"))),
+            "[{backend}]"
+        );
+        let text = page.text().await.expect("text");
+        assert!(text.contains("Comune di Castelverde"), "[{backend}] {text}");
+        assert!(text.contains("15/12/2026 alle 17:00"), "[{backend}] {text}");
+        assert!(text.contains("Delego a"), "[{backend}] {text}");
+
+        let answered = http
+            .post(&url)
+            .form(&[
+                ("risposta", "delega"),
+                ("delegato", "Luisa <Conti>"),
+                ("carica", "assessore"),
+            ])
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(answered.status(), 200, "[{backend}]");
+        let text = answered.text().await.expect("text");
+        assert!(text.contains("Risposta registrata"), "[{backend}] {text}");
+        let seen = app
+            .ok(&app.tokens.ufficio, MEETING, json!({ "id": id }))
+            .await;
+        let answers = seen["instance"]["meeting"]["answers"]
+            .as_array()
+            .expect("answers")
+            .clone();
+        assert_eq!(answers.len(), 1, "[{backend}] {answers:?}");
+        assert_eq!(answers[0]["seat"], "comune-castelverde");
+        assert_eq!(answers[0]["answer"], "DELEGA");
+        assert_eq!(answers[0]["delegate"], "Luisa <Conti>");
+        assert_eq!(answers[0]["capacity"], "ASSESSORE");
+        // Shown back escaped.
+        let again = http
+            .get(&url)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("text");
+        assert!(
+            again.contains("delega Luisa &lt;Conti&gt;"),
+            "[{backend}] {again}"
+        );
+
+        // Another comune's link cannot be made from this one.
+        let (body, mac) = token.split_once('.').expect("token");
+        let other = procedo::identity::links::sign(LINK_KEY, &id, "comune-borgo-fiorito", until);
+        let (other_body, _) = other.split_once('.').expect("token");
+        for bad in [
+            format!("{other_body}.{mac}"),
+            format!("{body}.{}", "0".repeat(mac.len())),
+            "niente".to_string(),
+        ] {
+            let refused = http
+                .get(format!("{}/risposta/{bad}", app.address))
+                .send()
+                .await
+                .expect("page");
+            assert_eq!(refused.status(), 400, "[{backend}] {bad}");
+            let text = refused.text().await.expect("text");
+            assert!(
+                text.contains("Collegamento non valido"),
+                "[{backend}] {text}"
+            );
+            assert!(
+                !text.contains("panicked") && !text.contains("Error"),
+                "{text}"
+            );
+        }
+        let posted = http
+            .post(format!("{}/risposta/{other_body}.{mac}", app.address))
+            .form(&[("risposta", "partecipa")])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(posted.status(), 400, "[{backend}]");
+
+        // After the meeting the link has expired.
+        app.clock.set(common::at("2026-12-15T17:00:01+01:00"));
+        let late = http.get(&url).send().await.expect("page");
+        assert_eq!(late.status(), 410, "[{backend}]");
+        assert!(
+            late.text()
+                .await
+                .expect("text")
+                .contains("Collegamento scaduto")
         );
     }
 }
