@@ -1801,21 +1801,7 @@ fn evaluation(
         },
     };
     let instance_var = |ctx: &mut Ctx<'_>, v: &SStr, ty: VarType, what: &str| {
-        match checker.type_of(Where::Instance, &v.value) {
-            Some(t) if t == ty => {}
-            Some(other) => ctx.at(
-                &loc(v),
-                format!(
-                    "evaluation.{what}: '{}' è di tipo {other}, serve {ty}",
-                    v.value
-                ),
-            ),
-            None => ctx.at(
-                &loc(v),
-                format!("evaluation.{what}: variabile non dichiarata '{}'", v.value),
-            ),
-        }
-        VarName(v.value.clone())
+        section_var(ctx, checker, "evaluation", v, ty, what)
     };
     let criteria_act = e
         .criteria_act
@@ -1858,16 +1844,7 @@ fn evaluation(
             .map(|v| participant_var(ctx, v, VarType::Number, "rank")),
     };
     let event = |ctx: &mut Ctx<'_>, v: SStr, what: &str| {
-        if !transitions.iter().any(|t| t.event.as_str() == v.value) {
-            ctx.at(
-                &loc(&v),
-                format!(
-                    "evaluation.{what}: nessuna transizione ha l'evento '{}'",
-                    v.value
-                ),
-            );
-        }
-        EventName(v.value)
+        section_event(ctx, transitions, "evaluation", v, what)
     };
     if let Some(templates) = checker.env.templates {
         for kind in [
@@ -1905,17 +1882,8 @@ fn evaluation(
             }
         }
     }
-    let instance_states = |ctx: &mut Ctx<'_>, list: OneOrMany| -> Vec<StateId> {
-        list.into_vec()
-            .into_iter()
-            .map(|st| {
-                if !states.contains_key(st.value.as_str()) {
-                    ctx.at(&loc(&st), format!("stato sconosciuto '{}'", st.value));
-                }
-                StateId(st.value)
-            })
-            .collect()
-    };
+    let instance_states =
+        |ctx: &mut Ctx<'_>, list: OneOrMany| -> Vec<StateId> { section_states(ctx, states, list) };
     let rectify_while = match e.rectify_while {
         Some(list) => instance_states(ctx, list),
         None => submissions.map(|s| s.while_in.clone()).unwrap_or_default(),
@@ -1986,21 +1954,7 @@ fn meeting(
         }
     };
     let var = |ctx: &mut Ctx<'_>, v: &SStr, ty: VarType, what: &str| {
-        match checker.type_of(Where::Instance, &v.value) {
-            Some(t) if t == ty => {}
-            Some(other) => ctx.at(
-                &loc(v),
-                format!(
-                    "meeting.{what}: '{}' è di tipo {other}, serve {ty}",
-                    v.value
-                ),
-            ),
-            None => ctx.at(
-                &loc(v),
-                format!("meeting.{what}: variabile non dichiarata '{}'", v.value),
-            ),
-        }
-        VarName(v.value.clone())
+        section_var(ctx, checker, "meeting", v, ty, what)
     };
     let members = var(ctx, &m.members, VarType::Parties, "members");
     let when = var(ctx, &m.when, VarType::DateTime, "when");
@@ -2018,31 +1972,13 @@ fn meeting(
         .as_ref()
         .map(|v| var(ctx, v, VarType::Text, "verbalizzante"));
     let event = |ctx: &mut Ctx<'_>, v: SStr, what: &str| {
-        if !transitions.iter().any(|t| t.event.as_str() == v.value) {
-            ctx.at(
-                &loc(&v),
-                format!(
-                    "meeting.{what}: nessuna transizione ha l'evento '{}'",
-                    v.value
-                ),
-            );
-        }
-        EventName(v.value)
+        section_event(ctx, transitions, "meeting", v, what)
     };
     let opened_on = event(ctx, m.opened_on, "opened_on");
     let closed_on = event(ctx, m.closed_on, "closed_on");
     let second_call_on = m.second_call_on.map(|e| event(ctx, e, "second_call_on"));
-    let state_list = |ctx: &mut Ctx<'_>, list: OneOrMany| -> Vec<StateId> {
-        list.into_vec()
-            .into_iter()
-            .map(|st| {
-                if !states.contains_key(st.value.as_str()) {
-                    ctx.at(&loc(&st), format!("stato sconosciuto '{}'", st.value));
-                }
-                StateId(st.value)
-            })
-            .collect()
-    };
+    let state_list =
+        |ctx: &mut Ctx<'_>, list: OneOrMany| -> Vec<StateId> { section_states(ctx, states, list) };
     let rsvp_while = state_list(ctx, m.rsvp_while);
     let session_while = state_list(ctx, m.session_while);
     MeetingDef {
@@ -2071,4 +2007,67 @@ fn meeting(
             .repertorio
             .map_or_else(|| "deliberazioni".to_string(), |r| r.value),
     }
+}
+
+/// A variable a section names, checked to exist in the procedure with its type.
+fn section_var(
+    ctx: &mut Ctx<'_>,
+    checker: &Checker<'_, '_>,
+    section: &str,
+    v: &SStr,
+    ty: VarType,
+    what: &str,
+) -> VarName {
+    match checker.type_of(Where::Instance, &v.value) {
+        Some(t) if t == ty => {}
+        Some(other) => ctx.at(
+            &loc(v),
+            format!(
+                "{section}.{what}: '{}' è di tipo {other}, serve {ty}",
+                v.value
+            ),
+        ),
+        None => ctx.at(
+            &loc(v),
+            format!("{section}.{what}: variabile non dichiarata '{}'", v.value),
+        ),
+    }
+    VarName(v.value.clone())
+}
+
+/// An event a section names, checked to be some transition's.
+fn section_event(
+    ctx: &mut Ctx<'_>,
+    transitions: &[Transition],
+    section: &str,
+    v: SStr,
+    what: &str,
+) -> EventName {
+    if !transitions.iter().any(|t| t.event.as_str() == v.value) {
+        ctx.at(
+            &loc(&v),
+            format!(
+                "{section}.{what}: nessuna transizione ha l'evento '{}'",
+                v.value
+            ),
+        );
+    }
+    EventName(v.value)
+}
+
+/// States a section names, checked to exist.
+fn section_states(
+    ctx: &mut Ctx<'_>,
+    states: &IndexMap<StateId, State>,
+    list: OneOrMany,
+) -> Vec<StateId> {
+    list.into_vec()
+        .into_iter()
+        .map(|st| {
+            if !states.contains_key(st.value.as_str()) {
+                ctx.at(&loc(&st), format!("stato sconosciuto '{}'", st.value));
+            }
+            StateId(st.value)
+        })
+        .collect()
 }

@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::step::{Context, ParticipantMove, Snapshot, Step, submissions_open, timer_diff};
+use super::step::{Context, ParticipantMove, Snapshot, Step, stay, submissions_open};
 use super::value::{number_json, round};
 use super::{Effect, Error, InstanceData, NotificationPlan, ParticipantData};
 use crate::definition::{
@@ -360,34 +360,6 @@ pub fn fix(d: &EvaluationDef, act: Option<String>, now: DateTime<Utc>) -> Evalua
         scores: BTreeMap::new(),
         sessions: Vec::new(),
         approval: None,
-    }
-}
-
-/// A step that leaves the procedure where it is (and its timers as they are).
-fn stay(
-    p: &Procedure,
-    instance: &Snapshot<'_>,
-    data: InstanceData,
-    mut effects: Vec<Effect>,
-    event: &str,
-    participant: Option<ParticipantMove>,
-    now: DateTime<Utc>,
-) -> Step {
-    timer_diff(
-        p,
-        Some((instance.state, instance.data)),
-        (instance.state, &data),
-        now,
-        &mut effects,
-    );
-    Step {
-        from: Some(instance.state.to_string()),
-        to: instance.state.to_string(),
-        event: event.to_string(),
-        data,
-        effects,
-        is_final: false,
-        participant,
     }
 }
 

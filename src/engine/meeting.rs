@@ -627,27 +627,12 @@ fn stay(
     p: &Procedure,
     instance: &Snapshot<'_>,
     mut data: InstanceData,
-    mut effects: Vec<super::Effect>,
+    effects: Vec<super::Effect>,
     event: &str,
     now: DateTime<Utc>,
 ) -> Step {
     refresh_quorum(p, &mut data, now);
-    super::step::timer_diff(
-        p,
-        Some((instance.state, instance.data)),
-        (instance.state, &data),
-        now,
-        &mut effects,
-    );
-    Step {
-        from: Some(instance.state.to_string()),
-        to: instance.state.to_string(),
-        event: event.to_string(),
-        data,
-        effects,
-        is_final: false,
-        participant: None,
-    }
+    super::step::stay(p, instance, data, effects, event, None, now)
 }
 
 fn seat<'a>(body: &'a Body, id: &str) -> Result<&'a Seat, super::Error> {

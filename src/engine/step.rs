@@ -540,9 +540,23 @@ fn participant_step(
     p: &Procedure,
     instance: &Snapshot<'_>,
     data: InstanceData,
-    mut effects: Vec<Effect>,
+    effects: Vec<Effect>,
     event: String,
     moved: ParticipantMove,
+    now: DateTime<Utc>,
+) -> Step {
+    stay(p, instance, data, effects, &event, Some(moved), now)
+}
+
+/// A step that leaves the procedure in its state (a participant's event, a command of the
+/// commissione or of a meeting): the timers follow the new data.
+pub(crate) fn stay(
+    p: &Procedure,
+    instance: &Snapshot<'_>,
+    data: InstanceData,
+    mut effects: Vec<Effect>,
+    event: &str,
+    participant: Option<ParticipantMove>,
     now: DateTime<Utc>,
 ) -> Step {
     timer_diff(
@@ -555,11 +569,11 @@ fn participant_step(
     Step {
         from: Some(instance.state.to_string()),
         to: instance.state.to_string(),
-        event,
+        event: event.to_string(),
         data,
         effects,
         is_final: false,
-        participant: Some(moved),
+        participant,
     }
 }
 
