@@ -395,5 +395,54 @@ async fn a_meeting_without_quorum_opens_at_its_second_call() {
             Some(common::at("2026-12-15T18:00:00+01:00")),
             "[{backend}]"
         );
+
+        // Closed, its verbale read and approved in the session: drafted from the register.
+        clock.set(common::at("2026-12-15T18:40:00+01:00"));
+        let closed = service
+            .fire(
+                &id,
+                &cmd(
+                    "chiudi_seduta",
+                    json!({ "verbalizzante": "Paolo Galli", "verbale_approvato_in_seduta": true }),
+                ),
+                None,
+            )
+            .await
+            .expect("chiudi");
+        let p = service
+            .procedure(
+                "convocazione_assemblea",
+                Some(closed.instance.definition_version),
+            )
+            .await
+            .expect("procedure");
+        let d = p.meeting.as_ref().expect("meeting");
+        let record = meeting::record_of(&p, &closed.instance.data).expect("record");
+        assert_eq!(record.opened.as_deref(), Some("18.00"), "[{backend}]");
+        assert_eq!(record.closed.as_deref(), Some("18.40"), "[{backend}]");
+        assert_eq!(record.convened.as_deref(), Some("17.00"), "[{backend}]");
+        let context = json!({
+            "verbale": verbale_context(meeting::body_of(d, &closed.instance.data), &record),
+            "ambito": { "nome": "Ambito di Borgo Fiorito" },
+            "protocollo": null,
+        });
+        let text = Templates::builtin()
+            .expect("templates")
+            .render("verbale_seduta", &context)
+            .expect("verbale")
+            .text;
+        for line in [
+            "Comune di San Lorenzo al Lago: Giulia Esposito, Sindaco",
+            "Assenti:",
+            "- Comune di Borgo Fiorito",
+            "Letto, approvato e sottoscritto.",
+            "Il Segretario verbalizzante",
+            "Paolo Galli",
+            "Esito: non indicato.",
+        ] {
+            assert!(text.contains(line), "[{backend}] missing «{line}»:\n{text}");
+        }
+        // Nobody presides: the body's presidente (Borgo Fiorito) was absent.
+        assert!(!text.contains("Il Presidente"), "[{backend}] {text}");
     }
 }

@@ -863,6 +863,9 @@ pub struct MeetingDef {
     pub quorum: Option<VarName>,
     /// The text variable naming the verbalizzante.
     pub verbalizzante: Option<VarName>,
+    /// The bool variable saying the verbale was read and approved in the same session ("letto,
+    /// approvato e sottoscritto"); otherwise the next session approves it.
+    pub approved_in_session: Option<VarName>,
     /// The repertorio deliberazioni are numbered in.
     pub repertorio: String,
 }

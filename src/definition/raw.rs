@@ -73,6 +73,8 @@ pub(crate) struct RawMeeting {
     #[serde(default)]
     pub verbalizzante: Option<SStr>,
     #[serde(default)]
+    pub approved_in_session: Option<SStr>,
+    #[serde(default)]
     pub repertorio: Option<SStr>,
 }
 

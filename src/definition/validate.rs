@@ -1971,6 +1971,10 @@ fn meeting(
         .verbalizzante
         .as_ref()
         .map(|v| var(ctx, v, VarType::Text, "verbalizzante"));
+    let approved_in_session = m
+        .approved_in_session
+        .as_ref()
+        .map(|v| var(ctx, v, VarType::Bool, "approved_in_session"));
     let event = |ctx: &mut Ctx<'_>, v: SStr, what: &str| {
         section_event(ctx, transitions, "meeting", v, what)
     };
@@ -2003,6 +2007,7 @@ fn meeting(
         second_call_on,
         quorum,
         verbalizzante,
+        approved_in_session,
         repertorio: m
             .repertorio
             .map_or_else(|| "deliberazioni".to_string(), |r| r.value),

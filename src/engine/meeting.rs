@@ -1021,7 +1021,12 @@ pub fn record_of(p: &Procedure, data: &InstanceData) -> Option<MeetingRecord> {
         verbalizzante: d.verbalizzante.as_ref().and_then(|v| text(v.as_str())),
         register: m.register.clone(),
         items,
-        approved_in_session: false,
+        approved_in_session: d
+            .approved_in_session
+            .as_ref()
+            .and_then(|v| data.variables.get(v.as_str()))
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 
