@@ -8,6 +8,7 @@ mod common;
 mod helpers;
 
 mod auth;
+mod browser;
 mod commands;
 mod graphiql;
 mod hardening;

@@ -1,0 +1,301 @@
+//! In a real headless browser (Debian's chromium, driven over the DevTools protocol): a
+//! mayor opens the personal link of a convocation, answers on the page — delegating an
+//! assessore — and the answer reaches the meeting; a tampered link shows a plain page; the
+//! verbale drafted from a register opens as a document.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration as StdDuration;
+
+use async_graphql::futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::common;
+use crate::helpers::{LINK_KEY, TestApp, spawn_apps};
+
+/// A headless chromium with a DevTools endpoint; killed when dropped.
+struct Browser {
+    child: Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chromium() -> Option<String> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|name| {
+            Command::new(name)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .map(String::from)
+}
+
+async fn launch() -> Browser {
+    let binary =
+        chromium().expect("chromium is required (scripts/test installs Debian's chromium)");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let profile = tempfile::tempdir().expect("profile dir");
+    let child = Command::new(binary)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            &format!("--remote-debugging-port={port}"),
+            &format!("--user-data-dir={}", profile.path().display()),
+            "about:blank",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium starts");
+    let browser = Browser {
+        child,
+        port,
+        _profile: profile,
+    };
+    // Wait for the DevTools endpoint.
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http
+            .get(format!("http://127.0.0.1:{port}/json/version"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return browser;
+        }
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    panic!("chromium's DevTools endpoint did not answer");
+}
+
+/// One page, driven over its DevTools WebSocket.
+struct Page {
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    next_id: u64,
+}
+
+impl Page {
+    async fn open(browser: &Browser) -> Page {
+        let http = reqwest::Client::new();
+        let target: Value = http
+            .put(format!(
+                "http://127.0.0.1:{}/json/new?about:blank",
+                browser.port
+            ))
+            .send()
+            .await
+            .expect("new tab")
+            .json()
+            .await
+            .expect("target");
+        let ws = target["webSocketDebuggerUrl"]
+            .as_str()
+            .expect("debugger url")
+            .to_string();
+        let (socket, _) = tokio_tungstenite::connect_async(ws)
+            .await
+            .expect("devtools");
+        Page { socket, next_id: 1 }
+    }
+
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.socket
+            .send(Message::Text(
+                json!({ "id": id, "method": method, "params": params })
+                    .to_string()
+                    .into(),
+            ))
+            .await
+            .expect("send");
+        loop {
+            let message = tokio::time::timeout(StdDuration::from_secs(20), self.socket.next())
+                .await
+                .expect("an answer from chromium")
+                .expect("open socket")
+                .expect("message");
+            if let Message::Text(text) = message {
+                let value: Value = serde_json::from_str(&text).expect("json");
+                if value["id"] == id {
+                    return value["result"].clone();
+                }
+            }
+        }
+    }
+
+    async fn navigate(&mut self, url: &str) {
+        self.call("Page.navigate", json!({ "url": url })).await;
+    }
+
+    async fn eval(&mut self, expression: &str) -> Value {
+        self.call(
+            "Runtime.evaluate",
+            json!({ "expression": expression, "returnByValue": true }),
+        )
+        .await["result"]["value"]
+            .clone()
+    }
+
+    /// The page's visible text once it contains `needle` (waits up to 10 s).
+    async fn text_with(&mut self, needle: &str) -> String {
+        let mut last = String::new();
+        for _ in 0..100 {
+            last = self
+                .eval("document.body ? document.body.innerText : ''")
+                .await
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if last.contains(needle) {
+                return last;
+            }
+            tokio::time::sleep(StdDuration::from_millis(100)).await;
+        }
+        panic!("the page never showed «{needle}»: {last}");
+    }
+}
+
+async fn convened(app: &TestApp) -> String {
+    let store = app.state.service().store();
+    let now = procedo::clock::Clock::now(&app.clock);
+    for (id, name) in [
+        ("comune-borgo-fiorito", "Comune di Borgo Fiorito"),
+        ("comune-castelverde", "Comune di Castelverde"),
+    ] {
+        store
+            .add_organisation(&procedo::store::NewOrganisation {
+                id: id.into(),
+                name: name.into(),
+                kind: procedo::store::OrganisationKind::Comune,
+                codice_fiscale: None,
+                runts: None,
+                at: now,
+            })
+            .await
+            .expect("comune");
+    }
+    let started = app
+        .ok(
+            &app.tokens.ufficio,
+            "mutation { startInstance(procedureId: \"convocazione_assemblea\", variables: {organo: \"Assemblea dei Sindaci\", ordine_del_giorno: [\"Piano di Zona 2027\"], luogo: \"Sala consiliare di Borgo Fiorito\", data_seduta: \"2026-12-15T17:00:00+01:00\", membri: [\"comune-borgo-fiorito\", \"comune-castelverde\"]}) { instance { id } } }",
+            json!({}),
+        )
+        .await;
+    let id = started["startInstance"]["instance"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    app.ok(
+        &app.tokens.ufficio,
+        "mutation($id: ID!) { fire(instanceId: $id, event: \"convoca\") { seq } }",
+        json!({ "id": id }),
+    )
+    .await;
+    id
+}
+
+#[tokio::test]
+async fn a_mayor_answers_the_convocation_in_a_real_browser_and_the_verbale_opens_as_a_document() {
+    let browser = launch().await;
+    for app in spawn_apps().await {
+        let backend = app.backend.clone();
+        let id = convened(&app).await;
+        let until = common::at("2026-12-15T17:00:00+01:00").timestamp();
+        let token = procedo::identity::links::sign(LINK_KEY, &id, "comune-castelverde", until);
+        let mut page = Page::open(&browser).await;
+        page.navigate(&format!("{}/risposta/{token}", app.address))
+            .await;
+        let text = page.text_with("Comune di Castelverde").await;
+        assert!(text.contains("15/12/2026 alle 17:00"), "[{backend}] {text}");
+
+        // Answer as a person would: choose "Delego a", type the name, pick the capacity, send.
+        page.eval(
+            "document.querySelector('input[value=delega]').click();\
+             document.querySelector('input[name=delegato]').value = 'Luisa Conti';\
+             document.querySelector('select[name=carica]').value = 'assessore';\
+             document.querySelector('button[type=submit]').click(); true",
+        )
+        .await;
+        let text = page.text_with("Risposta registrata").await;
+        assert!(text.contains("Comune di Castelverde"), "[{backend}] {text}");
+        let seen = app
+            .ok(
+                &app.tokens.ufficio,
+                "query($id: ID!) { instance(id: $id) { meeting { answers { seat answer delegate capacity } } } }",
+                json!({ "id": id }),
+            )
+            .await;
+        assert_eq!(
+            seen["instance"]["meeting"]["answers"],
+            json!([{ "seat": "comune-castelverde", "answer": "DELEGA", "delegate": "Luisa Conti", "capacity": "ASSESSORE" }]),
+            "[{backend}]"
+        );
+
+        // A tampered link: a plain page, not a stack trace.
+        let (body, mac) = token.split_once('.').expect("token");
+        let tampered = format!("{body}.{}", mac.replace('a', "b").replace('1', "2"));
+        page.navigate(&format!("{}/risposta/{tampered}", app.address))
+            .await;
+        let text = page.text_with("Collegamento non valido").await;
+        assert!(!text.contains("panicked"), "[{backend}] {text}");
+    }
+
+    // The verbale drafted from a register opens as a document, with what the register says.
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("verbale.html");
+    let context = json!({
+        "ambito": { "nome": "Ambito di Borgo Fiorito" },
+        "protocollo": null,
+        "verbale": {
+            "organo": "Assemblea dei Sindaci", "giorno": "15/12/2026", "luogo": "Sala consiliare",
+            "ora_convocazione": "17.00", "ora_apertura": "17.10", "ora_chiusura": "18.40",
+            "convocazione": null, "presidente": "Anna Rossi", "verbalizzante": null,
+            "presenti": [{ "seggio": "Comune di Borgo Fiorito", "nome": "Anna Rossi", "carica": "Sindaco" },
+                         { "seggio": "Comune di Castelverde", "nome": "Luisa Conti", "carica": null }],
+            "assenti": [], "senza_voto": [{ "nome": "Paolo Galli", "carica": null, "nota": "responsabile dell'Ufficio di Piano" }],
+            "punti": [{ "titolo": "Piano di Zona 2027", "discussione": null, "esito": "approvato", "decisione": null,
+                        "votazione": { "favorevoli": 2, "contrari": 0, "astenuti": 0 } }],
+            "approvato_in_seduta": true,
+            "firme": [{ "ruolo": "Il Presidente", "nome": "Anna Rossi" }],
+        },
+    });
+    let html = procedo::notify::Templates::builtin()
+        .expect("templates")
+        .render("verbale_seduta", &context)
+        .expect("verbale")
+        .html;
+    std::fs::write(&file, html).expect("file");
+    let mut page = Page::open(&browser).await;
+    page.navigate(&format!("file://{}", file.display())).await;
+    let text = page.text_with("Verbale della seduta").await;
+    for line in [
+        "Luisa Conti",
+        "non indicata",
+        "Partecipano senza diritto di voto",
+        "Votazione: favorevoli 2, contrari 0, astenuti 0.",
+        "Letto, approvato e sottoscritto.",
+    ] {
+        assert!(text.contains(line), "missing «{line}»: {text}");
+    }
+    assert!(!text.contains("Segretario"), "{text}");
+}
