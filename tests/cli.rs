@@ -287,6 +287,7 @@ fn the_demo_prints_a_plain_italian_timeline_and_logs_nothing_unasked() {
         "favorevoli 52.4 su 83.5 presenti e votanti (secondo le quote): maggioranza raggiunta",
         "§ punto 3. Esito dell'avviso di co-progettazione: rinviato",
         "protocollo in interno n. deliberazioni 0000002/2027",
+        "[assemblea] verbale firmato caricato: protocollo interno n.",
     ] {
         assert!(stdout.contains(line), "missing «{line}»:\n{stdout}");
     }

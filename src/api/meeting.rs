@@ -544,6 +544,43 @@ impl MeetingMutation {
         .await
     }
 
+    /// Uploads the verbale signed outside procedo (a PAdES PDF or a CAdES `.p7m`): it is
+    /// registered in the protocollo as an internal document and becomes what is published.
+    /// Returns the registration ("0000012/2027").
+    async fn upload_signed_verbale(
+        &self,
+        ctx: &Context<'_>,
+        instance_id: ID,
+        document: super::uploads::DocumentInput,
+    ) -> Result<String, ApiError> {
+        let (caller, loaded) = staff(ctx, &instance_id).await?;
+        let shared = shared(ctx)?;
+        let Some(protocollo) = &shared.protocollo else {
+            return Err(ApiError::bad_input(
+                "il protocollo non è configurato: il verbale firmato non può essere registrato",
+            ));
+        };
+        let mut documents = super::uploads::read(ctx, vec![document], 1).await?;
+        let Some(file) = documents.pop() else {
+            return Err(ApiError::bad_field("document", "manca il file"));
+        };
+        let registration = crate::protocollo::verbale::register_signed(
+            protocollo,
+            &shared.service,
+            &loaded.row.id,
+            &caller.actor(),
+            &file.name,
+            &file.media_type,
+            file.content,
+        )
+        .await
+        .map_err(|e| match e {
+            crate::protocollo::Error::Invalid(reason) => ApiError::bad_input(reason),
+            other => ApiError::internal(other),
+        })?;
+        Ok(registration.to_string())
+    }
+
     /// Postpones an item to another session.
     async fn postpone_item(
         &self,

@@ -1142,6 +1142,26 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     )
     .await?;
     demo.move_clock_to(at("2027-01-25T10:00:00+01:00")?).await?;
+    // The verbale, drafted from the register, is signed outside procedo and uploaded back:
+    // registered, it is what gets published.
+    let signed = crate::protocollo::verbale::register_signed(
+        &demo.protocollo,
+        &demo.service,
+        &assemblea,
+        &Actor {
+            id: "demo".into(),
+            role: "ufficio_di_piano".into(),
+        },
+        "verbale-assemblea-2027-01-21.pdf",
+        "application/pdf",
+        b"%PDF-1.7 verbale della seduta del 21/01/2027, firmato digitalmente (PAdES)".to_vec(),
+    )
+    .await?;
+    println!(
+        "  {}  [assemblea] verbale firmato caricato: protocollo interno n. {signed}",
+        local(demo.clock.now())
+    );
+    demo.report().await?;
     demo.fire(&assemblea, "pubblica_verbale", "ufficio_di_piano", json!({"data_pubblicazione_verbale": "2027-01-25", "link_verbale": "https://ambito.example.it/albo/verbale-2027-01"})).await?;
     demo.print_terms(&assemblea).await?;
     demo.move_clock_to(at("2027-01-26T11:00:00+01:00")?).await?;

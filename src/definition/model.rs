@@ -866,6 +866,9 @@ pub struct MeetingDef {
     /// The bool variable saying the verbale was read and approved in the same session ("letto,
     /// approvato e sottoscritto"); otherwise the next session approves it.
     pub approved_in_session: Option<VarName>,
+    /// The bool variable set when the signed verbale (signed outside procedo) is uploaded and
+    /// registered: what gets published.
+    pub signed: Option<VarName>,
     /// The repertorio deliberazioni are numbered in.
     pub repertorio: String,
 }

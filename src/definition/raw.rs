@@ -75,6 +75,8 @@ pub(crate) struct RawMeeting {
     #[serde(default)]
     pub approved_in_session: Option<SStr>,
     #[serde(default)]
+    pub signed: Option<SStr>,
+    #[serde(default)]
     pub repertorio: Option<SStr>,
 }
 

@@ -1975,6 +1975,10 @@ fn meeting(
         .approved_in_session
         .as_ref()
         .map(|v| var(ctx, v, VarType::Bool, "approved_in_session"));
+    let signed = m
+        .signed
+        .as_ref()
+        .map(|v| var(ctx, v, VarType::Bool, "signed"));
     let event = |ctx: &mut Ctx<'_>, v: SStr, what: &str| {
         section_event(ctx, transitions, "meeting", v, what)
     };
@@ -2008,6 +2012,7 @@ fn meeting(
         quorum,
         verbalizzante,
         approved_in_session,
+        signed,
         repertorio: m
             .repertorio
             .map_or_else(|| "deliberazioni".to_string(), |r| r.value),

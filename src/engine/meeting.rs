@@ -413,6 +413,21 @@ pub const EVENT_DEPARTURE: &str = "uscita";
 pub const EVENT_VOTE: &str = "votazione";
 /// The history event of an item postponed.
 pub const EVENT_POSTPONE: &str = "rinvio";
+/// The history event of the signed verbale uploaded and registered.
+pub const EVENT_SIGNED: &str = "verbale_firmato";
+
+/// The signed verbale: registered in the protocollo, it is what gets published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedVerbale {
+    /// Its registration ("0000012/2027").
+    pub registration: String,
+    /// The file's name.
+    pub name: String,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
 
 /// A member's answer to the convocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -497,6 +512,9 @@ pub struct MeetingData {
     /// When it closed.
     #[serde(default)]
     pub closed_at: Option<DateTime<Utc>>,
+    /// The signed verbale, once uploaded (a corrected one replaces it; the history keeps both).
+    #[serde(default)]
+    pub signed: Option<SignedVerbale>,
 }
 
 fn refused(reason: impl Into<String>) -> super::Error {
@@ -958,6 +976,32 @@ pub fn postpone(
         },
     );
     Ok(stay(p, instance, data, Vec::new(), EVENT_POSTPONE, now))
+}
+
+/// The signed verbale is uploaded and registered: after the session closed.
+pub fn sign_verbale(
+    p: &Procedure,
+    instance: &Snapshot<'_>,
+    signed: SignedVerbale,
+    now: DateTime<Utc>,
+) -> Result<Step, super::Error> {
+    let d = def(p)?;
+    let closed = instance
+        .data
+        .meeting
+        .as_ref()
+        .is_some_and(|m| m.closed_at.is_some());
+    if !closed {
+        return Err(refused(
+            "il verbale firmato si carica dopo la chiusura della seduta",
+        ));
+    }
+    let mut data = instance.data.clone();
+    data.meeting.get_or_insert_with(MeetingData::default).signed = Some(signed);
+    if let Some(var) = &d.signed {
+        data.variables.insert(var.to_string(), Value::Bool(true));
+    }
+    Ok(stay(p, instance, data, Vec::new(), EVENT_SIGNED, now))
 }
 
 /// The record of a live meeting, for its verbale: times in Europe/Rome, the place and the

@@ -20,6 +20,7 @@ pub mod files;
 pub mod register;
 pub mod registro;
 pub mod segnatura;
+pub mod verbale;
 pub mod verify;
 
 use std::path::PathBuf;

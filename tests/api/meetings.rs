@@ -307,6 +307,57 @@ async fn an_assemblea_answers_sits_votes_by_quota_and_loses_its_quorum_when_a_ma
                 .any(|(_, _, document)| document.as_deref() == Some("verbale_seduta")),
             "[{backend}] {registrations:#?}"
         );
+
+        // What is published is the verbale signed outside procedo, uploaded back.
+        let publish = json!({ "id": id, "event": "pubblica_verbale", "input": { "data_pubblicazione_verbale": "2026-12-18", "link_verbale": "https://ambito.example.it/albo/verbale" } });
+        let early = app
+            .gql(Some(&app.tokens.ufficio), fire, publish.clone())
+            .await;
+        assert!(
+            early.to_string().contains("caricarlo prima"),
+            "[{backend}] {early:#}"
+        );
+        let upload = |name: &'static str, media: &'static str, content: &'static [u8]| {
+            let operations = json!({
+                "query": "mutation($id: ID!, $document: DocumentInput!) { uploadSignedVerbale(instanceId: $id, document: $document) }",
+                "variables": { "id": id, "document": { "name": name, "mediaType": media, "size": content.len(), "sha256": crate::helpers::sha256(content), "file": null } },
+            });
+            let files = [crate::helpers::Upload {
+                name,
+                media_type: media,
+                content,
+            }];
+            let app = &app;
+            async move {
+                app.gql_multipart(
+                    &app.tokens.ufficio,
+                    operations,
+                    json!({ "0": ["variables.document.file"] }),
+                    &files,
+                )
+                .await
+            }
+        };
+        let word = upload(
+            "verbale.docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            b"PK not signed",
+        )
+        .await;
+        assert_eq!(code(&word), "BAD_USER_INPUT", "[{backend}] {word:#}");
+        assert!(word.to_string().contains("PAdES"), "[{backend}] {word:#}");
+        let signed = upload(
+            "verbale-firmato.pdf",
+            "application/pdf",
+            b"%PDF-1.7 verbale firmato (PAdES)",
+        )
+        .await;
+        let number = signed["data"]["uploadSignedVerbale"]
+            .as_str()
+            .unwrap_or_else(|| panic!("[{backend}] {signed:#}"))
+            .to_string();
+        assert!(number.ends_with("/2026"), "[{backend}] {number}");
+        app.ok(&app.tokens.ufficio, fire, publish).await;
     }
 }
 
