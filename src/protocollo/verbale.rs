@@ -44,11 +44,11 @@ pub async fn register_signed(
         .instance(instance_id)
         .await?
         .ok_or_else(|| Error::NotFound(instance_id.to_string()))?;
-    if !row
+    if row
         .data
         .meeting
         .as_ref()
-        .is_some_and(|m| m.closed_at.is_some())
+        .is_none_or(|m| m.closed_at.is_none())
     {
         return Err(Error::Invalid(
             "il verbale firmato si carica dopo la chiusura della seduta".into(),
