@@ -446,3 +446,69 @@ async fn a_meeting_without_quorum_opens_at_its_second_call() {
         assert!(!text.contains("Il Presidente"), "[{backend}] {text}");
     }
 }
+
+/// Past the week's notice the Assemblea may still be convened urgently, but at least 24 hours
+/// before the meeting — real hours, from the instant of the meeting.
+#[tokio::test]
+async fn an_urgent_convocation_needs_twenty_four_hours() {
+    let (store, _scratch) = common::scratch_store().await;
+    let clock = ManualClock::new(common::at("2026-12-14T10:00:00+01:00"));
+    let service = Service::new(store.clone(), Arc::new(clock.clone()));
+    service
+        .install(&common::shipped_catalog())
+        .await
+        .expect("install");
+    let vars = json!({
+        "organo": "Assemblea dei Sindaci",
+        "ordine_del_giorno": ["Variazione di bilancio urgente"],
+        "luogo": "Sala consiliare",
+        "data_seduta": "2026-12-15T17:00:00+01:00",
+    });
+    let id = service
+        .start(
+            "convocazione_assemblea",
+            None,
+            vars.as_object().cloned().unwrap_or_default(),
+            &ufficio(),
+            None,
+        )
+        .await
+        .expect("start")
+        .instance
+        .id;
+    let row = service
+        .store()
+        .instance(&id)
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(
+        row.data.variables["termine_urgenza"],
+        json!("2026-12-14T17:00:00+01:00")
+    );
+    let (_, trace) = term(&row, "termine_urgenza");
+    assert!(trace.iter().any(|l| l.contains("−24 ore")), "{trace:#?}");
+    // The ordinary notice is gone: refused without urgency, taken with it.
+    let refused = service
+        .fire(&id, &cmd("convoca", json!({})), None)
+        .await
+        .expect_err("a week is not there");
+    assert!(
+        refused.to_string().contains("almeno 24 ore prima"),
+        "{refused}"
+    );
+    // 23 hours before is too late even for urgency.
+    clock.set(common::at("2026-12-14T18:00:00+01:00"));
+    assert!(
+        service
+            .fire(&id, &cmd("convoca", json!({ "urgente": true })), None)
+            .await
+            .is_err()
+    );
+    clock.set(common::at("2026-12-14T16:59:00+01:00"));
+    let convened = service
+        .fire(&id, &cmd("convoca", json!({ "urgente": true })), None)
+        .await
+        .expect("urgent convocation");
+    assert_eq!(convened.instance.state, "convocata");
+}

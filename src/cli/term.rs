@@ -104,6 +104,7 @@ pub fn render(args: &TermArgs) -> Result<String, String> {
         months: args.months,
         years: args.years,
         window: args.window,
+        hours: None,
         backward: args.backward,
         free: args.free,
         at: args.at.clone(),

@@ -926,8 +926,23 @@ impl Checker<'_, '_> {
             .at_var
             .map(|v| self.variable_of(ctx, scope, &v, &[VarType::Text], "at_var"));
         let mut spec = t.rule;
-        // A publication window never moves: the procedure's shifts apply to the other terms.
-        if spec.window.is_none() {
+        if spec.hours.is_some()
+            && !matches!(
+                self.type_of(scope, &t.from.value),
+                Some(VarType::DateTime) | None
+            )
+        {
+            ctx.at(
+                &loc(&t.from),
+                format!(
+                    "un termine in ore parte da un istante: '{}' deve essere di tipo datetime",
+                    t.from.value
+                ),
+            );
+        }
+        // A publication window and a term in hours never move: the procedure's shifts apply to
+        // the other terms.
+        if spec.window.is_none() && spec.hours.is_none() {
             spec.saturday_shift |= calendar.saturday_shift;
             spec.closures_shift |= calendar.closures_shift;
         }

@@ -107,6 +107,50 @@ fn compute(
         for var in declared.values() {
             let Some(term) = &var.term else { continue };
             let name = var.name.as_str();
+            // A term in hours runs from the instant itself: elapsed time, never shifted.
+            if matches!(term.rule.kind(), terms::Kind::Hours { .. }) {
+                let from = scope
+                    .get(term.from.as_str())
+                    .and_then(|v| value::instant_of(VarType::DateTime, v));
+                let computed = match from {
+                    Some(from) => {
+                        Some(
+                            terms::compute_hours(&term.rule, from).map_err(|e| Error::Term {
+                                variable: name.to_string(),
+                                message: e.to_string(),
+                            })?,
+                        )
+                    }
+                    None => None,
+                };
+                let value = computed.as_ref().map_or(Value::Null, |t| match var.kind {
+                    VarType::Date => Value::String(t.expiry.format("%Y-%m-%d").to_string()),
+                    _ => Value::String(t.deadline.to_rfc3339()),
+                });
+                if scope.variables.get(name) != Some(&value) {
+                    scope.variables.insert(name.to_string(), value);
+                    changed = true;
+                }
+                match (computed, from) {
+                    (Some(t), Some(from)) => {
+                        scope.terms.insert(
+                            name.to_string(),
+                            TermRecord {
+                                rule: term.rule.to_string(),
+                                from: term.from.to_string(),
+                                start: from.with_timezone(&ROME).date_naive(),
+                                expiry: t.expiry,
+                                deadline: t.deadline.to_rfc3339(),
+                                trace: t.trace,
+                            },
+                        );
+                    }
+                    _ => {
+                        scope.terms.remove(name);
+                    }
+                }
+                continue;
+            }
             let Some(start) = scope.get(term.from.as_str()).and_then(civil_date) else {
                 if scope.variables.get(name).is_some_and(|v| !v.is_null()) {
                     scope.variables.insert(name.to_string(), Value::Null);

@@ -247,6 +247,11 @@ fn count(kind: Kind, start: NaiveDate, trace: &mut Vec<String>) -> Result<Counte
                 direction: Direction::Forward,
             }
         }
+        Kind::Hours { .. } => {
+            return Err(Error::InvalidRule(
+                "un termine in ore parte da un istante, non da una data".to_owned(),
+            ));
+        }
         Kind::Window(count) => {
             trace.push(format!(
                 "primo giorno di pubblicazione {} compreso",
@@ -534,4 +539,51 @@ fn across_the_gap(local: NaiveDateTime) -> Result<DateTime<Tz>, Error> {
         }
     }
     Err(gap())
+}
+
+/// Computes a term in hours from an instant: elapsed time, forward or backward, never shifted
+/// for holidays ("almeno 24 ore prima" of a meeting is 24 real hours, across a change of time
+/// too).
+///
+/// # Errors
+///
+/// [`Error::InvalidRule`] when the rule does not count hours; [`Error::OutOfRange`] when the
+/// arithmetic leaves chrono's range.
+pub fn compute_hours(rule: &Rule, from: DateTime<chrono::Utc>) -> Result<Term, Error> {
+    let Kind::Hours { count, backward } = rule.kind() else {
+        return Err(Error::InvalidRule(
+            "compute_hours vale solo per i termini in ore".to_owned(),
+        ));
+    };
+    let delta = chrono::Duration::hours(i64::from(count));
+    let instant = if backward {
+        from.checked_sub_signed(delta)
+    } else {
+        from.checked_add_signed(delta)
+    }
+    .ok_or_else(|| Error::OutOfRange(format!("{count} ore da {from}")))?;
+    let start = from.with_timezone(&ROME);
+    let deadline = instant.with_timezone(&ROME);
+    let mut trace = vec![
+        format!(
+            "dalle ore {} di {} (Europe/Rome)",
+            start.format("%H:%M"),
+            WeekdayThenDay(start.date_naive())
+        ),
+        format!(
+            "{}{} ore → ore {} di {}",
+            if backward { "−" } else { "+" },
+            count,
+            deadline.format("%H:%M"),
+            WeekdayThenDay(deadline.date_naive())
+        ),
+        "termine in ore: tempo trascorso, nessuno spostamento per festivi".to_owned(),
+    ];
+    let expiry = deadline.date_naive();
+    trace.push(format!("scadenza: {}", describe(expiry, deadline)));
+    Ok(Term {
+        expiry,
+        deadline,
+        trace,
+    })
 }

@@ -40,7 +40,7 @@ use chrono_tz::Tz;
 
 pub use calendar::{Calendar, Closure, LegalHoliday, easter_sunday};
 pub use closures::parse_closures;
-pub use compute::{Suspension, Term, compute};
+pub use compute::{Suspension, Term, compute, compute_hours};
 pub use rule::{Kind, Rule, RuleSpec};
 
 /// The time zone of every legal time in procedo.

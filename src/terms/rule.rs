@@ -13,6 +13,8 @@ const MAX_DAYS: i64 = 36_600;
 const MAX_MONTHS: i64 = 1_200;
 /// Largest count of years accepted.
 const MAX_YEARS: i64 = 100;
+/// Largest count of hours accepted: a year.
+const MAX_HOURS: i64 = 8_784;
 
 /// Serde mirror of a term rule as written in a workflow file or given on the command line.
 /// Exactly one of `days`, `months`, `years`, `window` must be set.
@@ -31,6 +33,9 @@ pub struct RuleSpec {
     /// Publication window of N consecutive days, first day counted, no shift.
     #[serde(default)]
     pub window: Option<i64>,
+    /// A term in hours from an instant ("almeno 24 ore prima"): elapsed time, never shifted.
+    #[serde(default)]
+    pub hours: Option<i64>,
     /// "almeno N giorni prima": counted backwards, a holiday moves the expiry earlier.
     #[serde(default)]
     pub backward: bool,
@@ -70,6 +75,13 @@ pub enum Kind {
     Years(u32),
     /// Publication for N consecutive days, the first one included; never shifted.
     Window(u32),
+    /// Hours of elapsed time from an instant, forward or backward; never shifted.
+    Hours {
+        /// How many hours.
+        count: u32,
+        /// "almeno N ore prima".
+        backward: bool,
+    },
 }
 
 /// A validated term rule.
@@ -102,6 +114,7 @@ impl Rule {
             ("months", spec.months, MAX_MONTHS),
             ("years", spec.years, MAX_YEARS),
             ("window", spec.window, MAX_DAYS),
+            ("hours", spec.hours, MAX_HOURS),
         ];
         let given: Vec<&str> = counts
             .iter()
@@ -109,10 +122,10 @@ impl Rule {
             .map(|(name, _, _)| *name)
             .collect();
         match given.len() {
-            0 => problems.push("indicare uno tra days, months, years e window".to_owned()),
+            0 => problems.push("indicare uno tra days, months, years, window e hours".to_owned()),
             1 => {}
             _ => problems.push(format!(
-                "indicare uno solo tra days, months, years e window (trovati: {})",
+                "indicare uno solo tra days, months, years, window e hours (trovati: {})",
                 given.join(", ")
             )),
         }
@@ -131,9 +144,17 @@ impl Rule {
                 checked = Some((name, count));
             }
         }
-        if spec.days.is_none() {
+        if spec.hours.is_some()
+            && (spec.at.is_some() || spec.saturday_shift || spec.closures_shift || spec.free)
+        {
+            problems.push(
+                "un termine in ore (hours) è tempo trascorso: at, saturday_shift, closures_shift e free non si applicano"
+                    .to_owned(),
+            );
+        }
+        if spec.days.is_none() && spec.hours.is_none() {
             if spec.backward {
-                problems.push("backward vale solo con days".to_owned());
+                problems.push("backward vale solo con days o hours".to_owned());
             }
             if spec.free {
                 problems.push("free (giorni liberi) vale solo con days".to_owned());
@@ -170,6 +191,10 @@ impl Rule {
             },
             Some(("months", count)) => Kind::Months(count),
             Some(("years", count)) => Kind::Years(count),
+            Some(("hours", count)) => Kind::Hours {
+                count,
+                backward: spec.backward,
+            },
             Some((_, count)) => Kind::Window(count),
             None => return Err(Error::InvalidRule(problems.join("; "))),
         };
@@ -253,6 +278,14 @@ impl fmt::Display for Rule {
                 "pubblicazione per {} consecutivi",
                 count_of(count, "giorno", "giorni")
             )?,
+            Kind::Hours { count, backward } => {
+                let hours = count_of(count, "ora", "ore");
+                if backward {
+                    write!(f, "almeno {hours} prima")?;
+                } else {
+                    write!(f, "{hours}")?;
+                }
+            }
         }
         if let Some(at) = self.at {
             write!(f, ", ore {}", at.format("%H:%M"))?;

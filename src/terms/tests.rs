@@ -895,3 +895,44 @@ fn the_sospensione_feriale_is_refused_where_it_does_not_apply() {
         .is_err()
     );
 }
+
+#[test]
+fn twenty_four_hours_before_a_meeting_are_real_hours_across_the_change_of_time() {
+    let rule = Rule::new(RuleSpec {
+        hours: Some(24),
+        backward: true,
+        ..RuleSpec::default()
+    })
+    .expect("rule");
+    assert_eq!(rule.to_string(), "almeno 24 ore prima");
+    // Sunday 25/10/2026 the clocks go back at 03:00: 17:00 CET is 16:00 UTC, and 24 hours
+    // earlier is 16:00 UTC on Saturday, 18:00 CEST.
+    let meeting = chrono::DateTime::parse_from_rfc3339("2026-10-25T17:00:00+01:00")
+        .expect("instant")
+        .with_timezone(&chrono::Utc);
+    let term = compute_hours(&rule, meeting).expect("term");
+    assert_eq!(term.deadline.to_rfc3339(), "2026-10-24T18:00:00+02:00");
+    assert!(
+        term.trace
+            .iter()
+            .any(|l| l.contains("nessuno spostamento per festivi")),
+        "{:#?}",
+        term.trace
+    );
+    // Hours are elapsed time: no time of day, no shifts.
+    assert!(
+        Rule::new(RuleSpec {
+            hours: Some(24),
+            at: Some("12:00".into()),
+            ..RuleSpec::default()
+        })
+        .is_err()
+    );
+    // A calendar term cannot be computed as hours, nor hours from a date.
+    let days = Rule::new(RuleSpec {
+        days: Some(1),
+        ..RuleSpec::default()
+    })
+    .expect("rule");
+    assert!(compute_hours(&days, meeting).is_err());
+}

@@ -72,6 +72,7 @@ pub(crate) fn compute(input: TermInput) -> Result<ComputedTerm, ApiError> {
         months: input.months,
         years: input.years,
         window: input.window,
+        hours: None,
         backward: input.backward,
         free: input.free,
         at: input.at,
