@@ -122,7 +122,10 @@ impl Rule {
             .map(|(name, _, _)| *name)
             .collect();
         match given.len() {
-            0 => problems.push("indicare uno tra days, months, years, window e hours".to_owned()),
+            0 => problems.push(
+                "indicare uno tra days, months, years e window (o hours, per un termine da un istante)"
+                    .to_owned(),
+            ),
             1 => {}
             _ => problems.push(format!(
                 "indicare uno solo tra days, months, years, window e hours (trovati: {})",
