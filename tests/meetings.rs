@@ -241,6 +241,22 @@ fn cmd(event: &str, payload: Value) -> Command {
     }
 }
 
+/// Starts the shipped Assemblea with `vars` (as the Ufficio di Piano); returns its id.
+async fn start_assemblea(service: &Service, vars: Value) -> String {
+    service
+        .start(
+            "convocazione_assemblea",
+            None,
+            vars.as_object().cloned().unwrap_or_default(),
+            &ufficio(),
+            None,
+        )
+        .await
+        .expect("start")
+        .instance
+        .id
+}
+
 fn term(row: &procedo::store::InstanceRow, name: &str) -> (String, Vec<String>) {
     let t = &row.data.terms[name];
     (t.expiry.to_string(), t.trace.clone())
@@ -324,18 +340,7 @@ async fn a_meeting_without_quorum_opens_at_its_second_call() {
             "data_seduta": "2026-12-15T17:00:00+01:00",
             "seconda_convocazione": "2026-12-15T18:00:00+01:00",
         });
-        let id = service
-            .start(
-                "convocazione_assemblea",
-                None,
-                vars.as_object().cloned().unwrap_or_default(),
-                &ufficio(),
-                None,
-            )
-            .await
-            .expect("start")
-            .instance
-            .id;
+        let id = start_assemblea(&service, vars).await;
         service
             .fire(&id, &cmd("convoca", json!({})), None)
             .await
@@ -464,18 +469,7 @@ async fn an_urgent_convocation_needs_twenty_four_hours() {
         "luogo": "Sala consiliare",
         "data_seduta": "2026-12-15T17:00:00+01:00",
     });
-    let id = service
-        .start(
-            "convocazione_assemblea",
-            None,
-            vars.as_object().cloned().unwrap_or_default(),
-            &ufficio(),
-            None,
-        )
-        .await
-        .expect("start")
-        .instance
-        .id;
+    let id = start_assemblea(&service, vars).await;
     let row = service
         .store()
         .instance(&id)

@@ -546,6 +546,7 @@ pub(crate) async fn commit(
     caller: &std::sync::Arc<Caller>,
     before: &LoadedInstance,
     payload: serde_json::Value,
+    event: &str,
     participant: Option<String>,
     compute: impl Fn(
         &crate::definition::Procedure,
@@ -562,22 +563,13 @@ pub(crate) async fn commit(
         .as_ref()
         .and_then(|id| outcome.instance.data.participants.get(id))
         .map(|p| p.state.clone());
-    let event = shared
-        .service
-        .store()
-        .history(&outcome.instance.id)
-        .await?
-        .into_iter()
-        .find(|h| h.seq == outcome.committed.seq)
-        .map(|h| h.event)
-        .unwrap_or_default();
     publish(
         shared,
         InstanceEvent {
             instance_id: ID(outcome.instance.id.clone()),
             definition_id: outcome.instance.definition_id.clone(),
             seq: outcome.committed.seq,
-            event,
+            event: event.to_string(),
             from_state: Some(before.row.state.clone()),
             to_state: outcome.instance.state.clone(),
             at: outcome.instance.updated_at,
@@ -619,17 +611,25 @@ impl EvaluationMutation {
             .collect::<Result<_, _>>()?;
         let threshold = decimal("threshold", threshold)?;
         let payload = json!({ "atto": act, "motivo": reason, "soglia": threshold.to_string() });
-        commit(ctx, &caller, &loaded, payload, None, |p, row, now| {
-            ev::rectify(
-                p,
-                &row.snapshot(),
-                criteria.clone(),
-                threshold,
-                &act,
-                &reason,
-                now,
-            )
-        })
+        commit(
+            ctx,
+            &caller,
+            &loaded,
+            payload,
+            ev::EVENT_RECTIFY,
+            None,
+            |p, row, now| {
+                ev::rectify(
+                    p,
+                    &row.snapshot(),
+                    criteria.clone(),
+                    threshold,
+                    &act,
+                    &reason,
+                    now,
+                )
+            },
+        )
         .await
     }
 
@@ -652,9 +652,15 @@ impl EvaluationMutation {
             "atto": act,
             "componenti": named.iter().map(|m| json!({ "persona": m.person_id, "ruolo": m.role })).collect::<Vec<_>>(),
         });
-        commit(ctx, &caller, &loaded, payload, None, |p, row, now| {
-            ev::appoint(p, &row.snapshot(), &named, &act, now)
-        })
+        commit(
+            ctx,
+            &caller,
+            &loaded,
+            payload,
+            ev::EVENT_APPOINT,
+            None,
+            |p, row, now| ev::appoint(p, &row.snapshot(), &named, &act, now),
+        )
         .await
     }
 
@@ -678,17 +684,25 @@ impl EvaluationMutation {
         }
         let payload = json!({ "conflitto": conflict, "condanna": conviction, "nota": note });
         let person = caller.person_id.clone();
-        commit(ctx, &caller, &loaded, payload, None, |p, row, now| {
-            ev::declare(
-                p,
-                &row.snapshot(),
-                &person,
-                conflict,
-                conviction,
-                note.as_deref(),
-                now,
-            )
-        })
+        commit(
+            ctx,
+            &caller,
+            &loaded,
+            payload,
+            ev::EVENT_DECLARE,
+            None,
+            |p, row, now| {
+                ev::declare(
+                    p,
+                    &row.snapshot(),
+                    &person,
+                    conflict,
+                    conviction,
+                    note.as_deref(),
+                    now,
+                )
+            },
+        )
         .await
     }
 
@@ -714,9 +728,15 @@ impl EvaluationMutation {
         .await?;
         let out = person_id.to_string();
         let payload = json!({ "sostituito": out, "sostituto": incoming.person_id, "atto": act });
-        commit(ctx, &caller, &loaded, payload, None, |p, row, now| {
-            ev::replace(p, &row.snapshot(), &out, &incoming, &act, now)
-        })
+        commit(
+            ctx,
+            &caller,
+            &loaded,
+            payload,
+            ev::EVENT_REPLACE,
+            None,
+            |p, row, now| ev::replace(p, &row.snapshot(), &out, &incoming, &act, now),
+        )
         .await
     }
 
@@ -767,6 +787,7 @@ impl EvaluationMutation {
             &caller,
             &loaded,
             payload,
+            ev::EVENT_SCORE,
             Some(row.id.clone()),
             |p, r, now| ev::score(p, &r.snapshot(), &id, &person, &inputs, now),
         )
@@ -796,9 +817,15 @@ impl EvaluationMutation {
             ));
         }
         let payload = json!({ "data": date.to_string(), "nota": note });
-        commit(ctx, &caller, &loaded, payload, None, |p, row, now| {
-            ev::session(p, &row.snapshot(), date, &note, now)
-        })
+        commit(
+            ctx,
+            &caller,
+            &loaded,
+            payload,
+            ev::EVENT_SESSION,
+            None,
+            |p, row, now| ev::session(p, &row.snapshot(), date, &note, now),
+        )
         .await
     }
 }

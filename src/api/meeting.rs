@@ -445,18 +445,26 @@ impl MeetingMutation {
         let payload =
             serde_json::json!({ "seggio": seat, "risposta": answer, "delegato": delegate });
         let person = caller.person_id.clone();
-        commit(ctx, &caller, &loaded, payload, None, |p, row, now| {
-            mt::rsvp(
-                p,
-                &row.snapshot(),
-                &seat,
-                &person,
-                answer,
-                delegate.as_deref(),
-                capacity.map(Into::into),
-                now,
-            )
-        })
+        commit(
+            ctx,
+            &caller,
+            &loaded,
+            payload,
+            mt::EVENT_RSVP,
+            None,
+            |p, row, now| {
+                mt::rsvp(
+                    p,
+                    &row.snapshot(),
+                    &seat,
+                    &person,
+                    answer,
+                    delegate.as_deref(),
+                    capacity.map(Into::into),
+                    now,
+                )
+            },
+        )
         .await
     }
 
@@ -484,9 +492,15 @@ impl MeetingMutation {
             left: None,
         };
         let payload = serde_json::to_value(&presence).unwrap_or_default();
-        commit(ctx, &caller, &loaded, payload, None, |p, row, now| {
-            mt::arrive(p, &row.snapshot(), presence.clone(), now)
-        })
+        commit(
+            ctx,
+            &caller,
+            &loaded,
+            payload,
+            mt::EVENT_PRESENCE,
+            None,
+            |p, row, now| mt::arrive(p, &row.snapshot(), presence.clone(), now),
+        )
         .await
     }
 
@@ -499,9 +513,15 @@ impl MeetingMutation {
     ) -> Result<CommandResult, ApiError> {
         let (caller, loaded) = staff(ctx, &instance_id).await?;
         let payload = serde_json::json!({ "nome": name });
-        commit(ctx, &caller, &loaded, payload, None, |p, row, now| {
-            mt::leave(p, &row.snapshot(), &name, now)
-        })
+        commit(
+            ctx,
+            &caller,
+            &loaded,
+            payload,
+            mt::EVENT_DEPARTURE,
+            None,
+            |p, row, now| mt::leave(p, &row.snapshot(), &name, now),
+        )
         .await
     }
 
@@ -538,9 +558,15 @@ impl MeetingMutation {
         }
         let declared: Option<Outcome> = outcome.map(Into::into);
         let payload = serde_json::json!({ "punto": item, "voti": by_seat, "esito": declared });
-        commit(ctx, &caller, &loaded, payload, None, |p, row, now| {
-            mt::vote(p, &row.snapshot(), index, &by_seat, declared, now)
-        })
+        commit(
+            ctx,
+            &caller,
+            &loaded,
+            payload,
+            mt::EVENT_VOTE,
+            None,
+            |p, row, now| mt::vote(p, &row.snapshot(), index, &by_seat, declared, now),
+        )
         .await
     }
 
@@ -591,9 +617,15 @@ impl MeetingMutation {
         let (caller, loaded) = staff(ctx, &instance_id).await?;
         let index = item_index(item)?;
         let payload = serde_json::json!({ "punto": item });
-        commit(ctx, &caller, &loaded, payload, None, |p, row, now| {
-            mt::postpone(p, &row.snapshot(), index, now)
-        })
+        commit(
+            ctx,
+            &caller,
+            &loaded,
+            payload,
+            mt::EVENT_POSTPONE,
+            None,
+            |p, row, now| mt::postpone(p, &row.snapshot(), index, now),
+        )
         .await
     }
 }

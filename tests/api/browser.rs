@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common;
-use crate::helpers::{LINK_KEY, TestApp, spawn_apps};
+use crate::helpers::{LINK_KEY, spawn_apps};
+use crate::meetings::convened;
 
 /// A headless chromium with a DevTools endpoint; killed when dropped.
 struct Browser {
@@ -173,45 +174,6 @@ impl Page {
         }
         panic!("the page never showed «{needle}»: {last}");
     }
-}
-
-async fn convened(app: &TestApp) -> String {
-    let store = app.state.service().store();
-    let now = procedo::clock::Clock::now(&app.clock);
-    for (id, name) in [
-        ("comune-borgo-fiorito", "Comune di Borgo Fiorito"),
-        ("comune-castelverde", "Comune di Castelverde"),
-    ] {
-        store
-            .add_organisation(&procedo::store::NewOrganisation {
-                id: id.into(),
-                name: name.into(),
-                kind: procedo::store::OrganisationKind::Comune,
-                codice_fiscale: None,
-                runts: None,
-                at: now,
-            })
-            .await
-            .expect("comune");
-    }
-    let started = app
-        .ok(
-            &app.tokens.ufficio,
-            "mutation { startInstance(procedureId: \"convocazione_assemblea\", variables: {organo: \"Assemblea dei Sindaci\", ordine_del_giorno: [\"Piano di Zona 2027\"], luogo: \"Sala consiliare di Borgo Fiorito\", data_seduta: \"2026-12-15T17:00:00+01:00\", membri: [\"comune-borgo-fiorito\", \"comune-castelverde\"]}) { instance { id } } }",
-            json!({}),
-        )
-        .await;
-    let id = started["startInstance"]["instance"]["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    app.ok(
-        &app.tokens.ufficio,
-        "mutation($id: ID!) { fire(instanceId: $id, event: \"convoca\") { seq } }",
-        json!({ "id": id }),
-    )
-    .await;
-    id
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use crate::common;
 use crate::helpers::{LINK_KEY, TestApp, code, spawn_apps};
 
 /// Adds a comune of the body with its sindaco; returns the sindaco's token.
-async fn comune(app: &TestApp, id: &str, name: &str) -> String {
+pub(crate) async fn comune(app: &TestApp, id: &str, name: &str) -> String {
     let store = app.state.service().store();
     let now = app.clock.now();
     store
@@ -365,25 +365,7 @@ async fn an_assemblea_answers_sits_votes_by_quota_and_loses_its_quorum_when_a_ma
 async fn a_personal_link_answers_for_its_comune_and_a_tampered_or_expired_one_gets_a_plain_page() {
     for app in spawn_apps().await {
         let backend = app.backend.clone();
-        comune(&app, "comune-borgo-fiorito", "Borgo Fiorito").await;
-        comune(&app, "comune-castelverde", "Castelverde").await;
-        let started = app
-            .ok(
-                &app.tokens.ufficio,
-                "mutation { startInstance(procedureId: \"convocazione_assemblea\", variables: {organo: \"Assemblea dei Sindaci\", ordine_del_giorno: [\"Piano di Zona 2027\"], luogo: \"Sala consiliare di Borgo Fiorito\", data_seduta: \"2026-12-15T17:00:00+01:00\", membri: [\"comune-borgo-fiorito\", \"comune-castelverde\"]}) { instance { id } } }",
-                json!({}),
-            )
-            .await;
-        let id = started["startInstance"]["instance"]["id"]
-            .as_str()
-            .expect("id")
-            .to_string();
-        app.ok(
-            &app.tokens.ufficio,
-            "mutation($id: ID!) { fire(instanceId: $id, event: \"convoca\") { seq } }",
-            json!({ "id": id }),
-        )
-        .await;
+        let id = convened(&app).await;
         let until = common::at("2026-12-15T17:00:00+01:00").timestamp();
         let token = procedo::identity::links::sign(LINK_KEY, &id, "comune-castelverde", until);
         let http = reqwest::Client::new();
@@ -485,4 +467,29 @@ async fn a_personal_link_answers_for_its_comune_and_a_tampered_or_expired_one_ge
                 .contains("Collegamento scaduto")
         );
     }
+}
+
+/// Borgo Fiorito and Castelverde, convened (as the Ufficio di Piano) to an Assemblea on
+/// 15/12/2026 at 17:00; returns the instance.
+pub(crate) async fn convened(app: &TestApp) -> String {
+    comune(app, "comune-borgo-fiorito", "Borgo Fiorito").await;
+    comune(app, "comune-castelverde", "Castelverde").await;
+    let started = app
+        .ok(
+            &app.tokens.ufficio,
+            "mutation { startInstance(procedureId: \"convocazione_assemblea\", variables: {organo: \"Assemblea dei Sindaci\", ordine_del_giorno: [\"Piano di Zona 2027\"], luogo: \"Sala consiliare di Borgo Fiorito\", data_seduta: \"2026-12-15T17:00:00+01:00\", membri: [\"comune-borgo-fiorito\", \"comune-castelverde\"]}) { instance { id } } }",
+            json!({}),
+        )
+        .await;
+    let id = started["startInstance"]["instance"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    app.ok(
+        &app.tokens.ufficio,
+        "mutation($id: ID!) { fire(instanceId: $id, event: \"convoca\") { seq } }",
+        json!({ "id": id }),
+    )
+    .await;
+    id
 }
