@@ -38,10 +38,13 @@ pub async fn open(
         )
     })?;
     let service = Service::new(store, clock.unwrap_or_else(|| Arc::new(SystemClock)));
-    service
-        .install(&catalog)
+    for conflict in service
+        .import(&catalog)
         .await
-        .context("installazione delle procedure")?;
+        .context("installazione delle procedure")?
+    {
+        eprintln!("attenzione: {conflict}");
+    }
     Ok((service, catalog))
 }
 

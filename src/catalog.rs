@@ -114,11 +114,7 @@ pub fn load(paths: &[PathBuf]) -> (Option<Catalog>, Vec<Diagnostic>) {
             }
         },
     };
-    let names: Option<BTreeMap<String, BTreeSet<String>>> = templates.as_ref().map(|t| {
-        t.kinds()
-            .map(|k| (k.to_string(), t.referenced_names(k)))
-            .collect()
-    });
+    let names: Option<BTreeMap<String, BTreeSet<String>>> = templates.as_ref().map(template_names);
 
     let files = match workflow_files(paths) {
         Ok(files) => files,
@@ -132,10 +128,6 @@ pub fn load(paths: &[PathBuf]) -> (Option<Catalog>, Vec<Diagnostic>) {
             Err(e) => diags.push(io_diag(&file, &e)),
         }
     }
-    let role_names: Vec<&str> = crate::identity::Role::ALL
-        .iter()
-        .map(|r| r.as_str())
-        .collect();
     let ids: BTreeSet<String> = sources
         .iter()
         .filter_map(|(_, text)| peek_id(text))
@@ -144,32 +136,11 @@ pub fn load(paths: &[PathBuf]) -> (Option<Catalog>, Vec<Diagnostic>) {
     let mut procedures = Vec::new();
     for (file, text) in sources {
         let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
-        let read_assets = std::cell::RefCell::new(serde_json::Map::new());
-        let read = |rel: &str| -> Result<String, String> {
-            let text = std::fs::read_to_string(base.join(rel)).map_err(|e| e.to_string())?;
-            read_assets
-                .borrow_mut()
-                .insert(rel.to_string(), serde_json::Value::String(text.clone()));
-            Ok(text)
-        };
-        let env = Environment {
-            templates: names.as_ref(),
-            read_closures: &read,
-            procedures: Some(&ids),
-            known_roles: Some(&role_names),
-        };
         let name = file.display().to_string();
-        match definition::validate(&name, &text, &env) {
-            Ok(procedure) => {
-                let assets = serde_json::Value::Object(read_assets.into_inner());
-                let hash = definition::content_hash(&text, &assets.to_string());
-                procedures.push(Loaded {
-                    procedure,
-                    path: file,
-                    source: text,
-                    assets,
-                    hash,
-                });
+        match load_source(&base, &name, &text, names.as_ref(), &ids) {
+            Ok(mut loaded) => {
+                loaded.path = file;
+                procedures.push(loaded);
             }
             Err(errors) => diags.extend(errors),
         }
@@ -196,6 +167,64 @@ pub fn load(paths: &[PathBuf]) -> (Option<Catalog>, Vec<Diagnostic>) {
         templates,
     });
     (catalog, diags)
+}
+
+/// Validates one workflow text named `name` (a file, or what a client sent), reading the files
+/// it refers to (closures, a body) under `base`: the procedure with its source, assets and
+/// content hash, or every problem with line and column. `procedures` are the ids a `start:`
+/// may name; `templates` the notification kinds and the names each reads.
+pub fn load_source(
+    base: &Path,
+    name: &str,
+    text: &str,
+    templates: Option<&BTreeMap<String, BTreeSet<String>>>,
+    procedures: &BTreeSet<String>,
+) -> Result<Loaded, Vec<Diagnostic>> {
+    let role_names: Vec<&str> = crate::identity::Role::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+    let read_assets = std::cell::RefCell::new(serde_json::Map::new());
+    let read = |rel: &str| -> Result<String, String> {
+        if Path::new(rel).is_absolute() || rel.split(['/', '\\']).any(|part| part == "..") {
+            return Err(format!(
+                "'{rel}': un file di una procedura è indicato con un percorso relativo alla cartella delle procedure, senza '..'"
+            ));
+        }
+        let text = std::fs::read_to_string(base.join(rel)).map_err(|e| e.to_string())?;
+        read_assets
+            .borrow_mut()
+            .insert(rel.to_string(), serde_json::Value::String(text.clone()));
+        Ok(text)
+    };
+    let mut ids = procedures.clone();
+    if let Some(id) = peek_id(text) {
+        ids.insert(id);
+    }
+    let env = Environment {
+        templates,
+        read_closures: &read,
+        procedures: Some(&ids),
+        known_roles: Some(&role_names),
+    };
+    let procedure = definition::validate(name, text, &env)?;
+    let assets = serde_json::Value::Object(read_assets.into_inner());
+    let hash = definition::content_hash(text, &assets.to_string());
+    Ok(Loaded {
+        procedure,
+        path: PathBuf::from(name),
+        source: text.to_string(),
+        assets,
+        hash,
+    })
+}
+
+/// The notification kinds of `templates` with the names each reads, as validation needs them.
+pub fn template_names(templates: &Templates) -> BTreeMap<String, BTreeSet<String>> {
+    templates
+        .kinds()
+        .map(|k| (k.to_string(), templates.referenced_names(k)))
+        .collect()
 }
 
 /// Rebuilds a procedure from stored source and assets (a pinned version).

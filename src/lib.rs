@@ -3,6 +3,7 @@
 //! The crate map (see ARCHITECTURE.md): `definition`, `engine` and `terms` are the pure core;
 //! `store`, `scheduler`, `notify`, `protocollo`, `api` and `cli` are adapters around it.
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod catalog;
@@ -11,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod definition;
 pub mod engine;
+pub mod export;
 pub mod identity;
 pub mod notify;
 pub mod protocollo;

@@ -150,6 +150,102 @@ impl Service {
         Ok(out)
     }
 
+    /// Stores one validated procedure version (a deploy): `Unchanged` when the same content is
+    /// there already.
+    ///
+    /// # Errors
+    ///
+    /// `Store(DefinitionChanged)` when the same id and version is stored with another content.
+    pub async fn deploy(&self, loaded: &crate::catalog::Loaded) -> Result<store::Saved, Error> {
+        Ok(self
+            .store
+            .save_definition(&NewDefinition {
+                id: loaded.procedure.id.clone(),
+                version: loaded.procedure.version,
+                title: loaded.procedure.title.clone(),
+                content_hash: loaded.hash.clone(),
+                source: loaded.source.clone(),
+                assets: loaded.assets.clone(),
+                loaded_at: self.now(),
+            })
+            .await?)
+    }
+
+    /// Moves an instance to `to_version` of its procedure, or with `dry_run` only says what the
+    /// move would do. True when it moved: one transaction with its `migrazione` history row,
+    /// its timers re-planned and its pinned version changed.
+    ///
+    /// # Errors
+    ///
+    /// `UnknownInstance`; `UnknownProcedure` for a version not deployed; the store's.
+    pub async fn migrate(
+        &self,
+        instance_id: &str,
+        to_version: u32,
+        state_map: &std::collections::BTreeMap<String, String>,
+        rettifica: Option<&str>,
+        dry_run: bool,
+        actor: &Actor,
+    ) -> Result<(engine::migrate::MigrationPlan, bool), Error> {
+        let row =
+            self.store
+                .instance(instance_id)
+                .await?
+                .ok_or_else(|| Error::UnknownInstance {
+                    id: instance_id.to_string(),
+                })?;
+        let old = self
+            .procedure(&row.definition_id, Some(row.definition_version))
+            .await?;
+        let new = self.procedure(&row.definition_id, Some(to_version)).await?;
+        let (plan, step) = engine::migrate::plan(&old, &new, &row.snapshot(), state_map, rettifica);
+        let Some(step) = step.filter(|_| !dry_run) else {
+            return Ok((plan, false));
+        };
+        let payload = engine::migrate::payload(&plan, rettifica);
+        self.store
+            .commit_migration(
+                &StepRecord {
+                    instance_id: &row.id,
+                    expected_version: row.version,
+                    actor,
+                    step: &step,
+                    payload: &payload,
+                    idempotency_key: None,
+                    at: self.now(),
+                    late: false,
+                    fired_timer: None,
+                    submission: None,
+                },
+                to_version,
+            )
+            .await?;
+        Ok((plan, true))
+    }
+
+    /// Imports the workflow files at start-up: the database is the source of truth, so a file
+    /// whose id and version is already deployed with another content is reported (in the
+    /// returned list and the log) and skipped; it does not stop the start. Any other failure
+    /// does.
+    pub async fn import(&self, catalog: &Catalog) -> Result<Vec<String>, Error> {
+        let mut conflicts = Vec::new();
+        for l in &catalog.procedures {
+            match self.deploy(l).await {
+                Ok(_) => {}
+                Err(Error::Store(store::Error::DefinitionChanged { id, version })) => {
+                    let message = format!(
+                        "{}: la procedura '{id}' versione {version} è già installata con un altro contenuto; il file è ignorato (per cambiarla, una nuova versione)",
+                        l.path.display()
+                    );
+                    tracing::warn!(procedure = %id, version, "{message}");
+                    conflicts.push(message);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(conflicts)
+    }
+
     /// The pinned procedure of a version (latest when `version` is `None`).
     pub async fn procedure(&self, id: &str, version: Option<u32>) -> Result<Arc<Procedure>, Error> {
         if let Some(p) = version.and_then(|v| {

@@ -476,10 +476,14 @@ async fn observations_on_day_four_resume_the_suspended_term_on_day_fourteen() {
                 "{backend}: 30 days from 04/01/2027"
             );
         }
-        // `conclusione` fires no event: only its reminder, 5 days before, is armed.
+        // `conclusione` fires no event: its reminder, 5 days before, and at its end the
+        // alert of a term passed with the procedure open (`expired:`).
         assert_eq!(
             armed(&service, &answered.id).await,
-            timers(&[("conclusione#promemoria-1", "2027-01-29T09:00:00+01:00"),]),
+            timers(&[
+                ("conclusione#promemoria-1", "2027-01-29T09:00:00+01:00"),
+                ("conclusione#scaduto", "2027-02-04T00:00:00+01:00"),
+            ]),
             "{backend}"
         );
 
@@ -588,7 +592,10 @@ async fn observations_on_day_four_resume_the_suspended_term_on_day_fourteen() {
         );
         assert_eq!(
             armed(&service, &answered.id).await,
-            timers(&[("conclusione#promemoria-1", "2027-02-12T09:00:00+01:00"),]),
+            timers(&[
+                ("conclusione#promemoria-1", "2027-02-12T09:00:00+01:00"),
+                ("conclusione#scaduto", "2027-02-18T00:00:00+01:00"),
+            ]),
             "{backend}: the conclusione reminder is re-armed 5 days before the extended term"
         );
 
@@ -686,7 +693,10 @@ async fn observations_on_day_four_resume_the_suspended_term_on_day_fourteen() {
         );
         assert_eq!(
             armed(&service, &lapsed.id).await,
-            timers(&[("conclusione#promemoria-1", "2027-02-10T09:00:00+01:00"),]),
+            timers(&[
+                ("conclusione#promemoria-1", "2027-02-10T09:00:00+01:00"),
+                ("conclusione#scaduto", "2027-02-16T00:00:00+01:00"),
+            ]),
             "{backend}"
         );
         assert!(

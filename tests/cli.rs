@@ -287,10 +287,19 @@ fn the_demo_prints_a_plain_italian_timeline_and_logs_nothing_unasked() {
         "favorevoli 52.4 su 83.5 presenti e votanti (secondo le quote): maggioranza raggiunta",
         "§ punto 3. Esito dell'avviso di co-progettazione: rinviato",
         "protocollo in interno n. deliberazioni 0000002/2027",
-        "[assemblea] verbale firmato caricato: protocollo interno n.",
+        "deliberazione all'albo da sola dal 21/01/2027 al 04/02/2027",
+        "[assemblea] verbale in PDF/A-1b da firmare:",
+        "verbale-assemblea-2027-01-21.pdf",
+        "[assemblea] verbale caricato come firmato",
+        "§ verbale approvato nella seduta del 11/02/2027 (punto 1)",
     ] {
         assert!(stdout.contains(line), "missing «{line}»:\n{stdout}");
     }
+    // The verbale's PDF/A copy to sign is written beside the demo's database.
+    let pdf = std::fs::read(dir.path().join("verbale-assemblea-2027-01-21.pdf"))
+        .expect("the verbale's PDF/A beside the database");
+    assert!(pdf.starts_with(b"%PDF-1.4"));
+    assert!(String::from_utf8_lossy(&pdf).contains("<pdfaid:part>1</pdfaid:part>"));
     // And from the command line, on the demo's database.
     let avviso = stdout
         .lines()

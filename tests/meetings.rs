@@ -7,15 +7,17 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use procedo::clock::ManualClock;
+use procedo::clock::{Clock, ManualClock};
 use procedo::engine::meeting::{
-    self, Body, Capacity, ItemRecord, MeetingRecord, Outcome, Presence, Rules, Seat,
+    self, Ballot, Body, Capacity, ItemRecord, MeetingRecord, Outcome, Presence, Rules, Seat,
     verbale_context,
 };
 use procedo::engine::{Actor, Command};
 use procedo::notify::Templates;
+use procedo::scheduler::{Options as SchedulerOptions, Scheduler};
 use procedo::service::Service;
 use serde_json::{Value, json};
 
@@ -505,4 +507,212 @@ async fn an_urgent_convocation_needs_twenty_four_hours() {
         .await
         .expect("urgent convocation");
     assert_eq!(convened.instance.state, "convocata");
+}
+
+/// Seats of the shipped Assemblea present at `now`: Borgo Fiorito and Castelverde (83.5 of
+/// 100 quotas), enough for the first call.
+async fn quorum_present(service: &Service, id: &str) {
+    for (seat, name) in [
+        ("comune-borgo-fiorito", "Marco Bianchi"),
+        ("comune-castelverde", "Laura Neri"),
+    ] {
+        let presence = Presence {
+            seat: Some(seat.into()),
+            name: name.into(),
+            capacity: Capacity::Sindaco,
+            note: None,
+            arrived: None,
+            left: None,
+        };
+        service
+            .record_step(id, &ufficio(), &json!({}), None, |p, row, now| {
+                meeting::arrive(p, &row.snapshot(), presence.clone(), now)
+            })
+            .await
+            .expect("presenza");
+    }
+}
+
+/// Both present seats vote in favour of item `item`.
+async fn approve_item(service: &Service, id: &str, item: usize) {
+    let ballots: BTreeMap<String, Ballot> = [
+        ("comune-borgo-fiorito".to_string(), Ballot::Favorevole),
+        ("comune-castelverde".to_string(), Ballot::Favorevole),
+    ]
+    .into_iter()
+    .collect();
+    service
+        .record_step(
+            id,
+            &ufficio(),
+            &json!({ "punto": item }),
+            None,
+            |p, row, now| meeting::vote(p, &row.snapshot(), item, &ballots, None, now),
+        )
+        .await
+        .expect("votazione");
+}
+
+/// A verbale not approved in its own session is approved by the first item of the body's next
+/// session, which names it: the earlier meeting records by whom and when, once; a session of
+/// another body, or a second approval, is refused.
+#[tokio::test]
+async fn the_next_session_approves_the_previous_verbale() {
+    for (backend, store, _scratch) in common::scratch_stores().await {
+        let clock = ManualClock::new(common::at("2026-12-01T09:00:00+01:00"));
+        let service = Service::new(store.clone(), Arc::new(clock.clone()));
+        service
+            .install(&common::shipped_catalog())
+            .await
+            .expect("install");
+        let scheduler =
+            Scheduler::new(service.clone(), SchedulerOptions::default()).expect("scheduler");
+
+        // December: one item, closed without "letto, approvato e sottoscritto".
+        let first = start_assemblea(
+            &service,
+            json!({
+                "organo": "Assemblea dei Sindaci",
+                "ordine_del_giorno": ["Piano di Zona 2027"],
+                "luogo": "Sala consiliare",
+                "data_seduta": "2026-12-15T17:00:00+01:00",
+            }),
+        )
+        .await;
+        service
+            .fire(&first, &cmd("convoca", json!({})), None)
+            .await
+            .expect("convoca");
+        clock.set(common::at("2026-12-15T17:00:00+01:00"));
+        quorum_present(&service, &first).await;
+        service
+            .fire(&first, &cmd("apri_seduta", json!({})), None)
+            .await
+            .expect("apri");
+        approve_item(&service, &first, 0).await;
+        clock.set(common::at("2026-12-15T18:00:00+01:00"));
+        service
+            .fire(
+                &first,
+                &cmd("chiudi_seduta", json!({ "verbalizzante": "Paolo Galli" })),
+                None,
+            )
+            .await
+            .expect("chiudi");
+
+        // January: the first item approves December's verbale.
+        clock.set(common::at("2027-01-02T09:00:00+01:00"));
+        let second = start_assemblea(
+            &service,
+            json!({
+                "organo": "Assemblea dei Sindaci",
+                "ordine_del_giorno": ["Approvazione del verbale della seduta del 15/12/2026", "Bilancio sociale"],
+                "luogo": "Sala consiliare",
+                "data_seduta": "2027-01-12T17:00:00+01:00",
+                "verbale_precedente": first,
+            }),
+        )
+        .await;
+        service
+            .fire(&second, &cmd("convoca", json!({})), None)
+            .await
+            .expect("convoca");
+        clock.set(common::at("2027-01-12T17:00:00+01:00"));
+        quorum_present(&service, &second).await;
+        service
+            .fire(&second, &cmd("apri_seduta", json!({})), None)
+            .await
+            .expect("apri");
+        // The second item approved first: it approves no verbale.
+        approve_item(&service, &second, 1).await;
+        scheduler.tick().await.expect("tick");
+        let before = store.instance(&first).await.expect("load").expect("first");
+        assert_eq!(
+            before
+                .data
+                .meeting
+                .as_ref()
+                .and_then(|m| m.approval.as_ref()),
+            None,
+            "[{backend}] only the first item approves the previous verbale"
+        );
+        approve_item(&service, &second, 0).await;
+        scheduler.tick().await.expect("tick");
+        scheduler.tick().await.expect("tick again: nothing more");
+        let after = store.instance(&first).await.expect("load").expect("first");
+        let approval = after
+            .data
+            .meeting
+            .as_ref()
+            .and_then(|m| m.approval.clone())
+            .unwrap_or_else(|| panic!("[{backend}] not approved: {:#?}", after.data.meeting));
+        assert_eq!(approval.by_instance, second, "[{backend}]");
+        assert_eq!(approval.date, "12/01/2027", "[{backend}]");
+        assert_eq!(approval.item, 1, "[{backend}]");
+        assert_eq!(approval.body, "assemblea_sindaci", "[{backend}]");
+        let history = store.history(&first).await.expect("history");
+        assert_eq!(
+            history
+                .iter()
+                .filter(|h| h.event == meeting::EVENT_APPROVED)
+                .count(),
+            1,
+            "[{backend}] recorded once"
+        );
+
+        // Another session may not approve it again, nor a session of another body.
+        for (body, by, expected) in [
+            (
+                "assemblea_sindaci",
+                "un'altra-seduta",
+                "già stato approvato",
+            ),
+            ("tavolo_tecnico", "tavolo-1", "già stato approvato"),
+        ] {
+            let again = meeting::VerbaleApproval {
+                body: body.into(),
+                by_instance: by.into(),
+                date: "20/01/2027".into(),
+                item: 1,
+                at: clock.now(),
+            };
+            let refused = service
+                .record_step(&first, &ufficio(), &json!({}), None, |p, row, now| {
+                    meeting::approve_verbale(p, &row.snapshot(), again.clone(), now)
+                })
+                .await
+                .expect_err("refused");
+            assert!(
+                refused.to_string().contains(expected),
+                "[{backend}] {refused}"
+            );
+        }
+        // A verbale not yet approved, offered by a session of the Tavolo Tecnico: refused.
+        let other = meeting::VerbaleApproval {
+            body: "tavolo_tecnico".into(),
+            by_instance: "tavolo-1".into(),
+            date: "20/01/2027".into(),
+            item: 1,
+            at: clock.now(),
+        };
+        clock.set(common::at("2027-01-12T18:30:00+01:00"));
+        service
+            .fire(
+                &second,
+                &cmd("chiudi_seduta", json!({ "verbalizzante": "Paolo Galli" })),
+                None,
+            )
+            .await
+            .expect("chiudi");
+        let refused = service
+            .record_step(&second, &ufficio(), &json!({}), None, |p, row, now| {
+                meeting::approve_verbale(p, &row.snapshot(), other.clone(), now)
+            })
+            .await
+            .expect_err("another body");
+        assert!(
+            refused.to_string().contains("stesso organo"),
+            "[{backend}] {refused}"
+        );
+    }
 }

@@ -1382,3 +1382,466 @@ async fn a_send_that_outlasts_the_lease_stays_with_its_worker_and_arrives_once()
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A failed delivery re-queued through the API.
+
+/// Seeds a staff person and an ETS with a token each; returns (staff, ets) secrets.
+async fn api_tokens(store: &Store, now: chrono::DateTime<chrono::Utc>) -> (String, String) {
+    for (org, kind) in [
+        ("ambito", OrganisationKind::Ambito),
+        ("ets-aurora", OrganisationKind::Ets),
+    ] {
+        store
+            .add_organisation(&NewOrganisation {
+                id: org.into(),
+                name: org.into(),
+                kind,
+                codice_fiscale: None,
+                runts: None,
+                at: now,
+            })
+            .await
+            .expect("organisation");
+    }
+    let mut secrets = Vec::new();
+    for (person, org, role) in [
+        ("ufficio", "ambito", "ufficio_di_piano"),
+        ("aurora", "ets-aurora", "ets"),
+    ] {
+        store
+            .add_person(&NewPerson {
+                id: person.into(),
+                name: person.into(),
+                email: format!("{person}@example.org"),
+                organisation_id: org.into(),
+                roles: vec![role.into()],
+                digest: "immediato".into(),
+                at: now,
+            })
+            .await
+            .expect("person");
+        let secret = procedo::identity::new_secret();
+        store
+            .add_token(&procedo::store::NewToken {
+                id: procedo::identity::new_token_id(),
+                person_id: person.into(),
+                role: role.into(),
+                hash: secret.hash,
+                at: now,
+                expires_at: None,
+            })
+            .await
+            .expect("token");
+        secrets.push(secret.secret);
+    }
+    (secrets[0].clone(), secrets[1].clone())
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket subscribed to `deliveryFailed` with `token`.
+async fn failure_socket(host: std::net::SocketAddr, token: &str) -> Socket {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{host}/graphql/ws")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
+    socket
+        .send(Message::Text(init.to_string().into()))
+        .await
+        .expect("init");
+    let ack = next_message(&mut socket).await.expect("ack");
+    assert_eq!(ack["type"], "connection_ack", "{ack:#}");
+    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { deliveryFailed { id kind lastError } }" } });
+    socket
+        .send(Message::Text(subscribe.to_string().into()))
+        .await
+        .expect("subscribe");
+    socket
+}
+
+/// The next message that is not a ping, or None after ten seconds.
+async fn next_message(socket: &mut Socket) -> Option<Value> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .ok()??
+            .ok()?;
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(&text).ok()?;
+            if value["type"] != "ping" {
+                return Some(value);
+            }
+        }
+    }
+}
+
+/// The mail server was down and the only attempt allowed ran out: the deliveries failed, and
+/// staff subscribed to failures heard of each once (an ETS may not listen). With
+/// the server back, the Ufficio di Piano re-queues one through the API (an ETS may not): the
+/// same email, with the same Message-ID, reaches the real SMTP receiver once; a delivery that
+/// did not fail is not re-queued; the re-queue is in the audit log.
+#[tokio::test]
+async fn a_failed_delivery_requeued_through_the_api_arrives_with_its_message_id() {
+    let mut ports = Vec::new();
+    let setup = Setup {
+        max_attempts: 1,
+        ..Setup::default()
+    };
+    let worlds = worlds(&setup, || {
+        let port = silent_port();
+        ports.push(port);
+        smtp_to(port)
+    })
+    .await;
+    for (world, port) in worlds.iter().zip(ports) {
+        let backend = &world.backend;
+        let (staff, ets) = api_tokens(&world.store, world.clock.now()).await;
+        let state =
+            procedo::api::ApiState::new(world.service.clone(), procedo::api::Limits::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let host = listener.local_addr().expect("address");
+        let address = format!("http://{host}/graphql");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(procedo::api::serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        // Staff listen for failures; an ETS may not.
+        let mut watcher = failure_socket(host, &staff).await;
+        let mut intruder = failure_socket(host, &ets).await;
+        let refused = next_message(&mut intruder).await.expect("an answer");
+        assert_eq!(
+            refused["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{backend}: {refused:#}"
+        );
+        // Let the subscription take its starting point.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+        world.convened_meeting().await;
+        world.settle().await;
+        let failed = world.deliveries("convocazione").await;
+        assert_eq!(failed.len(), 3, "{backend}");
+        let mut heard = std::collections::BTreeSet::new();
+        while heard.len() < 3 {
+            let event = next_message(&mut watcher)
+                .await
+                .unwrap_or_else(|| panic!("{backend}: a failure event ({heard:?} so far)"));
+            let id = event["payload"]["data"]["deliveryFailed"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{backend}: {event:#}"))
+                .to_string();
+            assert!(heard.insert(id), "{backend}: each failure once");
+        }
+        assert!(
+            failed.iter().all(|d| d.status == DeliveryStatus::Failed),
+            "{backend}: {failed:#?}"
+        );
+        let target = failed[0].clone();
+        let client = reqwest::Client::new();
+        let gql = |token: String, query: &'static str, variables: Value| {
+            let client = client.clone();
+            let address = address.clone();
+            async move {
+                client
+                    .post(&address)
+                    .bearer_auth(token)
+                    .json(&json!({ "query": query, "variables": variables }))
+                    .send()
+                    .await
+                    .expect("POST")
+                    .json::<Value>()
+                    .await
+                    .expect("JSON")
+            }
+        };
+        const LIST: &str =
+            "{ deliveries(status: FAILED) { id recipientEmail attempts lastError messageId } }";
+        const REQUEUE: &str =
+            "mutation($id: ID!) { requeueDelivery(id: $id) { id status attempts messageId } }";
+        let listed = gql(staff.clone(), LIST, json!({})).await;
+        assert_eq!(
+            listed["data"]["deliveries"].as_array().map(Vec::len),
+            Some(3),
+            "{backend}: {listed:#}"
+        );
+        assert!(
+            listed.to_string().contains("non è raggiungibile"),
+            "{backend}: the last error is shown: {listed:#}"
+        );
+        for query in [LIST, REQUEUE] {
+            let refused = gql(ets.clone(), query, json!({ "id": target.id.to_string() })).await;
+            assert_eq!(
+                refused["errors"][0]["extensions"]["code"], "FORBIDDEN",
+                "{backend}: {refused:#}"
+            );
+        }
+
+        // The server is back on the same port.
+        let receiver = Receiver::on(
+            TcpListener::bind(("127.0.0.1", port)).expect("the port is free again"),
+            &[],
+        );
+        let requeued = gql(
+            staff.clone(),
+            REQUEUE,
+            json!({ "id": target.id.to_string() }),
+        )
+        .await;
+        assert_eq!(
+            requeued["data"]["requeueDelivery"]["status"], "PENDING",
+            "{backend}: {requeued:#}"
+        );
+        assert_eq!(requeued["data"]["requeueDelivery"]["attempts"], 0);
+        world.settle().await;
+        let inbox = receiver.for_address(&target.recipient_email);
+        assert_eq!(inbox.len(), 1, "{backend}");
+        assert_eq!(
+            format!("<{}>", inbox[0].message_id),
+            target.message_id,
+            "{backend}: the same Message-ID"
+        );
+        assert_eq!(
+            receiver.messages().len(),
+            1,
+            "{backend}: only the one re-queued"
+        );
+        let sent = world
+            .store
+            .delivery(target.id)
+            .await
+            .expect("delivery")
+            .expect("there");
+        assert_eq!(
+            (sent.status, sent.attempts),
+            (DeliveryStatus::Sent, 1),
+            "{backend}"
+        );
+        let again = gql(
+            staff.clone(),
+            REQUEUE,
+            json!({ "id": target.id.to_string() }),
+        )
+        .await;
+        assert_eq!(
+            again["errors"][0]["extensions"]["code"], "CONFLICT",
+            "{backend}: {again:#}"
+        );
+        let audit = world.store.audit_log(10).await.expect("audit");
+        assert_eq!(audit.len(), 1, "{backend}: {audit:#?}");
+        assert_eq!(audit[0].action, "rimetti_in_coda");
+        assert_eq!(audit[0].actor_id, "ufficio");
+        let _ = stop.send(());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The L. 241 conclusion term passes with the procedure open.
+
+/// An accreditamento whose RUP does nothing: at the end of the thirtieth day the conclusione
+/// timer records the silenzio-inadempimento and alerts — once — the RUP and the titolare del
+/// potere sostitutivo (art. 2 c.9-bis) by email, never the ETS; the late decision then tells
+/// the ETS the legal term and the days taken (c.9-quinquies).
+#[tokio::test]
+async fn an_expired_conclusion_term_alerts_the_rup_and_the_substitute_once() {
+    let mut receivers = Vec::new();
+    let worlds = worlds(&Setup::default(), || {
+        let (receiver, port) = started(&[]);
+        receivers.push(receiver);
+        smtp_to(port)
+    })
+    .await;
+    for (world, receiver) in worlds.iter().zip(&receivers) {
+        let backend = &world.backend;
+        let now = world.clock.now();
+        for (org, kind) in [
+            ("ambito", OrganisationKind::Ambito),
+            ("ets-aurora", OrganisationKind::Ets),
+        ] {
+            world
+                .store
+                .add_organisation(&NewOrganisation {
+                    id: org.into(),
+                    name: format!("Organizzazione {org}"),
+                    kind,
+                    codice_fiscale: None,
+                    runts: None,
+                    at: now,
+                })
+                .await
+                .expect("organisation");
+        }
+        for (person, org, role, email) in [
+            ("rup", "ambito", "rup", "rup@ambito.example.it"),
+            (
+                "segretario",
+                "ambito",
+                "potere_sostitutivo",
+                "segretario@ambito.example.it",
+            ),
+            ("aurora", "ets-aurora", "ets", "aurora@ets.example.org"),
+        ] {
+            world
+                .store
+                .add_person(&NewPerson {
+                    id: person.into(),
+                    name: format!("Persona {person}"),
+                    email: email.into(),
+                    organisation_id: org.into(),
+                    roles: vec![role.into()],
+                    digest: "immediato".into(),
+                    at: now,
+                })
+                .await
+                .expect("person");
+        }
+        // Received on Tuesday 1/12/2026: 30 days, to Thursday 31/12/2026.
+        let started = world
+            .service
+            .start(
+                "accreditamento",
+                None,
+                json!({ "ente": ["ets-aurora"], "data_domanda": "2026-12-01" })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                &Actor {
+                    id: "rup".into(),
+                    role: "rup".into(),
+                },
+                None,
+            )
+            .await
+            .expect("start");
+        let id = started.instance.id;
+        assert_eq!(
+            started.instance.data.terms["termine_conclusione"]
+                .expiry
+                .to_string(),
+            "2026-12-31",
+            "{backend}"
+        );
+        world.settle().await;
+        world.clock.set(common::at("2026-12-31T23:00:00+01:00"));
+        world.settle().await;
+        let alerts = |address: &str| {
+            receiver
+                .for_address(address)
+                .into_iter()
+                .filter(|m| m.subject.starts_with("Termine scaduto"))
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            alerts("rup@ambito.example.it").is_empty(),
+            "{backend}: not yet"
+        );
+
+        // The day has passed: the alert, once, to the RUP and the substitute only.
+        world.clock.set(common::at("2027-01-01T00:00:05+01:00"));
+        world.settle().await;
+        world.clock.set(common::at("2027-01-02T09:00:00+01:00"));
+        world.settle().await;
+        for address in ["rup@ambito.example.it", "segretario@ambito.example.it"] {
+            let got = alerts(address);
+            assert_eq!(got.len(), 1, "{backend}: {address}");
+            assert!(
+                got[0].text.contains("silenzio-inadempimento"),
+                "{backend}: {}",
+                got[0].text
+            );
+            assert!(
+                got[0].text.contains("31/12/2026"),
+                "{backend}: {}",
+                got[0].text
+            );
+            assert!(got[0].text.contains("potere sostitutivo"), "{backend}");
+        }
+        assert!(
+            alerts("aurora@ets.example.org").is_empty(),
+            "{backend}: never the ETS"
+        );
+        let history = world.store.history(&id).await.expect("history");
+        assert_eq!(
+            history
+                .iter()
+                .filter(|h| h.event == "termine_scaduto")
+                .count(),
+            1,
+            "{backend}"
+        );
+        let row = world.store.instance(&id).await.expect("load").expect("row");
+        assert_eq!(
+            row.state, "istruttoria",
+            "{backend}: the procedure stays open"
+        );
+        assert_eq!(
+            row.data.expired["conclusione"].silenzio,
+            procedo::definition::Silenzio::Inadempimento,
+            "{backend}"
+        );
+
+        // The late decision states the legal term and the days taken.
+        world.clock.set(common::at("2027-01-05T10:00:00+01:00"));
+        world
+            .service
+            .fire(
+                &id,
+                &Command {
+                    event: "accredita".into(),
+                    actor: Actor {
+                        id: "rup".into(),
+                        role: "rup".into(),
+                    },
+                    payload: json!({ "data_accreditamento": "2027-01-05" })
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    participant: None,
+                },
+                None,
+            )
+            .await
+            .expect("accredita");
+        world.settle().await;
+        let esito: Vec<Opened> = receiver
+            .for_address("aurora@ets.example.org")
+            .into_iter()
+            .filter(|m| m.subject.starts_with("Esito"))
+            .collect();
+        assert_eq!(esito.len(), 1, "{backend}");
+        let text = esito[0]
+            .text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        for expected in [
+            "doveva concludersi entro il 31/12/2026 (30 giorni)",
+            "dopo 35 giorni",
+            "art. 2 c.9-quinquies",
+        ] {
+            assert!(
+                text.contains(expected),
+                "{backend}: «{expected}» not in {text}"
+            );
+        }
+        assert_eq!(
+            alerts("rup@ambito.example.it").len(),
+            1,
+            "{backend}: still one alert"
+        );
+    }
+}

@@ -81,6 +81,197 @@ async fn worlds() -> Vec<World> {
 }
 
 impl World {
+    /// Accesso agli atti: staff export the whole history, with a SHA-256 that anyone can
+    /// recompute; an ETS gets its own application in full and the others' content omitted
+    /// with the reason, whatever organisation it asks for.
+    async fn the_history_exports_for_access(&self, avviso: &str) {
+        let backend = &self.backend;
+        const EXPORT: &str = "query($id: ID!, $org: ID) { historyExport(instanceId: $id, forOrganisation: $org) { json html sha256 } }";
+        let full = self
+            .ok(&self.tokens.rup, EXPORT, json!({ "id": avviso }))
+            .await;
+        let full = &full["historyExport"];
+        assert!(
+            procedo::export::verify(&full["json"]),
+            "[{backend}] the digest holds"
+        );
+        assert_eq!(full["json"]["impronta"], full["sha256"], "[{backend}]");
+        assert!(
+            !full.to_string().contains(procedo::export::OMITTED),
+            "[{backend}] staff read all"
+        );
+        let events = full["json"]["eventi"].as_array().expect("events").len();
+        let history = self.store.history(avviso).await.expect("history");
+        assert_eq!(events, history.len(), "[{backend}] every event");
+        assert!(
+            full["json"]["termini"]
+                .to_string()
+                .contains("scadenza_domande"),
+            "[{backend}] the terms with their traces"
+        );
+        assert!(
+            full["html"]
+                .as_str()
+                .is_some_and(|h| h.contains("Storico della pratica"))
+        );
+        // Tampering shows.
+        let mut forged = full["json"].clone();
+        forged["istanza"]["stato"] = json!("altro");
+        assert!(!procedo::export::verify(&forged), "[{backend}]");
+
+        // An ETS: its own application, the others omitted; asking for another changes nothing.
+        for asked in [None, Some("ets-borea")] {
+            let mine = self
+                .ok(
+                    &self.tokens.aurora,
+                    EXPORT,
+                    json!({ "id": avviso, "org": asked }),
+                )
+                .await;
+            let mine = &mine["historyExport"]["json"];
+            assert!(procedo::export::verify(mine), "[{backend}]");
+            assert_eq!(
+                mine["destinatario_dell_esportazione"]["terzo"], "ets-aurora",
+                "[{backend}]"
+            );
+            let parts = mine["partecipanti"].as_array().expect("participants");
+            let own = parts
+                .iter()
+                .find(|p| p["ente"].as_str().is_some_and(|e| e.contains("Aurora")))
+                .expect("own application");
+            assert!(
+                own.get("omesso").is_none() && own.get("variabili").is_some(),
+                "[{backend}] {own:#}"
+            );
+            let others: Vec<&Value> = parts.iter().filter(|p| *p != own).collect();
+            assert!(!others.is_empty(), "[{backend}]");
+            for other in others {
+                assert_eq!(
+                    other["omesso"],
+                    procedo::export::OMITTED,
+                    "[{backend}] {other:#}"
+                );
+                assert!(other.get("variabili").is_none(), "[{backend}]");
+            }
+            let text = mine.to_string();
+            assert!(
+                !text.contains(BOREA) && !text.contains(CONSORZIO),
+                "[{backend}] no other party's address"
+            );
+            assert!(
+                mine["eventi"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().all(|x| x["attore"].is_null())),
+                "[{backend}] a third party reads roles, not people"
+            );
+        }
+        // The staff export for a third party is the same as that party's own.
+        let for_aurora = self
+            .ok(
+                &self.tokens.rup,
+                EXPORT,
+                json!({ "id": avviso, "org": "ets-aurora" }),
+            )
+            .await;
+        assert_eq!(
+            for_aurora["historyExport"]["json"]["partecipanti"],
+            self.ok(&self.tokens.aurora, EXPORT, json!({ "id": avviso }))
+                .await["historyExport"]["json"]["partecipanti"],
+            "[{backend}]"
+        );
+    }
+    /// The commissione's verbale is registered with a PDF/A copy to sign: staff download it,
+    /// an independent reader (poppler's pdftotext) finds the verbale's text in it, qpdf finds
+    /// no structural error, and an ETS cannot download it.
+    async fn the_verbale_pdfa_reads_back(&self, avviso: &str) {
+        let backend = &self.backend;
+        let list = self
+            .ok(
+                &self.tokens.rup,
+                "query($id: ID!) { protocolRegistrations(instanceId: $id) { subject documents { name mediaType sha256 } } }",
+                json!({ "id": avviso }),
+            )
+            .await;
+        let verbale = list["protocolRegistrations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| {
+                r["subject"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("Verbale della seduta n. 1"))
+            })
+            .unwrap_or_else(|| panic!("[{backend}] {list:#}"));
+        let pdf = verbale["documents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|d| d["mediaType"] == "application/pdf")
+            .unwrap_or_else(|| panic!("[{backend}] no PDF/A: {verbale:#}"));
+        assert_eq!(pdf["name"], "verbale_commissione.pdf", "[{backend}]");
+        let url = format!(
+            "{}/protocollo/{avviso}/{}",
+            self.address,
+            pdf["sha256"].as_str().unwrap_or_default()
+        );
+        let refused = self
+            .client
+            .get(&url)
+            .bearer_auth(&self.tokens.aurora)
+            .send()
+            .await
+            .expect("GET as an ETS");
+        assert_eq!(refused.status(), 404, "[{backend}] an ETS reads no verbale");
+        let response = self
+            .client
+            .get(&url)
+            .bearer_auth(&self.tokens.rup)
+            .send()
+            .await
+            .expect("GET as the RUP");
+        assert_eq!(response.status(), 200, "[{backend}]");
+        let bytes = response.bytes().await.expect("body").to_vec();
+        assert!(bytes.starts_with(b"%PDF-1.4"), "[{backend}]");
+        let raw = String::from_utf8_lossy(&bytes);
+        assert!(raw.contains("<pdfaid:part>1</pdfaid:part>"), "[{backend}]");
+        assert!(raw.contains("/GTS_PDFA1"), "[{backend}]");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("verbale.pdf");
+        std::fs::write(&file, &bytes).expect("write PDF");
+        let text = std::process::Command::new("pdftotext")
+            .args(["-enc", "UTF-8"])
+            .arg(&file)
+            .arg("-")
+            .output()
+            .expect("pdftotext (poppler-utils, installed by scripts/test)");
+        assert!(text.status.success(), "[{backend}] pdftotext failed");
+        // Lines wrap where the page ends: compare word by word.
+        let text = String::from_utf8_lossy(&text.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        for expected in [
+            "VERBALE DELLA SEDUTA N. 1 DELLA COMMISSIONE DI VALUTAZIONE",
+            "Presenti:",
+            "Punteggi attribuiti nella seduta:",
+            "conflitti di interesse",
+        ] {
+            assert!(
+                text.contains(expected),
+                "[{backend}] «{expected}» not in:\n{text}"
+            );
+        }
+        let check = std::process::Command::new("qpdf")
+            .arg("--check")
+            .arg(&file)
+            .output()
+            .expect("qpdf (installed by scripts/test)");
+        assert!(
+            check.status.success(),
+            "[{backend}] {}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+    }
     async fn build(backend: String, store: Store, scratch: common::Scratch) -> World {
         let clock = ManualClock::new(common::at(START));
         let service = Service::new(store.clone(), Arc::new(clock.clone()));
@@ -1412,6 +1603,8 @@ async fn a_commissione_scores_against_the_avvisos_criteria_and_the_graduatoria_f
             registrations.contains("Verbale della seduta n. 1"),
             "[{backend}] {registrations}"
         );
+        world.the_verbale_pdfa_reads_back(&avviso).await;
+        world.the_history_exports_for_access(&avviso).await;
 
         // Frozen.
         let frozen = world

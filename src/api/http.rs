@@ -42,6 +42,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .merge(super::graphiql::routes())
         .route("/graphql/ws", get(websocket))
         .route("/documents/{submission}/{sha256}", get(document))
+        .route("/protocollo/{instance}/{sha256}", get(protocol_document))
         .route(
             "/risposta/{token}",
             get(super::rsvp::page).post(super::rsvp::answer),
@@ -326,52 +327,51 @@ async fn serve_socket(
     }
 }
 
-/// A document's content, for a caller who may read the submission carrying it.
-async fn document(
-    State(state): State<ApiState>,
-    Path((submission, sha256)): Path<(String, String)>,
+/// The caller of a document route, or the response refusing it.
+async fn document_caller(
+    state: &ApiState,
     request: Request,
-) -> Response {
-    let address = client_address(&state, &request);
+) -> Result<crate::api::policy::Caller, Response> {
+    let address = client_address(state, &request);
     let bearer = bearer(request.headers());
-    if let Some(refused) = refusal(&state, bearer.as_deref(), address) {
-        return refused;
+    drop(request);
+    if let Some(refused) = refusal(state, bearer.as_deref(), address) {
+        return Err(refused);
     }
-    let shared = &state.shared;
-    let caller = match authenticate(&shared.service, bearer.as_deref()).await {
-        Ok(caller) => caller,
+    match authenticate(&state.shared.service, bearer.as_deref()).await {
+        Ok(caller) => Ok(caller),
         Err(e @ ApiError::Unauthenticated) => {
             if bearer.is_some() {
-                shared.rate.refused(address);
+                state.shared.rate.refused(address);
             }
-            return error_response(StatusCode::UNAUTHORIZED, &e);
+            Err(error_response(StatusCode::UNAUTHORIZED, &e))
         }
-        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &e),
-    };
-    let not_found = || {
-        error_response(
-            StatusCode::NOT_FOUND,
-            &ApiError::NotFound { what: "documento" },
-        )
-    };
-    match access::submission(shared, &caller, &submission).await {
-        Ok(_) => {}
-        Err(ApiError::NotFound { .. }) => return not_found(),
-        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Err(e) => Err(error_response(StatusCode::INTERNAL_SERVER_ERROR, &e)),
     }
-    let doc = match shared
-        .service
-        .store()
-        .submission_document(&submission, &sha256.to_ascii_lowercase())
-        .await
-    {
-        Ok(Some(doc)) => doc,
-        Ok(None) => return not_found(),
-        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::from(e)),
-    };
-    let media_type = HeaderValue::from_str(&doc.media_type)
+}
+
+fn document_not_found() -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        &ApiError::NotFound { what: "documento" },
+    )
+}
+
+/// A stored file as a download: never rendered in the API's origin.
+fn file_response(media_type: &str, name: &str, content: Vec<u8>) -> Response {
+    let media_type = HeaderValue::from_str(media_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", doc.sha256))
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\""))
         .unwrap_or(HeaderValue::from_static("attachment"));
     (
         [
@@ -386,9 +386,97 @@ async fn document(
                 HeaderValue::from_static("sandbox"),
             ),
         ],
-        doc.content,
+        content,
     )
         .into_response()
+}
+
+/// A document's content, for a caller who may read the submission carrying it.
+async fn document(
+    State(state): State<ApiState>,
+    Path((submission, sha256)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let caller = match document_caller(&state, request).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
+    let shared = &state.shared;
+    match access::submission(shared, &caller, &submission).await {
+        Ok(_) => {}
+        Err(ApiError::NotFound { .. }) => return document_not_found(),
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+    let doc = match shared
+        .service
+        .store()
+        .submission_document(&submission, &sha256.to_ascii_lowercase())
+        .await
+    {
+        Ok(Some(doc)) => doc,
+        Ok(None) => return document_not_found(),
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::from(e)),
+    };
+    file_response(&doc.media_type, &doc.sha256, doc.content)
+}
+
+/// A document registered in the protocollo for an instance (the verbale's PDF/A to sign, a
+/// graduatoria), for a caller who may read that registration: the same rule as the
+/// `protocolRegistrations` query.
+async fn protocol_document(
+    State(state): State<ApiState>,
+    Path((instance, sha256)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let caller = match document_caller(&state, request).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
+    let shared = &state.shared;
+    match access::instance(shared, &caller, &instance).await {
+        Ok(_) => {}
+        Err(ApiError::NotFound { .. } | ApiError::Forbidden(_)) => {
+            return document_not_found();
+        }
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+    let Some(protocollo) = shared.protocollo.as_ref() else {
+        return document_not_found();
+    };
+    let rows = match shared
+        .service
+        .store()
+        .protocol_registrations(&crate::store::ProtocolFilter {
+            instance_id: Some(instance.clone()),
+            ..crate::store::ProtocolFilter::default()
+        })
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::from(e)),
+    };
+    let sha256 = sha256.to_ascii_lowercase();
+    let Some(doc) = rows
+        .iter()
+        .filter(|row| {
+            crate::api::policy::allows(
+                &caller,
+                &crate::api::policy::Subject::ProtocolRegistration(row),
+            )
+        })
+        .flat_map(|row| row.documents.iter())
+        .find(|d| d.sha256 == sha256)
+    else {
+        return document_not_found();
+    };
+    match protocollo.files().get(&doc.sha256).await {
+        Ok(Some(content)) => file_response(&doc.media_type, &doc.name, content),
+        Ok(None) => document_not_found(),
+        Err(e) => {
+            tracing::error!(error = %e, "documento di protocollo illeggibile");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::Internal)
+        }
+    }
 }
 
 /// 200 when the database answers, 503 otherwise.

@@ -206,6 +206,30 @@ pub(crate) struct AgendaItem {
     pub count: Option<VoteCount>,
     /// How the outcome was reached.
     pub trace: Vec<String>,
+    /// An approved item is a deliberazione, at the albo on its own for its window.
+    pub publication: Option<AlboWindow>,
+}
+
+/// The approval of a verbale by a later session.
+#[derive(Debug, Clone, SimpleObject)]
+pub(crate) struct VerbaleApprovalView {
+    /// The later meeting.
+    pub by_instance_id: ID,
+    /// Its day (dd/mm/yyyy).
+    pub date: String,
+    /// The item that approved it.
+    pub item: i32,
+}
+
+/// A deliberazione's window at the albo.
+#[derive(Debug, Clone, SimpleObject)]
+pub(crate) struct AlboWindow {
+    /// First day (counted).
+    pub from: chrono::NaiveDate,
+    /// Last day.
+    pub to: chrono::NaiveDate,
+    /// How it was computed, one Italian line each.
+    pub trace: Vec<String>,
 }
 
 /// A meeting of a body.
@@ -335,9 +359,26 @@ impl Meeting {
                         astenuti_quote: number(c.astenuti.1),
                     }),
                     trace: x.map(|x| x.trace.clone()).unwrap_or_default(),
+                    publication: x.and_then(|x| x.publication.as_ref()).map(|w| AlboWindow {
+                        from: w.from,
+                        to: w.to,
+                        trace: w.trace.clone(),
+                    }),
                 }
             })
             .collect()
+    }
+
+    /// The verbale's approval by a later session of the body (the first item of that
+    /// session); null while not approved that way (or approved in its own session).
+    async fn verbale_approval(&self) -> Option<VerbaleApprovalView> {
+        self.data()
+            .and_then(|m| m.approval.as_ref())
+            .map(|a| VerbaleApprovalView {
+                by_instance_id: ID(a.by_instance.clone()),
+                date: a.date.clone(),
+                item: i32::try_from(a.item).unwrap_or(i32::MAX),
+            })
     }
 
     /// When the session opened.

@@ -13,14 +13,18 @@
 //! no SQL here. They read "now" from the service clock, never from the machine.
 
 mod access;
+mod admin;
 mod context;
+mod deliveries;
 pub mod error;
 mod evaluation;
+mod export;
 mod graphiql;
 mod http;
 pub mod limits;
 mod meeting;
 pub mod metrics;
+mod migrate;
 mod mutation;
 pub mod policy;
 mod query;
@@ -71,6 +75,9 @@ pub(crate) struct Shared {
     pub protocollo: Option<crate::protocollo::Protocollo>,
     /// The key personal links are signed with (answers to convocations without login).
     pub links: Option<Arc<Vec<u8>>>,
+    /// The workflows folder a deployed definition reads its files from (bodies, closures)
+    /// and whose templates it is checked against (the built-in ones without it).
+    pub workflows: Option<std::path::PathBuf>,
 }
 
 /// The API's state: the schema and what it serves from. Cheap to clone.
@@ -91,7 +98,7 @@ impl std::fmt::Debug for ApiState {
 impl ApiState {
     /// The API over a service, with these limits.
     pub fn new(service: Service, limits: Limits) -> ApiState {
-        ApiState::build(service, limits, None, None)
+        ApiState::build(service, limits, None, None, None)
     }
 
     /// The API registering applications in `protocollo` as they arrive (without it they are
@@ -103,6 +110,7 @@ impl ApiState {
             self.shared.limits.clone(),
             Some(protocollo),
             self.shared.links.clone(),
+            self.shared.workflows.clone(),
         )
     }
 
@@ -115,6 +123,20 @@ impl ApiState {
             self.shared.limits.clone(),
             self.shared.protocollo.clone(),
             Some(Arc::new(key)),
+            self.shared.workflows.clone(),
+        )
+    }
+
+    /// The API deploying definitions that read their files (bodies, closures) from `dir`,
+    /// checked against its templates.
+    #[must_use]
+    pub fn with_workflows(self, dir: std::path::PathBuf) -> ApiState {
+        ApiState::build(
+            self.shared.service.clone(),
+            self.shared.limits.clone(),
+            self.shared.protocollo.clone(),
+            self.shared.links.clone(),
+            Some(dir),
         )
     }
 
@@ -123,6 +145,7 @@ impl ApiState {
         limits: Limits,
         protocollo: Option<crate::protocollo::Protocollo>,
         links: Option<Arc<Vec<u8>>>,
+        workflows: Option<std::path::PathBuf>,
     ) -> ApiState {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let metrics = Arc::new(metrics::Metrics::default());
@@ -135,6 +158,7 @@ impl ApiState {
             rate: rate::RateLimiter::new(limits.rate, limits.anonymous_rate, limits.refused_rate),
             protocollo,
             links,
+            workflows,
         });
         let schema = schema_builder(&limits, metrics)
             .data(shared.clone())
@@ -174,9 +198,9 @@ fn schema_builder(
     subscription::SubscriptionRoot,
 > {
     let mut builder = Schema::build(
-        query::QueryRoot,
+        query::QueryRoot::default(),
         mutation::MutationRoot::default(),
-        subscription::SubscriptionRoot,
+        subscription::SubscriptionRoot::default(),
     )
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)

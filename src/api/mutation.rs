@@ -31,6 +31,10 @@ pub(crate) struct MutationRoot(
     CoreMutation,
     super::evaluation::EvaluationMutation,
     super::meeting::MeetingMutation,
+    super::admin::AdminMutation,
+    super::admin::DefinitionMutation,
+    super::deliveries::DeliveryMutation,
+    super::migrate::MigrationMutation,
 );
 
 /// Start, fire, and what an ETS does on a notice.

@@ -113,6 +113,13 @@ pub enum Subject<'a> {
     ParticipantVariable(InstanceFacts<'a>, &'a ParticipantData, &'a Variable),
     /// Fire an event on a participant.
     FireParticipant(InstanceFacts<'a>, &'a ParticipantData, &'a str),
+    /// Administer the Ambito: deploy and migrate definitions, manage people, organisations
+    /// and tokens, read the audit log.
+    Administration,
+    /// Read the deliveries and the outbox (who received which message, failures).
+    Deliveries,
+    /// Re-queue a failed delivery.
+    Requeue,
 }
 
 impl Subject<'_> {
@@ -135,6 +142,8 @@ impl Subject<'_> {
             Subject::Participant(..)
             | Subject::ParticipantVariable(..)
             | Subject::FireParticipant(..) => "domanda",
+            Subject::Administration => "amministrazione",
+            Subject::Deliveries | Subject::Requeue => "consegna",
         }
     }
 }
@@ -155,6 +164,20 @@ pub fn decide(caller: &Caller, subject: &Subject<'_>) -> Decision {
     use Decision::{Allow, Forbidden, Hidden};
     let role = caller.role;
     match *subject {
+        Subject::Administration => match role {
+            Role::Amministratore => Allow,
+            _ => Forbidden("riservato all'amministratore di sistema (ruolo amministratore)"),
+        },
+        Subject::Deliveries => match role {
+            Role::Amministratore | Role::UfficioDiPiano | Role::Rup | Role::Auditor => Allow,
+            _ => Forbidden("le consegne sono lette dall'Ufficio di Piano e dall'amministratore"),
+        },
+        Subject::Requeue => match role {
+            Role::Amministratore | Role::UfficioDiPiano => Allow,
+            _ => Forbidden(
+                "una consegna fallita è rimessa in coda dall'Ufficio di Piano o dall'amministratore",
+            ),
+        },
         Subject::Definition(_) => Allow,
         Subject::Instance(facts) => instance(caller, facts),
         Subject::Variable(facts, variable) => match instance(caller, facts) {

@@ -28,11 +28,22 @@ const MAX_SCANS: usize = 40;
 /// The widest `upcomingDeadlines` range, in days.
 const MAX_DEADLINE_RANGE_DAYS: i64 = 366;
 
-/// The query root.
-pub(crate) struct QueryRoot;
+/// The query root: the procedures' reads and the administrator's.
+#[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "Query")]
+pub(crate) struct QueryRoot(
+    CoreQuery,
+    super::admin::AdminQuery,
+    super::deliveries::DeliveryQuery,
+    super::export::ExportQuery,
+);
 
-#[Object(name = "Query")]
-impl QueryRoot {
+/// Procedures, instances, submissions, questions, the protocollo, terms.
+#[derive(Default)]
+pub(crate) struct CoreQuery;
+
+#[Object]
+impl CoreQuery {
     /// Who the token says the caller is.
     async fn me(&self, ctx: &Context<'_>) -> Result<Me, ApiError> {
         Ok(Me::from(caller(ctx).await?.as_ref()))

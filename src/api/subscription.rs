@@ -18,11 +18,20 @@ use super::error::ApiError;
 use super::policy::{Subject, allows};
 use super::types::event::InstanceEvent;
 
-/// The subscription root.
-pub(crate) struct SubscriptionRoot;
+/// The subscription root: instance events and delivery failures.
+#[derive(async_graphql::MergedSubscription, Default)]
+#[graphql(name = "Subscription")]
+pub(crate) struct SubscriptionRoot(
+    InstanceSubscription,
+    super::deliveries::DeliverySubscription,
+);
 
-#[Subscription(name = "Subscription")]
-impl SubscriptionRoot {
+/// Committed events of instances.
+#[derive(Default)]
+pub(crate) struct InstanceSubscription;
+
+#[Subscription]
+impl InstanceSubscription {
     /// Steps committed on the instances the caller may see (or on one of them).
     async fn instance_events(
         &self,

@@ -378,8 +378,51 @@ impl Demo {
             for line in &x.trace {
                 println!("            {line}");
             }
+            if let Some(w) = &x.publication {
+                println!(
+                    "            deliberazione all'albo da sola dal {} al {}",
+                    w.from.format("%d/%m/%Y"),
+                    w.to.format("%d/%m/%Y")
+                );
+            }
+        }
+        if let Some(a) = &m.approval {
+            println!(
+                "        § verbale approvato nella seduta del {} (punto {})",
+                a.date, a.item
+            );
         }
         Ok(())
+    }
+
+    /// The PDF/A copy of a document registered for `id` (the verbale to sign), written beside
+    /// the demo database.
+    async fn save_pdfa(
+        &self,
+        id: &str,
+        name: &str,
+        file: PathBuf,
+    ) -> anyhow::Result<Option<(PathBuf, Vec<u8>)>> {
+        let registrations = self
+            .service
+            .store()
+            .protocol_registrations(&crate::store::ProtocolFilter {
+                instance_id: Some(id.to_string()),
+                ..crate::store::ProtocolFilter::default()
+            })
+            .await?;
+        let Some(doc) = registrations
+            .iter()
+            .flat_map(|r| r.documents.iter())
+            .find(|d| d.name == name)
+        else {
+            return Ok(None);
+        };
+        let Some(content) = self.protocollo.files().get(&doc.sha256).await? else {
+            return Ok(None);
+        };
+        std::fs::write(&file, &content).with_context(|| file.display().to_string())?;
+        Ok(Some((file, content)))
     }
 
     fn participant_name(&self, id: &str) -> String {
@@ -1142,8 +1185,30 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     )
     .await?;
     demo.move_clock_to(at("2027-01-25T10:00:00+01:00")?).await?;
-    // The verbale, drafted from the register, is signed outside procedo and uploaded back:
-    // registered, it is what gets published.
+    // The verbale, drafted from the register, is registered with its PDF/A copy; signed outside
+    // procedo (PAdES), it is uploaded back: registered, it is what gets published.
+    let dir = args
+        .db_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    let Some((pdf_file, pdf)) = demo
+        .save_pdfa(
+            &assemblea,
+            "verbale_seduta.pdf",
+            dir.join("verbale-assemblea-2027-01-21.pdf"),
+        )
+        .await?
+    else {
+        anyhow::bail!("il verbale della seduta non è stato protocollato con la sua copia PDF/A");
+    };
+    println!(
+        "  {}  [assemblea] verbale in PDF/A-1b da firmare: {} ({} byte)",
+        local(demo.clock.now()),
+        pdf_file.display(),
+        pdf.len()
+    );
     let signed = crate::protocollo::verbale::register_signed(
         &demo.protocollo,
         &demo.service,
@@ -1154,11 +1219,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         },
         "verbale-assemblea-2027-01-21.pdf",
         "application/pdf",
-        b"%PDF-1.7 verbale della seduta del 21/01/2027, firmato digitalmente (PAdES)".to_vec(),
+        pdf,
     )
     .await?;
     println!(
-        "  {}  [assemblea] verbale firmato caricato: protocollo interno n. {signed}",
+        "  {}  [assemblea] verbale caricato come firmato (nella demo la firma PAdES, apposta fuori da procedo, manca): protocollo interno n. {signed}",
         local(demo.clock.now())
     );
     demo.report().await?;
@@ -1174,6 +1239,71 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     .await?;
     demo.print_graduatoria(&avviso).await?;
     demo.print_terms(&avviso).await?;
+
+    println!("\n8) La seduta successiva approva il verbale di quella del 21 gennaio");
+    demo.move_clock_to(at("2027-01-27T09:00:00+01:00")?).await?;
+    let febbraio = demo
+        .start(
+            "assemblea-febbraio",
+            "convocazione_assemblea",
+            json!({
+                "organo": "Assemblea dei Sindaci",
+                "ordine_del_giorno": ["Approvazione del verbale della seduta del 21/01/2027", "Piano di Zona 2025-2027: aggiornamento annuale (rinviato)"],
+                "luogo": "Sala consiliare del Comune capofila",
+                "data_seduta": "2027-02-11T17:00:00+01:00",
+                "verbale_precedente": assemblea,
+            }),
+            "ufficio_di_piano",
+        )
+        .await?;
+    demo.fire(&febbraio, "convoca", "ufficio_di_piano", json!({}))
+        .await?;
+    demo.advance_to(at("2027-02-11T16:55:00+01:00")?).await?;
+    for (seat, name) in [
+        ("comune-borgo-fiorito", "Anna Rossi"),
+        ("comune-castelverde", "Marco Verdi"),
+    ] {
+        let presence = Presence {
+            seat: Some(seat.into()),
+            name: name.into(),
+            capacity: Capacity::Sindaco,
+            note: None,
+            arrived: None,
+            left: None,
+        };
+        demo.record(
+            &febbraio,
+            "ufficio_di_piano",
+            "ufficio_di_piano",
+            |p, row, now| meeting::arrive(p, &row.snapshot(), presence.clone(), now),
+        )
+        .await?;
+    }
+    demo.move_clock_to(at("2027-02-11T17:00:00+01:00")?).await?;
+    demo.fire(&febbraio, "apri_seduta", "ufficio_di_piano", json!({}))
+        .await?;
+    let unanimous: BTreeMap<String, Ballot> = [
+        ("comune-borgo-fiorito".to_string(), Ballot::Favorevole),
+        ("comune-castelverde".to_string(), Ballot::Favorevole),
+    ]
+    .into_iter()
+    .collect();
+    demo.record(
+        &febbraio,
+        "ufficio_di_piano",
+        "ufficio_di_piano",
+        |p, row, now| meeting::vote(p, &row.snapshot(), 0, &unanimous, None, now),
+    )
+    .await?;
+    demo.move_clock_to(at("2027-02-11T17:40:00+01:00")?).await?;
+    demo.fire(
+        &febbraio,
+        "chiudi_seduta",
+        "ufficio_di_piano",
+        json!({"verbalizzante": "Paolo Galli", "verbale_approvato_in_seduta": true}),
+    )
+    .await?;
+    demo.print_meeting(&assemblea).await?;
 
     demo.advance_to(at("2027-04-01T09:00:00+02:00")?).await?;
 

@@ -2,12 +2,12 @@
 //! ETS), people with their roles, and API tokens bound to a person and one role. A token's
 //! secret is printed once, on creation; only its SHA-256 is stored.
 
-use anyhow::{Context, bail};
-use chrono::{Duration, Utc};
+use anyhow::Context;
+use chrono::Utc;
 
+use crate::admin::{self, Admin};
 use crate::config::StoreArgs;
-use crate::identity::{self, Role};
-use crate::store::{NewOrganisation, NewPerson, NewToken, OrganisationKind, Store};
+use crate::store::Store;
 
 /// `procedo org …`.
 #[derive(clap::Subcommand, Debug)]
@@ -133,20 +133,20 @@ pub async fn run_org(cmd: OrgCommand) -> anyhow::Result<()> {
             runts,
             store,
         } => {
-            let Some(kind) = OrganisationKind::parse(&kind) else {
-                bail!("tipo di organizzazione '{kind}' sconosciuto (ammessi: ambito, comune, ets)");
-            };
             let store = open(&store).await?;
-            let org = store
-                .add_organisation(&NewOrganisation {
+            let org = admin::add_organisation(
+                &store,
+                &Admin::command_line(),
+                admin::OrganisationInput {
                     id,
                     name,
                     kind,
                     codice_fiscale,
                     runts,
-                    at: Utc::now(),
-                })
-                .await?;
+                },
+                Utc::now(),
+            )
+            .await?;
             println!("{}", org.id);
             eprintln!("organizzazione {} ({}) aggiunta", org.name, org.kind);
         }
@@ -177,32 +177,25 @@ pub async fn run_person(cmd: PersonCommand) -> anyhow::Result<()> {
             digest,
             store,
         } => {
-            for role in &roles {
-                role.parse::<Role>()?;
-            }
-            if !matches!(digest.as_str(), "immediato" | "giornaliero") {
-                bail!("preferenza '{digest}' sconosciuta (ammesse: immediato, giornaliero)");
-            }
             let store = open(&store).await?;
-            let organisation = store
-                .organisation(&org)
-                .await?
-                .with_context(|| format!("organizzazione '{org}' inesistente"))?;
-            for role in &roles {
-                check_role_fits(role.parse::<Role>()?, organisation.kind)?;
-            }
-            let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            let person = store
-                .add_person(&NewPerson {
+            let person = admin::add_person(
+                &store,
+                &Admin::command_line(),
+                admin::PersonInput {
                     id,
                     name,
                     email,
                     organisation_id: org,
                     roles,
                     digest,
-                    at: Utc::now(),
-                })
-                .await?;
+                },
+                Utc::now(),
+            )
+            .await?;
+            let organisation = store
+                .organisation(&person.organisation_id)
+                .await?
+                .with_context(|| format!("organizzazione '{}'", person.organisation_id))?;
             println!("{}", person.id);
             eprintln!(
                 "persona {} aggiunta a {} con i ruoli {}",
@@ -235,34 +228,25 @@ pub async fn run_token(cmd: TokenCommand) -> anyhow::Result<()> {
             expires_in_days,
             store,
         } => {
-            let role: Role = role.parse()?;
             let store = open(&store).await?;
+            let issued = admin::create_token(
+                &store,
+                &Admin::command_line(),
+                &person,
+                &role,
+                expires_in_days,
+                Utc::now(),
+            )
+            .await?;
+            let (token, secret) = (issued.token.clone(), issued.secret.clone());
             let who = store
-                .person(&person)
+                .person(&token.person_id)
                 .await?
-                .with_context(|| format!("persona '{person}' inesistente"))?;
-            if !who.roles.iter().any(|r| r == role.as_str()) {
-                bail!(
-                    "{} non ha il ruolo '{role}' (ruoli: {})",
-                    who.name,
-                    who.roles.join(", ")
-                );
-            }
-            let now = Utc::now();
-            let expires_at = expires_in_days.map(|d| now + Duration::days(i64::from(d)));
-            let secret = identity::new_secret();
-            let token = store
-                .add_token(&NewToken {
-                    id: identity::new_token_id(),
-                    person_id: who.id.clone(),
-                    role: role.as_str().to_string(),
-                    hash: secret.hash,
-                    at: now,
-                    expires_at,
-                })
-                .await?;
+                .with_context(|| format!("persona '{}'", token.person_id))?;
+            let expires_at = token.expires_at;
+            let role = token.role.clone();
             // The only time the secret is shown.
-            println!("{}", secret.secret);
+            println!("{secret}");
             eprintln!(
                 "token {} per {} come {role}{}: conservarlo ora, non sarà più mostrato",
                 token.id,
@@ -273,7 +257,9 @@ pub async fn run_token(cmd: TokenCommand) -> anyhow::Result<()> {
             );
         }
         TokenCommand::Revoke { id, store } => {
-            let token = open(&store).await?.revoke_token(&id, Utc::now()).await?;
+            let store = open(&store).await?;
+            let token =
+                admin::revoke_token(&store, &Admin::command_line(), &id, Utc::now()).await?;
             eprintln!("token {} revocato", token.id);
         }
         TokenCommand::List { person, store } => {
@@ -289,20 +275,6 @@ pub async fn run_token(cmd: TokenCommand) -> anyhow::Result<()> {
                 println!("{:<18} {:<38} {:<18} {state}", t.id, t.person_id, t.role);
             }
         }
-    }
-    Ok(())
-}
-
-/// ETS roles belong to ETS, mayors and technical referents to comuni, staff to the Ambito or
-/// a comune.
-fn check_role_fits(role: Role, kind: OrganisationKind) -> anyhow::Result<()> {
-    let fits = match role {
-        Role::Ets => kind == OrganisationKind::Ets,
-        Role::Sindaco | Role::Tecnico => kind == OrganisationKind::Comune,
-        _ => kind != OrganisationKind::Ets,
-    };
-    if !fits {
-        bail!("il ruolo '{role}' non è ammesso per un'organizzazione di tipo {kind}");
     }
     Ok(())
 }

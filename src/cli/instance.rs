@@ -75,6 +75,26 @@ pub enum InstanceCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Export the full history for accesso agli atti: events with actors and payload digests,
+    /// terms with their traces, protocol numbers, deliveries; JSON and a readable HTML page,
+    /// with a SHA-256 over the export. With `--terzo ORG`, what art. 24 L. 241/1990 protects
+    /// is left out and marked.
+    Export {
+        /// Instance id.
+        instance: String,
+        /// The organisation asking for access (a third party).
+        #[arg(long)]
+        terzo: Option<String>,
+        /// Write the JSON here (else to standard output).
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+        /// Write the HTML page here.
+        #[arg(long)]
+        html: Option<std::path::PathBuf>,
+        /// Store options.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// List instances.
     List {
         /// Only this procedure.
@@ -280,6 +300,47 @@ pub async fn run(cmd: InstanceCommand) -> anyhow::Result<()> {
                     }
                 }
             }
+        }
+        InstanceCommand::Export {
+            instance,
+            terzo,
+            json,
+            html,
+            store,
+        } => {
+            let (service, _) = app::open(&store, None).await?;
+            let row = service
+                .store()
+                .instance(&instance)
+                .await?
+                .with_context(|| format!("istanza sconosciuta '{instance}'"))?;
+            let p = service
+                .procedure(&row.definition_id, Some(row.definition_version))
+                .await?;
+            let sources = crate::export::load(service.store(), &instance, p.title.clone()).await?;
+            let reader = match &terzo {
+                Some(org) => crate::export::Reader::ThirdParty {
+                    organisation_id: org,
+                },
+                None => crate::export::Reader::Office,
+            };
+            let export = crate::export::build(&sources, reader, service.now());
+            let text = serde_json::to_string_pretty(&export)?;
+            match &json {
+                Some(file) => {
+                    std::fs::write(file, &text).with_context(|| file.display().to_string())?;
+                }
+                None => println!("{text}"),
+            }
+            if let Some(file) = &html {
+                std::fs::write(file, crate::export::html(&export))
+                    .with_context(|| file.display().to_string())?;
+            }
+            eprintln!(
+                "storico di {instance}: {} eventi, impronta SHA-256 {}",
+                export["eventi"].as_array().map_or(0, Vec::len),
+                export["impronta"].as_str().unwrap_or_default()
+            );
         }
         InstanceCommand::Evaluation { instance, store } => {
             let (service, _) = app::open(&store, None).await?;

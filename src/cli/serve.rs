@@ -147,8 +147,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("impossibile ascoltare su {}", args.bind))?;
     let address = listener.local_addr().context("indirizzo locale")?;
     let protocollo = app::protocollo(&service)?;
-    let mut state =
-        ApiState::new(service.clone(), args.limits()).with_protocollo(protocollo.clone());
+    let mut state = ApiState::new(service.clone(), args.limits())
+        .with_protocollo(protocollo.clone())
+        .with_workflows(args.store.workflows.clone());
     // Personal links in convocations are answered here, with the key that signed them.
     if let Some(links) = &mail.links {
         state = state.with_links(links.key.clone());

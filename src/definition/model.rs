@@ -448,7 +448,71 @@ pub struct Timer {
     pub fires: Option<EventName>,
     /// Reminders before it.
     pub reminders: Vec<Reminder>,
+    /// What its expiry means when the procedure is still open then (the L. 241 conclusion
+    /// term): the silenzio recorded and who is alerted.
+    pub expired: Option<Expiry>,
 }
+
+/// The legal meaning of a silence when a term passes (art. 2, art. 20 L. 241/1990).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Silenzio {
+    /// Silenzio-inadempimento (the default): challengeable, art. 2 c.8 and art. 117 c.p.a.
+    Inadempimento,
+    /// Silenzio-assenso, only where art. 20 applies.
+    Assenso,
+    /// Silenzio-rigetto, where the law qualifies silence as refusal.
+    Rigetto,
+}
+
+impl Silenzio {
+    /// The name in definitions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Silenzio::Inadempimento => "inadempimento",
+            Silenzio::Assenso => "assenso",
+            Silenzio::Rigetto => "rigetto",
+        }
+    }
+
+    /// For people.
+    pub fn title(self) -> &'static str {
+        match self {
+            Silenzio::Inadempimento => {
+                "silenzio-inadempimento (art. 2 L. 241/1990): impugnabile finché dura l'inadempimento e comunque entro un anno dalla scadenza"
+            }
+            Silenzio::Assenso => {
+                "silenzio-assenso (art. 20 L. 241/1990): l'istanza si intende accolta"
+            }
+            Silenzio::Rigetto => "silenzio-rigetto: l'istanza si intende respinta",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(text: &str) -> Option<Silenzio> {
+        [
+            Silenzio::Inadempimento,
+            Silenzio::Assenso,
+            Silenzio::Rigetto,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// A term that expires with the procedure still open.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Expiry {
+    /// The silenzio it amounts to.
+    pub silenzio: Silenzio,
+    /// Roles alerted (by email, once).
+    pub notify: Vec<RoleName>,
+    /// The message kind.
+    pub template: String,
+}
+
+/// The message an expiry sends when the definition does not name one.
+pub const EXPIRY_TEMPLATE: &str = "termine_scaduto";
 
 /// The jobs a recurring entry may run (the scheduler's `JobKind`s).
 pub const JOB_KINDS: &[&str] = &["digest", "protocol_register", "protocol_reconcile"];
@@ -871,4 +935,10 @@ pub struct MeetingDef {
     pub signed: Option<VarName>,
     /// The repertorio deliberazioni are numbered in.
     pub repertorio: String,
+    /// The text variable with the instance of the body's previous meeting whose verbale the
+    /// first item of this session approves.
+    pub previous_verbale: Option<VarName>,
+    /// How many consecutive days each deliberazione stays at the albo, on its own, from the
+    /// day it is adopted (art. 124 TUEL: 15), without waiting for the verbale.
+    pub publication_days: u32,
 }

@@ -78,6 +78,10 @@ pub(crate) struct RawMeeting {
     pub signed: Option<SStr>,
     #[serde(default)]
     pub repertorio: Option<SStr>,
+    #[serde(default)]
+    pub publication_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub previous_verbale: Option<SStr>,
 }
 
 /// The commissione's evaluation of the proposals.
@@ -510,6 +514,20 @@ pub(crate) struct RawTimer {
     pub fires: Option<SStr>,
     #[serde(default)]
     pub reminders: Vec<Spanned<RawReminder>>,
+    #[serde(default)]
+    pub expired: Option<Spanned<RawExpiry>>,
+}
+
+/// What happens when a timer's term passes with the procedure still in one of its states.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExpiry {
+    #[serde(default)]
+    pub silenzio: Option<SStr>,
+    #[serde(default)]
+    pub notify: Vec<SStr>,
+    #[serde(default)]
+    pub template: Option<SStr>,
 }
 
 /// A reminder before a timer's instant.

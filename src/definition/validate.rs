@@ -45,6 +45,7 @@ pub const CONTEXT_NAMES: &[&str] = &[
     "partecipante",
     "valutazione",
     "verbale",
+    "termine_superato",
 ];
 
 /// The name under which messages and documents read a meeting's record (the verbale).
@@ -1157,6 +1158,73 @@ impl Checker<'_, '_> {
         (transitions, graph_is_sound)
     }
 
+    /// A timer's `expired:` section: a known silenzio, known roles, a known message.
+    fn expiry(
+        &self,
+        ctx: &mut Ctx<'_>,
+        raw: Spanned<RawExpiry>,
+        timer: &str,
+        fires: bool,
+    ) -> Expiry {
+        let at = loc(&raw);
+        let raw = raw.value;
+        if fires {
+            ctx.at(
+                &at,
+                format!(
+                    "timer '{timer}': expired (l'allarme alla scadenza) non si combina con fires: alla scadenza l'evento fa già cambiare stato"
+                ),
+            );
+        }
+        let silenzio = match &raw.silenzio {
+            None => Silenzio::Inadempimento,
+            Some(s) => Silenzio::parse(&s.value).unwrap_or_else(|| {
+                ctx.at(
+                    &loc(s),
+                    format!(
+                        "silenzio '{}' sconosciuto (ammessi: inadempimento, assenso, rigetto)",
+                        s.value
+                    ),
+                );
+                Silenzio::Inadempimento
+            }),
+        };
+        let mut notify = Vec::new();
+        for role in &raw.notify {
+            if !self.roles.contains_key(role.value.as_str()) {
+                ctx.at(
+                    &loc(role),
+                    format!("ruolo '{}' non dichiarato in roles:", role.value),
+                );
+            }
+            notify.push(RoleName(role.value.clone()));
+        }
+        if notify.is_empty() {
+            ctx.at(
+                &at,
+                format!(
+                    "timer '{timer}': expired.notify nomina almeno un ruolo da avvisare (il RUP)"
+                ),
+            );
+        }
+        let template = raw
+            .template
+            .map_or_else(|| EXPIRY_TEMPLATE.to_string(), |t| t.value);
+        if let Some(names) = self.env.templates
+            && !names.contains_key(&template)
+        {
+            ctx.at(
+                &at,
+                format!("modello di messaggio '{template}' inesistente"),
+            );
+        }
+        Expiry {
+            silenzio,
+            notify,
+            template,
+        }
+    }
+
     fn timers(
         &self,
         ctx: &mut Ctx<'_>,
@@ -1229,7 +1297,19 @@ impl Checker<'_, '_> {
                 let notify = self.notify(ctx, &r_loc, r.notify, scope, true);
                 reminders.push(Reminder { before, notify });
             }
-            if fires.is_none() && reminders.is_empty() {
+            let expired = t.expired.map(|e| {
+                if scope != Where::Instance {
+                    ctx.at(
+                        &loc(&e),
+                        format!(
+                            "timer '{}': expired vale per i timer della procedura, non di una domanda",
+                            t.id.value
+                        ),
+                    );
+                }
+                self.expiry(ctx, e, &t.id.value, fires.is_some())
+            });
+            if fires.is_none() && reminders.is_empty() && expired.is_none() {
                 ctx.at(
                     &loc(&t.id),
                     format!("il timer '{}' non genera eventi né promemoria", t.id.value),
@@ -1241,6 +1321,7 @@ impl Checker<'_, '_> {
                 at: VarName(t.at.value),
                 fires,
                 reminders,
+                expired,
             });
         }
         timers
@@ -1994,6 +2075,10 @@ fn meeting(
         .signed
         .as_ref()
         .map(|v| var(ctx, v, VarType::Bool, "signed"));
+    let previous_verbale = m
+        .previous_verbale
+        .as_ref()
+        .map(|v| var(ctx, v, VarType::Text, "previous_verbale"));
     let event = |ctx: &mut Ctx<'_>, v: SStr, what: &str| {
         section_event(ctx, transitions, "meeting", v, what)
     };
@@ -2004,6 +2089,22 @@ fn meeting(
         |ctx: &mut Ctx<'_>, list: OneOrMany| -> Vec<StateId> { section_states(ctx, states, list) };
     let rsvp_while = state_list(ctx, m.rsvp_while);
     let session_while = state_list(ctx, m.session_while);
+    let publication_days = match m.publication_days {
+        None => DEFAULT_PUBLICATION_DAYS,
+        Some(days) => match u32::try_from(days.value) {
+            Ok(n) if (1..=365).contains(&n) => n,
+            _ => {
+                ctx.at(
+                    &loc(&days),
+                    format!(
+                        "meeting.publication_days: i giorni di pubblicazione all'albo sono tra 1 e 365, non {}",
+                        days.value
+                    ),
+                );
+                DEFAULT_PUBLICATION_DAYS
+            }
+        },
+    };
     MeetingDef {
         body: body.unwrap_or_else(|| super::body::Body {
             id: String::new(),
@@ -2031,8 +2132,13 @@ fn meeting(
         repertorio: m
             .repertorio
             .map_or_else(|| "deliberazioni".to_string(), |r| r.value),
+        publication_days,
+        previous_verbale,
     }
 }
+
+/// Days a deliberazione stays at the albo when the procedure does not say (art. 124 TUEL).
+pub const DEFAULT_PUBLICATION_DAYS: u32 = 15;
 
 /// A variable a section names, checked to exist in the procedure with its type.
 fn section_var(

@@ -33,6 +33,9 @@ pub struct InstanceData {
     /// The record of a meeting of a body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meeting: Option<super::meeting::MeetingData>,
+    /// Terms that passed with the procedure open (`expired:` timers), by timer.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub expired: BTreeMap<String, super::expiry::ExpiredTerm>,
 }
 
 /// One participant: an ETS (or a group led by its capofila) with its application, in its own
@@ -249,6 +252,13 @@ pub enum Effect {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         await_event: Option<String>,
     },
+    /// A later session approved the verbale of an earlier meeting of the body (its first item).
+    ApproveVerbale {
+        /// The earlier meeting.
+        instance_id: String,
+        /// Who approved it, when.
+        approval: super::meeting::VerbaleApproval,
+    },
     /// Tell the parent that awaits this instance that it ended, with its results.
     ResumeParent {
         /// The parent.
@@ -271,6 +281,7 @@ impl Effect {
             Effect::RegisterIncoming { .. } => "protocollo_in",
             Effect::StartInstance { .. } => "start_instance",
             Effect::ResumeParent { .. } => "resume_parent",
+            Effect::ApproveVerbale { .. } => "approva_verbale",
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::InstanceData;
 use super::step::{Snapshot, Step};
@@ -485,6 +485,57 @@ pub struct ItemDecision {
     /// How the outcome was reached, one Italian line each.
     #[serde(default)]
     pub trace: Vec<String>,
+    /// An approved item is a deliberazione: its own window at the albo.
+    #[serde(default)]
+    pub publication: Option<Publication>,
+}
+
+/// A deliberazione's window at the albo: published on its own from the day it is adopted,
+/// for the procedure's days (15 by default), without waiting for the verbale's approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publication {
+    /// First day at the albo (counted).
+    pub from: NaiveDate,
+    /// Last day at the albo.
+    pub to: NaiveDate,
+    /// How the window was computed.
+    pub trace: Vec<String>,
+}
+
+/// The albo window of a deliberazione adopted at `at`: a publication window of `days`
+/// consecutive days from the civil day of adoption in Europe/Rome, first day counted, never
+/// shifted.
+///
+/// # Errors
+///
+/// [`super::Error::Term`] when the window cannot be computed.
+pub fn publication_window(
+    p: &Procedure,
+    days: u32,
+    at: DateTime<Utc>,
+) -> Result<Publication, super::Error> {
+    let failed = |message: String| super::Error::Term {
+        variable: "pubblicazione deliberazione".into(),
+        message,
+    };
+    let rule = crate::terms::Rule::new(crate::terms::RuleSpec {
+        window: Some(i64::from(days)),
+        ..crate::terms::RuleSpec::default()
+    })
+    .map_err(|e| failed(e.to_string()))?;
+    let from = at.with_timezone(&crate::terms::ROME).date_naive();
+    let term = crate::terms::compute(&rule, from, &p.calendar.calendar, &[])
+        .map_err(|e| failed(e.to_string()))?;
+    let mut trace = vec![format!(
+        "deliberazione adottata il {}: all'albo per {days} giorni consecutivi dal giorno stesso",
+        from.format("%d/%m/%Y")
+    )];
+    trace.extend(term.trace);
+    Ok(Publication {
+        from,
+        to: term.expiry,
+        trace,
+    })
 }
 
 /// A meeting's record in the instance.
@@ -515,6 +566,85 @@ pub struct MeetingData {
     /// The signed verbale, once uploaded (a corrected one replaces it; the history keeps both).
     #[serde(default)]
     pub signed: Option<SignedVerbale>,
+    /// The verbale approved at a later session of the body (not "letto, approvato e
+    /// sottoscritto" in this one).
+    #[serde(default)]
+    pub approval: Option<VerbaleApproval>,
+}
+
+/// A verbale approved by the first item of a later session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerbaleApproval {
+    /// The body's id: only a session of the same body approves a verbale.
+    #[serde(default)]
+    pub body: String,
+    /// The later meeting's instance.
+    pub by_instance: String,
+    /// The session's day (dd/mm/yyyy, Europe/Rome).
+    pub date: String,
+    /// The agenda item that approved it (1 for the first).
+    pub item: usize,
+    /// When the vote was recorded.
+    pub at: DateTime<Utc>,
+}
+
+/// The history event of a verbale approved at a later session.
+pub const EVENT_APPROVED: &str = "verbale_approvato";
+
+/// The verbale of this (closed) meeting is approved by `approval`, the first item of a later
+/// session of the same body. Refused when the session is not closed, when the verbale was
+/// approved in its own session, or already by another session.
+pub fn approve_verbale(
+    p: &Procedure,
+    instance: &Snapshot<'_>,
+    approval: VerbaleApproval,
+    now: DateTime<Utc>,
+) -> Result<Step, super::Error> {
+    let d = def(p)?;
+    let m = instance.data.meeting.as_ref();
+    if m.is_none_or(|m| m.closed_at.is_none()) {
+        return Err(refused(
+            "il verbale si approva dopo la chiusura della sua seduta",
+        ));
+    }
+    let in_session = d
+        .approved_in_session
+        .as_ref()
+        .is_some_and(|v| instance.data.variables.get(v.as_str()) == Some(&Value::Bool(true)));
+    if in_session {
+        return Err(refused(
+            "il verbale è già stato letto, approvato e sottoscritto nella sua seduta",
+        ));
+    }
+    if let Some(done) = m.and_then(|m| m.approval.as_ref()) {
+        if done.by_instance == approval.by_instance && done.item == approval.item {
+            // The same approval again (a retry): nothing changes.
+            return Ok(stay(
+                p,
+                instance,
+                instance.data.clone(),
+                Vec::new(),
+                EVENT_APPROVED,
+                now,
+            ));
+        }
+        return Err(refused(format!(
+            "il verbale è già stato approvato nella seduta del {}",
+            done.date
+        )));
+    }
+    let body = body_of(d, instance.data);
+    if approval.body != body.id {
+        return Err(refused(format!(
+            "il verbale di {} si approva in una seduta dello stesso organo, non di «{}»",
+            body.title, approval.body
+        )));
+    }
+    let mut data = instance.data.clone();
+    data.meeting
+        .get_or_insert_with(MeetingData::default)
+        .approval = Some(approval);
+    Ok(stay(p, instance, data, Vec::new(), EVENT_APPROVED, now))
 }
 
 fn refused(reason: impl Into<String>) -> super::Error {
@@ -883,6 +1013,11 @@ pub fn vote(
             ));
         }
     };
+    let publication = if outcome == Outcome::Approvato {
+        Some(publication_window(p, d.publication_days, now)?)
+    } else {
+        None
+    };
     let mut data = instance.data.clone();
     data.meeting
         .get_or_insert_with(MeetingData::default)
@@ -899,6 +1034,7 @@ pub fn vote(
                 }),
                 ballots: ballots.clone(),
                 trace: t.trace,
+                publication: publication.clone(),
             },
         );
     let mut effects = Vec::new();
@@ -912,8 +1048,40 @@ pub fn vote(
         if let Value::Object(map) = &mut context {
             map.insert(
                 "deliberazione".into(),
-                json!({ "punto": item + 1, "oggetto": title }),
+                json!({
+                    "punto": item + 1,
+                    "oggetto": title,
+                    "pubblicazione": publication.as_ref().map(|w| json!({
+                        "dal": w.from.format("%d/%m/%Y").to_string(),
+                        "al": w.to.format("%d/%m/%Y").to_string(),
+                    })),
+                }),
             );
+        }
+        // The first item of a session that follows another approves that session's verbale.
+        let previous = d.previous_verbale.as_ref().and_then(|v| {
+            instance
+                .data
+                .variables
+                .get(v.as_str())
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|id| !id.is_empty() && *id != instance.id)
+        });
+        if let (0, Some(previous)) = (item, previous) {
+            effects.push(super::Effect::ApproveVerbale {
+                instance_id: previous.to_string(),
+                approval: VerbaleApproval {
+                    body: body.id.clone(),
+                    by_instance: instance.id.to_string(),
+                    date: now
+                        .with_timezone(&crate::terms::ROME)
+                        .format("%d/%m/%Y")
+                        .to_string(),
+                    item: 1,
+                    at: now,
+                },
+            });
         }
         effects.push(super::Effect::RegisterProtocol {
             direction: "interno".into(),
@@ -973,6 +1141,7 @@ pub fn postpone(
             count: None,
             ballots: BTreeMap::new(),
             trace: Vec::new(),
+            publication: None,
         },
     );
     Ok(stay(p, instance, data, Vec::new(), EVENT_POSTPONE, now))

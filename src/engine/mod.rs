@@ -3,7 +3,9 @@
 
 pub mod effect;
 pub mod evaluation;
+pub mod expiry;
 pub mod meeting;
+pub mod migrate;
 pub mod plan;
 pub mod scope;
 pub mod step;

@@ -162,6 +162,27 @@ fn plan(
             },
         );
     }
+    if timer.expired.is_some() && timer.fires.is_none() && participant.is_none() {
+        let key = format!("{base}#scaduto");
+        let mut t = trace.clone();
+        t.push(
+            "alla scadenza, con il procedimento ancora aperto: silenzio registrato e avviso al RUP"
+                .into(),
+        );
+        out.insert(
+            key.clone(),
+            TimerPlan {
+                key,
+                timer: timer.id.clone(),
+                fire_at: at,
+                action: TimerAction::Fire {
+                    event: format!("{}{}", super::expiry::EXPIRY_PREFIX, timer.id),
+                    participant: None,
+                },
+                trace: t,
+            },
+        );
+    }
     for (i, r) in timer.reminders.iter().enumerate() {
         let (fire_at, why) = match r.before {
             Offset::Hours(h) => (

@@ -206,6 +206,11 @@ pub fn fire(
     if let Some(participant) = &cmd.participant {
         return fire_participant(p, instance, participant, cmd, now);
     }
+    if let Some(timer) = cmd.event.strip_prefix(super::expiry::EXPIRY_PREFIX)
+        && cmd.actor.role == SYSTEM_ROLE
+    {
+        return super::expiry::expire(p, instance, timer, now);
+    }
     let candidates: Vec<&Transition> = p.candidates(instance.state, &cmd.event).collect();
     if candidates.is_empty() {
         return Err(not_here(&p.transitions, &cmd.event, instance.state));
@@ -862,6 +867,10 @@ impl Context<'_> {
             }),
         );
         ctx.insert(
+            "termine_superato".into(),
+            super::expiry::context_value(data, self.now),
+        );
+        ctx.insert(
             crate::definition::validate::EVALUATION_CONTEXT.into(),
             data.evaluation.as_ref().map_or(Value::Null, |ev| {
                 super::evaluation::template_value(ev, data, participant, &self.p.numbers)
@@ -969,7 +978,7 @@ impl Context<'_> {
         effects.extend(plans.into_iter().map(Effect::Notify));
     }
 
-    fn notification_plans(
+    pub(crate) fn notification_plans(
         &self,
         n: &Notify,
         state: &str,

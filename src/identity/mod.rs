@@ -35,11 +35,18 @@ pub enum Role {
     Ets,
     /// Auditor: staff, read-only.
     Auditor,
+    /// Titolare del potere sostitutivo (art. 2 c.9-bis L. 241/1990): staff; alerted when a
+    /// conclusion term passes, may conclude in the RUP's place.
+    PotereSostitutivo,
+    /// System administrator (Garante, provvedimento 27/11/2008): deploys and migrates
+    /// procedures, manages people, organisations and tokens, re-queues deliveries; reads no
+    /// procedure's content. Every action of theirs goes to the audit log.
+    Amministratore,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 9] = [
         Role::UfficioDiPiano,
         Role::Rup,
         Role::Commissione,
@@ -47,6 +54,8 @@ impl Role {
         Role::Tecnico,
         Role::Ets,
         Role::Auditor,
+        Role::PotereSostitutivo,
+        Role::Amministratore,
     ];
 
     /// The name used in definitions, tokens and the API.
@@ -59,6 +68,8 @@ impl Role {
             Role::Tecnico => "tecnico",
             Role::Ets => "ets",
             Role::Auditor => "auditor",
+            Role::PotereSostitutivo => "potere_sostitutivo",
+            Role::Amministratore => "amministratore",
         }
     }
 
@@ -66,7 +77,11 @@ impl Role {
     pub fn is_staff(self) -> bool {
         matches!(
             self,
-            Role::UfficioDiPiano | Role::Rup | Role::Commissione | Role::Auditor
+            Role::UfficioDiPiano
+                | Role::Rup
+                | Role::Commissione
+                | Role::Auditor
+                | Role::PotereSostitutivo
         )
     }
 
@@ -85,7 +100,7 @@ impl fmt::Display for Role {
 /// A role name that is not one of procedo's roles.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "ruolo sconosciuto '{0}' (ammessi: ufficio_di_piano, rup, commissione, sindaco, ets, auditor)"
+    "ruolo sconosciuto '{0}' (ammessi: ufficio_di_piano, rup, commissione, sindaco, tecnico, ets, auditor, potere_sostitutivo, amministratore)"
 )]
 pub struct UnknownRole(pub String);
 

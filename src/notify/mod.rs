@@ -28,6 +28,7 @@ pub mod delivery;
 mod error;
 mod invite;
 mod message;
+pub mod pdfa;
 pub mod recipients;
 mod references;
 pub mod sample;

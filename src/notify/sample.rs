@@ -64,6 +64,24 @@ pub fn context_for(kind: &str, name: &str, email: &str) -> Option<Value> {
             "data_seduta": SEDUTA,
             "luogo": LUOGO,
         }),
+        "termine_scaduto" => json!({
+            "procedura": {"id": "accreditamento", "titolo": "Accreditamento degli enti del Terzo Settore"},
+            "istanza": {"id": 21, "stato": "istruttoria"},
+            "termine_superato": {
+                "termine": "Termine di conclusione (30 giorni, art. 2 L. 241/1990)",
+                "scadenza": "11/01/2027",
+                "silenzio": "silenzio-inadempimento (art. 2 L. 241/1990): impugnabile finché dura l'inadempimento e comunque entro un anno dalla scadenza",
+                "potere_sostitutivo": true,
+                "giorni_previsti": 30,
+                "giorni_impiegati": 31,
+                "traccia": [
+                    "dies a quo: giovedì 10/12/2026 (ricezione dell'istanza), escluso",
+                    "termine: 30 giorni → sabato 09/01/2027",
+                    "sabato: non festivo, nessuno spostamento",
+                ],
+            },
+            "link": "https://procedo.example.it/istanze/21",
+        }),
         "promemoria_scadenza" => json!({
             "procedura": {"id": "avviso_coprogettazione", "titolo": "Co-progettazione servizi per l'inclusione degli adulti fragili"},
             "istanza": {"id": 17, "stato": "raccolta proposte"},

@@ -19,7 +19,7 @@ use super::references::{References, references};
 use super::{Error, TemplateDiagnostic, dates};
 
 /// The message kinds shipped in `workflows/templates/` (and built into the binary).
-pub const SHIPPED_KINDS: [&str; 22] = [
+pub const SHIPPED_KINDS: [&str; 23] = [
     "convocazione",
     "convocazione_annullata",
     "promemoria_scadenza",
@@ -42,9 +42,10 @@ pub const SHIPPED_KINDS: [&str; 22] = [
     "verbale_commissione",
     "graduatoria",
     "verbale_seduta",
+    "termine_scaduto",
 ];
 
-const SHIPPED_SOURCES: [(&str, &str); 22] = [
+const SHIPPED_SOURCES: [(&str, &str); 23] = [
     (
         "convocazione",
         include_str!("../../workflows/templates/convocazione.yaml"),
@@ -132,6 +133,10 @@ const SHIPPED_SOURCES: [(&str, &str); 22] = [
     (
         "verbale_seduta",
         include_str!("../../workflows/templates/verbale_seduta.yaml"),
+    ),
+    (
+        "termine_scaduto",
+        include_str!("../../workflows/templates/termine_scaduto.yaml"),
     ),
 ];
 
@@ -528,7 +533,7 @@ const BUILTIN_HELPERS: [&str; 17] = [
 ];
 
 /// The helpers procedo adds, see [`register_helpers`].
-const OWN_HELPERS: [&str; 4] = ["data", "data_lunga", "data_ora", "numero"];
+const OWN_HELPERS: [&str; 5] = ["data", "data_lunga", "data_ora", "numero", "maiuscolo"];
 
 fn register_helpers(registry: &mut Handlebars<'static>) {
     registry.register_helper(
@@ -553,6 +558,32 @@ fn register_helpers(registry: &mut Handlebars<'static>) {
         }),
     );
     registry.register_helper("numero", Box::new(OrdinalHelper));
+    registry.register_helper("maiuscolo", Box::new(UpperHelper));
+}
+
+/// `{{maiuscolo organo}}`: the text in capitals, for the heading of an act ("VERBALE DELLA
+/// SEDUTA – ASSEMBLEA DEI SINDACI"); a missing value prints nothing.
+struct UpperHelper;
+
+impl HelperDef for UpperHelper {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        helper: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+        out: &mut dyn Output,
+    ) -> HelperResult {
+        let argument = helper
+            .param(0)
+            .ok_or(RenderErrorReason::ParamNotFoundForIndex("maiuscolo", 0))?;
+        match argument.value() {
+            Value::Null => {}
+            Value::String(text) => out.write(&text.to_uppercase())?,
+            other => out.write(&other.to_string().to_uppercase())?,
+        }
+        Ok(())
+    }
 }
 
 /// `{{data_lunga value}}`: formats one date argument with an Italian formatter.
@@ -789,7 +820,7 @@ mod tests {
     #[test]
     fn every_problem_of_every_file_is_reported() {
         let missing_key = "description: x\nsubject: s\ntext: t\n";
-        let unknown_helper = "description: x\nsubject: \"{{maiuscolo a}}\"\ntext: t\nhtml: h\n";
+        let unknown_helper = "description: x\nsubject: \"{{capitalizza a}}\"\ntext: t\nhtml: h\n";
         let bad_yaml = "description: [\n";
         let diagnostics = Templates::from_sources([
             ("uno", missing_key),
@@ -805,7 +836,7 @@ mod tests {
             diagnostics[0]
         );
         assert!(
-            diagnostics[1].message.contains("maiuscolo"),
+            diagnostics[1].message.contains("capitalizza"),
             "{}",
             diagnostics[1]
         );

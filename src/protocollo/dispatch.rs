@@ -208,12 +208,32 @@ impl ProtocolloDispatch {
                     .templates
                     .render(template, &ctx)
                     .map_err(|e| DispatchError::Permanent(e.to_string()))?;
-                vec![RequestDocument {
-                    role: DocumentRole::Primario,
-                    name: format!("{template}.html"),
-                    media_type: "text/html".to_owned(),
-                    content: rendered.html.into_bytes(),
-                }]
+                // The PDF/A copy (ISO 19005-1, level B) is the one to sign (PAdES) outside
+                // procedo; the same text as the HTML, dated when the step wrote the act so that
+                // a retry renders the same bytes.
+                let pdf = crate::notify::pdfa::render(
+                    &crate::notify::pdfa::Meta {
+                        title: &subject,
+                        author: &self.ambito,
+                        subject: &rendered.subject,
+                        created: row.created_at,
+                    },
+                    &rendered.text,
+                );
+                vec![
+                    RequestDocument {
+                        role: DocumentRole::Primario,
+                        name: format!("{template}.html"),
+                        media_type: "text/html".to_owned(),
+                        content: rendered.html.into_bytes(),
+                    },
+                    RequestDocument {
+                        role: DocumentRole::Allegato,
+                        name: format!("{template}.pdf"),
+                        media_type: "application/pdf".to_owned(),
+                        content: pdf,
+                    },
+                ]
             }
             None => Vec::new(),
         };

@@ -286,6 +286,9 @@ impl Scheduler {
         dispatchers.insert(outbox::START_INSTANCE.to_string(), start_instance);
         let resume_parent: Arc<dyn Dispatch> = Arc::new(ResumeParent::new(service.clone()));
         dispatchers.insert(outbox::RESUME_PARENT.to_string(), resume_parent);
+        let approve_verbale: Arc<dyn Dispatch> =
+            Arc::new(outbox::ApproveVerbale::new(service.clone()));
+        dispatchers.insert(outbox::APPROVE_VERBALE.to_string(), approve_verbale);
         Ok(Scheduler {
             service,
             options,

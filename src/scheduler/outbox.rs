@@ -19,6 +19,8 @@ use crate::store::{self, OutboxRow, Store};
 pub const START_INSTANCE: &str = "start_instance";
 /// The kind of the outbox rows that tell a parent its awaited child ended.
 pub const RESUME_PARENT: &str = "resume_parent";
+/// The kind of the outbox rows that record, on an earlier meeting, its verbale's approval.
+pub const APPROVE_VERBALE: &str = "approva_verbale";
 
 /// Why a dispatch failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,6 +137,68 @@ impl Dispatch for ResumeParent {
             {
                 Ok(outcome) => {
                     info!(parent = %parent_id, event = %event, state = %outcome.instance.state, replayed = outcome.committed.replayed, "procedura madre ripresa");
+                    Ok(())
+                }
+                Err(e) => Err(classify(e)),
+            }
+        })
+    }
+}
+
+/// Records on an earlier meeting that a later session approved its verbale, as the system,
+/// with the row id as the idempotency key: a retry has one effect.
+#[derive(Debug, Clone)]
+pub struct ApproveVerbale {
+    service: Service,
+}
+
+impl ApproveVerbale {
+    /// The dispatcher over a service.
+    pub fn new(service: Service) -> ApproveVerbale {
+        ApproveVerbale { service }
+    }
+}
+
+impl Dispatch for ApproveVerbale {
+    fn dispatch<'a>(&'a self, row: &'a OutboxRow) -> DispatchFuture<'a> {
+        Box::pin(async move {
+            let Effect::ApproveVerbale {
+                instance_id,
+                approval,
+            } = &row.payload
+            else {
+                return Err(DispatchError::Permanent(format!(
+                    "la riga {} non riguarda l'approvazione di un verbale",
+                    row.id
+                )));
+            };
+            let key = format!("outbox:{}", row.id);
+            let payload = serde_json::json!({
+                "approvato_da": approval.by_instance,
+                "seduta": approval.date,
+                "punto": approval.item,
+            });
+            let approval = approval.clone();
+            match self
+                .service
+                .record_step(
+                    instance_id,
+                    &crate::engine::Actor::system(),
+                    &payload,
+                    Some(&key),
+                    move |p, instance, now| {
+                        crate::engine::meeting::approve_verbale(
+                            p,
+                            &instance.snapshot(),
+                            approval.clone(),
+                            now,
+                        )
+                    },
+                )
+                .await
+            {
+                Ok(_) => {
+                    info!(instance = %instance_id, "verbale approvato nella seduta successiva");
                     Ok(())
                 }
                 Err(e) => Err(classify(e)),

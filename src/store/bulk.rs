@@ -106,7 +106,8 @@ impl Store {
                             | Effect::RegisterProtocol { .. }
                             | Effect::RegisterIncoming { .. }
                             | Effect::StartInstance { .. }
-                            | Effect::ResumeParent { .. } => {
+                            | Effect::ResumeParent { .. }
+                            | Effect::ApproveVerbale { .. } => {
                                 outbox::enqueue(&txn, Some((r.instance_id, 1)), effect, at).await?;
                             }
                         }
@@ -277,7 +278,8 @@ async fn timer_step_in<C: ConnectionTrait>(
             | Effect::RegisterProtocol { .. }
             | Effect::RegisterIncoming { .. }
             | Effect::StartInstance { .. }
-            | Effect::ResumeParent { .. } => {
+            | Effect::ResumeParent { .. }
+            | Effect::ApproveVerbale { .. } => {
                 outbox::enqueue(conn, Some((r.instance_id, seq)), effect, at).await?;
             }
         }

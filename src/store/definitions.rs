@@ -89,6 +89,46 @@ pub(super) async fn exists<C: ConnectionTrait>(conn: &C, id: &str, version: u32)
     )
 }
 
+/// Stores a definition version in any connection or transaction (see
+/// [`Store::save_definition`]).
+pub(super) async fn save_in<C: ConnectionTrait>(conn: &C, new: &NewDefinition) -> Result<Saved> {
+    let model = definition::ActiveModel {
+        id: Set(new.id.clone()),
+        version: Set(version_column(new.version)?),
+        title: Set(new.title.clone()),
+        content_hash: Set(new.content_hash.clone()),
+        source: Set(new.source.clone()),
+        assets: Set(to_json(&new.assets)?),
+        loaded_at: Set(instant(new.loaded_at)),
+    };
+    let inserted = definition::Entity::insert(model)
+        .on_conflict_do_nothing()
+        .exec_without_returning(conn)
+        .await?;
+    if matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
+        return Ok(Saved::Inserted);
+    }
+    let stored = definition::Entity::find_by_id((new.id.clone(), version_column(new.version)?))
+        .one(conn)
+        .await?
+        .map(DefinitionRow::from_model)
+        .transpose()?
+        .ok_or_else(|| {
+            Error::Database(format!(
+                "definizione '{}' v{} non salvata",
+                new.id, new.version
+            ))
+        })?;
+    if stored.content_hash == new.content_hash {
+        Ok(Saved::Unchanged)
+    } else {
+        Err(Error::DefinitionChanged {
+            id: new.id.clone(),
+            version: new.version,
+        })
+    }
+}
+
 fn version_column(version: u32) -> Result<i32> {
     i32::try_from(version).map_err(|_| Error::NotFound {
         what: "definizione",
@@ -101,39 +141,7 @@ impl Store {
     /// `Unchanged`; with a different one it is `DefinitionChanged`.
     #[tracing::instrument(skip_all, fields(id = %new.id, version = new.version))]
     pub async fn save_definition(&self, new: &NewDefinition) -> Result<Saved> {
-        let model = definition::ActiveModel {
-            id: Set(new.id.clone()),
-            version: Set(version_column(new.version)?),
-            title: Set(new.title.clone()),
-            content_hash: Set(new.content_hash.clone()),
-            source: Set(new.source.clone()),
-            assets: Set(to_json(&new.assets)?),
-            loaded_at: Set(instant(new.loaded_at)),
-        };
-        let inserted = definition::Entity::insert(model)
-            .on_conflict_do_nothing()
-            .exec_without_returning(&self.db)
-            .await?;
-        if matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
-            return Ok(Saved::Inserted);
-        }
-        let stored = self
-            .definition(&new.id, new.version)
-            .await?
-            .ok_or_else(|| {
-                Error::Database(format!(
-                    "definizione '{}' v{} non salvata",
-                    new.id, new.version
-                ))
-            })?;
-        if stored.content_hash == new.content_hash {
-            Ok(Saved::Unchanged)
-        } else {
-            Err(Error::DefinitionChanged {
-                id: new.id.clone(),
-                version: new.version,
-            })
-        }
+        save_in(&self.db, new).await
     }
 
     /// One definition version.

@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::Value;
 
@@ -204,6 +204,35 @@ pub struct DeliveryFilter {
     pub instance_id: Option<String>,
     /// Only this person's.
     pub person_id: Option<String>,
+}
+
+/// A failed delivery back in the queue, due at `at`, its attempts counted anew: the same
+/// email (the same Message-ID) is sent again. Nothing happens to a delivery not failed.
+pub(super) async fn requeue<C: ConnectionTrait>(
+    conn: &C,
+    id: i64,
+    at: DateTime<Utc>,
+) -> Result<bool> {
+    let res = delivery::Entity::update_many()
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(DeliveryStatus::Pending.as_str()),
+        )
+        .col_expr(delivery::Column::Attempts, Expr::value(0))
+        .col_expr(delivery::Column::NextAttemptAt, Expr::value(instant(at)))
+        .col_expr(
+            delivery::Column::ClaimedBy,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            delivery::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(delivery::Column::Id.eq(id))
+        .filter(delivery::Column::Status.eq(DeliveryStatus::Failed.as_str()))
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected > 0)
 }
 
 /// Inserts a delivery unless one exists for its (outbox row, address); true if inserted.
@@ -432,6 +461,33 @@ impl Store {
             query = query.filter(delivery::Column::PersonId.eq(person_id.as_str()));
         }
         query
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(DeliveryRow::from_model)
+            .collect()
+    }
+
+    /// One delivery.
+    pub async fn delivery(&self, id: i64) -> Result<Option<DeliveryRow>> {
+        delivery::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(DeliveryRow::from_model)
+            .transpose()
+    }
+
+    /// Failed deliveries after `after_id`, by id (what a watcher has not seen yet).
+    pub async fn failed_deliveries_after(
+        &self,
+        after_id: i64,
+        limit: u64,
+    ) -> Result<Vec<DeliveryRow>> {
+        delivery::Entity::find()
+            .filter(delivery::Column::Status.eq(DeliveryStatus::Failed.as_str()))
+            .filter(delivery::Column::Id.gt(after_id))
+            .order_by_asc(delivery::Column::Id)
+            .limit(limit)
             .all(&self.db)
             .await?
             .into_iter()

@@ -6,7 +6,9 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+};
 
 use super::entities::{organisation, person, token};
 use super::{Error, Result, Store, from_json, instant, is_unique_violation, to_json};
@@ -218,20 +220,7 @@ pub struct Credential {
 impl Store {
     /// Adds an organisation; an error naming the id if it is taken.
     pub async fn add_organisation(&self, new: &NewOrganisation) -> Result<OrganisationRow> {
-        let row = organisation::ActiveModel {
-            id: Set(new.id.clone()),
-            name: Set(new.name.clone()),
-            kind: Set(new.kind.as_str().to_string()),
-            codice_fiscale: Set(new.codice_fiscale.clone()),
-            runts: Set(new.runts.clone()),
-            created_at: Set(instant(new.at)),
-        };
-        if let Err(err) = organisation::Entity::insert(row)
-            .exec_without_returning(&self.db)
-            .await
-        {
-            return Err(taken(err, &new.id));
-        }
+        insert_organisation(&self.db, new).await?;
         self.organisation(&new.id)
             .await?
             .ok_or_else(|| Error::NotFound {
@@ -262,27 +251,7 @@ impl Store {
 
     /// Adds a person; `NotFound` if the organisation does not exist.
     pub async fn add_person(&self, new: &NewPerson) -> Result<PersonRow> {
-        if self.organisation(&new.organisation_id).await?.is_none() {
-            return Err(Error::NotFound {
-                what: "organizzazione",
-                id: new.organisation_id.clone(),
-            });
-        }
-        let row = person::ActiveModel {
-            id: Set(new.id.clone()),
-            name: Set(new.name.clone()),
-            email: Set(new.email.clone()),
-            organisation_id: Set(new.organisation_id.clone()),
-            roles: Set(to_json(&new.roles)?),
-            digest: Set(new.digest.clone()),
-            created_at: Set(instant(new.at)),
-        };
-        if let Err(err) = person::Entity::insert(row)
-            .exec_without_returning(&self.db)
-            .await
-        {
-            return Err(taken(err, &new.id));
-        }
+        insert_person(&self.db, new).await?;
         self.person(&new.id).await?.ok_or_else(|| Error::NotFound {
             what: "persona",
             id: new.id.clone(),
@@ -333,27 +302,7 @@ impl Store {
 
     /// Stores a token; `NotFound` if the person does not exist.
     pub async fn add_token(&self, new: &NewToken) -> Result<TokenRow> {
-        if self.person(&new.person_id).await?.is_none() {
-            return Err(Error::NotFound {
-                what: "persona",
-                id: new.person_id.clone(),
-            });
-        }
-        let row = token::ActiveModel {
-            id: Set(new.id.clone()),
-            person_id: Set(new.person_id.clone()),
-            role: Set(new.role.clone()),
-            hash: Set(new.hash.clone()),
-            created_at: Set(instant(new.at)),
-            expires_at: Set(new.expires_at.map(instant)),
-            revoked_at: Set(None),
-        };
-        if let Err(err) = token::Entity::insert(row)
-            .exec_without_returning(&self.db)
-            .await
-        {
-            return Err(taken(err, &new.id));
-        }
+        insert_token(&self.db, new).await?;
         token::Entity::find_by_id(new.id.clone())
             .one(&self.db)
             .await?
@@ -362,6 +311,14 @@ impl Store {
                 what: "token",
                 id: new.id.clone(),
             })
+    }
+
+    /// One token (never its secret).
+    pub async fn token(&self, id: &str) -> Result<Option<TokenRow>> {
+        Ok(token::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .map(TokenRow::from_model))
     }
 
     /// The tokens of a person (or of everyone), newest first.
@@ -383,12 +340,7 @@ impl Store {
     /// Revokes a token at `at` (a revoked token stays revoked: the first instant is kept);
     /// `NotFound` if there is no such token.
     pub async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<TokenRow> {
-        token::Entity::update_many()
-            .col_expr(token::Column::RevokedAt, Expr::value(instant(at)))
-            .filter(token::Column::Id.eq(id))
-            .filter(token::Column::RevokedAt.is_null())
-            .exec(&self.db)
-            .await?;
+        update_revoked(&self.db, id, at).await?;
         token::Entity::find_by_id(id.to_string())
             .one(&self.db)
             .await?
@@ -434,6 +386,97 @@ impl Store {
 }
 
 /// A unique violation on insert means the id is taken.
+/// Inserts an organisation in any connection or transaction.
+pub(super) async fn insert_organisation<C: ConnectionTrait>(
+    conn: &C,
+    new: &NewOrganisation,
+) -> Result<()> {
+    let row = organisation::ActiveModel {
+        id: Set(new.id.clone()),
+        name: Set(new.name.clone()),
+        kind: Set(new.kind.as_str().to_string()),
+        codice_fiscale: Set(new.codice_fiscale.clone()),
+        runts: Set(new.runts.clone()),
+        created_at: Set(instant(new.at)),
+    };
+    organisation::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await
+        .map_err(|err| taken(err, &new.id))?;
+    Ok(())
+}
+
+/// Inserts a person of an existing organisation.
+pub(super) async fn insert_person<C: ConnectionTrait>(conn: &C, new: &NewPerson) -> Result<()> {
+    if organisation::Entity::find_by_id(new.organisation_id.clone())
+        .one(conn)
+        .await?
+        .is_none()
+    {
+        return Err(Error::NotFound {
+            what: "organizzazione",
+            id: new.organisation_id.clone(),
+        });
+    }
+    let row = person::ActiveModel {
+        id: Set(new.id.clone()),
+        name: Set(new.name.clone()),
+        email: Set(new.email.clone()),
+        organisation_id: Set(new.organisation_id.clone()),
+        roles: Set(to_json(&new.roles)?),
+        digest: Set(new.digest.clone()),
+        created_at: Set(instant(new.at)),
+    };
+    person::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await
+        .map_err(|err| taken(err, &new.id))?;
+    Ok(())
+}
+
+/// Inserts a token of an existing person.
+pub(super) async fn insert_token<C: ConnectionTrait>(conn: &C, new: &NewToken) -> Result<()> {
+    if person::Entity::find_by_id(new.person_id.clone())
+        .one(conn)
+        .await?
+        .is_none()
+    {
+        return Err(Error::NotFound {
+            what: "persona",
+            id: new.person_id.clone(),
+        });
+    }
+    let row = token::ActiveModel {
+        id: Set(new.id.clone()),
+        person_id: Set(new.person_id.clone()),
+        role: Set(new.role.clone()),
+        hash: Set(new.hash.clone()),
+        created_at: Set(instant(new.at)),
+        expires_at: Set(new.expires_at.map(instant)),
+        revoked_at: Set(None),
+    };
+    token::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await
+        .map_err(|err| taken(err, &new.id))?;
+    Ok(())
+}
+
+/// Marks a token revoked at `at` unless it already is (the first instant is kept).
+pub(super) async fn update_revoked<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    token::Entity::update_many()
+        .col_expr(token::Column::RevokedAt, Expr::value(instant(at)))
+        .filter(token::Column::Id.eq(id))
+        .filter(token::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 fn taken(err: sea_orm::DbErr, id: &str) -> Error {
     if is_unique_violation(&err) {
         Error::Database(format!("identificativo già in uso: {id}"))

@@ -280,6 +280,34 @@ impl Store {
         self.resolve(attempt, record.idempotency_key).await
     }
 
+    /// Commits a migration step and pins the instance to `definition_version`, in one
+    /// transaction.
+    pub async fn commit_migration(
+        &self,
+        record: &StepRecord<'_>,
+        definition_version: u32,
+    ) -> Result<Committed> {
+        let version = i32::try_from(definition_version).map_err(|_| Error::NotFound {
+            what: "definizione",
+            id: format!("versione {definition_version}"),
+        })?;
+        let txn = self.begin_write().await?;
+        let attempt = async {
+            let attempt = step_in(&txn, record).await?;
+            if let Attempt::Written(_) = &attempt {
+                instance::Entity::update_many()
+                    .col_expr(instance::Column::DefinitionVersion, Expr::value(version))
+                    .filter(instance::Column::Id.eq(record.instance_id))
+                    .exec(&txn)
+                    .await?;
+            }
+            Ok(attempt)
+        }
+        .await;
+        let attempt = settle_attempt(txn, attempt).await?;
+        self.resolve(attempt, record.idempotency_key).await
+    }
+
     /// Turns a settled attempt into the caller's outcome.
     async fn resolve(&self, attempt: Attempt, key: Option<&str>) -> Result<Committed> {
         match attempt {
@@ -625,7 +653,8 @@ async fn write_effects<C: ConnectionTrait>(
             | Effect::RegisterProtocol { .. }
             | Effect::RegisterIncoming { .. }
             | Effect::StartInstance { .. }
-            | Effect::ResumeParent { .. } => {
+            | Effect::ResumeParent { .. }
+            | Effect::ApproveVerbale { .. } => {
                 outbox::enqueue(conn, Some((instance_id, seq)), effect, at).await?;
             }
         }

@@ -14,6 +14,7 @@
 //! on PostgreSQL, where the optimistic `UPDATE … WHERE version = expected` serializes writers on
 //! the instance row and the loser sees zero rows.
 
+mod audit;
 mod bulk;
 mod cron;
 mod definitions;
@@ -40,6 +41,7 @@ use sea_orm::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use audit::{AdminWrite, AuditRow, NewAudit};
 pub use definitions::{DefinitionRow, NewDefinition, Saved};
 pub use deliveries::{DeliveryFilter, DeliveryRow, DeliveryStatus, NewDelivery};
 pub use identity::{

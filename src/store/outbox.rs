@@ -43,16 +43,20 @@ impl OutboxStatus {
         }
     }
 
-    fn parse(text: &str, id: i64) -> Result<OutboxStatus> {
+    /// A status by its column value.
+    pub fn named(text: &str) -> Option<OutboxStatus> {
         match text {
-            "pending" => Ok(OutboxStatus::Pending),
-            "claimed" => Ok(OutboxStatus::Claimed),
-            "done" => Ok(OutboxStatus::Done),
-            "failed" => Ok(OutboxStatus::Failed),
-            other => Err(Error::Corrupt(format!(
-                "outbox.status '{other}' della riga {id}"
-            ))),
+            "pending" => Some(OutboxStatus::Pending),
+            "claimed" => Some(OutboxStatus::Claimed),
+            "done" => Some(OutboxStatus::Done),
+            "failed" => Some(OutboxStatus::Failed),
+            _ => None,
         }
+    }
+
+    fn parse(text: &str, id: i64) -> Result<OutboxStatus> {
+        OutboxStatus::named(text)
+            .ok_or_else(|| Error::Corrupt(format!("outbox.status '{text}' della riga {id}")))
     }
 }
 

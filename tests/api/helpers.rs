@@ -40,6 +40,8 @@ pub struct Tokens {
     pub ets_b: String,
     /// Mayor of a comune.
     pub sindaco: String,
+    /// The system administrator.
+    pub admin: String,
     /// A revoked token of the first ETS.
     pub revoked: String,
     /// An expired token of the first ETS.
@@ -62,6 +64,13 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     _scratch: Scratch,
     _files: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// The database URL (to check what the database itself refuses).
+    pub fn database_url(&self) -> &str {
+        &self._scratch.url
+    }
 }
 
 impl Drop for TestApp {
@@ -113,7 +122,11 @@ async fn spawn_app(backend: String, store: Store, scratch: Scratch, limits: Limi
         procedo::protocollo::Protocollo::new(service.clone(), &settings).expect("protocollo");
     let state = ApiState::new(service, limits)
         .with_protocollo(protocollo)
-        .with_links(LINK_KEY.to_vec());
+        .with_links(LINK_KEY.to_vec())
+        .with_workflows(std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/workflows"
+        )));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -169,6 +182,7 @@ async fn seed(store: &Store, clock: &ManualClock) -> Tokens {
         ("luca.bianchi", "ets-aurora", vec!["ets"]),
         ("sara.neri", "ets-borea", vec!["ets"]),
         ("sindaco.lago", "comune-lago", vec!["sindaco"]),
+        ("ivo.admin", "ambito-7", vec!["amministratore"]),
     ] {
         store
             .add_person(&NewPerson {
@@ -219,6 +233,7 @@ async fn seed(store: &Store, clock: &ManualClock) -> Tokens {
         ets_a: token("luca.bianchi", "ets", Some(Duration::days(365))).await,
         ets_b: token("sara.neri", "ets", None).await,
         sindaco: token("sindaco.lago", "sindaco", None).await,
+        admin: token("ivo.admin", "amministratore", None).await,
         revoked: revoked_secret.secret,
         expired: token("luca.bianchi", "ets", Some(Duration::seconds(-1))).await,
     }

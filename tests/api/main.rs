@@ -7,6 +7,7 @@ mod common;
 
 mod helpers;
 
+mod admin;
 mod auth;
 mod browser;
 mod commands;

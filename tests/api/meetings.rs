@@ -58,7 +58,7 @@ pub(crate) async fn comune(app: &TestApp, id: &str, name: &str) -> String {
     secret.secret
 }
 
-const MEETING: &str = "query($id: ID!) { instance(id: $id) { state { id } meeting { body seats { id weight } answers { seat answer delegate capacity } register { seat name capacity left } quorum { heads weight met trace } items { number outcome count { favorevoli contrari favorevoliQuote contrariQuote } trace } } } }";
+const MEETING: &str = "query($id: ID!) { instance(id: $id) { state { id } meeting { body seats { id weight } answers { seat answer delegate capacity } register { seat name capacity left } quorum { heads weight met trace } items { number outcome count { favorevoli contrari favorevoliQuote contrariQuote } trace publication { from to trace } } } } }";
 
 #[tokio::test]
 async fn an_assemblea_answers_sits_votes_by_quota_and_loses_its_quorum_when_a_mayor_leaves() {
@@ -233,6 +233,23 @@ async fn an_assemblea_answers_sits_votes_by_quota_and_loses_its_quorum_when_a_ma
         assert_eq!(items[0]["count"]["favorevoliQuote"], 52.4);
         assert_eq!(items[0]["count"]["contrariQuote"], 31.1);
         assert_eq!(items[0]["count"]["favorevoli"], 1);
+        // A deliberazione goes to the albo on its own: fifteen consecutive days from the day it
+        // was adopted, the first counted, without waiting for the verbale.
+        assert_eq!(
+            items[0]["publication"]["from"], "2026-12-15",
+            "[{backend}] {meeting:#}"
+        );
+        assert_eq!(items[0]["publication"]["to"], "2026-12-29");
+        assert!(
+            items[0]["publication"]["trace"]
+                .to_string()
+                .contains("15 giorni consecutivi"),
+            "[{backend}] {meeting:#}"
+        );
+        assert!(
+            items[1]["publication"].is_null(),
+            "[{backend}] no deliberazione"
+        );
         assert_eq!(
             items[1]["outcome"], "MANCANZA_NUMERO_LEGALE",
             "[{backend}] {meeting:#}"

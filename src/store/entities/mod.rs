@@ -2,6 +2,7 @@
 //! private to the store: JSON columns are text here and become typed values only in the row
 //! types the store hands out.
 
+pub(crate) mod admin_audit;
 pub(crate) mod command;
 pub(crate) mod cron_run;
 pub(crate) mod definition;
