@@ -346,3 +346,151 @@ pub async fn revoke_token(
         id: id.to_string(),
     })
 }
+
+/// What a signed-in representative of an ETS gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Representation {
+    /// First time: recorded, waiting for the office to confirm that the person represents
+    /// the ETS; no token yet.
+    Pending(PersonRow),
+    /// Confirmed earlier: a token for the ETS's client, shown once.
+    Granted(PersonRow, IssuedToken),
+}
+
+/// The days a token obtained by signing in lasts.
+pub const SIGNED_IN_TOKEN_DAYS: u32 = 90;
+
+/// An ETS's legal representative signed in through OpenID Connect as `identity`, asking to act
+/// for `organisation_id`. The first time the request is recorded (a person of that ETS with no
+/// role yet) for the office to confirm; once confirmed, every sign-in issues a token in the
+/// role `ets`, valid for 90 days. Both are in the audit log.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] for an unknown organisation; [`Error::Invalid`] when it is not an ETS.
+pub async fn sign_in_representative(
+    store: &Store,
+    organisation_id: &str,
+    identity: &identity::oidc::Identity,
+    now: DateTime<Utc>,
+) -> Result<Representation, Error> {
+    let organisation =
+        store
+            .organisation(organisation_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "organizzazione",
+                id: organisation_id.to_string(),
+            })?;
+    if organisation.kind != OrganisationKind::Ets {
+        return Err(Error::Invalid(format!(
+            "{} non è un ente del Terzo Settore: l'accesso con identità digitale è per i rappresentanti degli ETS",
+            organisation.name
+        )));
+    }
+    let person_id = format!("{}:{}", organisation.id, identity.subject);
+    let by = Admin {
+        id: person_id.clone(),
+        role: Role::Ets.as_str().into(),
+    };
+    match store.person(&person_id).await? {
+        None => {
+            let new = NewPerson {
+                id: person_id.clone(),
+                name: identity.name.clone(),
+                email: identity.email.clone().unwrap_or_default(),
+                organisation_id: organisation.id.clone(),
+                roles: Vec::new(),
+                digest: "immediato".into(),
+                at: now,
+            };
+            let audit = by.audit(
+                now,
+                "richiesta_rappresentanza",
+                &person_id,
+                json!({ "ente": organisation.id, "nome": identity.name }),
+            );
+            store.audited(AdminWrite::Person(&new), &audit).await?;
+            let person = store
+                .person(&person_id)
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    what: "persona",
+                    id: person_id.clone(),
+                })?;
+            Ok(Representation::Pending(person))
+        }
+        Some(person) if !person.roles.iter().any(|r| r == Role::Ets.as_str()) => {
+            Ok(Representation::Pending(person))
+        }
+        Some(person) => {
+            let issued = create_token(
+                store,
+                &by,
+                &person.id,
+                Role::Ets.as_str(),
+                Some(SIGNED_IN_TOKEN_DAYS),
+                now,
+            )
+            .await?;
+            Ok(Representation::Granted(person, issued))
+        }
+    }
+}
+
+/// The office confirms that a person who signed in represents their ETS: they get the role
+/// `ets` (and tokens at their next sign-in).
+///
+/// # Errors
+///
+/// [`Error::NotFound`] for an unknown person; [`Error::Invalid`] for a person not of an ETS.
+pub async fn confirm_representative(
+    store: &Store,
+    by: &Admin,
+    person_id: &str,
+    now: DateTime<Utc>,
+) -> Result<PersonRow, Error> {
+    let person = store
+        .person(person_id)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            what: "persona",
+            id: person_id.to_string(),
+        })?;
+    let organisation = store
+        .organisation(&person.organisation_id)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            what: "organizzazione",
+            id: person.organisation_id.clone(),
+        })?;
+    if organisation.kind != OrganisationKind::Ets {
+        return Err(Error::Invalid(format!(
+            "{} non è di un ETS: si conferma solo il rappresentante di un ente del Terzo Settore",
+            person.name
+        )));
+    }
+    let roles = vec![Role::Ets.as_str().to_string()];
+    let audit = by.audit(
+        now,
+        "conferma_rappresentante",
+        person_id,
+        json!({ "ente": organisation.id, "nome": person.name }),
+    );
+    store
+        .audited(
+            AdminWrite::Roles {
+                person_id,
+                roles: &roles,
+            },
+            &audit,
+        )
+        .await?;
+    store
+        .person(person_id)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            what: "persona",
+            id: person_id.to_string(),
+        })
+}

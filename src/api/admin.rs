@@ -211,6 +211,35 @@ impl AdminQuery {
         Ok(rows.into_iter().map(Person::from).collect())
     }
 
+    /// People who signed in for an ETS and wait for the office to confirm them (Ufficio di
+    /// Piano, amministratore).
+    async fn pending_representatives(&self, ctx: &Context<'_>) -> Result<Vec<Person>, ApiError> {
+        let caller = caller(ctx).await?;
+        if !matches!(
+            caller.role,
+            crate::identity::Role::UfficioDiPiano | crate::identity::Role::Amministratore
+        ) {
+            return Err(ApiError::Forbidden(
+                "le richieste di rappresentanza sono lette dall'Ufficio di Piano o dall'amministratore".into(),
+            ));
+        }
+        let store = shared(ctx)?.service.store();
+        let ets: std::collections::BTreeSet<String> = store
+            .organisations()
+            .await?
+            .into_iter()
+            .filter(|o| o.kind == crate::store::OrganisationKind::Ets)
+            .map(|o| o.id)
+            .collect();
+        Ok(store
+            .people()
+            .await?
+            .into_iter()
+            .filter(|p| p.roles.is_empty() && ets.contains(&p.organisation_id))
+            .map(Person::from)
+            .collect())
+    }
+
     /// The tokens of a person, or of everyone (amministratore); never a secret.
     async fn tokens(
         &self,
@@ -333,6 +362,32 @@ impl AdminMutation {
             token: issued.token.clone().into(),
             secret: issued.secret.clone(),
         })
+    }
+
+    /// Confirms that a person who signed in with a digital identity represents their ETS
+    /// (Ufficio di Piano, amministratore): at their next sign-in they receive a token.
+    async fn confirm_representative(
+        &self,
+        ctx: &Context<'_>,
+        person_id: ID,
+    ) -> Result<Person, ApiError> {
+        let caller = caller(ctx).await?;
+        if !matches!(
+            caller.role,
+            crate::identity::Role::UfficioDiPiano | crate::identity::Role::Amministratore
+        ) {
+            return Err(ApiError::Forbidden(
+                "il rappresentante di un ETS è confermato dall'Ufficio di Piano o dall'amministratore".into(),
+            ));
+        }
+        let service = &shared(ctx)?.service;
+        let by = Admin {
+            id: caller.person_id.clone(),
+            role: caller.role.as_str().to_string(),
+        };
+        let row =
+            admin::confirm_representative(service.store(), &by, &person_id, service.now()).await?;
+        Ok(row.into())
     }
 
     /// Revokes a token at once (amministratore).

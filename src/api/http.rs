@@ -47,6 +47,8 @@ pub(crate) fn router(state: ApiState) -> Router {
             "/risposta/{token}",
             get(super::rsvp::page).post(super::rsvp::answer),
         )
+        .route("/accesso/ets", get(super::oidc::start))
+        .route("/oidc/callback", get(super::oidc::callback))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -26,6 +26,7 @@ mod meeting;
 pub mod metrics;
 mod migrate;
 mod mutation;
+pub mod oidc;
 pub mod policy;
 mod query;
 mod rate;
@@ -78,6 +79,8 @@ pub(crate) struct Shared {
     /// The workflows folder a deployed definition reads its files from (bodies, closures)
     /// and whose templates it is checked against (the built-in ones without it).
     pub workflows: Option<std::path::PathBuf>,
+    /// The OpenID Connect provider ETS representatives sign in with.
+    pub oidc: Option<oidc::OidcSettings>,
 }
 
 /// The API's state: the schema and what it serves from. Cheap to clone.
@@ -98,7 +101,7 @@ impl std::fmt::Debug for ApiState {
 impl ApiState {
     /// The API over a service, with these limits.
     pub fn new(service: Service, limits: Limits) -> ApiState {
-        ApiState::build(service, limits, None, None, None)
+        ApiState::build(service, limits, None, None, None, None)
     }
 
     /// The API registering applications in `protocollo` as they arrive (without it they are
@@ -111,6 +114,7 @@ impl ApiState {
             Some(protocollo),
             self.shared.links.clone(),
             self.shared.workflows.clone(),
+            self.shared.oidc.clone(),
         )
     }
 
@@ -124,6 +128,7 @@ impl ApiState {
             self.shared.protocollo.clone(),
             Some(Arc::new(key)),
             self.shared.workflows.clone(),
+            self.shared.oidc.clone(),
         )
     }
 
@@ -137,6 +142,21 @@ impl ApiState {
             self.shared.protocollo.clone(),
             self.shared.links.clone(),
             Some(dir),
+            self.shared.oidc.clone(),
+        )
+    }
+
+    /// The API letting ETS representatives sign in through this OpenID Connect provider
+    /// (`/accesso/ets`, `/oidc/callback`).
+    #[must_use]
+    pub fn with_oidc(self, settings: oidc::OidcSettings) -> ApiState {
+        ApiState::build(
+            self.shared.service.clone(),
+            self.shared.limits.clone(),
+            self.shared.protocollo.clone(),
+            self.shared.links.clone(),
+            self.shared.workflows.clone(),
+            Some(settings),
         )
     }
 
@@ -146,6 +166,7 @@ impl ApiState {
         protocollo: Option<crate::protocollo::Protocollo>,
         links: Option<Arc<Vec<u8>>>,
         workflows: Option<std::path::PathBuf>,
+        oidc: Option<oidc::OidcSettings>,
     ) -> ApiState {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let metrics = Arc::new(metrics::Metrics::default());
@@ -159,6 +180,7 @@ impl ApiState {
             protocollo,
             links,
             workflows,
+            oidc,
         });
         let schema = schema_builder(&limits, metrics)
             .data(shared.clone())

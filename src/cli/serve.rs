@@ -150,6 +150,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut state = ApiState::new(service.clone(), args.limits())
         .with_protocollo(protocollo.clone())
         .with_workflows(args.store.workflows.clone());
+    // ETS representatives sign in through the configured OpenID Connect provider.
+    if let Some(oidc) = crate::api::oidc::OidcSettings::from_env().map_err(anyhow::Error::msg)? {
+        state = state.with_oidc(oidc);
+    }
     // Personal links in convocations are answered here, with the key that signed them.
     if let Some(links) = &mail.links {
         state = state.with_links(links.key.clone());

@@ -9,6 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub mod links;
+pub mod oidc;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};

@@ -65,6 +65,13 @@ pub enum AdminWrite<'a> {
         /// The delivery.
         id: i64,
     },
+    /// A person's roles replaced.
+    Roles {
+        /// The person.
+        person_id: &'a str,
+        /// The roles.
+        roles: &'a [String],
+    },
     /// A token revoked.
     Revoke {
         /// The token.
@@ -109,6 +116,9 @@ impl Store {
                             id: id.to_string(),
                         });
                     }
+                }
+                AdminWrite::Roles { person_id, roles } => {
+                    super::identity::update_roles(&txn, person_id, roles).await?;
                 }
                 AdminWrite::None => {}
             }

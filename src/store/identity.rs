@@ -462,6 +462,26 @@ pub(super) async fn insert_token<C: ConnectionTrait>(conn: &C, new: &NewToken) -
     Ok(())
 }
 
+/// Replaces a person's roles; `NotFound` when there is no such person.
+pub(super) async fn update_roles<C: ConnectionTrait>(
+    conn: &C,
+    person_id: &str,
+    roles: &[String],
+) -> Result<()> {
+    let res = person::Entity::update_many()
+        .col_expr(person::Column::Roles, Expr::value(to_json(&roles)?))
+        .filter(person::Column::Id.eq(person_id))
+        .exec(conn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(Error::NotFound {
+            what: "persona",
+            id: person_id.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Marks a token revoked at `at` unless it already is (the first instant is kept).
 pub(super) async fn update_revoked<C: ConnectionTrait>(
     conn: &C,

@@ -15,6 +15,7 @@ mod graphiql;
 mod hardening;
 mod limits;
 mod meetings;
+mod oidc;
 mod operations;
 mod protocollo;
 mod questions;
