@@ -292,8 +292,27 @@ fn the_demo_prints_a_plain_italian_timeline_and_logs_nothing_unasked() {
         "verbale-assemblea-2027-01-21.pdf",
         "[assemblea] verbale caricato come firmato",
         "§ verbale approvato nella seduta del 11/02/2027 (punto 1)",
+        // The conclusion term passes with the procedure open: one alert each, then the
+        // late decision.
+        "[accreditamento] termine_scaduto: istruttoria → istruttoria (scheduler)",
+        "📧 termine_scaduto a Paolo Galli: 1 email scritta",
+        "📧 termine_scaduto a Carla Monti: 1 email scritta",
+        "[accreditamento] accredita: istruttoria → accreditato (rup)",
+        "accesso agli atti: ./storico-avviso (.json e .html), impronta SHA-256 ",
     ] {
         assert!(stdout.contains(line), "missing «{line}»:\n{stdout}");
+    }
+    // The exports for accesso agli atti verify, and the third party's leaves the others out.
+    for (name, omissions) in [
+        ("storico-avviso", false),
+        ("storico-avviso-ets-orizzonti", true),
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(format!("{name}.json")))
+            .expect("the export beside the database");
+        let export: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert!(procedo::export::verify(&export), "{name}");
+        assert_eq!(text.contains(procedo::export::OMITTED), omissions, "{name}");
+        assert!(dir.path().join(format!("{name}.html")).exists(), "{name}");
     }
     // The verbale's PDF/A copy to sign is written beside the demo's database.
     let pdf = std::fs::read(dir.path().join("verbale-assemblea-2027-01-21.pdf"))

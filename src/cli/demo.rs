@@ -857,7 +857,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         args.db_file.display()
     );
     println!(
-        "Destinatari: 3 sindaci (uno sceglie il riepilogo giornaliero delle 8:00), 3 referenti ETS (uno capofila di un raggruppamento da costituire), il RUP; email in {}\n",
+        "Destinatari: 3 sindaci (uno sceglie il riepilogo giornaliero delle 8:00), 3 referenti ETS (uno capofila di un raggruppamento da costituire), il RUP, il titolare del potere sostitutivo; email in {}\n",
         args.mail_dir.display()
     );
     println!("1) Avviso pubblico di co-progettazione");
@@ -1304,6 +1304,29 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     )
     .await?;
     demo.print_meeting(&assemblea).await?;
+    demo.print_meeting(&assemblea).await?;
+
+    println!("\n9) Accreditamento: il termine di conclusione scade con l'istruttoria aperta");
+    demo.move_clock_to(at("2027-02-15T09:00:00+01:00")?).await?;
+    let accreditamento = demo
+        .start(
+            "accreditamento",
+            "accreditamento",
+            json!({"ente": ["ets-il-ponte"], "data_domanda": "2027-02-15"}),
+            "rup",
+        )
+        .await?;
+    demo.print_terms(&accreditamento).await?;
+    // Nobody decides in thirty days: the silenzio is recorded and the RUP and the titolare
+    // del potere sostitutivo are told once; the late decision states the term and the days.
+    demo.advance_to(at("2027-03-18T10:00:00+01:00")?).await?;
+    demo.fire(
+        &accreditamento,
+        "accredita",
+        "rup",
+        json!({"data_accreditamento": "2027-03-18"}),
+    )
+    .await?;
 
     demo.advance_to(at("2027-04-01T09:00:00+02:00")?).await?;
 
@@ -1323,6 +1346,39 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             args.db_file.display()
         );
     }
+    // Accesso agli atti: the avviso's history for the office and for one ETS.
+    let title = demo
+        .service
+        .procedure("avviso_coprogettazione", None)
+        .await?
+        .title
+        .clone();
+    let sources = crate::export::load(demo.service.store(), &avviso, title).await?;
+    for (reader, name) in [
+        (crate::export::Reader::Office, "storico-avviso"),
+        (
+            crate::export::Reader::ThirdParty {
+                organisation_id: "ets-orizzonti",
+            },
+            "storico-avviso-ets-orizzonti",
+        ),
+    ] {
+        let export = crate::export::build(&sources, reader, demo.clock.now());
+        std::fs::write(
+            dir.join(format!("{name}.json")),
+            serde_json::to_string_pretty(&export)?,
+        )?;
+        std::fs::write(
+            dir.join(format!("{name}.html")),
+            crate::export::html(&export),
+        )?;
+        println!(
+            "  accesso agli atti: {} (.json e .html), impronta SHA-256 {}",
+            dir.join(name).display(),
+            export["impronta"].as_str().unwrap_or_default()
+        );
+    }
+
     println!("\nEsiti delle domande (ciascuno comunicato al suo ente soltanto)");
     let row = demo
         .service
@@ -1593,6 +1649,14 @@ async fn register_people(store: &Store, now: DateTime<Utc>) -> anyhow::Result<()
             "rup@borgofiorito.example.it",
             "ambito-borgo-fiorito",
             "rup",
+            "immediato",
+        ),
+        (
+            "segretario",
+            "Carla Monti",
+            "segretario@borgofiorito.example.it",
+            "ambito-borgo-fiorito",
+            "potere_sostitutivo",
             "immediato",
         ),
     ];
