@@ -657,3 +657,23 @@ fn a_body_file_is_read_as_people_read_it_and_a_broken_one_is_named() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn the_bodies_are_listed_with_what_their_rules_say() {
+    let out = procedo(&["organo", "list", "workflows/organi"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&out.stdout);
+    for body in ["assemblea_sindaci", "tavolo_tecnico"] {
+        assert!(listed.contains(body), "{listed}");
+    }
+    // A broken file is named, with why, and the command fails.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("rotto.yaml"), "id: x\nseats: [\n").expect("write");
+    let out = procedo(&["organo", "list", dir.path().to_str().expect("utf-8 path")]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("rotto.yaml"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -357,6 +357,14 @@ async fn an_instance_keeps_its_definition_version() {
             ),
             "{err}"
         );
+        // At start-up the database is the source of truth: the conflicting file is reported
+        // and skipped; the start goes on.
+        let conflicts = service.import(&cat).await.expect("import goes on");
+        assert_eq!(conflicts.len(), 1, "{backend}: {conflicts:?}");
+        assert!(
+            conflicts[0].contains("avviso_coprogettazione") && conflicts[0].contains("ignorato"),
+            "{backend}: {conflicts:?}"
+        );
     }
 }
 

@@ -1667,71 +1667,12 @@ async fn an_expired_conclusion_term_alerts_the_rup_and_the_substitute_once() {
     .await;
     for (world, receiver) in worlds.iter().zip(&receivers) {
         let backend = &world.backend;
-        let now = world.clock.now();
-        for (org, kind) in [
-            ("ambito", OrganisationKind::Ambito),
-            ("ets-aurora", OrganisationKind::Ets),
-        ] {
-            world
-                .store
-                .add_organisation(&NewOrganisation {
-                    id: org.into(),
-                    name: format!("Organizzazione {org}"),
-                    kind,
-                    codice_fiscale: None,
-                    runts: None,
-                    at: now,
-                })
-                .await
-                .expect("organisation");
-        }
-        for (person, org, role, email) in [
-            ("rup", "ambito", "rup", "rup@ambito.example.it"),
-            (
-                "segretario",
-                "ambito",
-                "potere_sostitutivo",
-                "segretario@ambito.example.it",
-            ),
-            ("aurora", "ets-aurora", "ets", "aurora@ets.example.org"),
-        ] {
-            world
-                .store
-                .add_person(&NewPerson {
-                    id: person.into(),
-                    name: format!("Persona {person}"),
-                    email: email.into(),
-                    organisation_id: org.into(),
-                    roles: vec![role.into()],
-                    digest: "immediato".into(),
-                    at: now,
-                })
-                .await
-                .expect("person");
-        }
+        accreditamento_people(world).await;
         // Received on Tuesday 1/12/2026: 30 days, to Thursday 31/12/2026.
-        let started = world
-            .service
-            .start(
-                "accreditamento",
-                None,
-                json!({ "ente": ["ets-aurora"], "data_domanda": "2026-12-01" })
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-                &Actor {
-                    id: "rup".into(),
-                    role: "rup".into(),
-                },
-                None,
-            )
-            .await
-            .expect("start");
-        let id = started.instance.id;
+        let id = accreditamento(world, "2026-12-01").await;
+        let started = world.store.instance(&id).await.expect("load").expect("row");
         assert_eq!(
-            started.instance.data.terms["termine_conclusione"]
-                .expiry
-                .to_string(),
+            started.data.terms["termine_conclusione"].expiry.to_string(),
             "2026-12-31",
             "{backend}"
         );
@@ -1796,26 +1737,13 @@ async fn an_expired_conclusion_term_alerts_the_rup_and_the_substitute_once() {
 
         // The late decision states the legal term and the days taken.
         world.clock.set(common::at("2027-01-05T10:00:00+01:00"));
-        world
-            .service
-            .fire(
-                &id,
-                &Command {
-                    event: "accredita".into(),
-                    actor: Actor {
-                        id: "rup".into(),
-                        role: "rup".into(),
-                    },
-                    payload: json!({ "data_accreditamento": "2027-01-05" })
-                        .as_object()
-                        .cloned()
-                        .unwrap_or_default(),
-                    participant: None,
-                },
-                None,
-            )
-            .await
-            .expect("accredita");
+        rup_fires(
+            world,
+            &id,
+            "accredita",
+            json!({ "data_accreditamento": "2027-01-05" }),
+        )
+        .await;
         world.settle().await;
         let esito: Vec<Opened> = receiver
             .for_address("aurora@ets.example.org")
@@ -1842,6 +1770,141 @@ async fn an_expired_conclusion_term_alerts_the_rup_and_the_substitute_once() {
             alerts("rup@ambito.example.it").len(),
             1,
             "{backend}: still one alert"
+        );
+    }
+}
+
+/// The RUP, the titolare del potere sostitutivo and an ETS, for an accreditamento.
+async fn accreditamento_people(world: &World) {
+    let now = world.clock.now();
+    for (org, kind) in [
+        ("ambito", OrganisationKind::Ambito),
+        ("ets-aurora", OrganisationKind::Ets),
+    ] {
+        world
+            .store
+            .add_organisation(&NewOrganisation {
+                id: org.into(),
+                name: format!("Organizzazione {org}"),
+                kind,
+                codice_fiscale: None,
+                runts: None,
+                at: now,
+            })
+            .await
+            .expect("organisation");
+    }
+    for (person, org, role, email) in [
+        ("rup", "ambito", "rup", "rup@ambito.example.it"),
+        (
+            "segretario",
+            "ambito",
+            "potere_sostitutivo",
+            "segretario@ambito.example.it",
+        ),
+        ("aurora", "ets-aurora", "ets", "aurora@ets.example.org"),
+    ] {
+        world
+            .store
+            .add_person(&NewPerson {
+                id: person.into(),
+                name: format!("Persona {person}"),
+                email: email.into(),
+                organisation_id: org.into(),
+                roles: vec![role.into()],
+                digest: "immediato".into(),
+                at: now,
+            })
+            .await
+            .expect("person");
+    }
+}
+
+fn rup() -> Actor {
+    Actor {
+        id: "rup".into(),
+        role: "rup".into(),
+    }
+}
+
+fn object(value: Value) -> serde_json::Map<String, Value> {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+/// Starts an accreditamento for ets-aurora received on `day`, as the RUP.
+async fn accreditamento(world: &World, day: &str) -> String {
+    let vars = object(json!({ "ente": ["ets-aurora"], "data_domanda": day }));
+    world
+        .service
+        .start("accreditamento", None, vars, &rup(), None)
+        .await
+        .expect("start")
+        .instance
+        .id
+}
+
+/// The RUP fires `event` on an instance.
+async fn rup_fires(world: &World, id: &str, event: &str, payload: Value) {
+    let command = Command {
+        event: event.into(),
+        actor: rup(),
+        payload: object(payload),
+        participant: None,
+    };
+    world
+        .service
+        .fire(id, &command, None)
+        .await
+        .unwrap_or_else(|e| panic!("{event}: {e}"));
+}
+
+/// A soccorso istruttorio the ETS leaves unanswered: when its ten days end the application
+/// goes back to the istruttoria and the RUP is told, once; the ETS is not.
+#[tokio::test]
+async fn an_unanswered_soccorso_tells_the_rup_once() {
+    let mut receivers = Vec::new();
+    let worlds = worlds(&Setup::default(), || {
+        let (receiver, port) = started(&[]);
+        receivers.push(receiver);
+        smtp_to(port)
+    })
+    .await;
+    for (world, receiver) in worlds.iter().zip(&receivers) {
+        let backend = &world.backend;
+        accreditamento_people(world).await;
+        let id = accreditamento(world, "2026-12-01").await;
+        world.clock.set(common::at("2026-12-02T10:00:00+01:00"));
+        rup_fires(
+            world,
+            &id,
+            "richiedi_soccorso",
+            json!({ "documenti_mancanti": ["DURC"] }),
+        )
+        .await;
+        world.settle().await;
+        let told = |address: &str| {
+            receiver
+                .for_address(address)
+                .into_iter()
+                .filter(|m| m.subject.starts_with("Soccorso istruttorio senza risposta"))
+                .count()
+        };
+        // Ten days at 12:00: Saturday 12/12/2026.
+        world.clock.set(common::at("2026-12-12T11:59:00+01:00"));
+        world.settle().await;
+        assert_eq!(told("rup@ambito.example.it"), 0, "{backend}: not yet");
+        world.clock.set(common::at("2026-12-14T09:00:00+01:00"));
+        world.settle().await;
+        world.clock.set(common::at("2026-12-15T09:00:00+01:00"));
+        world.settle().await;
+        assert_eq!(told("rup@ambito.example.it"), 1, "{backend}");
+        assert_eq!(told("aurora@ets.example.org"), 0, "{backend}");
+        let row = world.store.instance(&id).await.expect("load").expect("row");
+        assert_eq!(row.state, "istruttoria", "{backend}");
+        assert_eq!(
+            row.data.variables["soccorso_scaduto"],
+            json!(true),
+            "{backend}"
         );
     }
 }

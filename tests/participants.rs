@@ -1024,8 +1024,15 @@ async fn three_ets_each_live_their_own_application() {
             )
             .await;
         assert_eq!(code(&free), "BAD_USER_INPUT", "[{backend}] {free:#}");
-        // The RUP was told nothing about the ETS's mail; only staff notices reach it.
-        assert!(world.inbox(RUP).is_empty(), "[{backend}]");
+        // The RUP was told nothing about the ETS's mail; only staff notices reach it: the
+        // soccorso Borea left unanswered, once, naming Borea and nobody else's data.
+        let rup = world.inbox(RUP);
+        assert_eq!(rup.len(), 1, "[{backend}] {rup:#?}");
+        assert!(
+            rup[0].0.starts_with("Soccorso istruttorio senza risposta"),
+            "[{backend}] {rup:#?}"
+        );
+        assert!(rup[0].1.contains("Borea"), "[{backend}] {}", rup[0].1);
     }
 }
 

@@ -109,6 +109,25 @@ pub enum InstanceCommand {
     },
 }
 
+/// An instance and the version of its procedure it is pinned to.
+async fn load(
+    service: &crate::service::Service,
+    instance: &str,
+) -> anyhow::Result<(
+    crate::store::InstanceRow,
+    std::sync::Arc<crate::definition::Procedure>,
+)> {
+    let row = service
+        .store()
+        .instance(instance)
+        .await?
+        .with_context(|| format!("istanza sconosciuta '{instance}'"))?;
+    let p = service
+        .procedure(&row.definition_id, Some(row.definition_version))
+        .await?;
+    Ok((row, p))
+}
+
 /// Parses `NAME=VALUE` pairs; VALUE is JSON if it parses, else text.
 pub fn parse_pairs(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
     let mut map = Map::new();
@@ -196,14 +215,7 @@ pub async fn run(cmd: InstanceCommand) -> anyhow::Result<()> {
         }
         InstanceCommand::Show { instance, store } => {
             let (service, _) = app::open(&store, None).await?;
-            let row = service
-                .store()
-                .instance(&instance)
-                .await?
-                .with_context(|| format!("istanza sconosciuta '{instance}'"))?;
-            let p = service
-                .procedure(&row.definition_id, Some(row.definition_version))
-                .await?;
+            let (row, p) = load(&service, &instance).await?;
             let title = p
                 .state(&row.state)
                 .map_or(row.state.clone(), |s| s.title.clone());
@@ -309,14 +321,7 @@ pub async fn run(cmd: InstanceCommand) -> anyhow::Result<()> {
             store,
         } => {
             let (service, _) = app::open(&store, None).await?;
-            let row = service
-                .store()
-                .instance(&instance)
-                .await?
-                .with_context(|| format!("istanza sconosciuta '{instance}'"))?;
-            let p = service
-                .procedure(&row.definition_id, Some(row.definition_version))
-                .await?;
+            let (_, p) = load(&service, &instance).await?;
             let sources = crate::export::load(service.store(), &instance, p.title.clone()).await?;
             let reader = match &terzo {
                 Some(org) => crate::export::Reader::ThirdParty {
@@ -344,14 +349,7 @@ pub async fn run(cmd: InstanceCommand) -> anyhow::Result<()> {
         }
         InstanceCommand::Evaluation { instance, store } => {
             let (service, _) = app::open(&store, None).await?;
-            let row = service
-                .store()
-                .instance(&instance)
-                .await?
-                .with_context(|| format!("istanza sconosciuta '{instance}'"))?;
-            let p = service
-                .procedure(&row.definition_id, Some(row.definition_version))
-                .await?;
+            let (row, p) = load(&service, &instance).await?;
             print_evaluation(&row, &p)?;
         }
         InstanceCommand::List {

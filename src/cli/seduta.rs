@@ -24,6 +24,13 @@ pub enum OrganoCommand {
         /// The body's file (workflows/organi/…).
         file: std::path::PathBuf,
     },
+    /// List the bodies in a folder (default `workflows/organi`): id, name, seats, whether the
+    /// quorum and majority rules are known; a file that does not read is named with why.
+    List {
+        /// The folder.
+        #[arg(default_value = "workflows/organi")]
+        dir: std::path::PathBuf,
+    },
 }
 
 /// A meeting.
@@ -240,6 +247,47 @@ pub fn run_organo(cmd: OrganoCommand) -> anyhow::Result<()> {
             let body =
                 Body::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             print_body(&body);
+            Ok(())
+        }
+        OrganoCommand::List { dir } => {
+            let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+                .with_context(|| format!("{}: impossibile leggere la cartella", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect();
+            files.sort();
+            let mut broken = 0;
+            for file in files {
+                let body = std::fs::read_to_string(&file)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| Body::parse(&text).map_err(|e| e.to_string()));
+                match body {
+                    Ok(body) => println!(
+                        "{:<22} {:<40} {} seggi, numero legale {}, maggioranza {}  ({})",
+                        body.id,
+                        body.title,
+                        body.seats.len(),
+                        if body.rules.quorum.is_some() {
+                            "indicato"
+                        } else {
+                            "non indicato"
+                        },
+                        if body.rules.majority.is_some() {
+                            "indicata"
+                        } else {
+                            "non indicata"
+                        },
+                        file.display()
+                    ),
+                    Err(why) => {
+                        broken += 1;
+                        eprintln!("{}: {why}", file.display());
+                    }
+                }
+            }
+            if broken > 0 {
+                anyhow::bail!("{broken} file di organi non leggibili");
+            }
             Ok(())
         }
     }

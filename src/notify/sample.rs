@@ -225,6 +225,12 @@ pub fn context_for(kind: &str, name: &str, email: &str) -> Option<Value> {
             "approvato_in_seduta": true,
             "firme": [{"ruolo": "Il Presidente", "nome": "Anna Rossi"}, {"ruolo": "Il Segretario verbalizzante", "nome": "Paolo Galli"}],
         }}),
+        "soccorso_senza_risposta" => json!({
+            "procedura": {"id": "avviso_coprogettazione", "titolo": AVVISO},
+            "istanza": {"id": 17, "stato": "istruttoria"},
+            "partecipante": partecipante(),
+            "termine_integrazione": "2027-01-11T12:00:00+01:00",
+        }),
         "integrazioni_ricevute" => json!({
             "procedura": {"id": "avviso_coprogettazione", "titolo": AVVISO},
             "istanza": {"id": 17, "stato": "istruttoria"},

@@ -19,7 +19,7 @@ use super::references::{References, references};
 use super::{Error, TemplateDiagnostic, dates};
 
 /// The message kinds shipped in `workflows/templates/` (and built into the binary).
-pub const SHIPPED_KINDS: [&str; 23] = [
+pub const SHIPPED_KINDS: [&str; 24] = [
     "convocazione",
     "convocazione_annullata",
     "promemoria_scadenza",
@@ -43,9 +43,10 @@ pub const SHIPPED_KINDS: [&str; 23] = [
     "graduatoria",
     "verbale_seduta",
     "termine_scaduto",
+    "soccorso_senza_risposta",
 ];
 
-const SHIPPED_SOURCES: [(&str, &str); 23] = [
+const SHIPPED_SOURCES: [(&str, &str); 24] = [
     (
         "convocazione",
         include_str!("../../workflows/templates/convocazione.yaml"),
@@ -137,6 +138,10 @@ const SHIPPED_SOURCES: [(&str, &str); 23] = [
     (
         "termine_scaduto",
         include_str!("../../workflows/templates/termine_scaduto.yaml"),
+    ),
+    (
+        "soccorso_senza_risposta",
+        include_str!("../../workflows/templates/soccorso_senza_risposta.yaml"),
     ),
 ];
 
