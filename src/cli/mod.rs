@@ -74,8 +74,9 @@ pub enum Command {
     /// rettifica dei criteri (`procedo instance evaluation ID` shows the result).
     #[command(subcommand)]
     Commissione(commissione::CommissioneCommand),
-    /// A body of the Ambito: `procedo organo show workflows/organi/assemblea_sindaci.yaml`.
-    #[command(subcommand)]
+    /// The bodies of the Ambito (also `procedo body …`): `procedo organo list`, `procedo organo
+    /// show workflows/organi/assemblea_sindaci.yaml`.
+    #[command(subcommand, alias = "body")]
     Organo(seduta::OrganoCommand),
     /// A meeting of a body: answers, register, votes, postponements, and its picture.
     #[command(subcommand)]
