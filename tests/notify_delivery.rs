@@ -1569,16 +1569,40 @@ async fn a_failed_delivery_requeued_through_the_api_arrives_with_its_message_id(
                     .expect("JSON")
             }
         };
-        const LIST: &str =
-            "{ deliveries(status: FAILED) { id recipientEmail attempts lastError messageId } }";
+        const LIST: &str = "{ deliveries(status: FAILED) { id kind recipientEmail attempts lastError messageId } }";
         const REQUEUE: &str =
             "mutation($id: ID!) { requeueDelivery(id: $id) { id status attempts messageId } }";
         let listed = gql(staff.clone(), LIST, json!({})).await;
+        let kinds: Vec<&str> = listed["data"]["deliveries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d["kind"].as_str())
+            .collect();
         assert_eq!(
-            listed["data"]["deliveries"].as_array().map(Vec::len),
-            Some(3),
+            kinds.iter().filter(|k| **k == "convocazione").count(),
+            3,
             "{backend}: {listed:#}"
         );
+        // Each failure told the Ufficio di Piano by an urgent message of its own — which, the
+        // server being down, failed too, and alerted no one further.
+        let alerts = world.deliveries("consegna_fallita").await;
+        assert_eq!(alerts.len(), 3, "{backend}: {alerts:#?}");
+        assert!(
+            alerts
+                .iter()
+                .all(|a| a.recipient_email == "ufficio@example.org"),
+            "{backend}"
+        );
+        assert!(
+            alerts[0]
+                .email
+                .to_string()
+                .contains("Consegna non riuscita: convocazione"),
+            "{backend}: {}",
+            alerts[0].email
+        );
+        assert_eq!(kinds.len(), 6, "{backend}: no alert about an alert");
         assert!(
             listed.to_string().contains("non è raggiungibile"),
             "{backend}: the last error is shown: {listed:#}"
@@ -1645,6 +1669,29 @@ async fn a_failed_delivery_requeued_through_the_api_arrives_with_its_message_id(
         assert_eq!(audit.len(), 1, "{backend}: {audit:#?}");
         assert_eq!(audit[0].action, "rimetti_in_coda");
         assert_eq!(audit[0].actor_id, "ufficio");
+        // An alert re-queued reaches the office through the same receiver.
+        let alert = gql(
+            staff.clone(),
+            REQUEUE,
+            json!({ "id": alerts[0].id.to_string() }),
+        )
+        .await;
+        assert_eq!(
+            alert["data"]["requeueDelivery"]["status"], "PENDING",
+            "{backend}: {alert:#}"
+        );
+        world.settle().await;
+        let office = receiver.for_address("ufficio@example.org");
+        assert_eq!(office.len(), 1, "{backend}");
+        assert!(
+            office[0].subject.starts_with("Consegna non riuscita"),
+            "{backend}"
+        );
+        assert!(
+            office[0].text.contains("non è raggiungibile"),
+            "{backend}: {}",
+            office[0].text
+        );
         let _ = stop.send(());
     }
 }

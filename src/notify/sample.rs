@@ -225,6 +225,17 @@ pub fn context_for(kind: &str, name: &str, email: &str) -> Option<Value> {
             "approvato_in_seduta": true,
             "firme": [{"ruolo": "Il Presidente", "nome": "Anna Rossi"}, {"ruolo": "Il Segretario verbalizzante", "nome": "Paolo Galli"}],
         }}),
+        "consegna_fallita" => json!({
+            "istanza": {"id": 42},
+            "consegna": {
+                "id": 118,
+                "messaggio": "convocazione",
+                "destinatario": "Anna Rossi",
+                "indirizzo": "sindaco@comune.borgofiorito.example.it",
+                "tentativi": 12,
+                "errore": "il server di posta 127.0.0.1:25 non è raggiungibile (abbandonata dopo 12 tentativi)",
+            },
+        }),
         "soccorso_senza_risposta" => json!({
             "procedura": {"id": "avviso_coprogettazione", "titolo": AVVISO},
             "istanza": {"id": 17, "stato": "istruttoria"},

@@ -19,7 +19,7 @@ use super::references::{References, references};
 use super::{Error, TemplateDiagnostic, dates};
 
 /// The message kinds shipped in `workflows/templates/` (and built into the binary).
-pub const SHIPPED_KINDS: [&str; 24] = [
+pub const SHIPPED_KINDS: [&str; 25] = [
     "convocazione",
     "convocazione_annullata",
     "promemoria_scadenza",
@@ -44,9 +44,10 @@ pub const SHIPPED_KINDS: [&str; 24] = [
     "verbale_seduta",
     "termine_scaduto",
     "soccorso_senza_risposta",
+    "consegna_fallita",
 ];
 
-const SHIPPED_SOURCES: [(&str, &str); 24] = [
+const SHIPPED_SOURCES: [(&str, &str); 25] = [
     (
         "convocazione",
         include_str!("../../workflows/templates/convocazione.yaml"),
@@ -142,6 +143,10 @@ const SHIPPED_SOURCES: [(&str, &str); 24] = [
     (
         "soccorso_senza_risposta",
         include_str!("../../workflows/templates/soccorso_senza_risposta.yaml"),
+    ),
+    (
+        "consegna_fallita",
+        include_str!("../../workflows/templates/consegna_fallita.yaml"),
     ),
 ];
 

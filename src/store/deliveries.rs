@@ -27,6 +27,11 @@ use super::outbox::OutboxRow;
 use super::{Error, Result, Store, from_json, instant, lease, settle, to_json};
 use crate::engine::Effect;
 
+/// The message that tells the Ufficio di Piano a delivery failed.
+pub const FAILURE_ALERT_KIND: &str = "consegna_fallita";
+/// Who receives it.
+pub const FAILURE_ALERT_ROLE: &str = "ufficio_di_piano";
+
 /// Where a delivery is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DeliveryStatus {
@@ -396,7 +401,9 @@ impl Store {
     }
 
     /// Gives up on a delivery claimed by `worker` (refused, or out of attempts): it stays
-    /// visible with its error. False, and nothing written, if `worker` no longer holds it.
+    /// visible with its error, and — in the same transaction — the Ufficio di Piano is told by
+    /// an urgent message ([`FAILURE_ALERT_KIND`]; a failed alert alerts no one). False, and
+    /// nothing written, if `worker` no longer holds it.
     pub async fn delivery_failed(
         &self,
         id: i64,
@@ -404,21 +411,65 @@ impl Store {
         error: &str,
         code: Option<u16>,
     ) -> Result<bool> {
-        let res = delivery::Entity::update_many()
-            .col_expr(
-                delivery::Column::Status,
-                Expr::value(DeliveryStatus::Failed.as_str()),
-            )
-            .col_expr(delivery::Column::LastError, Expr::value(error))
-            .col_expr(delivery::Column::LastCode, Expr::value(code.map(i32::from)))
-            .col_expr(
-                delivery::Column::LeaseUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .filter(held_by(id, worker))
-            .exec(&self.db)
-            .await?;
-        Ok(res.rows_affected > 0)
+        let txn = self.begin_write().await?;
+        let outcome = async {
+            let res = delivery::Entity::update_many()
+                .col_expr(
+                    delivery::Column::Status,
+                    Expr::value(DeliveryStatus::Failed.as_str()),
+                )
+                .col_expr(delivery::Column::LastError, Expr::value(error))
+                .col_expr(delivery::Column::LastCode, Expr::value(code.map(i32::from)))
+                .col_expr(
+                    delivery::Column::LeaseUntil,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .filter(held_by(id, worker))
+                .exec(&txn)
+                .await?;
+            if res.rows_affected == 0 {
+                return Ok(false);
+            }
+            let failed = delivery::Entity::find_by_id(id)
+                .one(&txn)
+                .await?
+                .map(DeliveryRow::from_model)
+                .transpose()?;
+            if let Some(failed) = failed.filter(|d| d.kind != FAILURE_ALERT_KIND) {
+                let alert = Effect::Notify(crate::engine::NotificationPlan {
+                    role: FAILURE_ALERT_ROLE.into(),
+                    template: FAILURE_ALERT_KIND.into(),
+                    urgent: true,
+                    context: serde_json::json!({
+                        "istanza": failed.instance_id.as_ref().map(|i| serde_json::json!({ "id": i })),
+                        "consegna": {
+                            "id": failed.id,
+                            "messaggio": failed.kind,
+                            "destinatario": failed.recipient_name,
+                            "indirizzo": failed.recipient_email,
+                            "tentativi": failed.attempts,
+                            "errore": error,
+                        },
+                    }),
+                    invite: None,
+                    protocol: None,
+                    organisations: None,
+                    public: false,
+                    participant: None,
+                });
+                super::outbox::enqueue_as(
+                    &txn,
+                    failed.instance_id.as_deref(),
+                    alert.kind(),
+                    &alert,
+                    std::cmp::Ord::max(failed.next_attempt_at, failed.created_at),
+                )
+                .await?;
+            }
+            Ok(true)
+        }
+        .await;
+        settle(txn, outcome).await
     }
 
     /// Gives back a delivery claimed by `worker` and not sent (its claim could not be kept

@@ -43,7 +43,10 @@ use serde::de::DeserializeOwned;
 
 pub use audit::{AdminWrite, AuditRow, NewAudit};
 pub use definitions::{DefinitionRow, NewDefinition, Saved};
-pub use deliveries::{DeliveryFilter, DeliveryRow, DeliveryStatus, NewDelivery};
+pub use deliveries::{
+    DeliveryFilter, DeliveryRow, DeliveryStatus, FAILURE_ALERT_KIND, FAILURE_ALERT_ROLE,
+    NewDelivery,
+};
 pub use identity::{
     Credential, NewOrganisation, NewPerson, NewToken, OrganisationKind, OrganisationRow, PersonRow,
     TokenRow,
