@@ -582,3 +582,175 @@ impl DefinitionMutation {
         })
     }
 }
+
+/// A seat of a body, as its file says.
+#[derive(Debug, Clone, SimpleObject)]
+pub(crate) struct BodySeatInfo {
+    /// Id (the comune's organisation id).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Vote weight (quota).
+    pub weight: f64,
+}
+
+/// A body of the Ambito (a file in the server's `workflows/organi/`).
+#[derive(Debug, Clone, SimpleObject)]
+pub(crate) struct BodyInfo {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub title: String,
+    /// The file, as definitions name it (`organi/….yaml`).
+    pub file: String,
+    /// Seats.
+    pub seats: Vec<BodySeatInfo>,
+    /// The file's SHA-256.
+    pub sha256: String,
+}
+
+fn bodies_dir(ctx: &Context<'_>) -> Result<std::path::PathBuf, ApiError> {
+    shared(ctx)?
+        .workflows
+        .as_ref()
+        .map(|w| w.join("organi"))
+        .ok_or_else(|| ApiError::internal("cartella delle procedure del server non configurata"))
+}
+
+fn body_info(file: &str, text: &str) -> Result<BodyInfo, String> {
+    use sha2::Digest;
+    let body = crate::definition::body::Body::parse(text)?;
+    Ok(BodyInfo {
+        id: body.id.clone(),
+        title: body.title.clone(),
+        file: format!("organi/{file}"),
+        seats: body
+            .seats
+            .iter()
+            .map(|s| BodySeatInfo {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                weight: s.weight.try_into().unwrap_or(0.0),
+            })
+            .collect(),
+        sha256: hex::encode(sha2::Sha256::digest(text.as_bytes())),
+    })
+}
+
+/// The bodies' queries.
+#[derive(Default)]
+pub(crate) struct BodyQuery;
+
+#[Object]
+impl BodyQuery {
+    /// The bodies the server's procedures may convene (staff and the amministratore).
+    async fn bodies(&self, ctx: &Context<'_>) -> Result<Vec<BodyInfo>, ApiError> {
+        let caller = caller(ctx).await?;
+        if !(caller.role.is_staff() || caller.role == crate::identity::Role::Amministratore) {
+            return Err(ApiError::Forbidden(
+                "gli organi sono letti dall'Ufficio di Piano e dall'amministratore".into(),
+            ));
+        }
+        let dir = bodies_dir(ctx)?;
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(out);
+        };
+        let mut files: Vec<std::path::PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        files.sort();
+        for path in files {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            match std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| body_info(&name, &text))
+            {
+                Ok(info) => out.push(info),
+                Err(why) => tracing::warn!(file = %name, %why, "organo non leggibile"),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The bodies' mutation.
+#[derive(Default)]
+pub(crate) struct BodyMutation;
+
+#[Object]
+impl BodyMutation {
+    /// Writes a body's file (`organi/{name}.yaml`) after checking it as `procedo organo show`
+    /// does (amministratore). Procedures read it when a new version is deployed: running
+    /// instances keep the body they were convened with. Audited with both digests.
+    async fn deploy_body(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        yaml: String,
+    ) -> Result<BodyInfo, ApiError> {
+        let (_, by) = administrator(ctx).await?;
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(ApiError::BadUserInput {
+                message: format!(
+                    "nome «{name}»: solo lettere minuscole, cifre e _ (il file sarà organi/NOME.yaml)"
+                ),
+                field: Some("name".into()),
+            });
+        }
+        size_checked(&yaml)?;
+        let file = format!("{name}.yaml");
+        let info = body_info(&file, &yaml).map_err(|why| ApiError::BadUserInput {
+            message: format!("organi/{file}: {why}"),
+            field: Some("yaml".into()),
+        })?;
+        let dir = bodies_dir(ctx)?;
+        let path = dir.join(&file);
+        let before = std::fs::read(&path).ok().map(|old| {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&old))
+        });
+        let service = &shared(ctx)?.service;
+        // The audit row first: a file written without its row would be an unrecorded change.
+        service
+            .store()
+            .audited(
+                crate::store::AdminWrite::None,
+                &crate::store::NewAudit {
+                    at: service.now(),
+                    actor_id: by.id.clone(),
+                    role: by.role.clone(),
+                    action: "pubblica_organo".into(),
+                    subject: info.file.clone(),
+                    detail: serde_json::json!({
+                        "organo": info.id,
+                        "seggi": info.seats.len(),
+                        "impronta": info.sha256,
+                        "impronta_precedente": before,
+                    }),
+                },
+            )
+            .await?;
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let temporary = dir.join(format!(".{file}.tmp"));
+            std::fs::write(&temporary, yaml.as_bytes())?;
+            std::fs::rename(&temporary, &path)
+        };
+        write().map_err(|e| {
+            tracing::error!(error = %e, "file dell'organo non scritto");
+            ApiError::internal("il file dell'organo non è stato scritto")
+        })?;
+        Ok(info)
+    }
+}

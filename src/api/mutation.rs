@@ -35,6 +35,7 @@ pub(crate) struct MutationRoot(
     super::admin::DefinitionMutation,
     super::deliveries::DeliveryMutation,
     super::migrate::MigrationMutation,
+    super::admin::BodyMutation,
 );
 
 /// Start, fire, and what an ETS does on a notice.

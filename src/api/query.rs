@@ -36,6 +36,7 @@ pub(crate) struct QueryRoot(
     super::admin::AdminQuery,
     super::deliveries::DeliveryQuery,
     super::export::ExportQuery,
+    super::admin::BodyQuery,
 );
 
 /// Procedures, instances, submissions, questions, the protocollo, terms.

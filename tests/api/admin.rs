@@ -529,3 +529,104 @@ async fn a_migration_moves_running_instances_and_reports_the_one_that_cannot() {
         );
     }
 }
+
+/// Bodies through the API: the amministratore writes a body's file after it is checked; staff
+/// list the bodies; a broken file names its problem; nobody else writes one.
+#[tokio::test]
+async fn the_amministratore_publishes_a_body_that_staff_then_read() {
+    for app in spawn_apps().await {
+        let backend = app.backend.clone();
+        let dir = tempfile::tempdir().expect("workflows dir");
+        std::fs::create_dir(dir.path().join("organi")).expect("organi");
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/workflows/organi/assemblea_sindaci.yaml"
+            ),
+            dir.path().join("organi/assemblea_sindaci.yaml"),
+        )
+        .expect("copy");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}/graphql", listener.local_addr().expect("address"));
+        let state = app.state.clone().with_workflows(dir.path().to_path_buf());
+        tokio::spawn(procedo::api::serve(listener, state, std::future::pending()));
+        let client = reqwest::Client::new();
+        let gql = |token: &str, query: &str, variables: serde_json::Value| {
+            let request = client
+                .post(&base)
+                .bearer_auth(token)
+                .json(&json!({ "query": query, "variables": variables }));
+            async move {
+                request
+                    .send()
+                    .await
+                    .expect("POST")
+                    .json::<serde_json::Value>()
+                    .await
+                    .expect("JSON")
+            }
+        };
+        const DEPLOY_BODY: &str = "mutation($n: String!, $y: String!) { deployBody(name: $n, yaml: $y) { id file seats { id weight } sha256 } }";
+        let yaml = "id: consulta_terzo_settore\ntitle: \"Consulta del Terzo Settore\"\nseats:\n  - { id: ets-aurora, name: \"Cooperativa Aurora\", weight: 1 }\n  - { id: ets-borea, name: \"Associazione Borea\", weight: 1 }\n";
+        let published = gql(
+            &app.tokens.admin,
+            DEPLOY_BODY,
+            json!({ "n": "consulta", "y": yaml }),
+        )
+        .await;
+        assert_eq!(
+            published["data"]["deployBody"]["file"], "organi/consulta.yaml",
+            "[{backend}] {published:#}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("organi/consulta.yaml")).expect("written"),
+            yaml
+        );
+        let listed = gql(&app.tokens.rup, "{ bodies { id seats { id } } }", json!({})).await;
+        let ids: Vec<&str> = listed["data"]["bodies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| b["id"].as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            ["assemblea_sindaci", "consulta_terzo_settore"],
+            "[{backend}] {listed:#}"
+        );
+        let broken = gql(
+            &app.tokens.admin,
+            DEPLOY_BODY,
+            json!({ "n": "rotto", "y": "id: x\ntitle: X\nseats: []\n" }),
+        )
+        .await;
+        assert_eq!(code(&broken), "BAD_USER_INPUT", "[{backend}]");
+        assert!(
+            broken
+                .to_string()
+                .contains("organi/rotto.yaml: l'organo non ha seggi"),
+            "[{backend}] {broken:#}"
+        );
+        let escape = gql(
+            &app.tokens.admin,
+            DEPLOY_BODY,
+            json!({ "n": "../fuori", "y": yaml }),
+        )
+        .await;
+        assert_eq!(code(&escape), "BAD_USER_INPUT", "[{backend}]");
+        assert!(!dir.path().join("fuori.yaml").exists());
+        for token in [&app.tokens.rup, &app.tokens.ets_a, &app.tokens.sindaco] {
+            let refused = gql(token, DEPLOY_BODY, json!({ "n": "altro", "y": yaml })).await;
+            assert_eq!(code(&refused), "FORBIDDEN", "[{backend}]");
+        }
+        let refused = gql(&app.tokens.ets_a, "{ bodies { id } }", json!({})).await;
+        assert_eq!(code(&refused), "FORBIDDEN", "[{backend}]");
+        let audit = app.ok(&app.tokens.admin, AUDIT, json!({})).await;
+        assert_eq!(
+            audit["adminAudit"][0]["action"], "pubblica_organo",
+            "[{backend}]"
+        );
+    }
+}
