@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::ApiState;
+use super::rsvp::{escape, html as page};
 use crate::admin::{self, Representation};
 use crate::identity::{links, oidc};
 
@@ -77,34 +78,6 @@ impl OidcSettings {
 
 /// How long a sign-in may take, from the redirect to the callback.
 const SIGN_IN_SECONDS: i64 = 600;
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"it\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t}</title></head>\n<body style=\"font-family: sans-serif; line-height: 1.5; max-width: 40em; margin: 2em auto; padding: 0 1em;\">\n<h1 style=\"font-size: 1.3em;\">{t}</h1>\n{body}\n</body>\n</html>\n",
-        t = escape(title)
-    );
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'",
-            ),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        html,
-    )
-        .into_response()
-}
 
 fn not_configured() -> Response {
     page(

@@ -14,7 +14,7 @@ use crate::engine::meeting::{self, Answer, Capacity};
 use crate::identity::links::{self, LinkError};
 use crate::terms::ROME;
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -22,7 +22,7 @@ fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-fn html(status: StatusCode, title: &str, body: &str) -> Response {
+pub(crate) fn html(status: StatusCode, title: &str, body: &str) -> Response {
     let page = format!(
         "<!DOCTYPE html>\n<html lang=\"it\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t}</title></head>\n<body style=\"font-family: sans-serif; line-height: 1.5; max-width: 40em; margin: 2em auto; padding: 0 1em;\">\n<h1 style=\"font-size: 1.3em;\">{t}</h1>\n{body}\n</body>\n</html>\n",
         t = escape(title)
