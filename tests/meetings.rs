@@ -533,6 +533,20 @@ async fn quorum_present(service: &Service, id: &str) {
     }
 }
 
+/// Convenes the meeting, and at `at` registers the quorum and opens the session.
+async fn convene_and_open(service: &Service, clock: &ManualClock, id: &str, at: &str) {
+    service
+        .fire(id, &cmd("convoca", json!({})), None)
+        .await
+        .expect("convoca");
+    clock.set(common::at(at));
+    quorum_present(service, id).await;
+    service
+        .fire(id, &cmd("apri_seduta", json!({})), None)
+        .await
+        .expect("apri");
+}
+
 /// Both present seats vote in favour of item `item`.
 async fn approve_item(service: &Service, id: &str, item: usize) {
     let ballots: BTreeMap<String, Ballot> = [
@@ -579,16 +593,7 @@ async fn the_next_session_approves_the_previous_verbale() {
             }),
         )
         .await;
-        service
-            .fire(&first, &cmd("convoca", json!({})), None)
-            .await
-            .expect("convoca");
-        clock.set(common::at("2026-12-15T17:00:00+01:00"));
-        quorum_present(&service, &first).await;
-        service
-            .fire(&first, &cmd("apri_seduta", json!({})), None)
-            .await
-            .expect("apri");
+        convene_and_open(&service, &clock, &first, "2026-12-15T17:00:00+01:00").await;
         approve_item(&service, &first, 0).await;
         clock.set(common::at("2026-12-15T18:00:00+01:00"));
         service
@@ -613,16 +618,7 @@ async fn the_next_session_approves_the_previous_verbale() {
             }),
         )
         .await;
-        service
-            .fire(&second, &cmd("convoca", json!({})), None)
-            .await
-            .expect("convoca");
-        clock.set(common::at("2027-01-12T17:00:00+01:00"));
-        quorum_present(&service, &second).await;
-        service
-            .fire(&second, &cmd("apri_seduta", json!({})), None)
-            .await
-            .expect("apri");
+        convene_and_open(&service, &clock, &second, "2027-01-12T17:00:00+01:00").await;
         // The second item approved first: it approves no verbale.
         approve_item(&service, &second, 1).await;
         scheduler.tick().await.expect("tick");

@@ -1705,13 +1705,7 @@ async fn a_failed_delivery_requeued_through_the_api_arrives_with_its_message_id(
 /// the ETS the legal term and the days taken (c.9-quinquies).
 #[tokio::test]
 async fn an_expired_conclusion_term_alerts_the_rup_and_the_substitute_once() {
-    let mut receivers = Vec::new();
-    let worlds = worlds(&Setup::default(), || {
-        let (receiver, port) = started(&[]);
-        receivers.push(receiver);
-        smtp_to(port)
-    })
-    .await;
+    let (worlds, receivers) = worlds_with_receivers().await;
     for (world, receiver) in worlds.iter().zip(&receivers) {
         let backend = &world.backend;
         accreditamento_people(world).await;
@@ -1821,6 +1815,18 @@ async fn an_expired_conclusion_term_alerts_the_rup_and_the_substitute_once() {
     }
 }
 
+/// One world per backend, each sending to its own SMTP receiver.
+async fn worlds_with_receivers() -> (Vec<World>, Vec<Receiver>) {
+    let mut receivers = Vec::new();
+    let worlds = worlds(&Setup::default(), || {
+        let (receiver, port) = started(&[]);
+        receivers.push(receiver);
+        smtp_to(port)
+    })
+    .await;
+    (worlds, receivers)
+}
+
 /// The RUP, the titolare del potere sostitutivo and an ETS, for an accreditamento.
 async fn accreditamento_people(world: &World) {
     let now = world.clock.now();
@@ -1909,13 +1915,7 @@ async fn rup_fires(world: &World, id: &str, event: &str, payload: Value) {
 /// goes back to the istruttoria and the RUP is told, once; the ETS is not.
 #[tokio::test]
 async fn an_unanswered_soccorso_tells_the_rup_once() {
-    let mut receivers = Vec::new();
-    let worlds = worlds(&Setup::default(), || {
-        let (receiver, port) = started(&[]);
-        receivers.push(receiver);
-        smtp_to(port)
-    })
-    .await;
+    let (worlds, receivers) = worlds_with_receivers().await;
     for (world, receiver) in worlds.iter().zip(&receivers) {
         let backend = &world.backend;
         accreditamento_people(world).await;

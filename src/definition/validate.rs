@@ -2054,31 +2054,17 @@ fn meeting(
     };
     let members = var(ctx, &m.members, VarType::Parties, "members");
     let when = var(ctx, &m.when, VarType::DateTime, "when");
-    let place = m
-        .place
-        .as_ref()
-        .map(|v| var(ctx, v, VarType::Text, "place"));
     let agenda = var(ctx, &m.agenda, VarType::List, "agenda");
-    let quorum = m
-        .quorum
-        .as_ref()
-        .map(|v| var(ctx, v, VarType::Bool, "quorum"));
-    let verbalizzante = m
-        .verbalizzante
-        .as_ref()
-        .map(|v| var(ctx, v, VarType::Text, "verbalizzante"));
-    let approved_in_session = m
-        .approved_in_session
-        .as_ref()
-        .map(|v| var(ctx, v, VarType::Bool, "approved_in_session"));
-    let signed = m
-        .signed
-        .as_ref()
-        .map(|v| var(ctx, v, VarType::Bool, "signed"));
-    let previous_verbale = m
-        .previous_verbale
-        .as_ref()
-        .map(|v| var(ctx, v, VarType::Text, "previous_verbale"));
+    // The optional variables the section names, each checked for its type.
+    let mut optional =
+        |v: &Option<SStr>, ty: VarType, what: &str| v.as_ref().map(|v| var(ctx, v, ty, what));
+    let place = optional(&m.place, VarType::Text, "place");
+    let quorum = optional(&m.quorum, VarType::Bool, "quorum");
+    let verbalizzante = optional(&m.verbalizzante, VarType::Text, "verbalizzante");
+    let approved_in_session =
+        optional(&m.approved_in_session, VarType::Bool, "approved_in_session");
+    let signed = optional(&m.signed, VarType::Bool, "signed");
+    let previous_verbale = optional(&m.previous_verbale, VarType::Text, "previous_verbale");
     let event = |ctx: &mut Ctx<'_>, v: SStr, what: &str| {
         section_event(ctx, transitions, "meeting", v, what)
     };
