@@ -15,6 +15,7 @@ pub mod engine;
 pub mod export;
 pub mod identity;
 pub mod notify;
+pub mod pec;
 pub mod protocollo;
 pub mod scheduler;
 pub mod service;
