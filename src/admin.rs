@@ -166,6 +166,7 @@ pub async fn add_organisation(
         kind,
         codice_fiscale: input.codice_fiscale,
         runts: input.runts,
+        pec: None,
         at: now,
     };
     let audit = by.audit(

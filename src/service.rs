@@ -509,11 +509,9 @@ impl Service {
         if p.participant.is_none() {
             return Ok(self.store.submit(new).await?);
         }
-        let name = self
-            .store
-            .organisation(&new.organisation_id)
-            .await?
-            .map_or_else(|| new.organisation_id.clone(), |o| o.name);
+        let organisation = self.store.organisation(&new.organisation_id).await?;
+        let pec = organisation.as_ref().and_then(|o| o.pec.clone());
+        let name = organisation.map_or_else(|| new.organisation_id.clone(), |o| o.name);
         let payload = serde_json::json!({
             "domanda": new.id,
             "ente": name,
@@ -536,6 +534,8 @@ impl Service {
                             organisation_id: &new.organisation_id,
                             name: &name,
                             members: &group.members,
+                            received_at: Some(new.at),
+                            pec: pec.as_deref(),
                         },
                         now,
                     )

@@ -127,6 +127,7 @@ async fn convene_many_mayors(store: &Store) {
                 kind: OrganisationKind::Comune,
                 codice_fiscale: None,
                 runts: None,
+                pec: None,
                 at: now,
             })
             .await

@@ -234,6 +234,7 @@ impl World {
                     kind: OrganisationKind::Comune,
                     codice_fiscale: None,
                     runts: None,
+                    pec: None,
                     at: now,
                 })
                 .await
@@ -1044,6 +1045,7 @@ async fn an_ets_notification_goes_only_to_the_organisations_that_submitted() {
                     kind: OrganisationKind::Ets,
                     codice_fiscale: None,
                     runts: None,
+                    pec: None,
                     at: now,
                 })
                 .await
@@ -1399,6 +1401,7 @@ async fn api_tokens(store: &Store, now: chrono::DateTime<chrono::Utc>) -> (Strin
                 kind,
                 codice_fiscale: None,
                 runts: None,
+                pec: None,
                 at: now,
             })
             .await
@@ -1842,6 +1845,7 @@ async fn accreditamento_people(world: &World) {
                 kind,
                 codice_fiscale: None,
                 runts: None,
+                pec: None,
                 at: now,
             })
             .await

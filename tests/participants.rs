@@ -552,6 +552,7 @@ async fn seed(store: &Store, now: chrono::DateTime<chrono::Utc>) -> Tokens {
                 kind,
                 codice_fiscale: None,
                 runts: None,
+                pec: None,
                 at: now,
             })
             .await

@@ -1288,6 +1288,8 @@ async fn a_reminder_is_completed_with_its_notification_in_one_step() {
             organisations: None,
             public: false,
             participant: None,
+            channel: Default::default(),
+            consegna: None,
         };
         let err = store
             .complete_reminder(timer_id, "b", std::slice::from_ref(&plan), at(DEADLINE))

@@ -16,6 +16,7 @@ mod m20261128_000001_timer_retries;
 mod m20261129_000001_protocol_register;
 mod m20261130_000001_participant_history;
 mod m20261201_000001_admin_audit;
+mod m20261202_000001_pec;
 
 /// The ordered list of procedo's migrations.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_protocol_register::Migration),
             Box::new(m20261130_000001_participant_history::Migration),
             Box::new(m20261201_000001_admin_audit::Migration),
+            Box::new(m20261202_000001_pec::Migration),
         ]
     }
 }

@@ -131,6 +131,7 @@ async fn run(args: &ApplicationsArgs, dir: &std::path::Path) -> anyhow::Result<(
                 kind: OrganisationKind::Ets,
                 codice_fiscale: None,
                 runts: None,
+                pec: None,
                 at: crate::clock::Clock::now(&clock),
             })
             .await?;

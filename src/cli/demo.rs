@@ -1574,6 +1574,7 @@ async fn register_people(store: &Store, now: DateTime<Utc>) -> anyhow::Result<()
                 kind,
                 codice_fiscale: Some(codice_fiscale.into()),
                 runts: None,
+                pec: None,
                 at: now,
             })
             .await?;

@@ -291,6 +291,28 @@ pub struct Notify {
     pub urgent: bool,
     /// A calendar invite to attach (convocations).
     pub invite: Option<InviteMethod>,
+    /// Ordinary email or PEC.
+    pub channel: Channel,
+    /// The participant's variable that receives the consegna date (PEC only).
+    pub consegna: Option<VarName>,
+}
+
+/// How a notification travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// Ordinary email to each person.
+    #[default]
+    Email,
+    /// Certified email (PEC) to each organisation's PEC address, with receipts.
+    Pec,
+}
+
+impl Channel {
+    /// Whether it is the default (serde).
+    pub fn is_email(&self) -> bool {
+        *self == Channel::Email
+    }
 }
 
 /// The iTIP method of an attached calendar invite.

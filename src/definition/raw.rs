@@ -468,6 +468,13 @@ pub(crate) struct RawNotify {
     /// Attach a calendar invite: `request` (new or changed meeting) or `cancel`.
     #[serde(default)]
     pub invite: Option<SStr>,
+    /// `email` (the default) or `pec`: certified email to the organisation's PEC address.
+    #[serde(default)]
+    pub channel: Option<SStr>,
+    /// With `channel: pec` to a participant: the participant's date variable that receives
+    /// the consegna date attested by the provider's receipt.
+    #[serde(default)]
+    pub consegna: Option<SStr>,
 }
 
 /// Register a document in the protocollo.

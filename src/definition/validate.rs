@@ -419,12 +419,49 @@ impl Checker<'_, '_> {
                 "un invito di calendario richiede la variabile 'data_seduta' (datetime)",
             );
         }
+        let channel = match n.channel.as_ref().map(|c| c.value.as_str()) {
+            None | Some("email") => Channel::Email,
+            Some("pec") => Channel::Pec,
+            Some(other) => {
+                if let Some(c) = &n.channel {
+                    ctx.at(&loc(c), format!("channel '{other}' non valido (email oppure pec)"));
+                }
+                Channel::Email
+            }
+        };
+        if channel == Channel::Pec && invite.is_some() {
+            ctx.at(
+                &loc(&n.template),
+                "un invito di calendario viaggia per email, non per PEC: togliere invite o channel: pec",
+            );
+        }
+        let consegna = n.consegna.map(|c| {
+            if channel != Channel::Pec {
+                ctx.at(&loc(&c), "consegna: vale solo con channel: pec (la data viene dalla ricevuta di avvenuta consegna)");
+            } else if !(scope == Where::Participant && to == Audience::Participant) {
+                ctx.at(&loc(&c), "consegna: vale solo per una notifica to: participant nelle azioni di un partecipante");
+            }
+            match self.pvars.as_ref().and_then(|vars| vars.get(c.value.as_str())) {
+                None => ctx.at(
+                    &loc(&c),
+                    format!("consegna: '{}' non è una variabile del partecipante", c.value),
+                ),
+                Some(kind) if !matches!(kind, VarType::Date | VarType::DateTime) => ctx.at(
+                    &loc(&c),
+                    format!("consegna: '{}' deve essere una variabile date o datetime", c.value),
+                ),
+                Some(_) => {}
+            }
+            VarName(c.value)
+        });
         Notify {
             role,
             to,
             template: n.template.value,
             urgent: n.urgent,
             invite,
+            channel,
+            consegna,
         }
     }
 

@@ -65,6 +65,14 @@ pub struct ParticipantData {
     /// It withdrew its application: it no longer counts, and nothing more is sent to it.
     #[serde(default)]
     pub withdrawn: bool,
+    /// What the PEC receipts attested about the messages sent to it, by the variable that
+    /// received the consegna date (or by message kind).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub consegne: BTreeMap<String, super::consegna::ConsegnaRecord>,
+    /// Its organisation's PEC address when it joined; without one, a PEC notification goes
+    /// by ordinary email and its term runs from the sending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pec: Option<String>,
 }
 
 /// A proroga or riapertura of a term, as the act made it.
@@ -188,6 +196,12 @@ pub struct NotificationPlan {
     /// The participant the message is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participant: Option<String>,
+    /// Ordinary email or PEC.
+    #[serde(default, skip_serializing_if = "crate::definition::Channel::is_email")]
+    pub channel: crate::definition::Channel,
+    /// The participant's variable that receives the consegna date (PEC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consegna: Option<String>,
 }
 
 /// An effect of a step.

@@ -449,6 +449,8 @@ pub fn rectify(
         organisations: None,
         public: true,
         participant: None,
+        channel: Default::default(),
+        consegna: None,
     })];
     Ok(stay(p, instance, data, effects, EVENT_RECTIFY, None, now))
 }

@@ -104,6 +104,8 @@ pub fn expire(
             template: expiry.template.clone(),
             urgent: true,
             invite: None,
+            channel: crate::definition::Channel::Email,
+            consegna: None,
         };
         for plan in ctx.notification_plans(&notify, instance.state, &data, None, &[]) {
             effects.push(Effect::Notify(plan));

@@ -1,6 +1,7 @@
 //! The interpreter. PURE: same (procedure, instance, command, now) → same result. It reads no
 //! clock and writes nothing; effects come back as data.
 
+pub mod consegna;
 pub mod effect;
 pub mod evaluation;
 pub mod expiry;

@@ -593,6 +593,12 @@ pub struct Joining<'a> {
     pub name: &'a str,
     /// The other members of a group still to be formed.
     pub members: &'a [String],
+    /// When the application was delivered, when earlier than the step (a PEC read from the
+    /// mailbox after its consegna): timeliness is judged on it.
+    pub received_at: Option<DateTime<Utc>>,
+    /// The organisation's PEC address (domicilio digitale), when it has one: PEC
+    /// notifications to the participant go there.
+    pub pec: Option<&'a str>,
 }
 
 /// A participant joins (its application arrived): it enters the participant's initial state,
@@ -612,7 +618,12 @@ pub fn join(
             state: state.title.clone(),
         });
     }
-    submissions_open(p, instance, now)?;
+    submissions_open_at(
+        p,
+        instance,
+        joining.received_at.map_or(now, |at| at.min(now)),
+        now,
+    )?;
     let withdrawn = instance
         .data
         .participants
@@ -650,6 +661,8 @@ pub fn join(
             suspensions: Default::default(),
             joined_at: now,
             withdrawn: false,
+            consegne: Default::default(),
+            pec: joining.pec.map(str::to_string),
         },
     );
     compute_all(p, &mut data)?;
@@ -711,6 +724,37 @@ pub(crate) fn submissions_open(
         });
     }
     Ok(())
+}
+
+/// Whether an application delivered at `received` is in time, judged at `now`: as
+/// [`submissions_open`] at `received`, except that one delivered before the deadline and read
+/// after the procedure moved on (a PEC in the mailbox when the deadline timer fired) still
+/// joins.
+pub(crate) fn submissions_open_at(
+    p: &Procedure,
+    instance: &Snapshot<'_>,
+    received: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let open = submissions_open(p, instance, received);
+    let Err(Error::WrongState { .. }) = &open else {
+        return open;
+    };
+    let Some(s) = &p.submissions else {
+        return open;
+    };
+    match instance.data.variables.get(s.deadline.as_str()) {
+        Some(value) if received < now && !value.is_null() => {
+            if terms::expired(crate::definition::VarType::DateTime, value, received) {
+                Err(Error::SubmissionsClosed {
+                    deadline: show(value),
+                })
+            } else {
+                Ok(())
+            }
+        }
+        _ => open,
+    }
 }
 
 /// A participant withdraws its application before the deadline: it stops counting, its
@@ -965,19 +1009,6 @@ impl Context<'_> {
             .collect()
     }
 
-    /// One notification per recipient set the audience names.
-    fn notify(
-        &self,
-        n: &Notify,
-        state: &str,
-        data: &InstanceData,
-        scope: Option<&str>,
-        effects: &mut Vec<Effect>,
-    ) {
-        let plans = self.notification_plans(n, state, data, scope, effects);
-        effects.extend(plans.into_iter().map(Effect::Notify));
-    }
-
     pub(crate) fn notification_plans(
         &self,
         n: &Notify,
@@ -997,6 +1028,8 @@ impl Context<'_> {
                 organisations,
                 public: matches!(n.to, Audience::Public),
                 participant: participant.map(str::to_string),
+                channel: n.channel,
+                consegna: n.consegna.as_ref().map(ToString::to_string),
             };
         match self.participants_of(&n.to, data, scope) {
             Some(ids) => ids
@@ -1084,7 +1117,22 @@ impl Context<'_> {
         let p = self.p;
         let today = self.now.with_timezone(&ROME).date_naive();
         match action {
-            Action::Notify(n) => self.notify(n, state, data, scope, effects),
+            Action::Notify(n) => {
+                // A PEC notice to a participant: without a domicilio digitale it goes by
+                // ordinary email and its term runs from today; with one, its term waits for
+                // the consegna.
+                let fallback = super::consegna::by_ordinary_email(p, n, data, scope, self.now);
+                if n.consegna.is_some() {
+                    compute_all(p, data)?;
+                }
+                let mut plans = self.notification_plans(n, state, data, scope, effects);
+                if let Some(channel) = fallback {
+                    for plan in &mut plans {
+                        plan.channel = channel;
+                    }
+                }
+                effects.extend(plans.into_iter().map(Effect::Notify));
+            }
             Action::Protocollo(r) => self.protocollo(r, state, data, scope, effects),
             Action::Set(assignments) => {
                 let mut new_values = Vec::new();
@@ -1366,6 +1414,8 @@ pub fn reminder_notifications(
             organisations: None,
             public: false,
             participant: None,
+            channel: Default::default(),
+            consegna: None,
         }],
     };
     for plan in &mut plans {

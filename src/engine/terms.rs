@@ -45,6 +45,8 @@ struct Scope<'a> {
     suspensions: &'a BTreeMap<String, Vec<SuspensionRecord>>,
     extensions: Option<&'a BTreeMap<String, Vec<ExtensionRecord>>>,
     outer: Option<&'a Map<String, Value>>,
+    /// A participant's consegne: a term from a variable a PEC receipt set cites it.
+    consegne: Option<&'a BTreeMap<String, super::consegna::ConsegnaRecord>>,
 }
 
 impl Scope<'_> {
@@ -75,6 +77,7 @@ pub fn compute_all(p: &Procedure, data: &mut InstanceData) -> Result<(), Error> 
             suspensions,
             extensions: Some(extensions),
             outer: None,
+            consegne: None,
         },
     )?;
     if let Some(def) = &p.participant {
@@ -88,6 +91,7 @@ pub fn compute_all(p: &Procedure, data: &mut InstanceData) -> Result<(), Error> 
                     suspensions: &part.suspensions,
                     extensions: None,
                     outer: Some(&*variables),
+                    consegne: Some(&part.consegne),
                 },
             )?;
         }
@@ -160,6 +164,13 @@ fn compute(
                 continue;
             };
             let (rule, mut trace) = effective_rule(p, term, scope, name)?;
+            if let Some(consegna) = scope
+                .consegne
+                .and_then(|c| c.get(term.from.as_str()))
+                .filter(|c| c.delivered())
+            {
+                trace.insert(0, consegna.trace_line());
+            }
             let suspensions = closed_suspensions(scope.suspensions.get(name));
             let result =
                 terms::compute(&rule, start, &p.calendar.calendar, &suspensions).map_err(|e| {

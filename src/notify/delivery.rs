@@ -52,7 +52,7 @@ use super::{
     Templates, Transport, agenda_description, invite_ics, long_date, long_date_time,
     message_id_for, parse_moment,
 };
-use crate::definition::InviteMethod;
+use crate::definition::{Channel, InviteMethod};
 use crate::engine::{Effect, NotificationPlan};
 use crate::scheduler::{Dispatch, DispatchError, DispatchFuture, Scheduler};
 use crate::service::Service;
@@ -93,6 +93,41 @@ pub struct MailSettings {
     pub delivery: DeliveryOptions,
     /// Personal links in convocations (`PROCEDO_LINK_KEY`, `PROCEDO_PUBLIC_URL`).
     pub links: Option<LinkSettings>,
+    /// The PEC channel, when configured (`PROCEDO_PEC_SMTP_URL`, `PROCEDO_PEC_FROM`).
+    pub pec: Option<PecSending>,
+}
+
+/// How PEC messages leave: the provider's SMTP submission and the office's PEC address.
+#[derive(Debug, Clone)]
+pub struct PecSending {
+    /// The provider's submission server (TLS in production).
+    pub transport: Transport,
+    /// The Ufficio di Piano's PEC address (the sender of every PEC).
+    pub from: String,
+}
+
+/// Environment variable holding the PEC provider's SMTP submission URL.
+pub const PEC_SMTP_URL_VARIABLE: &str = "PROCEDO_PEC_SMTP_URL";
+/// Environment variable holding the office's PEC address.
+pub const PEC_FROM_VARIABLE: &str = "PROCEDO_PEC_FROM";
+
+impl PecSending {
+    /// From `PROCEDO_PEC_SMTP_URL` and `PROCEDO_PEC_FROM`; `Ok(None)` when the URL is not set.
+    pub fn from_env() -> Result<Option<PecSending>, Error> {
+        let Ok(url) = std::env::var(PEC_SMTP_URL_VARIABLE) else {
+            return Ok(None);
+        };
+        let from = std::env::var(PEC_FROM_VARIABLE).map_err(|_| Error::Settings {
+            reason: format!("{PEC_SMTP_URL_VARIABLE} è impostato ma manca {PEC_FROM_VARIABLE} (l'indirizzo PEC dell'Ufficio di Piano)"),
+        })?;
+        parse_sender(&from)?;
+        let transport = Transport::smtp(&SmtpSettings {
+            url,
+            from: from.clone(),
+            timeout: None,
+        })?;
+        Ok(Some(PecSending { transport, from }))
+    }
 }
 
 /// How personal links are made: the key they are signed with and where `procedo serve`
@@ -144,6 +179,7 @@ impl MailSettings {
             ambito: DEFAULT_AMBITO.to_owned(),
             delivery: DeliveryOptions::default(),
             links: None,
+            pec: None,
         }
     }
 
@@ -175,6 +211,7 @@ impl MailSettings {
             ambito,
             delivery: DeliveryOptions::default(),
             links: LinkSettings::from_env()?,
+            pec: PecSending::from_env()?,
         })
     }
 
@@ -218,12 +255,15 @@ pub fn spawn_delivery_worker(
     settings: &MailSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
-    let worker = DeliveryWorker::new(
+    let mut worker = DeliveryWorker::new(
         service.store().clone(),
         settings.transport.clone(),
         settings.delivery.clone(),
         service.clock(),
     );
+    if let Some(pec) = &settings.pec {
+        worker = worker.with_pec(pec.transport.clone());
+    }
     tokio::spawn(worker.run(shutdown))
 }
 
@@ -235,6 +275,7 @@ struct Composer {
     ambito: String,
     domain: String,
     links: Option<LinkSettings>,
+    pec_from: Option<String>,
 }
 
 impl Composer {
@@ -245,6 +286,7 @@ impl Composer {
             ambito: settings.ambito.clone(),
             domain: settings.mail_domain(),
             links: settings.links.clone(),
+            pec_from: settings.pec.as_ref().map(|pec| pec.from.clone()),
         }
     }
 
@@ -292,21 +334,31 @@ impl Composer {
         Ok(Value::Object(map))
     }
 
-    /// The email of `template` for `recipient`, under the Message-ID of `delivery_key`.
+    /// The email of `template` for `recipient`, under the Message-ID of `delivery_key`;
+    /// from the office's PEC address when it travels by PEC.
     fn compose(
         &self,
         template: &str,
         context: &Value,
         recipient: &Recipient,
         delivery_key: &str,
+        channel: Channel,
     ) -> Result<OutgoingEmail, DispatchError> {
         let rendered = self
             .templates
             .render(template, context)
             .map_err(|error| DispatchError::Permanent(error.to_string()))?;
+        let from = match channel {
+            Channel::Pec => self.pec_from.clone().ok_or_else(|| {
+                DispatchError::Permanent(format!(
+                    "la notifica va per PEC ma la PEC non è configurata ({PEC_SMTP_URL_VARIABLE}, {PEC_FROM_VARIABLE})"
+                ))
+            })?,
+            Channel::Email => self.from.clone(),
+        };
         Ok(OutgoingEmail::new(
             message_id_for(delivery_key, &self.domain),
-            self.from.clone(),
+            from,
             recipient.mailbox(),
             rendered,
         ))
@@ -372,8 +424,11 @@ impl NotifyDispatch {
             organisations: plan.organisations.as_deref(),
             public: plan.public,
         };
-        let recipients =
+        let mut recipients =
             recipients::resolve(&self.service, row.instance_id.as_deref(), &who).await?;
+        if plan.channel == Channel::Pec {
+            recipients = recipients::pec_addresses(&self.service, recipients).await?;
+        }
         if recipients.is_empty() {
             warn!(role = %plan.role, template = %plan.template, "nessun destinatario con questo ruolo: notifica senza invii");
             return Ok(());
@@ -391,13 +446,16 @@ impl NotifyDispatch {
         for recipient in &recipients {
             let context = self.composer.context_for(&base, recipient)?;
             let key = format!("delivery-{}-{}", row.id, recipient.key());
-            let mut email = self
-                .composer
-                .compose(&plan.template, &context, recipient, &key)?;
+            let mut email =
+                self.composer
+                    .compose(&plan.template, &context, recipient, &key, plan.channel)?;
             if let Some((method, ics)) = &invite {
                 email = email.with_invite(*method, ics.clone());
             }
-            let held = !plan.urgent && invite.is_none() && recipient.digest;
+            let held = !plan.urgent
+                && invite.is_none()
+                && recipient.digest
+                && plan.channel == Channel::Email;
             deliveries.push(NewDelivery {
                 outbox_id: row.id,
                 instance_id: row.instance_id.clone(),
@@ -416,6 +474,7 @@ impl NotifyDispatch {
                     DeliveryStatus::Pending
                 },
                 at: now,
+                channel: plan.channel,
             });
         }
         let held = deliveries
@@ -783,7 +842,9 @@ impl DigestDispatch {
             });
         }
         let key = format!("digest-{}-{}", row.id, recipient.key());
-        let email = self.composer.compose(template, &context, recipient, &key)?;
+        let email = self
+            .composer
+            .compose(template, &context, recipient, &key, Channel::Email)?;
         Ok(NewDelivery {
             outbox_id: row.id,
             instance_id: None,
@@ -798,6 +859,7 @@ impl DigestDispatch {
             })?,
             status: DeliveryStatus::Pending,
             at: now,
+            channel: crate::definition::Channel::Email,
         })
     }
 }

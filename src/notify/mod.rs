@@ -38,7 +38,10 @@ mod transport;
 pub use dates::{
     Moment, data, data_lunga, data_ora, long_date, long_date_time, parse_moment, short_date,
 };
-pub use delivery::{DeliveryOptions, DeliveryWorker, MailSettings, install, spawn_delivery_worker};
+pub use delivery::{
+    DeliveryOptions, DeliveryWorker, MailSettings, PEC_FROM_VARIABLE, PEC_SMTP_URL_VARIABLE,
+    PecSending, install, spawn_delivery_worker,
+};
 pub use error::{Error, TemplateDiagnostic};
 pub use invite::{Meeting, Method, agenda_description, invite_ics};
 pub use message::{OutgoingEmail, message_id_for};

@@ -45,9 +45,12 @@ impl Recipient {
         }
     }
 
-    /// The person id, or the address when there is none: the delivery's key.
+    /// The person id, or the organisation for a PEC, or the address: the delivery's key.
     pub fn key(&self) -> &str {
-        self.person_id.as_deref().unwrap_or(&self.email)
+        self.person_id
+            .as_deref()
+            .or(self.organisation_id.as_deref())
+            .unwrap_or(&self.email)
     }
 
     /// `Name <address>`, quoted as needed; the bare text when the address does not parse
@@ -234,4 +237,40 @@ mod tests {
         };
         assert_eq!(broken.mailbox(), "non un indirizzo");
     }
+}
+
+/// The organisations of `people`, each once, at its PEC address: a PEC goes to the
+/// organisation's domicilio digitale, not to a person. An organisation without one is kept
+/// with an empty address, so that its delivery fails visibly and the office is alerted.
+pub async fn pec_addresses(
+    service: &Service,
+    people: Vec<Recipient>,
+) -> Result<Vec<Recipient>, DispatchError> {
+    let store = service.store();
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for person in people {
+        let Some(organisation_id) = person.organisation_id.clone() else {
+            continue;
+        };
+        if !seen.insert(organisation_id.clone()) {
+            continue;
+        }
+        let organisation = store
+            .organisation(&organisation_id)
+            .await
+            .map_err(store_failure)?;
+        let (name, pec) = organisation.map_or_else(
+            || (organisation_id.clone(), None),
+            |o| (o.name, o.pec),
+        );
+        out.push(Recipient {
+            person_id: None,
+            organisation_id: Some(organisation_id),
+            name,
+            email: pec.map(|p| p.trim().to_owned()).unwrap_or_default(),
+            digest: false,
+        });
+    }
+    Ok(out)
 }

@@ -64,6 +64,18 @@ pub fn context_for(kind: &str, name: &str, email: &str) -> Option<Value> {
             "data_seduta": SEDUTA,
             "luogo": LUOGO,
         }),
+        "mancata_consegna_pec" => json!({
+            "procedura": {"id": "avviso_coprogettazione", "titolo": "Avviso pubblico di co-progettazione"},
+            "istanza": {"id": 7, "stato": "istruttoria"},
+            "pec": {
+                "ente": "Cooperativa Sociale Aurora",
+                "messaggio": "soccorso_istruttorio",
+                "indirizzo": "aurora@pec.example.it",
+                "stato": "non consegnata",
+                "ricevuta": "avviso di mancata consegna n. opec.1@pec.example.it del 01/12/2026 09:00:00 (Gestore)",
+                "motivo": "5.2.2 - casella del destinatario piena",
+            },
+        }),
         "termine_scaduto" => json!({
             "procedura": {"id": "accreditamento", "titolo": "Accreditamento degli enti del Terzo Settore"},
             "istanza": {"id": 21, "stato": "istruttoria"},

@@ -19,7 +19,7 @@ use super::references::{References, references};
 use super::{Error, TemplateDiagnostic, dates};
 
 /// The message kinds shipped in `workflows/templates/` (and built into the binary).
-pub const SHIPPED_KINDS: [&str; 25] = [
+pub const SHIPPED_KINDS: [&str; 26] = [
     "convocazione",
     "convocazione_annullata",
     "promemoria_scadenza",
@@ -45,9 +45,10 @@ pub const SHIPPED_KINDS: [&str; 25] = [
     "termine_scaduto",
     "soccorso_senza_risposta",
     "consegna_fallita",
+    "mancata_consegna_pec",
 ];
 
-const SHIPPED_SOURCES: [(&str, &str); 25] = [
+const SHIPPED_SOURCES: [(&str, &str); 26] = [
     (
         "convocazione",
         include_str!("../../workflows/templates/convocazione.yaml"),
@@ -147,6 +148,10 @@ const SHIPPED_SOURCES: [(&str, &str); 25] = [
     (
         "consegna_fallita",
         include_str!("../../workflows/templates/consegna_fallita.yaml"),
+    ),
+    (
+        "mancata_consegna_pec",
+        include_str!("../../workflows/templates/mancata_consegna_pec.yaml"),
     ),
 ];
 

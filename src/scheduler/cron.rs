@@ -169,6 +169,8 @@ impl CronJob {
                 organisations: None,
                 public: false,
                 participant: None,
+                channel: Default::default(),
+                consegna: None,
             }),
             JobKind::ProtocolReconcile => Effect::RegisterProtocol {
                 direction: "interno".to_string(),

@@ -107,6 +107,8 @@ pub struct NewDelivery {
     pub status: DeliveryStatus,
     /// When it was created; also its first due instant.
     pub at: DateTime<Utc>,
+    /// Ordinary email or PEC.
+    pub channel: crate::definition::Channel,
 }
 
 /// A stored delivery.
@@ -152,10 +154,16 @@ pub struct DeliveryRow {
     pub created_at: DateTime<Utc>,
     /// When the transport accepted it.
     pub sent_at: Option<DateTime<Utc>>,
+    /// Ordinary email or PEC.
+    pub channel: crate::definition::Channel,
+    /// For PEC: where the receipts say it is.
+    pub pec_status: Option<crate::pec::PecStatus>,
+    /// For PEC: the provider's instant of the receipt that set `pec_status`.
+    pub pec_at: Option<DateTime<Utc>>,
 }
 
 impl DeliveryRow {
-    fn from_model(m: delivery::Model) -> Result<DeliveryRow> {
+    pub(super) fn from_model(m: delivery::Model) -> Result<DeliveryRow> {
         let email = from_json(
             &m.email,
             format_args!("deliveries.email della consegna {}", m.id),
@@ -187,6 +195,13 @@ impl DeliveryRow {
             lease_until: m.lease_until,
             created_at: m.created_at,
             sent_at: m.sent_at,
+            channel: if m.channel == "pec" {
+                crate::definition::Channel::Pec
+            } else {
+                crate::definition::Channel::Email
+            },
+            pec_status: m.pec_status.as_deref().and_then(crate::pec::PecStatus::parse),
+            pec_at: m.pec_at,
         })
     }
 
@@ -264,6 +279,9 @@ async fn insert_new<C: ConnectionTrait>(conn: &C, new: &NewDelivery) -> Result<b
         lease_until: Set(None),
         created_at: Set(at),
         sent_at: Set(None),
+        channel: Set(channel_name(new.channel).to_owned()),
+        pec_status: Set(None),
+        pec_at: Set(None),
     };
     let inserted = delivery::Entity::insert(row)
         .on_conflict(
@@ -274,6 +292,14 @@ async fn insert_new<C: ConnectionTrait>(conn: &C, new: &NewDelivery) -> Result<b
         .exec_without_returning(conn)
         .await?;
     Ok(inserted > 0)
+}
+
+/// The `channel` column's value.
+pub(super) fn channel_name(channel: crate::definition::Channel) -> &'static str {
+    match channel {
+        crate::definition::Channel::Email => "email",
+        crate::definition::Channel::Pec => "pec",
+    }
 }
 
 /// The delivery is claimed by `worker` (pending, claimed by it).
@@ -359,6 +385,11 @@ impl Store {
             )
             .col_expr(delivery::Column::ServerAnswer, Expr::value(server_answer))
             .col_expr(delivery::Column::SentAt, Expr::value(instant(at)))
+            // A PEC handed to the provider waits for its receipts.
+            .col_expr(
+                delivery::Column::PecStatus,
+                Expr::cust("CASE WHEN channel = 'pec' THEN 'inviata' ELSE NULL END"),
+            )
             .col_expr(
                 delivery::Column::LeaseUntil,
                 Expr::value(Option::<DateTime<Utc>>::None),
@@ -456,6 +487,8 @@ impl Store {
                     organisations: None,
                     public: false,
                     participant: None,
+                    channel: Default::default(),
+                    consegna: None,
                 });
                 super::outbox::enqueue_as(
                     &txn,

@@ -64,6 +64,8 @@ pub struct NewOrganisation {
     pub codice_fiscale: Option<String>,
     /// RUNTS registration number (ETS).
     pub runts: Option<String>,
+    /// Its PEC address (domicilio digitale), where PEC notifications go.
+    pub pec: Option<String>,
     /// When it was added.
     pub at: DateTime<Utc>,
 }
@@ -81,8 +83,15 @@ pub struct OrganisationRow {
     pub codice_fiscale: Option<String>,
     /// RUNTS number.
     pub runts: Option<String>,
+    /// PEC address.
+    pub pec: Option<String>,
     /// When it was added.
     pub created_at: DateTime<Utc>,
+}
+
+/// An organisation row from its model (other store modules).
+pub(super) fn organisation_row(m: organisation::Model) -> Result<OrganisationRow> {
+    OrganisationRow::from_model(m)
 }
 
 impl OrganisationRow {
@@ -96,6 +105,7 @@ impl OrganisationRow {
             kind,
             codice_fiscale: m.codice_fiscale,
             runts: m.runts,
+            pec: m.pec,
             created_at: m.created_at,
         })
     }
@@ -397,6 +407,7 @@ pub(super) async fn insert_organisation<C: ConnectionTrait>(
         kind: Set(new.kind.as_str().to_string()),
         codice_fiscale: Set(new.codice_fiscale.clone()),
         runts: Set(new.runts.clone()),
+        pec: Set(new.pec.clone()),
         created_at: Set(instant(new.at)),
     };
     organisation::Entity::insert(row)

@@ -25,6 +25,7 @@ mod instances;
 mod jobs;
 mod lease;
 mod outbox;
+mod pec;
 mod protocollo;
 mod submissions;
 mod timers;
@@ -56,6 +57,9 @@ pub use instances::{
 };
 pub use lease::Claim;
 pub use outbox::{OutboxRow, OutboxStatus};
+pub use pec::{
+    NewPecIncoming, NewPecReceipt, PecIncomingRow, PecReceiptRow, ReceiptRecorded,
+};
 pub use protocollo::{
     AmendmentKind, AssignedNumber, ConservationStatus, Correspondent, CorrespondentKind,
     DailyRegisterRow, Direction, DocumentRole, EMERGENCY_REGISTER, GENESIS, LogEntry, NewAmendment,

@@ -171,6 +171,7 @@ async fn seed(store: &Store, clock: &ManualClock) -> Tokens {
                 kind,
                 codice_fiscale: None,
                 runts: None,
+                pec: None,
                 at: now,
             })
             .await

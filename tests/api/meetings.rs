@@ -26,6 +26,7 @@ pub(crate) async fn comune(app: &TestApp, id: &str, name: &str) -> String {
             kind: OrganisationKind::Comune,
             codice_fiscale: None,
             runts: None,
+            pec: None,
             at: now,
         })
         .await

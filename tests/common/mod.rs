@@ -222,6 +222,7 @@ pub async fn apply(service: &procedo::service::Service, avviso: &str, ets: &str)
                 kind: procedo::store::OrganisationKind::Ets,
                 codice_fiscale: None,
                 runts: None,
+                pec: None,
                 at: service.now(),
             })
             .await

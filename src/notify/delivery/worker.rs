@@ -20,6 +20,7 @@ use futures_util::StreamExt;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::clock::SharedClock;
+use crate::definition::Channel;
 use crate::notify::{OutgoingEmail, SendError, Transport};
 use crate::scheduler::{Heartbeat, backoff};
 use crate::store::{self, Claim, DeliveryRow, Store};
@@ -81,6 +82,7 @@ enum Attempt {
 pub struct DeliveryWorker {
     store: Store,
     transport: Transport,
+    pec: Option<Transport>,
     options: DeliveryOptions,
     clock: SharedClock,
     heartbeat: Heartbeat,
@@ -103,10 +105,18 @@ impl DeliveryWorker {
         DeliveryWorker {
             store,
             transport,
+            pec: None,
             options,
             clock,
             heartbeat,
         }
+    }
+
+    /// Sends PEC deliveries through `transport` (the provider's submission server).
+    #[must_use]
+    pub fn with_pec(mut self, transport: Transport) -> DeliveryWorker {
+        self.pec = Some(transport);
+        self
     }
 
     /// The heartbeat that renews this worker's claims (`run` spawns its renewals).
@@ -237,7 +247,26 @@ impl DeliveryWorker {
                     return self.record_failed(&delivery, &reason, None).await;
                 }
             };
-            let result = self.transport.send(&email).await;
+            let transport = match delivery.channel {
+                Channel::Email => &self.transport,
+                Channel::Pec => {
+                    if delivery.recipient_email.trim().is_empty() {
+                        let reason = format!(
+                            "{} non ha un indirizzo PEC registrato (procedo identity organisation pec)",
+                            delivery.recipient_name
+                        );
+                        return self.record_failed(&delivery, &reason, None).await;
+                    }
+                    match &self.pec {
+                        Some(pec) => pec,
+                        None => {
+                            let reason = "la PEC non è configurata: manca PROCEDO_PEC_SMTP_URL";
+                            return self.record_failed(&delivery, reason, None).await;
+                        }
+                    }
+                }
+            };
+            let result = transport.send(&email).await;
             let now = self.clock.now();
             match result {
                 Ok(report) => {

@@ -30,6 +30,12 @@ pub struct Model {
     pub lease_until: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub sent_at: Option<DateTimeUtc>,
+    /// `email` or `pec`.
+    pub channel: String,
+    /// For PEC: `inviata`, `accettata`, …, `consegnata`, `mancata_consegna` (see `pec::status`).
+    pub pec_status: Option<String>,
+    /// For PEC: the provider's instant of the receipt that set the status.
+    pub pec_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,6 +21,9 @@ pub(crate) mod submission_document;
 pub(crate) mod token;
 // Email deliveries.
 pub(crate) mod delivery;
+// PEC receipts and incoming messages.
+pub(crate) mod pec_incoming;
+pub(crate) mod pec_receipt;
 // The protocol register.
 pub(crate) mod protocol_amendment;
 pub(crate) mod protocol_daily_register;

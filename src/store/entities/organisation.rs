@@ -13,6 +13,8 @@ pub struct Model {
     pub kind: String,
     pub codice_fiscale: Option<String>,
     pub runts: Option<String>,
+    /// The PEC address (domicilio digitale).
+    pub pec: Option<String>,
     pub created_at: DateTimeUtc,
 }
 
