@@ -148,7 +148,11 @@ impl MigrationTrait for Migration {
         manager
             .drop_table(Table::drop().table(PecReceipts::Table).to_owned())
             .await?;
-        for column in [Deliveries::PecAt, Deliveries::PecStatus, Deliveries::Channel] {
+        for column in [
+            Deliveries::PecAt,
+            Deliveries::PecStatus,
+            Deliveries::Channel,
+        ] {
             manager
                 .alter_table(
                     Table::alter()

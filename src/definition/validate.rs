@@ -424,7 +424,10 @@ impl Checker<'_, '_> {
             Some("pec") => Channel::Pec,
             Some(other) => {
                 if let Some(c) = &n.channel {
-                    ctx.at(&loc(c), format!("channel '{other}' non valido (email oppure pec)"));
+                    ctx.at(
+                        &loc(c),
+                        format!("channel '{other}' non valido (email oppure pec)"),
+                    );
                 }
                 Channel::Email
             }

@@ -190,12 +190,19 @@ pub fn record(
         };
         for mut plan in ctx.notification_plans(&notify, instance.state, &data, None, &[]) {
             if let Value::Object(map) = &mut plan.context {
-                map.insert("pec".to_owned(), failure_context(part.name.as_str(), &receipt.record));
+                map.insert(
+                    "pec".to_owned(),
+                    failure_context(part.name.as_str(), &receipt.record),
+                );
             }
             effects.push(Effect::Notify(plan));
         }
     }
-    let event = if delivered { EVENT_CONSEGNA } else { EVENT_MANCATA };
+    let event = if delivered {
+        EVENT_CONSEGNA
+    } else {
+        EVENT_MANCATA
+    };
     Ok(stay(
         p,
         instance,

@@ -260,10 +260,8 @@ pub async fn pec_addresses(
             .organisation(&organisation_id)
             .await
             .map_err(store_failure)?;
-        let (name, pec) = organisation.map_or_else(
-            || (organisation_id.clone(), None),
-            |o| (o.name, o.pec),
-        );
+        let (name, pec) =
+            organisation.map_or_else(|| (organisation_id.clone(), None), |o| (o.name, o.pec));
         out.push(Recipient {
             person_id: None,
             organisation_id: Some(organisation_id),

@@ -34,9 +34,8 @@ use crate::engine::{Actor, Effect};
 use crate::protocollo::{Protocollo, Request, RequestDocument};
 use crate::service::{self, Group, Service};
 use crate::store::{
-    self, AttachedDocument, Correspondent, CorrespondentKind, DeliveryRow, Direction,
-    DocumentRole, NewPecIncoming, NewPecReceipt, NewSubmission, PROTOCOL_REGISTER,
-    ReceiptRecorded, Submitted,
+    self, AttachedDocument, Correspondent, CorrespondentKind, DeliveryRow, Direction, DocumentRole,
+    NewPecIncoming, NewPecReceipt, NewSubmission, PROTOCOL_REGISTER, ReceiptRecorded, Submitted,
 };
 use crate::terms::ROME;
 
@@ -113,10 +112,12 @@ impl Ingest {
     /// The trusted list from the file named by `PROCEDO_PEC_TRUST`.
     pub fn trust_from_env() -> Result<TrustList, Error> {
         let path = std::env::var(TRUST_VARIABLE).map_err(|_| {
-            Error::Trust(format!("manca {TRUST_VARIABLE} (il file dei gestori PEC fidati)"))
+            Error::Trust(format!(
+                "manca {TRUST_VARIABLE} (il file dei gestori PEC fidati)"
+            ))
         })?;
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| Error::Trust(format!("{path}: {e}")))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| Error::Trust(format!("{path}: {e}")))?;
         TrustList::parse(&text).map_err(|e| Error::Trust(format!("{path}: {e}")))
     }
 
@@ -162,21 +163,24 @@ impl Ingest {
             Err(error) => {
                 let reason = error.to_string();
                 warn!(reason = %reason, "messaggio PEC illeggibile: rifiutato");
-                self.refuse(NewPecReceipt {
-                    sha256,
-                    read_at: now,
-                    delivery_id: None,
-                    tipo: None,
-                    provider_at: None,
-                    identificativo: None,
-                    gestore: None,
-                    riferimento: None,
-                    destinatario: None,
-                    errore: None,
-                    accepted: false,
-                    reason: None,
-                    signer: None,
-                }, reason)
+                self.refuse(
+                    NewPecReceipt {
+                        sha256,
+                        read_at: now,
+                        delivery_id: None,
+                        tipo: None,
+                        provider_at: None,
+                        identificativo: None,
+                        gestore: None,
+                        riferimento: None,
+                        destinatario: None,
+                        errore: None,
+                        accepted: false,
+                        reason: None,
+                        signer: None,
+                    },
+                    reason,
+                )
                 .await
             }
             Ok(m) if m.is_receipt() => self.receipt(raw, sha256, m, delivered_at, now).await,
@@ -237,7 +241,10 @@ impl Ingest {
         };
         if delivery.channel != crate::definition::Channel::Pec {
             return self
-                .refuse(row, format!("il messaggio {riferimento} non è stato inviato per PEC"))
+                .refuse(
+                    row,
+                    format!("il messaggio {riferimento} non è stato inviato per PEC"),
+                )
                 .await;
         }
         if let Some(msgid) = &d.msgid
@@ -248,7 +255,9 @@ impl Ingest {
                 .await;
         }
         if let Some(recipient) = &d.consegna
-            && !recipient.trim().eq_ignore_ascii_case(delivery.recipient_email.trim())
+            && !recipient
+                .trim()
+                .eq_ignore_ascii_case(delivery.recipient_email.trim())
         {
             return self
                 .refuse(row, "la ricevuta riguarda un altro destinatario".to_owned())
@@ -263,10 +272,17 @@ impl Ingest {
         if let Some(status) = next
             && (status == PecStatus::Consegnata || status.is_failure())
         {
-            self.participant_effect(&delivery, status, &m, &sha256).await?;
+            self.participant_effect(&delivery, status, &m, &sha256)
+                .await?;
         }
         let recorded = store.record_pec_receipt(&row, next).await?;
-        if matches!(m.tipo, Tipo::AvvenutaConsegna | Tipo::ErroreConsegna | Tipo::NonAccettazione | Tipo::RilevazioneVirus) {
+        if matches!(
+            m.tipo,
+            Tipo::AvvenutaConsegna
+                | Tipo::ErroreConsegna
+                | Tipo::NonAccettazione
+                | Tipo::RilevazioneVirus
+        ) {
             self.register_receipt(raw, &sha256, &m, &delivery, delivered_at)
                 .await?;
         }
@@ -308,7 +324,10 @@ impl Ingest {
         };
         let Some(participant) = plan.participant.clone() else {
             if status.is_failure() {
-                warn!(delivery = delivery.id, "PEC non consegnata (nessun partecipante): stato visibile in procedo mail deliveries");
+                warn!(
+                    delivery = delivery.id,
+                    "PEC non consegnata (nessun partecipante): stato visibile in procedo mail deliveries"
+                );
             }
             return Ok(());
         };
@@ -334,9 +353,15 @@ impl Ingest {
         let key = format!("pec:{sha256}");
         let result = self
             .service
-            .record_step(&instance_id, &Actor::system(), &payload, Some(&key), move |p, row, now| {
-                crate::engine::consegna::record(p, &row.snapshot(), &receipt, now)
-            })
+            .record_step(
+                &instance_id,
+                &Actor::system(),
+                &payload,
+                Some(&key),
+                move |p, row, now| {
+                    crate::engine::consegna::record(p, &row.snapshot(), &receipt, now)
+                },
+            )
             .await;
         match result {
             Ok(_) => Ok(()),
@@ -370,7 +395,10 @@ impl Ingest {
             .register(Request {
                 register: PROTOCOL_REGISTER.to_owned(),
                 direction: Direction::Entrata,
-                subject: format!("{description} – {} – {}", d.oggetto, delivery.recipient_name),
+                subject: format!(
+                    "{description} – {} – {}",
+                    d.oggetto, delivery.recipient_name
+                ),
                 correspondents: vec![Correspondent {
                     kind: CorrespondentKind::PersonaGiuridica,
                     name: d.gestore.clone(),
@@ -453,7 +481,8 @@ impl Ingest {
                 match person {
                     None => {
                         row.outcome = "da_abbinare".into();
-                        row.reason = Some(format!("{} non ha un rappresentante in procedo", org.name));
+                        row.reason =
+                            Some(format!("{} non ha un rappresentante in procedo", org.name));
                     }
                     Some(person) => {
                         let new = NewSubmission {
@@ -465,7 +494,9 @@ impl Ingest {
                                 "Pervenuta via PEC da {} (identificativo {}), consegnata il {}",
                                 d.mittente,
                                 d.identificativo,
-                                delivered_at.with_timezone(&ROME).format("%d/%m/%Y alle %H:%M:%S")
+                                delivered_at
+                                    .with_timezone(&ROME)
+                                    .format("%d/%m/%Y alle %H:%M:%S")
                             )),
                             documents: documents_of(&original),
                             at: delivered_at,
@@ -476,7 +507,13 @@ impl Ingest {
                         };
                         match self
                             .service
-                            .submit(&new, &Group { members: Vec::new() }, &actor)
+                            .submit(
+                                &new,
+                                &Group {
+                                    members: Vec::new(),
+                                },
+                                &actor,
+                            )
                             .await
                         {
                             Ok(Submitted::Created(_) | Submitted::AlreadyActive(_)) => {
@@ -520,7 +557,9 @@ impl Ingest {
                         name: organisation
                             .as_ref()
                             .map_or_else(|| d.mittente.clone(), |o| o.name.clone()),
-                        codice_fiscale: organisation.as_ref().and_then(|o| o.codice_fiscale.clone()),
+                        codice_fiscale: organisation
+                            .as_ref()
+                            .and_then(|o| o.codice_fiscale.clone()),
                         email: Some(d.mittente.clone()),
                         organisation_id: organisation.as_ref().map(|o| o.id.clone()),
                         person_id: None,
@@ -539,7 +578,11 @@ impl Ingest {
                         role: DocumentRole::Primario,
                         name: "postacert.eml".to_owned(),
                         media_type: "message/rfc822".to_owned(),
-                        content: if original.is_empty() { raw.to_vec() } else { original.clone() },
+                        content: if original.is_empty() {
+                            raw.to_vec()
+                        } else {
+                            original.clone()
+                        },
                     }],
                 })
                 .await?;
@@ -569,8 +612,17 @@ pub fn reference(subject: &str) -> Option<String> {
 /// A stable application id for a message: the same envelope read twice is one application.
 fn uuid_of(sha256: &str) -> String {
     let h = sha256.as_bytes();
-    let part = |a: usize, b: usize| String::from_utf8_lossy(&h[a.min(h.len())..b.min(h.len())]).into_owned();
-    format!("{}-{}-{}-{}-{}", part(0, 8), part(8, 12), part(12, 16), part(16, 20), part(20, 32))
+    let part = |a: usize, b: usize| {
+        String::from_utf8_lossy(&h[a.min(h.len())..b.min(h.len())]).into_owned()
+    };
+    format!(
+        "{}-{}-{}-{}-{}",
+        part(0, 8),
+        part(8, 12),
+        part(12, 16),
+        part(16, 20),
+        part(20, 32)
+    )
 }
 
 /// The attachments of the original message, and the message itself, as the application's

@@ -83,14 +83,21 @@ impl ImapSettings {
     /// Parses `imap[s]://user:password@host[:port][/folder]` (user and password
     /// percent-encoded).
     pub fn parse(text: &str) -> Result<ImapSettings, Error> {
-        let bad = |why: &str| Error::Mailbox(format!("URL IMAP non valido ({why}): imap[s]://utente:password@host[:porta][/cartella]"));
+        let bad = |why: &str| {
+            Error::Mailbox(format!(
+                "URL IMAP non valido ({why}): imap[s]://utente:password@host[:porta][/cartella]"
+            ))
+        };
         let url = url::Url::parse(text).map_err(|_| bad("non è un URL"))?;
         let tls = match url.scheme() {
             "imaps" => true,
             "imap" => false,
             _ => return Err(bad("lo schema deve essere imap o imaps")),
         };
-        let host = url.host_str().ok_or_else(|| bad("manca l'host"))?.to_owned();
+        let host = url
+            .host_str()
+            .ok_or_else(|| bad("manca l'host"))?
+            .to_owned();
         let decode = |s: &str| {
             url::form_urlencoded::parse(format!("x={s}").as_bytes())
                 .next()
@@ -107,7 +114,11 @@ impl ImapSettings {
             tls,
             user,
             password: decode(url.password().unwrap_or_default()),
-            folder: if folder.is_empty() { "INBOX".into() } else { folder.to_owned() },
+            folder: if folder.is_empty() {
+                "INBOX".into()
+            } else {
+                folder.to_owned()
+            },
             host,
         })
     }
@@ -189,10 +200,7 @@ async fn maildir_unread(dir: &std::path::Path) -> Result<Vec<Unread>, Error> {
         if !meta.is_file() {
             continue;
         }
-        let delivered_at = meta
-            .modified()
-            .map(DateTime::<Utc>::from)
-            .map_err(fail)?;
+        let delivered_at = meta.modified().map(DateTime::<Utc>::from).map_err(fail)?;
         let raw = tokio::fs::read(&path).await.map_err(fail)?;
         out.push(Unread {
             raw,
@@ -214,7 +222,9 @@ async fn maildir_seen(path: &std::path::Path) -> Result<(), Error> {
     let target = dir
         .join("cur")
         .join(format!("{}:2,S", name.to_string_lossy()));
-    tokio::fs::create_dir_all(dir.join("cur")).await.map_err(fail)?;
+    tokio::fs::create_dir_all(dir.join("cur"))
+        .await
+        .map_err(fail)?;
     match tokio::fs::rename(path, target).await {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -224,11 +234,12 @@ async fn maildir_seen(path: &std::path::Path) -> Result<(), Error> {
 
 /// A connected, logged-in IMAP session over plain TCP or TLS.
 trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + std::fmt::Debug {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + std::fmt::Debug> Stream for T {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + std::fmt::Debug> Stream
+    for T
+{
+}
 
-async fn imap_session(
-    s: &ImapSettings,
-) -> Result<async_imap::Session<Box<dyn Stream>>, Error> {
+async fn imap_session(s: &ImapSettings) -> Result<async_imap::Session<Box<dyn Stream>>, Error> {
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         Error::Mailbox(format!("{}:{} {what}: {e}", s.host, s.port))
     };
@@ -241,8 +252,7 @@ async fn imap_session(
     .map_err(|e| fail("connessione", &e))?;
     let stream: Box<dyn Stream> = if s.tls {
         use rustls_platform_verifier::ConfigVerifierExt as _;
-        let config = rustls::ClientConfig::with_platform_verifier()
-            .map_err(|e| fail("TLS", &e))?;
+        let config = rustls::ClientConfig::with_platform_verifier().map_err(|e| fail("TLS", &e))?;
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let name = rustls_pki_types::ServerName::try_from(s.host.clone())
             .map_err(|e| fail("nome del server", &e))?;
@@ -334,14 +344,20 @@ mod tests {
 
     #[test]
     fn an_imap_url_is_read_and_its_password_never_shown() {
-        let s = ImapSettings::parse("imaps://udp%40pec.example.it:s%C3%A8greta@imap.pec.example.it/INBOX").expect("parsed");
+        let s = ImapSettings::parse(
+            "imaps://udp%40pec.example.it:s%C3%A8greta@imap.pec.example.it/INBOX",
+        )
+        .expect("parsed");
         assert_eq!(s.user, "udp@pec.example.it");
         assert_eq!(s.password, "sègreta");
         assert_eq!(s.port, 993);
         assert!(s.tls);
         assert!(!format!("{s:?}").contains("greta"));
         let plain = ImapSettings::parse("imap://u:p@127.0.0.1:1143").expect("parsed");
-        assert_eq!((plain.port, plain.tls, plain.folder.as_str()), (1143, false, "INBOX"));
+        assert_eq!(
+            (plain.port, plain.tls, plain.folder.as_str()),
+            (1143, false, "INBOX")
+        );
         assert!(ImapSettings::parse("http://u:p@x").is_err());
         assert!(ImapSettings::parse("imap://x").is_err());
     }

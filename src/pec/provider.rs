@@ -20,10 +20,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+use super::Error;
 use super::daticert::{DatiCert, Destinatario, Tipo};
 use super::message::{Composition, compose, normalize_id};
 use super::smime::Signer;
-use super::Error;
 use crate::clock::SharedClock;
 use crate::terms::ROME;
 
@@ -65,6 +65,7 @@ pub struct Provider {
     signer: Arc<Signer>,
     clock: SharedClock,
     state: Arc<Mutex<State>>,
+    shared: bool,
 }
 
 impl std::fmt::Debug for Provider {
@@ -90,7 +91,12 @@ pub struct Ticked {
 impl Provider {
     /// A provider named `name` (the `gestore-emittente`), writing mailboxes under `root`,
     /// signing with `signer`, on `clock`.
-    pub fn new(name: &str, root: impl Into<PathBuf>, signer: Signer, clock: SharedClock) -> Provider {
+    pub fn new(
+        name: &str,
+        root: impl Into<PathBuf>,
+        signer: Signer,
+        clock: SharedClock,
+    ) -> Provider {
         Provider {
             name: name.to_owned(),
             domain: "pec.procedo.test".to_owned(),
@@ -98,13 +104,24 @@ impl Provider {
             signer: Arc::new(signer),
             clock,
             state: Arc::new(Mutex::new(State::default())),
+            shared: false,
         }
+    }
+
+    /// Mailboxes readable and writable by another user (an IMAP server running as another
+    /// uid serves them): folders 0777, messages 0666.
+    #[must_use]
+    pub fn with_shared_mailboxes(mut self) -> Provider {
+        self.shared = true;
+        self
     }
 
     /// Sets how `address` (or every address of a domain, written `@domain`) behaves.
     pub fn set_behaviour(&self, address: &str, behaviour: Behaviour) {
         if let Ok(mut state) = self.state.lock() {
-            state.behaviours.insert(address.trim().to_lowercase(), behaviour);
+            state
+                .behaviours
+                .insert(address.trim().to_lowercase(), behaviour);
         }
     }
 
@@ -142,7 +159,12 @@ impl Provider {
     /// Accepts a submission from `from` to `recipients`: the accettazione goes to the sender
     /// at once; each recipient is delivered at the next tick, or answered as its behaviour
     /// says. Returns the accettazione's identifier.
-    pub async fn submit(&self, from: &str, recipients: &[String], raw: &[u8]) -> Result<String, Error> {
+    pub async fn submit(
+        &self,
+        from: &str,
+        recipients: &[String],
+        raw: &[u8],
+    ) -> Result<String, Error> {
         let now = self.clock.now();
         let parsed = mail_parser::MessageParser::default()
             .parse(raw)
@@ -177,11 +199,20 @@ impl Provider {
         };
         let text = format!(
             "Ricevuta di accettazione\r\n\r\nIl giorno {} il messaggio \"{subject}\" proveniente da \"{from}\" ed indirizzato a: {} è stato accettato dal sistema ed inoltrato.\r\nIdentificativo messaggio: {id}\r\n",
-            now.with_timezone(&ROME).format("%d/%m/%Y alle ore %H:%M:%S"),
+            now.with_timezone(&ROME)
+                .format("%d/%m/%Y alle ore %H:%M:%S"),
             recipients.join(", ")
         );
-        self.write_receipt(from, &format!("ACCETTAZIONE: {subject}"), &message_id, &text, &accettazione, None, now)
-            .await?;
+        self.write_receipt(
+            from,
+            &format!("ACCETTAZIONE: {subject}"),
+            &message_id,
+            &text,
+            &accettazione,
+            None,
+            now,
+        )
+        .await?;
         let behaviours: Vec<Behaviour> = recipients.iter().map(|r| self.behaviour(r)).collect();
         let mut immediate = Vec::new();
         if let Ok(mut state) = self.state.lock() {
@@ -202,7 +233,8 @@ impl Provider {
             }
         }
         for flight in immediate {
-            self.fail(&flight, "5.2.2 - casella del destinatario piena", now).await?;
+            self.fail(&flight, "5.2.2 - casella del destinatario piena", now)
+                .await?;
         }
         Ok(id)
     }
@@ -225,7 +257,12 @@ impl Provider {
                 }
                 Behaviour::Silent => {
                     if now >= flight.sent_at + Duration::hours(24) {
-                        self.fail(&flight, "5.4.1 - nessuna risposta dal gestore del destinatario entro 24 ore", now).await?;
+                        self.fail(
+                            &flight,
+                            "5.4.1 - nessuna risposta dal gestore del destinatario entro 24 ore",
+                            now,
+                        )
+                        .await?;
                         ticked.failed += 1;
                     } else {
                         if !flight.warned && now >= flight.sent_at + Duration::hours(12) {
@@ -280,7 +317,10 @@ impl Provider {
         );
         let raw = compose(
             &Composition {
-                from: &format!("\"Per conto di: {}\" <posta-certificata@{}>", f.from, self.domain),
+                from: &format!(
+                    "\"Per conto di: {}\" <posta-certificata@{}>",
+                    f.from, self.domain
+                ),
                 to: &f.recipient,
                 subject: &format!("POSTA CERTIFICATA: {}", f.subject),
                 message_id: &format!("<{id}>"),
@@ -292,14 +332,22 @@ impl Provider {
             &self.signer,
             at,
         )?;
-        write_maildir(&self.mailbox(&f.recipient), &raw, at).await?;
+        write_maildir(&self.mailbox(&f.recipient), &raw, at, self.shared).await?;
         let consegna = self.daticert(Tipo::AvvenutaConsegna, f, at, &id);
         let text = format!(
             "Ricevuta di avvenuta consegna\r\n\r\nIl giorno {when} il messaggio \"{}\" proveniente da \"{}\" ed indirizzato a \"{}\" è stato consegnato nella casella di destinazione.\r\nIdentificativo messaggio: {id}\r\n",
             f.subject, f.from, f.recipient
         );
-        self.write_receipt(&f.from, &format!("CONSEGNA: {}", f.subject), &f.message_id, &text, &consegna, Some(&f.raw), at)
-            .await?;
+        self.write_receipt(
+            &f.from,
+            &format!("CONSEGNA: {}", f.subject),
+            &f.message_id,
+            &text,
+            &consegna,
+            Some(&f.raw),
+            at,
+        )
+        .await?;
         info!(recipient_domain = %domain_of(&f.recipient), "PEC consegnata (gestore di prova)");
         Ok(())
     }
@@ -314,8 +362,16 @@ impl Provider {
             f.subject,
             f.recipient
         );
-        self.write_receipt(&f.from, &format!("AVVISO DI MANCATA CONSEGNA: {}", f.subject), &f.message_id, &text, &d, None, at)
-            .await?;
+        self.write_receipt(
+            &f.from,
+            &format!("AVVISO DI MANCATA CONSEGNA: {}", f.subject),
+            &f.message_id,
+            &text,
+            &d,
+            None,
+            at,
+        )
+        .await?;
         warn!(recipient_domain = %domain_of(&f.recipient), "PEC non consegnata (gestore di prova)");
         Ok(())
     }
@@ -328,8 +384,19 @@ impl Provider {
             "Avviso di mancata consegna per superamento dei tempi massimi\r\n\r\nIl messaggio \"{}\" indirizzato a \"{}\" non risulta consegnato entro 12 ore dall'invio.\r\nIdentificativo messaggio: {id}\r\n",
             f.subject, f.recipient
         );
-        self.write_receipt(&f.from, &format!("AVVISO DI MANCATA CONSEGNA PER SUP. TEMPO MASSIMO: {}", f.subject), &f.message_id, &text, &d, None, at)
-            .await
+        self.write_receipt(
+            &f.from,
+            &format!(
+                "AVVISO DI MANCATA CONSEGNA PER SUP. TEMPO MASSIMO: {}",
+                f.subject
+            ),
+            &f.message_id,
+            &text,
+            &d,
+            None,
+            at,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -357,7 +424,7 @@ impl Provider {
             &self.signer,
             at,
         )?;
-        write_maildir(&self.mailbox(to), &raw, at).await
+        write_maildir(&self.mailbox(to), &raw, at, self.shared).await
     }
 
     /// Serves SMTP submissions on `listener` until the task is dropped. Each accepted
@@ -413,7 +480,11 @@ impl Provider {
                     if raw_line == b".\r\n" || raw_line == b".\n" {
                         break;
                     }
-                    let unstuffed = if raw_line.starts_with(b"..") { &raw_line[1..] } else { &raw_line[..] };
+                    let unstuffed = if raw_line.starts_with(b"..") {
+                        &raw_line[1..]
+                    } else {
+                        &raw_line[..]
+                    };
                     data.extend_from_slice(unstuffed);
                 }
                 match (&from, to.is_empty()) {
@@ -454,18 +525,44 @@ fn domain_of(address: &str) -> &str {
 }
 
 /// Writes `raw` into the Maildir `dir` (tmp, then renamed into new), its modification time
-/// the delivery instant — what IMAP servers report as INTERNALDATE.
-pub async fn write_maildir(dir: &Path, raw: &[u8], at: DateTime<Utc>) -> Result<(), Error> {
+/// the delivery instant — what IMAP servers report as INTERNALDATE. `shared`: folders 0777
+/// and the message 0666, for an IMAP server running as another user.
+pub async fn write_maildir(
+    dir: &Path,
+    raw: &[u8],
+    at: DateTime<Utc>,
+    shared: bool,
+) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt as _;
     let fail = |e: std::io::Error| Error::Mailbox(format!("{}: {e}", dir.display()));
     for sub in ["tmp", "new", "cur"] {
-        tokio::fs::create_dir_all(dir.join(sub)).await.map_err(fail)?;
+        tokio::fs::create_dir_all(dir.join(sub))
+            .await
+            .map_err(fail)?;
+        if shared {
+            for path in [dir.to_path_buf(), dir.join(sub)] {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))
+                    .map_err(fail)?;
+            }
+        }
     }
     let digest = hex::encode(&ring::digest::digest(&ring::digest::SHA256, raw).as_ref()[..8]);
-    let name = format!("{}.{}_{digest}.procedo", at.timestamp(), at.timestamp_subsec_micros());
+    let name = format!(
+        "{}.{}_{digest}.procedo",
+        at.timestamp(),
+        at.timestamp_subsec_micros()
+    );
     let tmp = dir.join("tmp").join(&name);
     tokio::fs::write(&tmp, raw).await.map_err(fail)?;
-    let file = std::fs::File::options().write(true).open(&tmp).map_err(fail)?;
-    file.set_modified(std::time::SystemTime::from(at)).map_err(fail)?;
+    if shared {
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666)).map_err(fail)?;
+    }
+    let file = std::fs::File::options()
+        .write(true)
+        .open(&tmp)
+        .map_err(fail)?;
+    file.set_modified(std::time::SystemTime::from(at))
+        .map_err(fail)?;
     drop(file);
     tokio::fs::rename(&tmp, dir.join("new").join(&name))
         .await

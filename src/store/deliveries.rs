@@ -200,7 +200,10 @@ impl DeliveryRow {
             } else {
                 crate::definition::Channel::Email
             },
-            pec_status: m.pec_status.as_deref().and_then(crate::pec::PecStatus::parse),
+            pec_status: m
+                .pec_status
+                .as_deref()
+                .and_then(crate::pec::PecStatus::parse),
             pec_at: m.pec_at,
         })
     }

@@ -57,9 +57,7 @@ pub use instances::{
 };
 pub use lease::Claim;
 pub use outbox::{OutboxRow, OutboxStatus};
-pub use pec::{
-    NewPecIncoming, NewPecReceipt, PecIncomingRow, PecReceiptRow, ReceiptRecorded,
-};
+pub use pec::{NewPecIncoming, NewPecReceipt, PecIncomingRow, PecReceiptRow, ReceiptRecorded};
 pub use protocollo::{
     AmendmentKind, AssignedNumber, ConservationStatus, Correspondent, CorrespondentKind,
     DailyRegisterRow, Direction, DocumentRole, EMERGENCY_REGISTER, GENESIS, LogEntry, NewAmendment,

@@ -297,7 +297,10 @@ impl Store {
     /// Sets (or clears) an organisation's PEC address.
     pub async fn set_organisation_pec(&self, id: &str, pec: Option<&str>) -> Result<bool> {
         let res = organisation::Entity::update_many()
-            .col_expr(organisation::Column::Pec, Expr::value(pec.map(str::to_owned)))
+            .col_expr(
+                organisation::Column::Pec,
+                Expr::value(pec.map(str::to_owned)),
+            )
             .filter(organisation::Column::Id.eq(id))
             .exec(&self.db)
             .await?;
