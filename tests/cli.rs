@@ -250,14 +250,19 @@ fn the_demo_prints_a_plain_italian_timeline_and_logs_nothing_unasked() {
     // the soccorso goes to one ETS only, the proroga to every ETS; applications are registered
     // as incoming.
     for line in [
-        "📧 esito_istruttoria a Luca Ferri: 1 email scritta",
-        "📧 esito_istruttoria a Sara Conti: 1 email scritta",
-        "📧 esito_istruttoria a Elena Marchetti: 1 email scritta",
-        "📧 soccorso_istruttorio a Sara Conti: 1 email scritta",
+        // By PEC to each ETS's domicilio digitale: the terms run from each consegna.
+        "📨 esito_istruttoria a Cooperativa Sociale Il Ponte: 1 PEC inviata",
+        "📨 esito_istruttoria a Associazione Orizzonti APS: 1 PEC inviata",
+        "📨 esito_istruttoria a Consorzio Solidale Valle Verde: 1 PEC inviata",
+        "📨 soccorso_istruttorio a Associazione Orizzonti APS: 1 PEC inviata",
+        "📨 PEC soccorso_istruttorio a Associazione Orizzonti APS <orizzonti@pec.orizzonti.example.it>: consegnata (ricevuta del gestore del 12/01/2027 00:10:00)",
+        "dies a quo: consegna del 12/01/2027 attestata dalla ricevuta di avvenuta consegna n. ",
+        "⚠️  PEC esito_istruttoria a Consorzio Solidale Valle Verde <valleverde@pec.valleverde.example.it>: mancata consegna",
+        "📧 mancata_consegna_pec a Paolo Galli: 1 email scritta",
         "📧 proroga_termini a Luca Ferri, Sara Conti, Elena Marchetti: 3 email scritte",
         "[avviso · Consorzio Solidale Valle Verde] decidi_ammissione: ricevuta → esclusa (rup)",
         "ammetti rifiutato: Ci sono domande ancora da decidere",
-        "Consorzio Solidale Valle Verde — Esclusa, ricorso entro il 19/03/2027",
+        "Consorzio Solidale Valle Verde — Esclusa, PEC dell'esito mancata consegna: termine per il ricorso non iniziato",
     ] {
         assert!(stdout.contains(line), "missing «{line}»:\n{stdout}");
     }

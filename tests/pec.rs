@@ -151,8 +151,10 @@ struct World {
     mailbox: Mailbox,
     ingest: Ingest,
     signer: Signer,
-    ca: Vec<u8>,
     store: Store,
+    api: String,
+    rup_token: String,
+    aurora_token: String,
     _dovecot: Option<Dovecot>,
     _mail: tempfile::TempDir,
     _files: tempfile::TempDir,
@@ -261,10 +263,49 @@ impl World {
         .with_pec(pec_transport);
         let ingest = Ingest::new(
             service.clone(),
-            TrustList::from_der(&[ca.clone()]).expect("trust"),
-            Some(protocollo),
+            TrustList::from_der(std::slice::from_ref(&ca)).expect("trust"),
+            Some(protocollo.clone()),
         );
+        let token = |person: &str, role: &str| {
+            let store = store.clone();
+            let (person, role) = (person.to_owned(), role.to_owned());
+            let now = clock.now();
+            async move {
+                let secret = procedo::identity::new_secret();
+                store
+                    .add_token(&procedo::store::NewToken {
+                        id: procedo::identity::new_token_id(),
+                        person_id: person,
+                        role,
+                        hash: secret.hash,
+                        at: now,
+                        expires_at: None,
+                    })
+                    .await
+                    .expect("token");
+                secret.secret
+            }
+        };
+        let rup_token = token("maria.rossi", "rup").await;
+        let aurora_token = token("referente-ets-aurora", "ets").await;
+        let state = procedo::api::ApiState::new(service.clone(), procedo::api::Limits::default())
+            .with_protocollo(protocollo);
+        let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let api = format!(
+            "http://{}/graphql",
+            api_listener.local_addr().expect("address")
+        );
+        tokio::spawn(procedo::api::serve(
+            api_listener,
+            state,
+            std::future::pending(),
+        ));
         World {
+            api,
+            rup_token,
+            aurora_token,
             backend,
             clock,
             service,
@@ -275,7 +316,6 @@ impl World {
             mailbox,
             ingest,
             signer: Signer::new(&cert, &key).expect("signer"),
-            ca,
             store,
             _dovecot: dovecot,
             _mail: mail,
@@ -296,6 +336,19 @@ impl World {
             }
         }
         panic!("{}: never settled", self.backend);
+    }
+
+    async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
+        reqwest::Client::new()
+            .post(&self.api)
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON")
     }
 
     fn set(&self, at: &str) {
@@ -685,6 +738,83 @@ async fn pec_terms_start_from_each_consegna_and_failures_alert_the_rup() {
             );
         }
 
+        // The API shows the status and the receipts to the office, and to an ETS its own
+        // consegne only.
+        let seen = w
+            .gql(
+                &w.rup_token,
+                "query($id: ID!) { deliveries(instanceId: $id) { id recipientEmail channel pecStatus pecAt } }",
+                json!({ "id": avviso }),
+            )
+            .await;
+        let rows = seen["data"]["deliveries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let muta = rows
+            .iter()
+            .find(|d| d["recipientEmail"] == MUTA.2)
+            .unwrap_or_else(|| panic!("[{b}] {seen}"));
+        assert_eq!(muta["channel"], "pec", "[{b}]");
+        assert_eq!(muta["pecStatus"], "mancata_consegna", "[{b}]");
+        let aurora_delivery = rows
+            .iter()
+            .find(|d| d["recipientEmail"] == AURORA.2)
+            .expect("Aurora's PEC");
+        let receipts = w
+            .gql(
+                &w.rup_token,
+                "query($id: ID!) { pecReceipts(deliveryId: $id) { tipo identificativo gestore providerAt accepted } }",
+                json!({ "id": aurora_delivery["id"] }),
+            )
+            .await;
+        assert_eq!(
+            receipts["data"]["pecReceipts"][1]["tipo"], "avvenuta-consegna",
+            "[{b}] {receipts}"
+        );
+        let incoming = w
+            .gql(
+                &w.rup_token,
+                "{ pecIncoming { outcome mittente deliveredAt } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            incoming["data"]["pecIncoming"].as_array().map(Vec::len),
+            Some(2),
+            "[{b}] {incoming}"
+        );
+        let (aurora_submission, _) = w.participant(&avviso, AURORA.0).await;
+        let own = w
+            .gql(
+                &w.aurora_token,
+                "query($id: ID!) { submission(id: $id) { participant { consegne { variable status day receipt } variables { name value term { trace } } } } }",
+                json!({ "id": aurora_submission }),
+            )
+            .await;
+        let consegne = &own["data"]["submission"]["participant"]["consegne"];
+        assert_eq!(consegne[0]["status"], "consegnata", "[{b}] {own}");
+        assert_eq!(consegne[0]["day"], "2026-12-29", "[{b}] {own}");
+        let (piena_submission, _) = w.participant(&avviso, PIENA.0).await;
+        let other = w
+            .gql(
+                &w.aurora_token,
+                "query($id: ID!) { submission(id: $id) { participant { consegne { status } } } }",
+                json!({ "id": piena_submission }),
+            )
+            .await;
+        assert!(
+            other["data"]["submission"].is_null() && other["errors"].is_array(),
+            "[{b}] an ETS never reads another's consegne: {other}"
+        );
+        let forbidden = w
+            .gql(&w.aurora_token, "{ pecIncoming { mittente } }", json!({}))
+            .await;
+        assert_eq!(
+            forbidden["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "[{b}] {forbidden}"
+        );
+
         // Receipts that must change nothing: a broken signature, an unknown Message-ID, an
         // untrusted provider.
         let history_before = w.store.history(&avviso).await.expect("history").len();
@@ -809,7 +939,6 @@ async fn pec_terms_start_from_each_consegna_and_failures_alert_the_rup() {
             w.ingest.poll(&w.mailbox).await.expect("poll").is_empty(),
             "[{b}] marked read"
         );
-        let _ = &w.ca;
 
         // Aurora's term passes: its timer fires; the others never had one.
         w.set("2027-01-08T12:00:01+01:00");

@@ -57,6 +57,8 @@ pub(crate) struct Organisation {
     pub codice_fiscale: Option<String>,
     /// RUNTS number.
     pub runts: Option<String>,
+    /// PEC address (domicilio digitale).
+    pub pec: Option<String>,
 }
 
 impl From<OrganisationRow> for Organisation {
@@ -67,6 +69,7 @@ impl From<OrganisationRow> for Organisation {
             kind: o.kind.as_str().to_string(),
             codice_fiscale: o.codice_fiscale,
             runts: o.runts,
+            pec: o.pec,
         }
     }
 }
@@ -172,6 +175,8 @@ pub(crate) struct OrganisationInput {
     pub codice_fiscale: Option<String>,
     /// RUNTS number (ETS).
     pub runts: Option<String>,
+    /// PEC address (domicilio digitale), where PEC notifications go.
+    pub pec: Option<String>,
 }
 
 /// A new person.
@@ -305,7 +310,28 @@ impl AdminMutation {
                 kind: input.kind,
                 codice_fiscale: input.codice_fiscale,
                 runts: input.runts,
+                pec: input.pec,
             },
+            service.now(),
+        )
+        .await?;
+        Ok(row.into())
+    }
+
+    /// Sets, or with `null` clears, an organisation's PEC address (amministratore).
+    async fn set_organisation_pec(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        pec: Option<String>,
+    ) -> Result<Organisation, ApiError> {
+        let (_, by) = administrator(ctx).await?;
+        let service = &shared(ctx)?.service;
+        let row = admin::set_organisation_pec(
+            service.store(),
+            &by,
+            id.as_str(),
+            pec.as_deref(),
             service.now(),
         )
         .await?;

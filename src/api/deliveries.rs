@@ -102,6 +102,86 @@ pub(crate) struct Delivery {
     pub created_at: DateTime<Utc>,
     /// When the server accepted it.
     pub sent_at: Option<DateTime<Utc>>,
+    /// `email` or `pec`.
+    pub channel: String,
+    /// For PEC: where the provider's receipts say it is (`inviata`, `accettata`,
+    /// `consegnata`, `preavviso_mancata_consegna`, `mancata_consegna`…).
+    pub pec_status: Option<String>,
+    /// For PEC: the provider's date of the receipt that set the status (the consegna's is
+    /// the legal date).
+    pub pec_at: Option<DateTime<Utc>>,
+}
+
+/// A PEC receipt read from the mailbox.
+#[derive(Debug, Clone, SimpleObject)]
+pub(crate) struct PecReceipt {
+    /// `accettazione`, `avvenuta-consegna`, `errore-consegna`…
+    pub tipo: Option<String>,
+    /// The provider's date.
+    pub provider_at: Option<DateTime<Utc>>,
+    /// The provider's identifier.
+    pub identificativo: Option<String>,
+    /// The provider.
+    pub gestore: Option<String>,
+    /// The provider's explanation of an error.
+    pub errore: Option<String>,
+    /// Verified and linked; false when refused.
+    pub accepted: bool,
+    /// Why it was refused.
+    pub reason: Option<String>,
+    /// When procedo read it.
+    pub read_at: DateTime<Utc>,
+}
+
+impl From<crate::store::PecReceiptRow> for PecReceipt {
+    fn from(r: crate::store::PecReceiptRow) -> Self {
+        PecReceipt {
+            tipo: r.tipo,
+            provider_at: r.provider_at,
+            identificativo: r.identificativo,
+            gestore: r.gestore,
+            errore: r.errore,
+            accepted: r.accepted,
+            reason: r.reason,
+            read_at: r.read_at,
+        }
+    }
+}
+
+/// A message received by PEC and what became of it.
+#[derive(Debug, Clone, SimpleObject)]
+pub(crate) struct PecIncoming {
+    /// The sender's PEC address.
+    pub mittente: String,
+    /// The subject.
+    pub oggetto: String,
+    /// When it was delivered to the office's mailbox: what timeliness is judged on.
+    pub delivered_at: DateTime<Utc>,
+    /// `domanda`, `domanda_tardiva`, `da_abbinare`, `rifiutata`.
+    pub outcome: String,
+    /// Why it was not accepted.
+    pub reason: Option<String>,
+    /// The organisation it was matched to.
+    pub organisation_id: Option<ID>,
+    /// The procedure it was matched to.
+    pub instance_id: Option<ID>,
+    /// The provider's identifier.
+    pub identificativo: Option<String>,
+}
+
+impl From<crate::store::PecIncomingRow> for PecIncoming {
+    fn from(r: crate::store::PecIncomingRow) -> Self {
+        PecIncoming {
+            mittente: r.mittente,
+            oggetto: r.oggetto,
+            delivered_at: r.delivered_at,
+            outcome: r.outcome,
+            reason: r.reason,
+            organisation_id: r.organisation_id.map(ID),
+            instance_id: r.instance_id.map(ID),
+            identificativo: r.identificativo,
+        }
+    }
 }
 
 impl From<DeliveryRow> for Delivery {
@@ -125,6 +205,12 @@ impl From<DeliveryRow> for Delivery {
             message_id: d.message_id,
             created_at: d.created_at,
             sent_at: d.sent_at,
+            channel: match d.channel {
+                crate::definition::Channel::Email => "email".to_owned(),
+                crate::definition::Channel::Pec => "pec".to_owned(),
+            },
+            pec_status: d.pec_status.map(|s| s.as_str().to_owned()),
+            pec_at: d.pec_at,
         }
     }
 }
@@ -205,6 +291,47 @@ impl DeliveryQuery {
             .await?;
         let skip = rows.len().saturating_sub(MAX_ROWS);
         Ok(rows.into_iter().skip(skip).map(Delivery::from).collect())
+    }
+
+    /// The PEC receipts read for a delivery, in the order they were read (staff and the
+    /// amministratore).
+    async fn pec_receipts(
+        &self,
+        ctx: &Context<'_>,
+        delivery_id: ID,
+    ) -> Result<Vec<PecReceipt>, ApiError> {
+        let caller = caller(ctx).await?;
+        authorize(&caller, &Subject::Deliveries)?;
+        let id = parse_id(&delivery_id, "consegna")?;
+        let rows = shared(ctx)?.service.store().pec_receipts(id).await?;
+        Ok(rows.into_iter().map(PecReceipt::from).collect())
+    }
+
+    /// The receipts refused (a broken signature, an unknown Message-ID, another recipient),
+    /// latest first, with the reason (staff and the amministratore; at most 500).
+    async fn pec_refused_receipts(&self, ctx: &Context<'_>) -> Result<Vec<PecReceipt>, ApiError> {
+        let caller = caller(ctx).await?;
+        authorize(&caller, &Subject::Deliveries)?;
+        let rows = shared(ctx)?
+            .service
+            .store()
+            .pec_refused_receipts(MAX_ROWS as u64)
+            .await?;
+        Ok(rows.into_iter().map(PecReceipt::from).collect())
+    }
+
+    /// The messages received by PEC, latest first, with what became of each (an
+    /// application, a late one, one the office must match): staff and the amministratore;
+    /// at most 500.
+    async fn pec_incoming(&self, ctx: &Context<'_>) -> Result<Vec<PecIncoming>, ApiError> {
+        let caller = caller(ctx).await?;
+        authorize(&caller, &Subject::Deliveries)?;
+        let rows = shared(ctx)?
+            .service
+            .store()
+            .pec_incoming(MAX_ROWS as u64)
+            .await?;
+        Ok(rows.into_iter().map(PecIncoming::from).collect())
     }
 
     /// Outbox rows, newest last, of an instance and/or in a status (`pending`, `claimed`,

@@ -563,6 +563,8 @@ mod tests {
                 suspensions: Default::default(),
                 joined_at: Utc::now(),
                 withdrawn: false,
+                consegne: Default::default(),
+                pec: None,
             },
         );
         let part = &r.data.participants["s-b"];

@@ -46,6 +46,87 @@ pub struct DemoArgs {
     pub mail_dir: PathBuf,
 }
 
+/// The demo's PEC: procedo's test provider on loopback (its own CA), its Maildir mailboxes,
+/// and the reader of the office's mailbox.
+struct DemoPec {
+    provider: crate::pec::provider::Provider,
+    mailbox: crate::pec::mailbox::Mailbox,
+    ingest: crate::pec::ingest::Ingest,
+}
+
+/// The office's PEC address in the demo.
+const DEMO_PEC: &str = "ufficiodipiano@pec.borgofiorito.example.it";
+
+/// Starts the demo's PEC provider: Orizzonti's provider delivers ten minutes late, Valle
+/// Verde's mailbox is full.
+async fn demo_pec(
+    service: &Service,
+    protocollo: &crate::protocollo::Protocollo,
+    dir: &std::path::Path,
+) -> anyhow::Result<(DemoPec, crate::notify::delivery::PecSending)> {
+    use crate::pec::provider::{Behaviour, Provider};
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("rimozione di {}", dir.display()))?;
+    }
+    let (ca, cert, key) = crate::pec::smime::test_authority("Gestore PEC di prova (demo)")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creazione di {}", dir.display()))?;
+    std::fs::write(dir.join("ca-gestori-prova.pem"), pem_certificate(&ca))
+        .context("certificato della CA di prova")?;
+    let provider = Provider::new(
+        "Gestore PEC di prova (demo)",
+        dir.join("caselle"),
+        crate::pec::Signer::new(&cert, &key)?,
+        service.clock(),
+    );
+    provider.set_behaviour(
+        "orizzonti@pec.orizzonti.example.it",
+        Behaviour::DeliversAfter(chrono::Duration::minutes(10)),
+    );
+    provider.set_behaviour(
+        "valleverde@pec.valleverde.example.it",
+        Behaviour::MailboxFull,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("porta del gestore PEC di prova")?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(provider.clone().serve(listener));
+    let transport = Transport::smtp(&crate::notify::SmtpSettings {
+        url: format!("smtp://127.0.0.1:{port}?tls=none"),
+        from: DEMO_PEC.into(),
+        timeout: Some(std::time::Duration::from_secs(10)),
+    })?;
+    let mailbox = crate::pec::mailbox::Mailbox::Maildir(provider.mailbox(DEMO_PEC));
+    let ingest = crate::pec::ingest::Ingest::new(
+        service.clone(),
+        crate::pec::TrustList::from_der(&[ca])?,
+        Some(protocollo.clone()),
+    );
+    Ok((
+        DemoPec {
+            provider,
+            mailbox,
+            ingest,
+        },
+        crate::notify::delivery::PecSending {
+            transport,
+            from: format!("Ufficio di Piano – Borgo Fiorito <{DEMO_PEC}>"),
+        },
+    ))
+}
+
+fn pem_certificate(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
 fn at(text: &str) -> anyhow::Result<DateTime<Utc>> {
     Ok(DateTime::parse_from_rfc3339(text)
         .with_context(|| format!("istante '{text}'"))?
@@ -82,6 +163,8 @@ struct Demo {
     protocollo: crate::protocollo::Protocollo,
     /// Applications by id, with the name of their ETS.
     participants: BTreeMap<String, String>,
+    /// The PEC provider and the office's mailbox.
+    pec: DemoPec,
 }
 
 impl Demo {
@@ -465,10 +548,64 @@ impl Demo {
     async fn settle(&mut self) -> anyhow::Result<()> {
         loop {
             while self.scheduler.tick().await?.progressed() {}
-            if self.delivery.tick().await? == 0 {
+            if self.delivery.tick().await? > 0 {
+                continue;
+            }
+            // The PEC provider delivers what is due; procedo reads the office's mailbox.
+            self.pec.provider.tick().await?;
+            let read = self.pec.ingest.poll(&self.pec.mailbox).await?;
+            if read.is_empty() {
                 return Ok(());
             }
+            self.report_pec(&read).await?;
         }
+    }
+
+    /// One line per receipt that moved a PEC's status.
+    async fn report_pec(&mut self, read: &[crate::pec::ingest::Outcome]) -> anyhow::Result<()> {
+        use crate::pec::ingest::Outcome;
+        let deliveries = self
+            .service
+            .store()
+            .deliveries(&DeliveryFilter::default())
+            .await?;
+        for outcome in read {
+            match outcome {
+                Outcome::Receipt {
+                    delivery,
+                    status: Some(status),
+                } => {
+                    let Some(d) = deliveries.iter().find(|d| d.id == *delivery) else {
+                        continue;
+                    };
+                    let when = d
+                        .pec_at
+                        .map(|at| {
+                            at.with_timezone(&ROME)
+                                .format("%d/%m/%Y %H:%M:%S")
+                                .to_string()
+                        })
+                        .unwrap_or_default();
+                    let icon = if status.is_failure() {
+                        "⚠️ "
+                    } else {
+                        "📨"
+                    };
+                    println!(
+                        "        {icon} PEC {} a {} <{}>: {} (ricevuta del gestore del {when})",
+                        d.kind,
+                        d.recipient_name,
+                        d.recipient_email,
+                        status.as_str().replace('_', " ")
+                    );
+                }
+                Outcome::Refused(reason) => {
+                    println!("        ⚠️  ricevuta PEC rifiutata: {reason}")
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Moves the clock to `until` one due timer at a time, so each fires at its own instant.
@@ -680,6 +817,7 @@ impl Demo {
     async fn report_emails(&mut self, store: &Store) -> anyhow::Result<()> {
         let seen = self.seen_delivery;
         let mut groups: BTreeMap<(i64, String), BTreeMap<DeliveryStatus, usize>> = BTreeMap::new();
+        let mut by_pec: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
         let mut names: BTreeMap<i64, Vec<String>> = BTreeMap::new();
         for d in store
             .deliveries(&DeliveryFilter::default())
@@ -688,6 +826,9 @@ impl Demo {
             .filter(|d| d.id > seen)
         {
             self.seen_delivery = self.seen_delivery.max(d.id);
+            if d.channel == crate::definition::Channel::Pec {
+                by_pec.insert(d.outbox_id);
+            }
             names
                 .entry(d.outbox_id)
                 .or_default()
@@ -707,8 +848,14 @@ impl Demo {
                 .unwrap_or_default();
             let count = |status| counts.get(&status).copied().unwrap_or(0);
             let mut parts = Vec::new();
+            let pec = by_pec.contains(&outbox_id);
+            let (sent_one, sent_many) = if pec {
+                ("PEC inviata", "PEC inviate")
+            } else {
+                ("email scritta", "email scritte")
+            };
             for (status, one, many) in [
-                (DeliveryStatus::Sent, "email scritta", "email scritte"),
+                (DeliveryStatus::Sent, sent_one, sent_many),
                 (
                     DeliveryStatus::Held,
                     "trattenuta per il riepilogo giornaliero",
@@ -727,7 +874,8 @@ impl Demo {
                     n => parts.push(format!("{n} {many}")),
                 }
             }
-            println!("        📧 {kind}{to}: {}", parts.join(", "));
+            let icon = if pec { "📨" } else { "📧" };
+            println!("        {icon} {kind}{to}: {}", parts.join(", "));
         }
         Ok(())
     }
@@ -816,6 +964,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let digest = CronJob::new("riepilogo", "0 0 8 * * *", "digest")?;
     let registro = CronJob::new("registro_protocollo", "0 5 0 * * *", "protocol_register")?;
     let protocollo = demo_protocollo(&service, &args)?;
+    let (pec, pec_sending) =
+        demo_pec(&service, &protocollo, &demo_dir(&args).join("demo-pec")).await?;
+    mail.pec = Some(pec_sending.clone());
     let scheduler = crate::protocollo::install(
         delivery::install(
             Scheduler::new(
@@ -836,7 +987,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         mail.transport.clone(),
         mail.delivery.clone(),
         service.clock(),
-    );
+    )
+    .with_pec(pec_sending.transport);
     let mut demo = Demo {
         service,
         scheduler,
@@ -850,6 +1002,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         printed_terms: BTreeMap::new(),
         protocollo,
         participants: BTreeMap::new(),
+        pec,
     };
 
     println!(
@@ -967,8 +1120,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .await?;
     }
 
-    demo.advance_to(at("2027-01-12T09:00:00+01:00")?).await?;
-    println!("\n4) Istruttoria: soccorso istruttorio a un solo ente, con il suo termine");
+    demo.advance_to(at("2027-01-11T23:55:00+01:00")?).await?;
+    println!(
+        "\n4) Istruttoria: soccorso istruttorio per PEC a un solo ente; il termine decorre dalla consegna"
+    );
     demo.fire_on(
         &avviso,
         &orizzonti,
@@ -977,6 +1132,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         json!({"documenti_mancanti": ["DURC in corso di validità", "Statuto aggiornato"]}),
     )
     .await?;
+    println!(
+        "        (il termine non è ancora calcolato: attende la ricevuta di avvenuta consegna)"
+    );
+    println!(
+        "   Il gestore PEC dell'ente consegna dopo la mezzanotte: il termine decorre dal 12/01"
+    );
+    demo.move_clock_to(at("2027-01-12T00:10:00+01:00")?).await?;
     demo.print_terms(&avviso).await?;
 
     println!("\n5) La seduta è spostata: i promemoria ai sindaci sono ripianificati");
@@ -990,7 +1152,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     .await?;
     demo.print_terms(&assemblea).await?;
 
-    println!("\n6) L'ente risponde al soccorso; ammissione ed esclusione motivate, una per ente");
+    println!(
+        "\n6) L'ente risponde al soccorso; ammissione ed esclusione motivate per PEC, una per ente"
+    );
     demo.move_clock_to(at("2027-01-15T16:40:00+01:00")?).await?;
     demo.answer_soccorso(&avviso, &orizzonti, "ets-orizzonti", &["DURC", "Statuto"])
         .await?;
@@ -1024,6 +1188,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }),
     )
     .await?;
+    println!(
+        "   Il gestore di Orizzonti consegna dieci minuti dopo: il suo termine per il ricorso decorre da lì"
+    );
+    demo.move_clock_to(at("2027-01-18T10:15:00+01:00")?).await?;
     demo.print_terms(&avviso).await?;
     demo.fire(&avviso, "ammetti", "rup", json!({})).await?;
 
@@ -1406,6 +1574,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .iter()
             .find_map(|name| part.terms.get(*name))
             .map(|t| format!(", ricorso entro il {}", t.expiry.format("%d/%m/%Y")))
+            .or_else(|| {
+                part.consegne
+                    .values()
+                    .find(|c| !c.delivered() && c.status != crate::engine::consegna::PENDING)
+                    .map(|c| {
+                        format!(
+                            ", PEC dell'esito {}: termine per il ricorso non iniziato",
+                            c.status.replace('_', " ")
+                        )
+                    })
+            })
             .unwrap_or_default();
         println!("  {} — {state}{score}{challenge}", part.name);
     }
@@ -1567,6 +1746,14 @@ async fn register_people(store: &Store, now: DateTime<Utc>) -> anyhow::Result<()
         ),
     ];
     for (id, name, kind, codice_fiscale) in organisations {
+        // The ETS have a domicilio digitale: the acts that start their terms go there by PEC.
+        let pec = match id {
+            "ambito-borgo-fiorito" => Some(DEMO_PEC),
+            "ets-il-ponte" => Some("ilponte@pec.ilponte.example.it"),
+            "ets-orizzonti" => Some("orizzonti@pec.orizzonti.example.it"),
+            "ets-valle-verde" => Some("valleverde@pec.valleverde.example.it"),
+            _ => None,
+        };
         store
             .add_organisation(&NewOrganisation {
                 id: id.into(),
@@ -1574,7 +1761,7 @@ async fn register_people(store: &Store, now: DateTime<Utc>) -> anyhow::Result<()
                 kind,
                 codice_fiscale: Some(codice_fiscale.into()),
                 runts: None,
-                pec: None,
+                pec: pec.map(str::to_owned),
                 at: now,
             })
             .await?;

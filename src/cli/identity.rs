@@ -29,6 +29,21 @@ pub enum OrgCommand {
         /// RUNTS registration number (ETS).
         #[arg(long)]
         runts: Option<String>,
+        /// PEC address (domicilio digitale), where PEC notifications go.
+        #[arg(long)]
+        pec: Option<String>,
+        /// Store options.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Set (or, empty, clear) an organisation's PEC address.
+    Pec {
+        /// Organisation id.
+        #[arg(long)]
+        id: String,
+        /// The PEC address; empty to clear it.
+        #[arg(long)]
+        address: String,
         /// Store options.
         #[command(flatten)]
         store: StoreArgs,
@@ -131,6 +146,7 @@ pub async fn run_org(cmd: OrgCommand) -> anyhow::Result<()> {
             kind,
             codice_fiscale,
             runts,
+            pec,
             store,
         } => {
             let store = open(&store).await?;
@@ -143,6 +159,7 @@ pub async fn run_org(cmd: OrgCommand) -> anyhow::Result<()> {
                     kind,
                     codice_fiscale,
                     runts,
+                    pec,
                 },
                 Utc::now(),
             )
@@ -150,14 +167,30 @@ pub async fn run_org(cmd: OrgCommand) -> anyhow::Result<()> {
             println!("{}", org.id);
             eprintln!("organizzazione {} ({}) aggiunta", org.name, org.kind);
         }
+        OrgCommand::Pec { id, address, store } => {
+            let store = open(&store).await?;
+            let org = admin::set_organisation_pec(
+                &store,
+                &Admin::command_line(),
+                &id,
+                Some(address.as_str()),
+                Utc::now(),
+            )
+            .await?;
+            match org.pec {
+                Some(pec) => eprintln!("PEC di {}: {pec}", org.name),
+                None => eprintln!("{} non ha più un indirizzo PEC", org.name),
+            }
+        }
         OrgCommand::List { store } => {
             for org in open(&store).await?.organisations().await? {
                 println!(
-                    "{:<24} {:<8} {:<40} {}",
+                    "{:<24} {:<8} {:<40} {:<14} {}",
                     org.id,
                     org.kind.as_str(),
                     org.name,
-                    org.runts.unwrap_or_default()
+                    org.runts.unwrap_or_default(),
+                    org.pec.unwrap_or_default()
                 );
             }
         }

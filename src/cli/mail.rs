@@ -116,6 +116,10 @@ async fn run_deliveries(args: MailDeliveriesArgs) -> anyhow::Result<()> {
             ..DeliveryFilter::default()
         })
         .await?;
+    let mut receipts = std::collections::BTreeMap::new();
+    for row in rows.iter().filter(|r| r.pec_status.is_some()) {
+        receipts.insert(row.id, store.pec_receipts(row.id).await?);
+    }
     store.close().await?;
     if rows.is_empty() {
         match status {
@@ -125,6 +129,7 @@ async fn run_deliveries(args: MailDeliveriesArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     print!("{}", deliveries_table(&rows, Utc::now()));
+    print!("{}", pec_lines(&rows, &receipts));
     Ok(())
 }
 
@@ -199,6 +204,55 @@ fn deliveries_table(rows: &[DeliveryRow], now: DateTime<Utc>) -> String {
                 .map(|code| format!("[{code}] "))
                 .unwrap_or_default();
             out.push_str(&format!("{:>8}ultimo errore: {code}{error}\n", ""));
+        }
+    }
+    out
+}
+
+/// The PEC deliveries with their status and every receipt, with the provider's date.
+fn pec_lines(
+    rows: &[DeliveryRow],
+    receipts: &std::collections::BTreeMap<i64, Vec<crate::store::PecReceiptRow>>,
+) -> String {
+    let mut out = String::new();
+    for row in rows {
+        let Some(status) = row.pec_status else {
+            continue;
+        };
+        if out.is_empty() {
+            out.push_str("\nPEC (stato dalle ricevute del gestore):\n");
+        }
+        out.push_str(&format!(
+            "{:>6}  {} <{}>: {}{}\n",
+            row.id,
+            row.recipient_name,
+            row.recipient_email,
+            status.as_str(),
+            row.pec_at
+                .map(|at| format!(
+                    " il {}",
+                    at.with_timezone(&ROME).format("%d/%m/%Y %H:%M:%S")
+                ))
+                .unwrap_or_default()
+        ));
+        for r in receipts.get(&row.id).into_iter().flatten() {
+            out.push_str(&format!(
+                "{:>8}{} n. {} del {} ({}){}\n",
+                "",
+                r.tipo.as_deref().unwrap_or("?"),
+                r.identificativo.as_deref().unwrap_or("?"),
+                r.provider_at
+                    .map(|at| at
+                        .with_timezone(&ROME)
+                        .format("%d/%m/%Y %H:%M:%S")
+                        .to_string())
+                    .unwrap_or_default(),
+                r.gestore.as_deref().unwrap_or("?"),
+                r.errore
+                    .as_deref()
+                    .map(|e| format!(" — {e}"))
+                    .unwrap_or_default()
+            ));
         }
     }
     out
@@ -376,6 +430,9 @@ mod tests {
             lease_until: None,
             created_at: at,
             sent_at: None,
+            channel: crate::definition::Channel::Email,
+            pec_status: None,
+            pec_at: None,
         };
         let table = deliveries_table(&[row], at);
         assert!(table.contains("01/12/2026 10:30"), "{table}");
@@ -420,6 +477,9 @@ mod tests {
             lease_until: Some(at + chrono::Duration::seconds(15)),
             created_at: at,
             sent_at: None,
+            channel: crate::definition::Channel::Email,
+            pec_status: None,
+            pec_at: None,
         };
         let table = deliveries_table(std::slice::from_ref(&row), at);
         assert!(

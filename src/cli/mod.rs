@@ -9,6 +9,7 @@ pub mod graph;
 pub mod identity;
 pub mod instance;
 pub mod mail;
+pub mod pec;
 pub mod protocollo;
 pub mod scheduler;
 pub mod seduta;
@@ -53,6 +54,8 @@ pub enum Command {
     Timers(timers::TimersCommand),
     /// Email tools: `procedo mail test --to ADDRESS`.
     Mail(mail::MailArgs),
+    /// The PEC mailbox: `procedo pec read|incoming|refused`.
+    Pec(pec::PecArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),

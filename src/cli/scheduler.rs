@@ -112,6 +112,16 @@ async fn run_scheduler(args: RunArgs) -> anyhow::Result<()> {
     });
     let delivery =
         notify::delivery::spawn_delivery_worker(&service, &mail, until_stopped(stopped.clone()));
+    let pec = crate::pec::ingest::from_env(&service, Some(protocollo.clone()))
+        .context("configurazione della casella PEC")?
+        .map(|(ingest, mailbox, every)| {
+            eprintln!(
+                "casella PEC: {} ogni {} s",
+                mailbox.describe(),
+                every.as_secs()
+            );
+            crate::pec::ingest::spawn_poller(ingest, mailbox, every, until_stopped(stopped.clone()))
+        });
     eprintln!(
         "pianificatore {worker} avviato su {}, email tramite {} (SIGTERM o ctrl-c per fermarlo)",
         crate::cli::db::redact(&args.store.database_url),
@@ -119,6 +129,9 @@ async fn run_scheduler(args: RunArgs) -> anyhow::Result<()> {
     );
     scheduler.run(until_stopped(stopped)).await?;
     delivery.await.context("consegna delle email")?;
+    if let Some(pec) = pec {
+        pec.await.context("lettura della casella PEC")?;
+    }
     store.close().await?;
     eprintln!("pianificatore {worker} fermato");
     Ok(())

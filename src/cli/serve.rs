@@ -180,6 +180,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             &mail,
             crate::cli::scheduler::until_stopped(stopped.clone()),
         );
+        let pec = crate::pec::ingest::from_env(&service, Some(protocollo.clone()))
+            .context("configurazione della casella PEC")?
+            .map(|(ingest, mailbox, every)| {
+                eprintln!(
+                    "casella PEC: {} ogni {} s",
+                    mailbox.describe(),
+                    every.as_secs()
+                );
+                crate::pec::ingest::spawn_poller(
+                    ingest,
+                    mailbox,
+                    every,
+                    crate::cli::scheduler::until_stopped(stopped.clone()),
+                )
+            });
         let stopped = stopped.clone();
         Some((
             tokio::spawn(async move {
@@ -188,6 +203,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     .await
             }),
             delivery,
+            pec,
         ))
     };
     eprintln!(
@@ -204,9 +220,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
     .await
     .context("server HTTP")?;
-    if let Some((handle, delivery)) = scheduler {
+    if let Some((handle, delivery, pec)) = scheduler {
         handle.await.context("pianificatore")??;
         delivery.await.context("consegna delle email")?;
+        if let Some(pec) = pec {
+            pec.await.context("lettura della casella PEC")?;
+        }
     }
     tail.await.context("eventi per i sottoscrittori")?;
     service.store().clone().close().await?;

@@ -63,6 +63,8 @@ impl ConsegnaRecord {
     }
 }
 
+/// The status of a PEC notice sent and waiting for its receipt: its term has not started.
+pub const PENDING: &str = "in_attesa_di_consegna";
 /// The status of a PEC notice that went by ordinary email (no domicilio digitale).
 pub const BY_EMAIL: &str = "inviata_posta_ordinaria";
 
@@ -86,7 +88,18 @@ pub fn by_ordinary_email(
         // one attested.
         if let Some(variable) = &n.consegna {
             part.variables.insert(variable.to_string(), Value::Null);
-            part.consegne.remove(variable.as_str());
+            part.consegne.insert(
+                variable.to_string(),
+                ConsegnaRecord {
+                    message: n.template.clone(),
+                    status: PENDING.to_owned(),
+                    at: now,
+                    day: now.with_timezone(&crate::terms::ROME).date_naive(),
+                    receipt: "inviata per PEC: il termine decorre dalla consegna, in attesa della ricevuta".to_owned(),
+                    recipient: part.pec.clone().unwrap_or_default(),
+                    reason: None,
+                },
+            );
         }
         return None;
     }

@@ -1315,6 +1315,8 @@ mod tests {
                         joined_at: DateTime::from_timestamp(1_800_000_000 + i as i64 * 60, 0)
                             .expect("instant"),
                         withdrawn: false,
+                        consegne: BTreeMap::new(),
+                        pec: None,
                     },
                 )
             })

@@ -214,31 +214,6 @@ async fn parties(service: &Service, instance_id: &str) -> Result<Parties, Dispat
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_recipient_mailbox_is_quoted_and_a_bad_address_passes_through() {
-        let recipient = Recipient {
-            person_id: Some("p1".to_owned()),
-            organisation_id: None,
-            name: "Rossi, Anna".to_owned(),
-            email: "anna@comune.example.it".to_owned(),
-            digest: false,
-        };
-        assert_eq!(
-            recipient.mailbox(),
-            "\"Rossi, Anna\" <anna@comune.example.it>"
-        );
-        let broken = Recipient {
-            email: "non un indirizzo".to_owned(),
-            ..recipient
-        };
-        assert_eq!(broken.mailbox(), "non un indirizzo");
-    }
-}
-
 /// The organisations of `people`, each once, at its PEC address: a PEC goes to the
 /// organisation's domicilio digitale, not to a person. An organisation without one is kept
 /// with an empty address, so that its delivery fails visibly and the office is alerted.
@@ -271,4 +246,29 @@ pub async fn pec_addresses(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recipient_mailbox_is_quoted_and_a_bad_address_passes_through() {
+        let recipient = Recipient {
+            person_id: Some("p1".to_owned()),
+            organisation_id: None,
+            name: "Rossi, Anna".to_owned(),
+            email: "anna@comune.example.it".to_owned(),
+            digest: false,
+        };
+        assert_eq!(
+            recipient.mailbox(),
+            "\"Rossi, Anna\" <anna@comune.example.it>"
+        );
+        let broken = Recipient {
+            email: "non un indirizzo".to_owned(),
+            ..recipient
+        };
+        assert_eq!(broken.mailbox(), "non un indirizzo");
+    }
 }

@@ -656,6 +656,66 @@ fn documents_of(original: &[u8]) -> Vec<AttachedDocument> {
     out
 }
 
+/// Environment variable with the seconds between two reads of the PEC mailbox (default 60).
+pub const POLL_VARIABLE: &str = "PROCEDO_PEC_POLL_SECONDS";
+
+/// The PEC mailbox reader the environment configures: `PROCEDO_PEC_IMAP_URL` or
+/// `PROCEDO_PEC_MAILDIR`, with `PROCEDO_PEC_TRUST` (required then). `Ok(None)` when no
+/// mailbox is configured.
+pub fn from_env(
+    service: &Service,
+    protocollo: Option<Protocollo>,
+) -> Result<Option<(Ingest, Mailbox, std::time::Duration)>, Error> {
+    let Some(mailbox) = Mailbox::from_env()? else {
+        return Ok(None);
+    };
+    let trust = Ingest::trust_from_env()?;
+    let every = match std::env::var(POLL_VARIABLE) {
+        Ok(text) => std::time::Duration::from_secs(text.trim().parse().map_err(|_| {
+            Error::Mailbox(format!(
+                "{POLL_VARIABLE} deve essere un numero di secondi, non «{text}»"
+            ))
+        })?),
+        Err(_) => std::time::Duration::from_secs(60),
+    };
+    Ok(Some((
+        Ingest::new(service.clone(), trust, protocollo),
+        mailbox,
+        every,
+    )))
+}
+
+/// Reads the mailbox every `every` until `shutdown` completes. A failed read is logged and
+/// tried again at the next round; nothing is lost (unread messages stay unread).
+pub fn spawn_poller(
+    ingest: Ingest,
+    mailbox: Mailbox,
+    every: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!("pec", mailbox = %mailbox.describe());
+    tokio::spawn(
+        async move {
+            info!("lettura della casella PEC avviata");
+            let mut shutdown = std::pin::pin!(shutdown);
+            loop {
+                match ingest.poll(&mailbox).await {
+                    Ok(read) if !read.is_empty() => info!(messaggi = read.len(), "casella PEC letta"),
+                    Ok(_) => {}
+                    Err(error) => warn!(error = %error, "lettura della casella PEC non riuscita: nuovo tentativo al prossimo giro"),
+                }
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(every) => {}
+                }
+            }
+            info!("lettura della casella PEC fermata");
+        }
+        .instrument(span),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,8 @@ use crate::terms::ROME;
 pub enum Behaviour {
     /// Delivered at the next tick.
     Delivers,
+    /// Delivered at the first tick this long after the sending (a slow recipient provider).
+    DeliversAfter(Duration),
     /// The mailbox is full: mancata consegna at once.
     MailboxFull,
     /// The recipient's provider never answers: preavviso at 12 h, mancata consegna at 24 h.
@@ -255,6 +257,11 @@ impl Provider {
                     self.deliver(&flight, now).await?;
                     ticked.delivered += 1;
                 }
+                Behaviour::DeliversAfter(delay) if now >= flight.sent_at + delay => {
+                    self.deliver(&flight, now).await?;
+                    ticked.delivered += 1;
+                }
+                Behaviour::DeliversAfter(_) => keep.push(flight),
                 Behaviour::Silent => {
                     if now >= flight.sent_at + Duration::hours(24) {
                         self.fail(

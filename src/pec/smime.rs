@@ -411,10 +411,12 @@ impl Signer {
     }
 }
 
+/// (CA certificate DER, provider certificate DER, provider key PKCS#8 DER).
+pub type TestAuthority = (Vec<u8>, Vec<u8>, Vec<u8>);
+
 /// A certification authority and a provider certificate it issued, made now: what the
-/// tests and the demo run their PEC provider with. Returns (CA DER, provider certificate
-/// DER, provider key PKCS#8 DER).
-pub fn test_authority(provider: &str) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>), Error> {
+/// tests and the demo run their PEC provider with.
+pub fn test_authority(provider: &str) -> Result<TestAuthority, Error> {
     let fail = |e: rcgen::Error| Error::Trust(format!("certificati di prova non generati: {e}"));
     let ca_key = rcgen::KeyPair::generate().map_err(fail)?;
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
@@ -454,11 +456,11 @@ mod tests {
         let signer = Signer::new(&cert, &key).expect("signer");
         let content = b"Content-Type: text/plain\r\n\r\nRicevuta di avvenuta consegna\r\n";
         let p7s = signer.sign(content, at()).expect("signed");
-        let trust = TrustList::from_der(&[ca.clone()]).expect("trust");
+        let trust = TrustList::from_der(std::slice::from_ref(&ca)).expect("trust");
         let verified = verify(content, &p7s, &trust, at()).expect("verified");
         assert!(verified.signer.contains("Gestore di prova"), "{verified:?}");
         // The provider's own certificate in the list is trusted too.
-        let direct = TrustList::from_der(&[cert.clone()]).expect("trust");
+        let direct = TrustList::from_der(std::slice::from_ref(&cert)).expect("trust");
         verify(content, &p7s, &direct, at()).expect("verified directly");
 
         // A changed byte, another authority, a broken signature: refused, each with its reason.

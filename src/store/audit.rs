@@ -72,6 +72,13 @@ pub enum AdminWrite<'a> {
         /// The roles.
         roles: &'a [String],
     },
+    /// An organisation's PEC address set or cleared (`NotFound` for an unknown one).
+    OrganisationPec {
+        /// The organisation.
+        id: &'a str,
+        /// The address.
+        pec: Option<&'a str>,
+    },
     /// A token revoked.
     Revoke {
         /// The token.
@@ -119,6 +126,14 @@ impl Store {
                 }
                 AdminWrite::Roles { person_id, roles } => {
                     super::identity::update_roles(&txn, person_id, roles).await?;
+                }
+                AdminWrite::OrganisationPec { id, pec } => {
+                    if !super::pec::set_organisation_pec(&txn, id, pec).await? {
+                        return Err(Error::NotFound {
+                            what: "organizzazione",
+                            id: id.to_string(),
+                        });
+                    }
                 }
                 AdminWrite::None => {}
             }

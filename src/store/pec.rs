@@ -293,17 +293,21 @@ impl Store {
         }
         Ok(None)
     }
+}
 
-    /// Sets (or clears) an organisation's PEC address.
-    pub async fn set_organisation_pec(&self, id: &str, pec: Option<&str>) -> Result<bool> {
-        let res = organisation::Entity::update_many()
-            .col_expr(
-                organisation::Column::Pec,
-                Expr::value(pec.map(str::to_owned)),
-            )
-            .filter(organisation::Column::Id.eq(id))
-            .exec(&self.db)
-            .await?;
-        Ok(res.rows_affected > 0)
-    }
+/// Sets (or clears) an organisation's PEC address; false for an unknown organisation.
+pub(super) async fn set_organisation_pec<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    pec: Option<&str>,
+) -> Result<bool> {
+    let res = organisation::Entity::update_many()
+        .col_expr(
+            organisation::Column::Pec,
+            Expr::value(pec.map(str::to_owned)),
+        )
+        .filter(organisation::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected > 0)
 }

@@ -16,6 +16,26 @@ use crate::api::error::ApiError;
 use crate::api::policy::{Caller, Subject, allows};
 use crate::engine::{self, ParticipantData};
 
+/// What a PEC receipt attested about a notice to a participant.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+pub(crate) struct Consegna {
+    /// The participant's variable the consegna date goes to.
+    pub variable: String,
+    /// The message (template) that travelled.
+    pub message: String,
+    /// `in_attesa_di_consegna`, `consegnata`, `mancata_consegna`, `non_accettata`, `virus`
+    /// or `inviata_posta_ordinaria`.
+    pub status: String,
+    /// The provider's instant (the sending, while pending).
+    pub at: DateTime<Utc>,
+    /// Its civil date in Europe/Rome (`YYYY-MM-DD`).
+    pub day: String,
+    /// The receipt, cited.
+    pub receipt: String,
+    /// The provider's explanation of a failure.
+    pub reason: Option<String>,
+}
+
 /// A participant the caller may read (the policy was asked when it was built).
 pub(crate) struct Participant {
     pub loaded: LoadedInstance,
@@ -116,6 +136,27 @@ impl Participant {
                         .unwrap_or(Value::Null),
                 ),
                 term: part.terms.get(v.name.as_str()).map(Into::into),
+            })
+            .collect())
+    }
+
+    /// What the PEC receipts attested about the notices sent to it: for each variable a
+    /// consegna sets (the day a term runs from), `in_attesa_di_consegna` until the receipt,
+    /// then `consegnata` with the receipt cited, or `mancata_consegna` (the term never
+    /// starts); `inviata_posta_ordinaria` when the ETS has no PEC address.
+    async fn consegne(&self) -> Result<Vec<Consegna>, ApiError> {
+        let part = self.data()?;
+        Ok(part
+            .consegne
+            .iter()
+            .map(|(variable, r)| Consegna {
+                variable: variable.clone(),
+                message: r.message.clone(),
+                status: r.status.clone(),
+                at: r.at,
+                day: r.day.format("%Y-%m-%d").to_string(),
+                receipt: r.receipt.clone(),
+                reason: r.reason.clone(),
             })
             .collect())
     }
