@@ -934,6 +934,21 @@ async fn pec_terms_start_from_each_consegna_and_failures_alert_the_rup() {
             3,
             "[{b}] kept with the reason"
         );
+        // A receipt read a second time (a crash before it was marked read) changes nothing.
+        let again = w
+            .ingest
+            .message(text.as_bytes(), w.clock.now())
+            .await
+            .expect("read again");
+        assert!(
+            matches!(again, Read::Receipt { status: None, .. }),
+            "[{b}] {again:?}"
+        );
+        assert_eq!(
+            w.store.history(&avviso).await.expect("history").len(),
+            history_before,
+            "[{b}] the consegna is not recorded twice"
+        );
         // Read again: nothing new.
         assert!(
             w.ingest.poll(&w.mailbox).await.expect("poll").is_empty(),

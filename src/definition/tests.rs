@@ -365,6 +365,30 @@ fn mistakes_in_the_new_constructs_are_located() {
             "term: { from: data_pubblicazione, days: 30, at: \"12:00\", length_var: data_pubblicazione }",
             "length_var: 'data_pubblicazione' è di tipo date, serve number",
         ),
+        // A PEC consegna into a variable that is not a date.
+        (
+            "      inputs: { esito: required }\n      guard",
+            "      inputs: { esito: required }\n      actions: [ { notify: { to: participant, template: t, channel: pec, consegna: voto } } ]\n      guard",
+            "consegna: 'voto' deve essere una variabile date o datetime",
+        ),
+        // A consegna without the PEC channel: no receipt would ever set it.
+        (
+            "      inputs: { esito: required }\n      guard",
+            "      inputs: { esito: required }\n      actions: [ { notify: { to: participant, template: t, consegna: esito } } ]\n      guard",
+            "consegna: vale solo con channel: pec",
+        ),
+        // A channel nobody knows.
+        (
+            "      inputs: { esito: required }\n      guard",
+            "      inputs: { esito: required }\n      actions: [ { notify: { to: participant, template: t, channel: raccomandata } } ]\n      guard",
+            "channel 'raccomandata' non valido (email oppure pec)",
+        ),
+        // A consegna variable the participant does not have.
+        (
+            "      inputs: { esito: required }\n      guard",
+            "      inputs: { esito: required }\n      actions: [ { notify: { to: participant, template: t, channel: pec, consegna: data_consegna } } ]\n      guard",
+            "consegna: 'data_consegna' non è una variabile del partecipante",
+        ),
         // `while:` naming a state the procedure does not have.
         (
             "      inputs: { esito: required }\n      guard",

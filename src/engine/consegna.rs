@@ -246,3 +246,244 @@ fn failure_context(name: &str, r: &ConsegnaRecord) -> Value {
         "motivo": r.reason.clone().unwrap_or_else(|| "non indicato dal gestore".to_owned()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::{Map, json};
+
+    use super::*;
+    use crate::definition::{Environment, validate};
+    use crate::engine::step::{Command, Joining, fire, join, start};
+    use crate::engine::{Actor, Effect};
+
+    const AVVISO: &str = r#"id: prova_pec
+version: 1
+title: "Prova PEC"
+roles:
+  rup: "RUP"
+  ets: "ETS"
+variables:
+  scadenza_domande: { type: datetime }
+participant:
+  role: ets
+  variables:
+    data_consegna: { type: date }
+    termine:
+      type: datetime
+      term: { from: data_consegna, days: 10, at: "12:00" }
+  states:
+    ricevuta: { initial: true }
+    in_soccorso:
+      on_enter:
+        - notify: { to: participant, template: t, channel: pec, consegna: data_consegna }
+    chiusa: { final: true }
+  transitions:
+    - { event: richiedi, from: ricevuta, to: in_soccorso, roles: [rup] }
+    - { event: scaduto, from: in_soccorso, to: chiusa, roles: [rup] }
+  timers:
+    - { id: soccorso, while: in_soccorso, at: termine, fires: scaduto }
+states:
+  aperto: { initial: true }
+  chiuso: { final: true }
+transitions:
+  - { event: chiudi, from: aperto, to: chiuso, roles: [rup] }
+submissions:
+  deadline: scadenza_domande
+  while: aperto
+"#;
+
+    fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        crate::terms::ROME
+            .with_ymd_and_hms(y, m, d, h, min, 0)
+            .single()
+            .expect("instant")
+            .with_timezone(&Utc)
+    }
+
+    fn rup() -> Actor {
+        Actor {
+            id: "rup".into(),
+            role: "rup".into(),
+        }
+    }
+
+    /// A participant of an organisation with or without a PEC address, in soccorso since
+    /// 28/12/2026 23:50.
+    fn in_soccorso(pec: Option<&str>) -> (Procedure, InstanceData) {
+        let p = validate("prova.yaml", AVVISO, &Environment::default()).expect("valid");
+        let mut vars = Map::new();
+        vars.insert(
+            "scadenza_domande".into(),
+            json!("2026-12-20T12:00:00+01:00"),
+        );
+        let s = start(&p, "i1", &vars, &rup(), at(2026, 12, 1, 9, 0)).expect("start");
+        let joined = join(
+            &p,
+            &Snapshot {
+                id: "i1",
+                state: &s.to,
+                data: &s.data,
+            },
+            &Joining {
+                id: "a1",
+                organisation_id: "ets-aurora",
+                name: "Aurora",
+                members: &[],
+                received_at: None,
+                pec,
+            },
+            at(2026, 12, 2, 9, 0),
+        )
+        .expect("join");
+        let step = fire(
+            &p,
+            &Snapshot {
+                id: "i1",
+                state: &joined.to,
+                data: &joined.data,
+            },
+            &Command {
+                event: "richiedi".into(),
+                actor: rup(),
+                payload: Map::new(),
+                participant: Some("a1".into()),
+            },
+            at(2026, 12, 28, 23, 50),
+        )
+        .expect("richiedi");
+        let notices: Vec<&NotificationPlan> = step
+            .effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Notify(plan) => Some(plan),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(notices.len(), 1);
+        let expected = if pec.is_some() {
+            Channel::Pec
+        } else {
+            Channel::Email
+        };
+        assert_eq!(notices[0].channel, expected);
+        (p, step.data)
+    }
+
+    use crate::engine::NotificationPlan;
+
+    fn receipt(status: &str, when: DateTime<Utc>) -> Receipt {
+        Receipt {
+            participant: "a1".into(),
+            variable: Some("data_consegna".into()),
+            record: ConsegnaRecord {
+                message: "t".into(),
+                status: status.into(),
+                at: when,
+                day: when.with_timezone(&crate::terms::ROME).date_naive(),
+                receipt: "ricevuta di avvenuta consegna n. X del 29/12/2026 00:10:00 (Gestore)"
+                    .into(),
+                recipient: "aurora@pec.example.it".into(),
+                reason: None,
+            },
+        }
+    }
+
+    #[test]
+    fn by_pec_the_term_waits_for_the_consegna_and_runs_from_its_day() {
+        let (p, data) = in_soccorso(Some("aurora@pec.example.it"));
+        let part = &data.participants["a1"];
+        assert!(
+            part.variables.get("termine").is_none_or(Value::is_null),
+            "pending: {part:?}"
+        );
+        assert_eq!(part.consegne["data_consegna"].status, PENDING);
+        let snapshot = Snapshot {
+            id: "i1",
+            state: "aperto",
+            data: &data,
+        };
+        let step = record(
+            &p,
+            &snapshot,
+            &receipt("consegnata", at(2026, 12, 29, 0, 10)),
+            at(2026, 12, 29, 0, 12),
+        )
+        .expect("recorded");
+        let part = &step.data.participants["a1"];
+        assert_eq!(part.variables["data_consegna"], json!("2026-12-29"));
+        assert_eq!(
+            part.variables["termine"],
+            json!("2027-01-08T12:00:00+01:00")
+        );
+        assert!(
+            part.terms["termine"].trace[0].starts_with("dies a quo: consegna del 29/12/2026 attestata dalla ricevuta di avvenuta consegna n. X"),
+            "{:?}",
+            part.terms["termine"].trace
+        );
+        assert!(
+            step.effects.iter().all(|e| !matches!(e, Effect::Notify(_))),
+            "no alert"
+        );
+        assert!(
+            step.effects
+                .iter()
+                .any(|e| matches!(e, Effect::ScheduleTimer(_))),
+            "the term's timer is armed: {:?}",
+            step.effects
+        );
+    }
+
+    #[test]
+    fn a_mancata_consegna_leaves_the_term_unstarted_and_alerts_the_rup() {
+        let (p, data) = in_soccorso(Some("aurora@pec.example.it"));
+        let snapshot = Snapshot {
+            id: "i1",
+            state: "aperto",
+            data: &data,
+        };
+        let step = record(
+            &p,
+            &snapshot,
+            &receipt("mancata_consegna", at(2026, 12, 29, 23, 50)),
+            at(2026, 12, 29, 23, 51),
+        )
+        .expect("recorded");
+        assert_eq!(step.event, EVENT_MANCATA);
+        let part = &step.data.participants["a1"];
+        assert!(part.variables.get("termine").is_none_or(Value::is_null));
+        assert!(
+            part.variables
+                .get("data_consegna")
+                .is_none_or(Value::is_null)
+        );
+        let alert = step
+            .effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Notify(plan) => Some(plan),
+                _ => None,
+            })
+            .expect("an alert");
+        assert_eq!(alert.role, FAILURE_ROLE);
+        assert_eq!(alert.template, FAILURE_TEMPLATE);
+        assert_eq!(alert.context["pec"]["ente"], "Aurora");
+        // An unknown participant: refused.
+        let mut other = receipt("consegnata", at(2026, 12, 29, 0, 10));
+        other.participant = "nessuno".into();
+        assert!(record(&p, &snapshot, &other, at(2026, 12, 29, 1, 0)).is_err());
+    }
+
+    #[test]
+    fn without_a_pec_address_the_notice_goes_by_email_and_the_term_runs_from_the_sending() {
+        let (_, data) = in_soccorso(None);
+        let part = &data.participants["a1"];
+        assert_eq!(part.variables["data_consegna"], json!("2026-12-28"));
+        assert_eq!(
+            part.variables["termine"],
+            json!("2027-01-07T12:00:00+01:00")
+        );
+        assert_eq!(part.consegne["data_consegna"].status, BY_EMAIL);
+        assert!(part.terms["termine"].trace[0].contains("posta elettronica ordinaria"));
+    }
+}

@@ -412,6 +412,55 @@ mod tests {
         m.verify(&trust).expect("verified");
     }
 
+    /// A receipt laid out as real providers write it: a preamble, quoted parameters, a
+    /// boundary starting with dashes, headers in their own case, a text/html alternative,
+    /// `postacert.eml` not encoded, `application/x-pkcs7-signature`.
+    #[test]
+    fn a_receipt_in_a_real_providers_layout_is_read_and_verified() {
+        let (ca, cert, key) = test_authority("ARUBA PEC S.p.A.").expect("authority");
+        let signer = Signer::new(&cert, &key).expect("signer");
+        let d = daticert(Tipo::AvvenutaConsegna);
+        use base64::Engine as _;
+        let xml_b64 = base64::engine::general_purpose::STANDARD.encode(d.to_xml());
+        let inner = format!(
+            "Content-Type: multipart/mixed;\r\n\tboundary=\"----=_Part_B7C\"\r\n\r\n------=_Part_B7C\r\nContent-Type: multipart/alternative; boundary=\"----=_Part_ALT\"\r\n\r\n------=_Part_ALT\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nRicevuta di avvenuta consegna\r\nIl giorno 01/12/2026 alle ore 00:04:31 (+0100) il messaggio =E8 stato consegnato.\r\n------=_Part_ALT\r\nContent-Type: text/html; charset=iso-8859-1\r\n\r\n<html><body>Ricevuta di avvenuta consegna</body></html>\r\n------=_Part_ALT--\r\n\r\n------=_Part_B7C\r\nContent-Type: application/xml; name=\"daticert.xml\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: inline; filename=\"daticert.xml\"\r\n\r\n{xml_b64}\r\n------=_Part_B7C\r\nContent-Type: message/rfc822; name=\"postacert.eml\"\r\nContent-Disposition: inline; filename=\"postacert.eml\"\r\n\r\nFrom: udp@pec.ambito.example.it\r\nSubject: Richiesta di soccorso istruttorio\r\n\r\ncorpo\r\n------=_Part_B7C--\r\n"
+        );
+        let p7s = signer.sign(inner.as_bytes(), Utc::now()).expect("signed");
+        let p7s_b64 = base64::engine::general_purpose::STANDARD.encode(p7s);
+        let raw = format!(
+            "Return-Path: <posta-certificata@pec.aruba.it>\r\nX-Riferimento-Message-ID: <delivery-1@ambito.example.it>\r\nX-Ricevuta: avvenuta-consegna\r\nX-Verificasicurezza: ok\r\nX-TipoRicevuta: completa\r\nDate: Tue, 1 Dec 2026 00:04:31 +0100\r\nSubject: CONSEGNA: Richiesta di soccorso istruttorio\r\nFrom: posta-certificata@pec.aruba.it\r\nTo: udp@pec.ambito.example.it\r\nMessage-ID: <opec21.20261130230431.1234.567.1.68@pec.aruba.it>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/signed; protocol=\"application/x-pkcs7-signature\";\r\n\tmicalg=\"sha-256\"; boundary=\"----2A3F\"\r\n\r\nThis is an S/MIME signed message\r\n\r\n------2A3F\r\n{inner}\r\n------2A3F\r\nContent-Type: application/x-pkcs7-signature; name=\"smime.p7s\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"smime.p7s\"\r\n\r\n{p7s_b64}\r\n\r\n------2A3F--\r\n"
+        );
+        let m = parse(raw.as_bytes()).expect("parsed");
+        assert_eq!(m.tipo, Tipo::AvvenutaConsegna);
+        assert_eq!(
+            m.riferimento.as_deref(),
+            Some("<delivery-1@ambito.example.it>")
+        );
+        assert_eq!(
+            m.daticert.consegna.as_deref(),
+            Some("aurora@pec.example.it")
+        );
+        assert!(
+            m.original
+                .as_deref()
+                .is_some_and(|o| o.starts_with(b"From: udp@"))
+        );
+        let trust = TrustList::from_der(&[ca]).expect("trust");
+        m.verify(&trust).expect("verified");
+        // Stored with LF line ends, and read again.
+        let lf = raw.replace("\r\n", "\n");
+        parse(lf.as_bytes())
+            .expect("parsed")
+            .verify(&trust)
+            .expect("verified with LF");
+        // The transport header of an envelope instead of a receipt header: refused as a mismatch.
+        let envelope = raw.replace(
+            "X-Ricevuta: avvenuta-consegna",
+            "X-Trasporto: posta-certificata",
+        );
+        assert!(parse(envelope.as_bytes()).is_err());
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
         #[test]
