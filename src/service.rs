@@ -658,7 +658,9 @@ impl Service {
             &payload,
             Some(SubmissionWrite::Soccorso(new)),
             None,
-            |p, row, now| engine::fire(p, &row.snapshot(), &command, now),
+            // Judged at its receipt: an answer by PEC read after its consegna counts from
+            // the consegna.
+            |p, row, now| engine::fire(p, &row.snapshot(), &command, new.at.min(now)),
         )
         .await?;
         self.store

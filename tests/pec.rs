@@ -416,8 +416,14 @@ impl World {
 
     /// An ETS sends its application by PEC to the office now.
     async fn send_application(&self, from: &str, avviso: &str) {
+        self.send_pec(from, &format!("Domanda di partecipazione - rif. {avviso}"))
+            .await;
+    }
+
+    /// An ETS sends a letter with a PDF by PEC to the office now.
+    async fn send_pec(&self, from: &str, subject: &str) {
         let raw = format!(
-            "From: {from}\r\nTo: {OFFICE}\r\nSubject: Domanda di partecipazione - rif. {avviso}\r\nMessage-ID: <domanda-{}@pec.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nSi trasmette la domanda di partecipazione.\r\n--b1\r\nContent-Type: application/pdf; name=\"domanda.pdf\"\r\nContent-Disposition: attachment; filename=\"domanda.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IK\r\n--b1--\r\n",
+            "From: {from}\r\nTo: {OFFICE}\r\nSubject: {subject}\r\nMessage-ID: <domanda-{}@pec.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nSi trasmette la domanda di partecipazione.\r\n--b1\r\nContent-Type: application/pdf; name=\"domanda.pdf\"\r\nContent-Disposition: attachment; filename=\"domanda.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IK\r\n--b1--\r\n",
             uuid::Uuid::new_v4()
         );
         self.provider
@@ -968,6 +974,85 @@ async fn pec_terms_start_from_each_consegna_and_failures_alert_the_rup() {
             let (_, part) = w.participant(&avviso, org).await;
             assert_eq!(part["state"], "in_soccorso", "[{b}] {org}: no term ran");
         }
+
+        // A second soccorso to Aurora, answered by PEC within its term: the answer joins
+        // its participant, judged on the delivery instant.
+        w.set("2027-01-08T13:00:00+01:00");
+        let (aurora_id, _) = w.participant(&avviso, AURORA.0).await;
+        w.fire(
+            &avviso,
+            Some(&aurora_id),
+            "richiedi_soccorso",
+            json!({"documenti_mancanti": ["Bilancio"]}),
+        )
+        .await;
+        w.settle().await;
+        w.read_mailbox().await;
+        let (_, aurora) = w.participant(&avviso, AURORA.0).await;
+        assert_eq!(
+            aurora["variables"]["data_consegna_soccorso"], "2027-01-08",
+            "[{b}] the new consegna"
+        );
+        assert_eq!(
+            aurora["variables"]["termine_integrazione"], "2027-01-18T12:00:00+01:00",
+            "[{b}]"
+        );
+        w.set("2027-01-18T11:59:00+01:00");
+        w.send_pec(
+            AURORA.2,
+            &format!("Integrazioni documentali - rif. {avviso}"),
+        )
+        .await;
+        w.provider.tick().await.expect("tick");
+        w.set("2027-01-18T12:30:00+01:00");
+        let read = w.ingest.poll(&w.mailbox).await.expect("poll");
+        assert!(
+            read.contains(&Read::Incoming {
+                outcome: "integrazioni".into(),
+                reason: None
+            }),
+            "[{b}] delivered at 11:59, read at 12:30: in time {read:?}"
+        );
+        w.settle().await;
+        let (_, aurora) = w.participant(&avviso, AURORA.0).await;
+        assert_eq!(
+            aurora["state"], "ricevuta",
+            "[{b}] the soccorso is answered"
+        );
+        assert_eq!(
+            aurora["variables"]["soccorso_scaduto"], false,
+            "[{b}] not expired: {aurora}"
+        );
+        // The envelope read again changes nothing: the same answer, the same application.
+        let envelope = std::fs::read_dir(office_box.join("cur"))
+            .expect("cur")
+            .filter_map(|e| e.ok())
+            .map(|e| std::fs::read(e.path()).expect("read"))
+            .find(|raw| {
+                procedo::pec::parse(raw).is_ok_and(|m| {
+                    m.tipo == Tipo::PostaCertificata && m.daticert.mittente == GAMMA.2
+                })
+            })
+            .expect("Gamma's envelope");
+        let history = w.store.history(&avviso).await.expect("history").len();
+        let again = w
+            .ingest
+            .message(&envelope, w.clock.now())
+            .await
+            .expect("again");
+        assert_eq!(
+            again,
+            Read::Incoming {
+                outcome: "domanda".into(),
+                reason: None
+            },
+            "[{b}]"
+        );
+        assert_eq!(
+            w.store.history(&avviso).await.expect("history").len(),
+            history,
+            "[{b}] nothing twice"
+        );
     }
 }
 

@@ -470,6 +470,21 @@ impl Ingest {
         row.organisation_id = organisation.as_ref().map(|o| o.id.clone());
         row.instance_id = instance.as_ref().map(|i| i.id.clone());
         let original = m.original.clone().unwrap_or_default();
+        // Read again after a crash: what the first reading created is there, under the id
+        // derived from the message; only its registration may be missing.
+        let derived = uuid_of(&sha256);
+        if let Some(done) = self
+            .already_applied(&derived, organisation.as_ref(), instance.as_ref())
+            .await?
+        {
+            row.outcome = done.0.into();
+            row.protocol_key = Some(done.1);
+            store.record_pec_incoming(&row).await?;
+            return Ok(Outcome::Incoming {
+                outcome: row.outcome,
+                reason: None,
+            });
+        }
         let mut registered_by_submission = false;
         match (&organisation, &instance) {
             (Some(org), Some(inst)) => {
@@ -483,6 +498,60 @@ impl Ingest {
                         row.outcome = "da_abbinare".into();
                         row.reason =
                             Some(format!("{} non ha un rappresentante in procedo", org.name));
+                    }
+                    Some(person)
+                        if active_application(store, &inst.id, &org.id)
+                            .await?
+                            .is_some() =>
+                    {
+                        // Its application is in: this is an answer (integrazioni) to its
+                        // soccorso istruttorio, judged on the delivery instant.
+                        let submission = active_application(store, &inst.id, &org.id)
+                            .await?
+                            .unwrap_or_default();
+                        let answer = store::NewSoccorsoResponse {
+                            id: uuid_of(&sha256),
+                            submission_id: submission.clone(),
+                            person_id: person.id.clone(),
+                            note: Some(format!(
+                                "Pervenute via PEC da {} (identificativo {})",
+                                d.mittente, d.identificativo
+                            )),
+                            documents: documents_of(&original),
+                            at: delivered_at,
+                        };
+                        let actor = Actor {
+                            id: person.id.clone(),
+                            role: "ets".into(),
+                        };
+                        match self
+                            .service
+                            .answer_soccorso(&answer, &inst.id, &actor)
+                            .await
+                        {
+                            Ok(_) => {
+                                row.outcome = "integrazioni".into();
+                                row.protocol_key = Some(format!("soccorso:{}", answer.id));
+                                if let Some(protocollo) = &self.protocollo {
+                                    crate::protocollo::dispatch::register_incoming(
+                                        protocollo,
+                                        &submission,
+                                        Some(&answer.id),
+                                    )
+                                    .await?;
+                                }
+                                registered_by_submission = true;
+                            }
+                            Err(service::Error::Engine(error)) => {
+                                row.outcome = "da_abbinare".into();
+                                row.reason = Some(error.to_string());
+                            }
+                            Err(service::Error::Store(store::Error::AlreadyExists { .. })) => {
+                                row.outcome = "integrazioni".into();
+                                registered_by_submission = true;
+                            }
+                            Err(error) => return Err(error.into()),
+                        }
                     }
                     Some(person) => {
                         let new = NewSubmission {
@@ -516,10 +585,20 @@ impl Ingest {
                             )
                             .await
                         {
-                            Ok(Submitted::Created(_) | Submitted::AlreadyActive(_)) => {
+                            Ok(Submitted::Created(_)) => {
                                 row.outcome = "domanda".into();
                                 row.protocol_key = Some(format!("domanda:{}", new.id));
+                                if let Some(protocollo) = &self.protocollo {
+                                    crate::protocollo::dispatch::register_incoming(
+                                        protocollo, &new.id, None,
+                                    )
+                                    .await?;
+                                }
                                 registered_by_submission = true;
+                            }
+                            Ok(Submitted::AlreadyActive(_)) => {
+                                row.outcome = "da_abbinare".into();
+                                row.reason = Some("l'ente ha già una domanda attiva".into());
                             }
                             Err(service::Error::Engine(
                                 error @ crate::engine::Error::SubmissionsClosed { .. },
@@ -595,6 +674,65 @@ impl Ingest {
             reason: row.reason,
         })
     }
+}
+
+impl Ingest {
+    /// What an earlier reading of the same message created (an application, or an answer to
+    /// a soccorso, with the id `derived`), registered now if it was not: (outcome, key).
+    async fn already_applied(
+        &self,
+        derived: &str,
+        organisation: Option<&store::OrganisationRow>,
+        instance: Option<&store::InstanceRow>,
+    ) -> Result<Option<(&'static str, String)>, IngestError> {
+        let store = self.service.store();
+        if store.submission(derived).await?.is_some() {
+            if let Some(protocollo) = &self.protocollo {
+                crate::protocollo::dispatch::register_incoming(protocollo, derived, None).await?;
+            }
+            return Ok(Some(("domanda", format!("domanda:{derived}"))));
+        }
+        let (Some(org), Some(inst)) = (organisation, instance) else {
+            return Ok(None);
+        };
+        let Some(submission) = active_application(store, &inst.id, &org.id).await? else {
+            return Ok(None);
+        };
+        if store
+            .soccorso_responses(&submission)
+            .await?
+            .iter()
+            .any(|r| r.id == derived)
+        {
+            if let Some(protocollo) = &self.protocollo {
+                crate::protocollo::dispatch::register_incoming(
+                    protocollo,
+                    &submission,
+                    Some(derived),
+                )
+                .await?;
+            }
+            return Ok(Some(("integrazioni", format!("soccorso:{derived}"))));
+        }
+        Ok(None)
+    }
+}
+
+/// The active application of an organisation to an instance, if any.
+async fn active_application(
+    store: &store::Store,
+    instance_id: &str,
+    organisation_id: &str,
+) -> Result<Option<String>, store::Error> {
+    Ok(store
+        .submissions(&store::SubmissionFilter {
+            instance_id: Some(instance_id.to_owned()),
+            organisation_id: Some(organisation_id.to_owned()),
+        })
+        .await?
+        .into_iter()
+        .find(|s| s.status == store::SubmissionStatus::Submitted)
+        .map(|s| s.id))
 }
 
 /// The pratica a subject cites: `rif. <id>` (the reference the avviso asks senders to write).
