@@ -702,6 +702,13 @@ async fn pec_terms_start_from_each_consegna_and_failures_alert_the_rup() {
                 .all(|r| r.accepted && r.signer.as_deref().is_some_and(|s| s.contains(GESTORE))),
             "[{b}]"
         );
+        let kept = procedo::protocollo::FileStore::new(w._files.path().join("files"));
+        for r in &receipts {
+            assert!(
+                kept.get(&r.sha256).await.expect("read").is_some(),
+                "[{b}] the raw receipt is kept by its SHA-256"
+            );
+        }
 
         // Muta's provider never answers: preavviso at 12 h, mancata consegna at 24 h.
         w.set("2026-12-29T11:49:00+01:00");
@@ -826,17 +833,9 @@ async fn pec_terms_start_from_each_consegna_and_failures_alert_the_rup() {
         let history_before = w.store.history(&avviso).await.expect("history").len();
         let aurora_before = w.participant(&avviso, AURORA.0).await.1;
         let office_box = w.provider.mailbox(OFFICE);
-        let consegna = std::fs::read_dir(office_box.join("cur"))
-            .expect("cur")
-            .filter_map(|e| e.ok())
-            .map(|e| std::fs::read(e.path()).expect("read"))
-            .find(|raw| {
-                procedo::pec::parse(raw).is_ok_and(|m| {
-                    m.tipo == Tipo::AvvenutaConsegna
-                        && m.daticert.consegna.as_deref() == Some(AURORA.2)
-                })
-            })
-            .expect("Aurora's consegna in the office mailbox");
+        let consegna = read_from(&office_box, |m| {
+            m.tipo == Tipo::AvvenutaConsegna && m.daticert.consegna.as_deref() == Some(AURORA.2)
+        });
         let text = String::from_utf8(consegna).expect("utf8");
         // Another text in the signed part: base64 of the provider's text changes.
         let at = text
@@ -1024,16 +1023,9 @@ async fn pec_terms_start_from_each_consegna_and_failures_alert_the_rup() {
             "[{b}] not expired: {aurora}"
         );
         // The envelope read again changes nothing: the same answer, the same application.
-        let envelope = std::fs::read_dir(office_box.join("cur"))
-            .expect("cur")
-            .filter_map(|e| e.ok())
-            .map(|e| std::fs::read(e.path()).expect("read"))
-            .find(|raw| {
-                procedo::pec::parse(raw).is_ok_and(|m| {
-                    m.tipo == Tipo::PostaCertificata && m.daticert.mittente == GAMMA.2
-                })
-            })
-            .expect("Gamma's envelope");
+        let envelope = read_from(&office_box, |m| {
+            m.tipo == Tipo::PostaCertificata && m.daticert.mittente == GAMMA.2
+        });
         let history = w.store.history(&avviso).await.expect("history").len();
         let again = w
             .ingest
@@ -1054,6 +1046,16 @@ async fn pec_terms_start_from_each_consegna_and_failures_alert_the_rup() {
             "[{b}] nothing twice"
         );
     }
+}
+
+/// The raw message of a mailbox (already read) that `wanted` picks.
+fn read_from(mailbox: &Path, wanted: impl Fn(&procedo::pec::PecMessage) -> bool) -> Vec<u8> {
+    std::fs::read_dir(mailbox.join("cur"))
+        .expect("cur")
+        .filter_map(|e| e.ok())
+        .map(|e| std::fs::read(e.path()).expect("read"))
+        .find(|raw| procedo::pec::parse(raw).is_ok_and(|m| wanted(&m)))
+        .unwrap_or_else(|| panic!("no such message in {}", mailbox.display()))
 }
 
 /// The daticert.xml of a raw receipt (decoded).

@@ -15,7 +15,8 @@
 //!   joins the avviso judged on the delivery instant (a minute late is late, however soon it
 //!   is read); what cannot be matched waits for the office (`da_abbinare`).
 //!
-//! Every step is idempotent (the instance's step by the key `pec:<sha256>`, the receipt and
+//! The raw message is kept in the file store by its SHA-256, whatever becomes of it. Every
+//! step is idempotent (the instance's step by the key `pec:<sha256>`, the receipt and
 //! the envelope by their SHA-256, the registration by its key), so a message read again after
 //! a crash changes nothing twice; it is marked read in the mailbox only once handled.
 
@@ -97,6 +98,9 @@ pub enum IngestError {
     /// The mailbox failed.
     #[error(transparent)]
     Mailbox(#[from] Error),
+    /// The file store failed.
+    #[error("archivio dei file: {0}")]
+    Files(#[from] std::io::Error),
 }
 
 impl Ingest {
@@ -155,6 +159,11 @@ impl Ingest {
     ) -> Result<Outcome, IngestError> {
         let sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, raw));
         let now = self.service.now();
+        // Every message is kept as it came, by its SHA-256 (the key of its row): receipts,
+        // envelopes, and what was refused.
+        if let Some(protocollo) = &self.protocollo {
+            protocollo.files().put(raw).await?;
+        }
         match parse(raw) {
             Err(Error::NotPec) => {
                 info!("messaggio ordinario nella casella PEC: lasciato all'ufficio");
