@@ -17,6 +17,7 @@ pub mod identity;
 pub mod notify;
 pub mod pec;
 pub mod protocollo;
+pub mod report;
 pub mod scheduler;
 pub mod service;
 pub mod store;

@@ -261,6 +261,7 @@ fn the_demo_prints_a_plain_italian_timeline_and_logs_nothing_unasked() {
         "📧 mancata_consegna_pec a Paolo Galli: 1 email scritta",
         "📧 proroga_termini a Luca Ferri, Sara Conti, Elena Marchetti: 3 email scritte",
         "[avviso · Consorzio Solidale Valle Verde] decidi_ammissione: ricevuta → esclusa (rup)",
+        "rapporto della pratica [avviso]: ./rapporto-avviso.html",
         "ammetti rifiutato: Ci sono domande ancora da decidere",
         "Consorzio Solidale Valle Verde — Esclusa, PEC dell'esito mancata consegna: termine per il ricorso non iniziato",
     ] {

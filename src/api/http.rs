@@ -43,6 +43,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/graphql/ws", get(websocket))
         .route("/documents/{submission}/{sha256}", get(document))
         .route("/protocollo/{instance}/{sha256}", get(protocol_document))
+        .route("/report/{instance}", get(report_page))
         .route(
             "/risposta/{token}",
             get(super::rsvp::page).post(super::rsvp::answer),
@@ -349,6 +350,40 @@ async fn document_caller(
             Err(error_response(StatusCode::UNAUTHORIZED, &e))
         }
         Err(e) => Err(error_response(StatusCode::INTERNAL_SERVER_ERROR, &e)),
+    }
+}
+
+/// The report of a procedure (staff and the amministratore): an HTML page under a strict
+/// Content-Security-Policy (no script, no other origin).
+async fn report_page(
+    State(state): State<ApiState>,
+    Path(instance): Path<String>,
+    request: Request,
+) -> Response {
+    let caller = match document_caller(&state, request).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
+    if !crate::api::policy::allows(&caller, &crate::api::policy::Subject::Deliveries) {
+        return document_not_found();
+    }
+    let service = &state.shared.service;
+    match crate::report::load(service, &instance).await {
+        Ok(report) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'",
+                ),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            crate::report::html(&report, service.now()),
+        )
+            .into_response(),
+        Err(crate::service::Error::UnknownInstance { .. }) => document_not_found(),
+        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::from(e)),
     }
 }
 

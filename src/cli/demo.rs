@@ -1547,6 +1547,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
 
+    // The report of each procedure the demo ran, as staff read it.
+    for (id, label) in demo.names.clone() {
+        let report = crate::report::load(&demo.service, &id).await?;
+        let file = dir.join(format!("rapporto-{label}.html"));
+        std::fs::write(&file, crate::report::html(&report, demo.clock.now()))
+            .with_context(|| file.display().to_string())?;
+        println!("  rapporto della pratica [{label}]: {}", file.display());
+    }
+
     println!("\nEsiti delle domande (ciascuno comunicato al suo ente soltanto)");
     let row = demo
         .service

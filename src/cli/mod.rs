@@ -11,6 +11,7 @@ pub mod instance;
 pub mod mail;
 pub mod pec;
 pub mod protocollo;
+pub mod report;
 pub mod scheduler;
 pub mod seduta;
 pub mod serve;
@@ -56,6 +57,8 @@ pub enum Command {
     Mail(mail::MailArgs),
     /// The PEC mailbox: `procedo pec read|incoming|refused`.
     Pec(pec::PecArgs),
+    /// The report of a procedure as a page: `procedo report ID --html FILE`.
+    Report(report::ReportArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),

@@ -261,3 +261,98 @@ async fn a_mayor_answers_the_convocation_in_a_real_browser_and_the_verbale_opens
     }
     assert!(!text.contains("Segretario"), "{text}");
 }
+
+/// The report of a procedure, as staff open it in a browser: the current state marked in the
+/// diagram and in the list, the deadline with its trace, the timeline; keyboard focus reaches
+/// its links; an ETS gets nothing; the page loads nothing from elsewhere.
+#[tokio::test]
+async fn staff_read_the_report_of_a_procedure_in_a_real_browser() {
+    let browser = launch().await;
+    for app in spawn_apps().await {
+        let backend = app.backend.clone();
+        let id = convened(&app).await;
+        let http = reqwest::Client::new();
+        let url = format!("{}/report/{id}", app.address);
+        // Not for an ETS, nor without a token.
+        let refused = http
+            .get(&url)
+            .bearer_auth(&app.tokens.ets_a)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(refused.status(), 404, "[{backend}]");
+        let anonymous = http.get(&url).send().await.expect("request");
+        assert_eq!(anonymous.status(), 401, "[{backend}]");
+        let ok = http
+            .get(&url)
+            .bearer_auth(&app.tokens.ufficio)
+            .send()
+            .await
+            .expect("request");
+        let csp = ok
+            .headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(csp.starts_with("default-src 'none'"), "[{backend}] {csp}");
+        let body = ok.text().await.expect("body");
+        assert!(
+            !body.contains("http://") && !body.contains("https://") && !body.contains("<script"),
+            "[{backend}] nothing from elsewhere"
+        );
+
+        let mut page = Page::open(&browser).await;
+        page.call("Network.enable", json!({})).await;
+        page.call(
+            "Network.setExtraHTTPHeaders",
+            json!({ "headers": { "Authorization": format!("Bearer {}", app.tokens.ufficio) } }),
+        )
+        .await;
+        page.navigate(&url).await;
+        let text = page.text_with("Stato attuale").await;
+        assert!(
+            text.contains("Scadenze e loro calcolo"),
+            "[{backend}] {text}"
+        );
+        assert!(text.contains("Cronologia"), "[{backend}] {text}");
+        let current = page
+            .eval("document.querySelector('[aria-current=step]').closest('li').innerText")
+            .await;
+        let svg_current = page
+            .eval("Array.from(document.querySelectorAll('svg rect')).filter(r => r.getAttribute('fill') === '#0b4f2e').length")
+            .await;
+        assert_eq!(
+            svg_current,
+            json!(1),
+            "[{backend}] one state filled in the diagram"
+        );
+        let title = page
+            .eval("document.querySelector('svg title').textContent")
+            .await;
+        assert!(
+            current.as_str().is_some_and(|c| title
+                .as_str()
+                .is_some_and(|t| t.contains(c.split(" (stato attuale)").next().unwrap_or("?")))),
+            "[{backend}] the list and the diagram mark the same state: {current} / {title}"
+        );
+        let trace = page
+            .eval("document.querySelector('ol.trace') ? document.querySelector('ol.trace').innerText : ''")
+            .await;
+        assert!(
+            trace
+                .as_str()
+                .is_some_and(|t| t.contains("giorni") || t.contains("dies a quo")),
+            "[{backend}] a deadline with its trace: {trace}"
+        );
+        // Every text is dark on light: contrast above 4.5:1 for body text (WCAG 1.4.3).
+        let colours = page
+            .eval("[getComputedStyle(document.body).color, getComputedStyle(document.body).backgroundColor]")
+            .await;
+        assert_eq!(
+            colours,
+            json!(["rgb(26, 26, 26)", "rgb(255, 255, 255)"]),
+            "[{backend}]"
+        );
+    }
+}
