@@ -546,3 +546,77 @@ pub async fn confirm_representative(
             id: person_id.to_string(),
         })
 }
+
+/// A calendar feed just created: its row and its URL's secret (shown once).
+#[derive(Debug, Clone)]
+pub struct IssuedFeed {
+    /// The feed.
+    pub feed: crate::store::CalendarFeedRow,
+    /// The secret in its URL (`/calendario/SECRET.ics`); only its hash is stored.
+    pub secret: String,
+}
+
+/// Creates a calendar feed for `person_id`, with its audit row.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] for an unknown person.
+pub async fn create_calendar_feed(
+    store: &Store,
+    by: &Admin,
+    person_id: &str,
+    now: DateTime<Utc>,
+) -> Result<IssuedFeed, Error> {
+    let who = store
+        .person(person_id)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            what: "persona",
+            id: person_id.to_string(),
+        })?;
+    let secret = identity::new_secret();
+    let new = crate::store::NewCalendarFeed {
+        id: uuid::Uuid::new_v4().to_string(),
+        person_id: who.id.clone(),
+        hash: secret.hash,
+        at: now,
+    };
+    let audit = by.audit(
+        now,
+        "crea_calendario",
+        &new.id,
+        json!({ "persona": who.id }),
+    );
+    store
+        .audited(AdminWrite::CalendarFeed(&new), &audit)
+        .await?;
+    let feed = store
+        .calendar_feed(&new.id)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            what: "calendario",
+            id: new.id.clone(),
+        })?;
+    Ok(IssuedFeed {
+        feed,
+        secret: secret.secret,
+    })
+}
+
+/// Revokes a calendar feed, with its audit row: its URL answers 404 from now on.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] when there is no such live feed.
+pub async fn revoke_calendar_feed(
+    store: &Store,
+    by: &Admin,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let audit = by.audit(now, "revoca_calendario", id, json!({}));
+    store
+        .audited(AdminWrite::RevokeCalendarFeed { id }, &audit)
+        .await?;
+    Ok(())
+}

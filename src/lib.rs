@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod api;
 pub mod app;
+pub mod calendar;
 pub mod catalog;
 pub mod cli;
 pub mod clock;

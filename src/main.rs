@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::Mail(args) => async_main(procedo::cli::mail::run(args)),
         Command::Pec(args) => async_main(procedo::cli::pec::run(args)),
         Command::Report(args) => async_main(procedo::cli::report::run(args)),
+        Command::Calendar(cmd) => async_main(procedo::cli::calendar::run(cmd)),
         Command::Validate(args) => procedo::cli::validate::run(&args),
         Command::Graph(args) => procedo::cli::graph::run(&args),
         Command::Term(args) => procedo::cli::term::run(&args),

@@ -1959,3 +1959,118 @@ async fn an_unanswered_soccorso_tells_the_rup_once() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Calendar feeds.
+
+/// The events of an iCalendar text, as Python's `icalendar` (an independent parser) reads
+/// them: (UID, SUMMARY, DTSTART as ISO text, STATUS).
+fn python_events(ics: &str) -> Vec<(String, String, String, String)> {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("feed.ics");
+    std::fs::write(&file, ics).expect("write");
+    let script = "import icalendar,sys,json\n\
+cal = icalendar.Calendar.from_ical(open(sys.argv[1],'rb').read())\n\
+print(json.dumps([[str(e['UID']), str(e['SUMMARY']), e.decoded('DTSTART').isoformat(), str(e.get('STATUS'))] for e in cal.walk('VEVENT')]))\n";
+    // Debian's Python, where apt installs python3-icalendar, before whatever else is first
+    // on the PATH.
+    let python = ["/usr/bin/python3", "python3"]
+        .into_iter()
+        .find(|p| {
+            std::process::Command::new(p)
+                .args(["-c", "import icalendar"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .unwrap_or("python3");
+    let output = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(&file)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "Python icalendar is required (scripts/test installs python3-icalendar): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON from python")
+}
+
+#[tokio::test]
+async fn a_mayors_calendar_feed_carries_the_meeting_with_the_invites_uid_and_a_revoked_feed_is_gone()
+ {
+    let mut receivers = Vec::new();
+    let worlds = worlds(&Setup::default(), || {
+        let (receiver, port) = started(&[]);
+        receivers.push(receiver);
+        smtp_to(port)
+    })
+    .await;
+    for (world, receiver) in worlds.iter().zip(&receivers) {
+        let backend = &world.backend;
+        let id = world.convened_meeting().await;
+        world.settle().await;
+        let (person, _, address) = mayors().remove(0);
+        let invite = parse_invite(&receiver.for_address(&address)[0].calendar);
+
+        let issued = procedo::admin::create_calendar_feed(
+            &world.store,
+            &procedo::admin::Admin::command_line(),
+            &person,
+            world.clock.now(),
+        )
+        .await
+        .expect("feed");
+        let state =
+            procedo::api::ApiState::new(world.service.clone(), procedo::api::Limits::default())
+                .with_mail_domain(MAIL_DOMAIN);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(procedo::api::serve(listener, state, std::future::pending()));
+        let url = procedo::api::calendar::feed_url(&base, &issued.secret);
+        let response = reqwest::get(&url).await.expect("feed");
+        assert_eq!(response.status(), 200, "{backend}");
+        assert!(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.starts_with("text/calendar")),
+            "{backend}"
+        );
+        let ics = response.text().await.expect("text");
+        let events = python_events(&ics);
+        let meeting = events
+            .iter()
+            .find(|(uid, ..)| *uid == invite.uid)
+            .unwrap_or_else(|| panic!("{backend}: the invite's UID {} in {events:?}", invite.uid));
+        assert_eq!(invite.uid, format!("{id}@{MAIL_DOMAIN}"), "{backend}");
+        assert_eq!(meeting.1, "Assemblea dei Sindaci", "{backend}");
+        assert_eq!(meeting.2, "2027-01-14T17:00:00+01:00", "{backend}");
+        assert_eq!(meeting.3, "CONFIRMED", "{backend}");
+        // Another mayor's secret is not this one's; a made-up one is nothing.
+        let made_up = procedo::api::calendar::feed_url(&base, "pt_0000");
+        assert_eq!(
+            reqwest::get(&made_up).await.expect("get").status(),
+            404,
+            "{backend}"
+        );
+        // Revoked: 404 from now on.
+        procedo::admin::revoke_calendar_feed(
+            &world.store,
+            &procedo::admin::Admin::command_line(),
+            &issued.feed.id,
+            world.clock.now(),
+        )
+        .await
+        .expect("revoked");
+        assert_eq!(
+            reqwest::get(&url).await.expect("get").status(),
+            404,
+            "{backend}"
+        );
+    }
+}

@@ -710,6 +710,52 @@ async fn pec_terms_start_from_each_consegna_and_failures_alert_the_rup() {
             );
         }
 
+        // Aurora's calendar feed has its own term, from the consegna; Piena's does not.
+        let aurora_person = w
+            .store
+            .person("referente-ets-aurora")
+            .await
+            .expect("read")
+            .expect("person");
+        let events =
+            procedo::calendar::events(&w.service, &aurora_person, "ambito.test", w.clock.now())
+                .await
+                .expect("events");
+        let term = events
+            .iter()
+            .find(|e| {
+                e.summary
+                    .contains("termine_integrazione di Cooperativa sociale Aurora")
+            })
+            .unwrap_or_else(|| panic!("[{b}] {events:?}"));
+        match &term.time {
+            procedo::notify::invite::FeedTime::Timed { end, .. } => assert_eq!(
+                end.with_timezone(&Utc),
+                common::at("2027-01-08T12:00:00+01:00"),
+                "[{b}]"
+            ),
+            other => panic!("[{b}] {other:?}"),
+        }
+        assert!(
+            term.description
+                .contains("dies a quo: consegna del 29/12/2026"),
+            "[{b}]"
+        );
+        let piena_person = w
+            .store
+            .person("referente-ets-piena")
+            .await
+            .expect("read")
+            .expect("person");
+        let theirs =
+            procedo::calendar::events(&w.service, &piena_person, "ambito.test", w.clock.now())
+                .await
+                .expect("events");
+        assert!(
+            !theirs.iter().any(|e| e.summary.contains("Aurora")),
+            "[{b}] nobody else's term: {theirs:?}"
+        );
+
         // Muta's provider never answers: preavviso at 12 h, mancata consegna at 24 h.
         w.set("2026-12-29T11:49:00+01:00");
         w.read_mailbox().await;

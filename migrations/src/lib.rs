@@ -17,6 +17,7 @@ mod m20261129_000001_protocol_register;
 mod m20261130_000001_participant_history;
 mod m20261201_000001_admin_audit;
 mod m20261202_000001_pec;
+mod m20261203_000001_calendar_feeds;
 
 /// The ordered list of procedo's migrations.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_participant_history::Migration),
             Box::new(m20261201_000001_admin_audit::Migration),
             Box::new(m20261202_000001_pec::Migration),
+            Box::new(m20261203_000001_calendar_feeds::Migration),
         ]
     }
 }

@@ -44,6 +44,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/documents/{submission}/{sha256}", get(document))
         .route("/protocollo/{instance}/{sha256}", get(protocol_document))
         .route("/report/{instance}", get(report_page))
+        .route("/calendario/{file}", get(calendar_feed))
         .route(
             "/risposta/{token}",
             get(super::rsvp::page).post(super::rsvp::answer),
@@ -383,6 +384,62 @@ async fn report_page(
         )
             .into_response(),
         Err(crate::service::Error::UnknownInstance { .. }) => document_not_found(),
+        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::from(e)),
+    }
+}
+
+/// A personal calendar feed (`/calendario/SECRET.ics`): no token, the secret is the
+/// credential; an unknown or revoked one is 404. Rate-limited as an anonymous request.
+async fn calendar_feed(
+    State(state): State<ApiState>,
+    Path(file): Path<String>,
+    request: Request,
+) -> Response {
+    let address = client_address(&state, &request);
+    drop(request);
+    if let Some(refused) = refusal(&state, None, address) {
+        return refused;
+    }
+    let not_found = || {
+        error_response(
+            StatusCode::NOT_FOUND,
+            &ApiError::NotFound { what: "calendario" },
+        )
+    };
+    let Some(secret) = file.strip_suffix(".ics") else {
+        return not_found();
+    };
+    let service = &state.shared.service;
+    let hash = crate::identity::hash_secret(secret);
+    let feed = match service.store().calendar_feed_by_hash(&hash).await {
+        Ok(Some(feed)) => feed,
+        Ok(None) => {
+            state.shared.rate.refused(address);
+            return not_found();
+        }
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::from(e)),
+    };
+    let person = match service.store().person(&feed.person_id).await {
+        Ok(Some(person)) => person,
+        Ok(None) => return not_found(),
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::from(e)),
+    };
+    let domain = state
+        .shared
+        .mail_domain
+        .read()
+        .map(|d| d.clone())
+        .unwrap_or_else(|_| "procedo.local".to_owned());
+    match crate::calendar::feed(service, &person, &domain, service.now()).await {
+        Ok(ics) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            ics,
+        )
+            .into_response(),
         Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::from(e)),
     }
 }

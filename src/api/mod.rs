@@ -14,6 +14,7 @@
 
 mod access;
 mod admin;
+pub mod calendar;
 mod context;
 mod deliveries;
 pub mod error;
@@ -81,6 +82,9 @@ pub(crate) struct Shared {
     pub workflows: Option<std::path::PathBuf>,
     /// The OpenID Connect provider ETS representatives sign in with.
     pub oidc: Option<oidc::OidcSettings>,
+    /// The domain of the mail sender: calendar feeds name meetings' UIDs with it, as the
+    /// invites do.
+    pub mail_domain: std::sync::RwLock<String>,
 }
 
 /// The API's state: the schema and what it serves from. Cheap to clone.
@@ -104,10 +108,28 @@ impl ApiState {
         ApiState::build(service, limits, None, None, None, None)
     }
 
+    /// Names meetings' UIDs in calendar feeds with the mail sender's domain (as the invites).
+    #[must_use]
+    pub fn with_mail_domain(self, domain: &str) -> ApiState {
+        if let Ok(mut current) = self.shared.mail_domain.write() {
+            *current = domain.to_owned();
+        }
+        self
+    }
+
+    fn mail_domain(&self) -> String {
+        self.shared
+            .mail_domain
+            .read()
+            .map(|d| d.clone())
+            .unwrap_or_else(|_| "procedo.local".to_owned())
+    }
+
     /// The API registering applications in `protocollo` as they arrive (without it they are
     /// registered by the scheduler, from the outbox).
     #[must_use]
     pub fn with_protocollo(self, protocollo: crate::protocollo::Protocollo) -> ApiState {
+        let domain = self.mail_domain();
         ApiState::build(
             self.shared.service.clone(),
             self.shared.limits.clone(),
@@ -116,12 +138,14 @@ impl ApiState {
             self.shared.workflows.clone(),
             self.shared.oidc.clone(),
         )
+        .with_mail_domain(&domain)
     }
 
     /// The API serving the personal links signed with `key` (`/risposta/…`: a member answers
     /// a convocation from the email).
     #[must_use]
     pub fn with_links(self, key: Vec<u8>) -> ApiState {
+        let domain = self.mail_domain();
         ApiState::build(
             self.shared.service.clone(),
             self.shared.limits.clone(),
@@ -130,12 +154,14 @@ impl ApiState {
             self.shared.workflows.clone(),
             self.shared.oidc.clone(),
         )
+        .with_mail_domain(&domain)
     }
 
     /// The API deploying definitions that read their files (bodies, closures) from `dir`,
     /// checked against its templates.
     #[must_use]
     pub fn with_workflows(self, dir: std::path::PathBuf) -> ApiState {
+        let domain = self.mail_domain();
         ApiState::build(
             self.shared.service.clone(),
             self.shared.limits.clone(),
@@ -144,12 +170,14 @@ impl ApiState {
             Some(dir),
             self.shared.oidc.clone(),
         )
+        .with_mail_domain(&domain)
     }
 
     /// The API letting ETS representatives sign in through this OpenID Connect provider
     /// (`/accesso/ets`, `/oidc/callback`).
     #[must_use]
     pub fn with_oidc(self, settings: oidc::OidcSettings) -> ApiState {
+        let domain = self.mail_domain();
         ApiState::build(
             self.shared.service.clone(),
             self.shared.limits.clone(),
@@ -158,6 +186,7 @@ impl ApiState {
             self.shared.workflows.clone(),
             Some(settings),
         )
+        .with_mail_domain(&domain)
     }
 
     fn build(
@@ -181,6 +210,7 @@ impl ApiState {
             links,
             workflows,
             oidc,
+            mail_domain: std::sync::RwLock::new("procedo.local".to_owned()),
         });
         let schema = schema_builder(&limits, metrics)
             .data(shared.clone())

@@ -34,6 +34,7 @@ pub(crate) struct MutationRoot(
     super::admin::AdminMutation,
     super::admin::DefinitionMutation,
     super::deliveries::DeliveryMutation,
+    super::calendar::CalendarMutation,
     super::migrate::MigrationMutation,
     super::admin::BodyMutation,
 );

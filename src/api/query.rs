@@ -35,6 +35,7 @@ pub(crate) struct QueryRoot(
     CoreQuery,
     super::admin::AdminQuery,
     super::deliveries::DeliveryQuery,
+    super::calendar::CalendarQuery,
     super::export::ExportQuery,
     super::admin::BodyQuery,
 );

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_applications;
+pub mod calendar;
 pub mod commissione;
 pub mod db;
 pub mod demo;
@@ -59,6 +60,9 @@ pub enum Command {
     Pec(pec::PecArgs),
     /// The report of a procedure as a page: `procedo report ID --html FILE`.
     Report(report::ReportArgs),
+    /// Personal calendar feeds: `procedo calendar create --person ID`.
+    #[command(subcommand)]
+    Calendar(calendar::CalendarCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),

@@ -149,6 +149,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let protocollo = app::protocollo(&service)?;
     let mut state = ApiState::new(service.clone(), args.limits())
         .with_protocollo(protocollo.clone())
+        .with_mail_domain(&mail.mail_domain())
         .with_workflows(args.store.workflows.clone());
     // ETS representatives sign in through the configured OpenID Connect provider.
     if let Some(oidc) = crate::api::oidc::OidcSettings::from_env().map_err(anyhow::Error::msg)? {

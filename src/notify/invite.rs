@@ -149,6 +149,88 @@ pub fn invite_ics(meeting: &Meeting, method: Method) -> String {
     ics.text
 }
 
+/// When a feed event happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedTime {
+    /// From `start` to `end`, written in Europe/Rome.
+    Timed {
+        /// Start.
+        start: DateTime<Tz>,
+        /// End.
+        end: DateTime<Tz>,
+    },
+    /// The whole civil day (a deadline at the end of a day).
+    AllDay(chrono::NaiveDate),
+}
+
+/// One event of a calendar feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEvent {
+    /// The UID (a meeting's is the one of its invites).
+    pub uid: String,
+    /// Raised at every change.
+    pub sequence: u32,
+    /// Title.
+    pub summary: String,
+    /// Text (agenda, the trace of a deadline).
+    pub description: String,
+    /// Place.
+    pub location: String,
+    /// When.
+    pub time: FeedTime,
+    /// The meeting will not take place.
+    pub cancelled: bool,
+}
+
+/// A subscription calendar (`METHOD:PUBLISH`) named `name` with `events`.
+pub fn feed_ics(name: &str, events: &[FeedEvent], dtstamp: DateTime<Utc>) -> String {
+    let mut ics = IcsWriter::default();
+    ics.line("BEGIN:VCALENDAR");
+    ics.line("PRODID:-//procedo//Ufficio di Piano//IT");
+    ics.line("VERSION:2.0");
+    ics.line("CALSCALE:GREGORIAN");
+    ics.line("METHOD:PUBLISH");
+    ics.line(&format!("X-WR-CALNAME:{}", escape_text(name)));
+    ics.line("X-WR-TIMEZONE:Europe/Rome");
+    ics.line("REFRESH-INTERVAL;VALUE=DURATION:PT1H");
+    for line in VTIMEZONE_EUROPE_ROME {
+        ics.line(line);
+    }
+    for event in events {
+        ics.line("BEGIN:VEVENT");
+        ics.line(&format!("UID:{}", escape_text(&event.uid)));
+        ics.line(&format!("SEQUENCE:{}", event.sequence));
+        ics.line(&format!("DTSTAMP:{}", dtstamp.format("%Y%m%dT%H%M%SZ")));
+        match &event.time {
+            FeedTime::Timed { start, end } => {
+                ics.line(&format!("DTSTART;TZID=Europe/Rome:{}", rome_local(start)));
+                ics.line(&format!("DTEND;TZID=Europe/Rome:{}", rome_local(end)));
+            }
+            FeedTime::AllDay(day) => {
+                ics.line(&format!("DTSTART;VALUE=DATE:{}", day.format("%Y%m%d")));
+                let next = day.succ_opt().unwrap_or(*day);
+                ics.line(&format!("DTEND;VALUE=DATE:{}", next.format("%Y%m%d")));
+            }
+        }
+        ics.line(&format!("SUMMARY:{}", escape_text(&event.summary)));
+        if !event.description.is_empty() {
+            ics.line(&format!("DESCRIPTION:{}", escape_text(&event.description)));
+        }
+        if !event.location.is_empty() {
+            ics.line(&format!("LOCATION:{}", escape_text(&event.location)));
+        }
+        ics.line(if event.cancelled {
+            "STATUS:CANCELLED"
+        } else {
+            "STATUS:CONFIRMED"
+        });
+        ics.line("TRANSP:TRANSPARENT");
+        ics.line("END:VEVENT");
+    }
+    ics.line("END:VCALENDAR");
+    ics.text
+}
+
 fn rome_local(at: &DateTime<Tz>) -> String {
     at.with_timezone(&Rome).format("%Y%m%dT%H%M%S").to_string()
 }

@@ -26,7 +26,7 @@
 mod dates;
 pub mod delivery;
 mod error;
-mod invite;
+pub mod invite;
 mod message;
 pub mod pdfa;
 pub mod recipients;

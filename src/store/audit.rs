@@ -79,6 +79,13 @@ pub enum AdminWrite<'a> {
         /// The address.
         pec: Option<&'a str>,
     },
+    /// A calendar feed created.
+    CalendarFeed(&'a super::NewCalendarFeed),
+    /// A calendar feed revoked (`NotFound` when there is no such live feed).
+    RevokeCalendarFeed {
+        /// The feed.
+        id: &'a str,
+    },
     /// A token revoked.
     Revoke {
         /// The token.
@@ -131,6 +138,15 @@ impl Store {
                     if !super::pec::set_organisation_pec(&txn, id, pec).await? {
                         return Err(Error::NotFound {
                             what: "organizzazione",
+                            id: id.to_string(),
+                        });
+                    }
+                }
+                AdminWrite::CalendarFeed(new) => super::calendar::insert_feed(&txn, new).await?,
+                AdminWrite::RevokeCalendarFeed { id } => {
+                    if !super::calendar::revoke_feed(&txn, id, audit.at).await? {
+                        return Err(Error::NotFound {
+                            what: "calendario",
                             id: id.to_string(),
                         });
                     }

@@ -16,6 +16,7 @@
 
 mod audit;
 mod bulk;
+mod calendar;
 mod cron;
 mod definitions;
 mod deliveries;
@@ -43,6 +44,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use audit::{AdminWrite, AuditRow, NewAudit};
+pub use calendar::{CalendarFeedRow, NewCalendarFeed};
 pub use definitions::{DefinitionRow, NewDefinition, Saved};
 pub use deliveries::{
     DeliveryFilter, DeliveryRow, DeliveryStatus, FAILURE_ALERT_KIND, FAILURE_ALERT_ROLE,

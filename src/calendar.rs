@@ -1,0 +1,223 @@
+//! Calendar feeds: a personal, revocable ICS subscription URL per person, with the meetings
+//! of the bodies it sits in (each with the same UID as its email invites, so a client that got
+//! both shows one event) and the deadlines that concern it — for an ETS, its avvisi's public
+//! terms and its own applications' terms; for staff, the terms of the open procedures.
+//!
+//! The URL carries a secret; only its SHA-256 is stored. A revoked or unknown secret answers
+//! 404. `events` reads the store; the text is written by `notify::invite::feed_ics`.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+
+use crate::notify::invite::{FeedEvent, FeedTime, feed_ics};
+use crate::service::Service;
+use crate::store::{self, InstanceFilter, InstanceRow, PersonRow};
+use crate::terms::ROME;
+
+/// Roles that see the terms of every open procedure.
+const STAFF: [&str; 3] = ["rup", "ufficio_di_piano", "potere_sostitutivo"];
+/// Deadlines older than this are left out of a feed.
+const PAST_DAYS: i64 = 60;
+
+/// The feed of `person` at `now`, as iCalendar text; `domain` names UIDs as the invites do.
+///
+/// # Errors
+///
+/// The store's.
+pub async fn feed(
+    service: &Service,
+    person: &PersonRow,
+    domain: &str,
+    now: DateTime<Utc>,
+) -> store::Result<String> {
+    let events = events(service, person, domain, now).await?;
+    Ok(feed_ics(
+        &format!("procedo – {}", person.name),
+        &events,
+        now,
+    ))
+}
+
+/// The events of `person`'s feed.
+///
+/// # Errors
+///
+/// The store's.
+pub async fn events(
+    service: &Service,
+    person: &PersonRow,
+    domain: &str,
+    now: DateTime<Utc>,
+) -> store::Result<Vec<FeedEvent>> {
+    let store = service.store();
+    let staff = person.roles.iter().any(|r| STAFF.contains(&r.as_str()));
+    let ets = person.roles.iter().any(|r| r == "ets");
+    // The instances the person's messages were about (invites included).
+    let mut messaged = std::collections::BTreeSet::new();
+    for d in store
+        .deliveries(&store::DeliveryFilter {
+            person_id: Some(person.id.clone()),
+            ..store::DeliveryFilter::default()
+        })
+        .await?
+    {
+        if let Some(id) = d.instance_id {
+            messaged.insert(id);
+        }
+    }
+    let applied: std::collections::BTreeSet<String> = if ets {
+        store
+            .submissions(&store::SubmissionFilter {
+                instance_id: None,
+                organisation_id: Some(person.organisation_id.clone()),
+            })
+            .await?
+            .into_iter()
+            .map(|s| s.instance_id)
+            .collect()
+    } else {
+        Default::default()
+    };
+    let mut out = Vec::new();
+    for row in store.instances(&InstanceFilter::default()).await? {
+        let seat = row
+            .data
+            .meeting
+            .as_ref()
+            .and_then(|m| m.body.as_ref())
+            .is_some_and(|b| b.seats.iter().any(|s| s.id == person.organisation_id));
+        let is_meeting = row
+            .data
+            .variables
+            .get("data_seduta")
+            .is_some_and(|v| !v.is_null());
+        if is_meeting
+            && (seat || messaged.contains(&row.id) || staff)
+            && let Some(event) = meeting_event(&row, domain)
+        {
+            out.push(event);
+        }
+        if row.is_final {
+            continue;
+        }
+        let title = service
+            .procedure(&row.definition_id, Some(row.definition_version))
+            .await
+            .map(|p| p.title.clone())
+            .unwrap_or_else(|_| row.definition_id.clone());
+        let concerned = staff || applied.contains(&row.id);
+        if concerned && !is_meeting {
+            for (name, term) in &row.data.terms {
+                push_term(&mut out, &row, None, name, term, &title, domain, now);
+            }
+        }
+        if ets || staff {
+            for (pid, part) in &row.data.participants {
+                if !(staff || part.organisation_id == person.organisation_id) || part.withdrawn {
+                    continue;
+                }
+                for (name, term) in &part.terms {
+                    let label = format!("{name} di {}", part.name);
+                    push_term(&mut out, &row, Some(pid), &label, term, &title, domain, now);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A meeting as its invites describe it: same UID, the seduta's time, place and agenda.
+fn meeting_event(row: &InstanceRow, domain: &str) -> Option<FeedEvent> {
+    let vars = &row.data.variables;
+    let text = |name: &str| vars.get(name).and_then(Value::as_str).map(str::trim);
+    let start = DateTime::parse_from_rfc3339(text("data_seduta")?).ok()?;
+    let minutes = vars
+        .get("durata_minuti")
+        .and_then(Value::as_i64)
+        .filter(|m| *m > 0)
+        .unwrap_or(120);
+    let organo = text("organo").filter(|o| !o.is_empty()).unwrap_or("Seduta");
+    let agenda = match vars.get("ordine_del_giorno") {
+        Some(Value::Array(items)) => crate::notify::agenda_description(
+            &items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                .collect::<Vec<_>>(),
+        ),
+        Some(Value::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let start = start.with_timezone(&ROME);
+    Some(FeedEvent {
+        uid: format!("{}@{domain}", row.id),
+        sequence: u32::try_from(row.version).unwrap_or(0),
+        summary: organo.to_owned(),
+        description: agenda,
+        location: text("luogo").unwrap_or_default().to_owned(),
+        time: FeedTime::Timed {
+            start,
+            end: start + Duration::minutes(minutes),
+        },
+        cancelled: row.is_final && row.state.contains("annull"),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_term(
+    out: &mut Vec<FeedEvent>,
+    row: &InstanceRow,
+    participant: Option<&str>,
+    label: &str,
+    term: &crate::engine::TermRecord,
+    title: &str,
+    domain: &str,
+    now: DateTime<Utc>,
+) {
+    if term.expiry
+        < (now - Duration::days(PAST_DAYS))
+            .with_timezone(&ROME)
+            .date_naive()
+    {
+        return;
+    }
+    let uid = match participant {
+        Some(p) => format!("{}-{p}-{}@{domain}", row.id, slug(label)),
+        None => format!("{}-{}@{domain}", row.id, slug(label)),
+    };
+    let time = match DateTime::parse_from_rfc3339(&term.deadline) {
+        Ok(at) if !is_end_of_day(&at.with_timezone(&ROME)) => {
+            let end = at.with_timezone(&ROME);
+            FeedTime::Timed {
+                start: end - Duration::minutes(30),
+                end,
+            }
+        }
+        _ => FeedTime::AllDay(term.expiry),
+    };
+    out.push(FeedEvent {
+        uid,
+        sequence: u32::try_from(row.version).unwrap_or(0),
+        summary: format!("Scadenza: {label} – {title}"),
+        description: term.trace.join("\n"),
+        location: String::new(),
+        time,
+        cancelled: false,
+    });
+}
+
+fn is_end_of_day(at: &DateTime<chrono_tz::Tz>) -> bool {
+    use chrono::Timelike;
+    at.hour() == 23 && at.minute() == 59
+}
+
+fn slug(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
