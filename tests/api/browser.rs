@@ -42,6 +42,30 @@ fn chromium() -> Option<String> {
         .map(String::from)
 }
 
+/// axe-core's script (installed by scripts/test with npm), or `None` where the tools are not
+/// required and it is missing.
+fn axe_source() -> Option<String> {
+    let path = std::env::var("PROCEDO_AXE").map_or_else(
+        |_| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("target/test-tools/node_modules/axe-core/axe.min.js")
+        },
+        std::path::PathBuf::from,
+    );
+    match std::fs::read_to_string(&path) {
+        Ok(source) => Some(source),
+        Err(e) => {
+            assert!(
+                std::env::var("PROCEDO_REQUIRE_TOOLS").as_deref() != Ok("1"),
+                "axe-core is required at {} (scripts/test installs it): {e}",
+                path.display()
+            );
+            eprintln!("axe-core not installed: the accessibility check is skipped");
+            None
+        }
+    }
+}
+
 async fn launch() -> Browser {
     let binary =
         chromium().expect("chromium is required (scripts/test installs Debian's chromium)");
@@ -345,6 +369,36 @@ async fn staff_read_the_report_of_a_procedure_in_a_real_browser() {
                 .is_some_and(|t| t.contains("giorni") || t.contains("dies a quo")),
             "[{backend}] a deadline with its trace: {trace}"
         );
+        // WCAG 2.1 AA by axe-core, run inside the page: no serious or critical finding.
+        if let Some(axe) = axe_source() {
+            page.call("Page.setBypassCSP", json!({ "enabled": true }))
+                .await;
+            page.navigate(&url).await;
+            page.text_with("Stato attuale").await;
+            page.eval(&axe).await;
+            let found = page
+                .call(
+                    "Runtime.evaluate",
+                    json!({
+                        "expression": "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}).then(r => JSON.stringify(r.violations.map(v => [v.id, v.impact, v.nodes.length])))",
+                        "awaitPromise": true,
+                        "returnByValue": true
+                    }),
+                )
+                .await;
+            let violations: Vec<(String, Option<String>, usize)> =
+                serde_json::from_str(found["result"]["value"].as_str().unwrap_or("null"))
+                    .unwrap_or_else(|e| panic!("[{backend}] axe did not run: {e}: {found}"));
+            eprintln!("[{backend}] axe-core findings (id, impact, nodes): {violations:?}");
+            let serious: Vec<_> = violations
+                .iter()
+                .filter(|(_, impact, _)| matches!(impact.as_deref(), Some("serious" | "critical")))
+                .collect();
+            assert!(
+                serious.is_empty(),
+                "[{backend}] accessibility: {violations:?}"
+            );
+        }
         // Every text is dark on light: contrast above 4.5:1 for body text (WCAG 1.4.3).
         let colours = page
             .eval("[getComputedStyle(document.body).color, getComputedStyle(document.body).backgroundColor]")
