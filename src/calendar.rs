@@ -97,28 +97,62 @@ pub async fn events(
         {
             out.push(event);
         }
-        if row.is_final {
-            continue;
-        }
-        let title = service
+        let procedure = service
             .procedure(&row.definition_id, Some(row.definition_version))
             .await
-            .map(|p| p.title.clone())
-            .unwrap_or_else(|_| row.definition_id.clone());
-        let concerned = staff || applied.contains(&row.id);
+            .ok();
+        let title = procedure
+            .as_ref()
+            .map_or_else(|| row.definition_id.clone(), |p| p.title.clone());
+        let label = |participant: bool, name: &str| {
+            procedure
+                .as_ref()
+                .and_then(|p| {
+                    if participant {
+                        p.participant.as_ref()?.variables.get(name)?.label.clone()
+                    } else {
+                        p.variables.get(name)?.label.clone()
+                    }
+                })
+                .unwrap_or_else(|| name.to_owned())
+        };
+        // A concluded procedure's own terms no longer matter to staff; an ETS's challenge
+        // term runs on after the conclusion.
+        let concerned = (staff && !row.is_final) || applied.contains(&row.id);
         if concerned && !is_meeting {
             for (name, term) in &row.data.terms {
-                push_term(&mut out, &row, None, name, term, &title, domain, now);
+                let key = name.clone();
+                let text = label(false, name);
+                push_term(
+                    &mut out,
+                    &row,
+                    None,
+                    (&key, &text),
+                    term,
+                    &title,
+                    domain,
+                    now,
+                );
             }
         }
         if ets || staff {
             for (pid, part) in &row.data.participants {
-                if !(staff || part.organisation_id == person.organisation_id) || part.withdrawn {
+                let own = part.organisation_id == person.organisation_id;
+                if !((staff && !row.is_final) || own) || part.withdrawn {
                     continue;
                 }
                 for (name, term) in &part.terms {
-                    let label = format!("{name} di {}", part.name);
-                    push_term(&mut out, &row, Some(pid), &label, term, &title, domain, now);
+                    let text = format!("{} – {}", label(true, name), part.name);
+                    push_term(
+                        &mut out,
+                        &row,
+                        Some(pid),
+                        (name, &text),
+                        term,
+                        &title,
+                        domain,
+                        now,
+                    );
                 }
             }
         }
@@ -167,7 +201,7 @@ fn push_term(
     out: &mut Vec<FeedEvent>,
     row: &InstanceRow,
     participant: Option<&str>,
-    label: &str,
+    (name, label): (&str, &str),
     term: &crate::engine::TermRecord,
     title: &str,
     domain: &str,
@@ -181,8 +215,8 @@ fn push_term(
         return;
     }
     let uid = match participant {
-        Some(p) => format!("{}-{p}-{}@{domain}", row.id, slug(label)),
-        None => format!("{}-{}@{domain}", row.id, slug(label)),
+        Some(p) => format!("{}-{p}-{}@{domain}", row.id, slug(name)),
+        None => format!("{}-{}@{domain}", row.id, slug(name)),
     };
     let time = match DateTime::parse_from_rfc3339(&term.deadline) {
         Ok(at) if !is_end_of_day(&at.with_timezone(&ROME)) => {

@@ -725,7 +725,7 @@ async fn pec_terms_start_from_each_consegna_and_failures_alert_the_rup() {
             .iter()
             .find(|e| {
                 e.summary
-                    .contains("termine_integrazione di Cooperativa sociale Aurora")
+                    .contains("Termine per le integrazioni (soccorso istruttorio) – Cooperativa sociale Aurora")
             })
             .unwrap_or_else(|| panic!("[{b}] {events:?}"));
         match &term.time {

@@ -1556,6 +1556,36 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("  rapporto della pratica [{label}]: {}", file.display());
     }
 
+    // A mayor's calendar feed and an ETS referent's, as their calendar clients read them.
+    for person_id in ["sindaco-borgo-fiorito", "ets-orizzonti"] {
+        let Some(person) = demo.service.store().person(person_id).await? else {
+            continue;
+        };
+        let events = crate::calendar::events(
+            &demo.service,
+            &person,
+            "borgofiorito.example.it",
+            demo.clock.now(),
+        )
+        .await?;
+        let file = dir.join(format!("calendario-{person_id}.ics"));
+        std::fs::write(
+            &file,
+            crate::notify::invite::feed_ics(
+                &format!("procedo – {}", person.name),
+                &events,
+                demo.clock.now(),
+            ),
+        )
+        .with_context(|| file.display().to_string())?;
+        println!(
+            "  calendario di {} ({} eventi, come lo legge il suo client): {}",
+            person.name,
+            events.len(),
+            file.display()
+        );
+    }
+
     println!("\nEsiti delle domande (ciascuno comunicato al suo ente soltanto)");
     let row = demo
         .service
