@@ -262,6 +262,7 @@ fn the_demo_prints_a_plain_italian_timeline_and_logs_nothing_unasked() {
         "📧 proroga_termini a Luca Ferri, Sara Conti, Elena Marchetti: 3 email scritte",
         "[avviso · Consorzio Solidale Valle Verde] decidi_ammissione: ricevuta → esclusa (rup)",
         "rapporto della pratica [avviso]: ./rapporto-avviso.html",
+        "calendario di Anna Rossi (2 eventi, come lo legge il suo client): ./calendario-sindaco-borgo-fiorito.ics",
         "ammetti rifiutato: Ci sono domande ancora da decidere",
         "Consorzio Solidale Valle Verde — Esclusa, PEC dell'esito mancata consegna: termine per il ricorso non iniziato",
     ] {
