@@ -4,6 +4,7 @@
 //! `store`, `scheduler`, `notify`, `protocollo`, `api` and `cli` are adapters around it.
 
 pub mod admin;
+pub mod albo;
 pub mod api;
 pub mod app;
 pub mod calendar;

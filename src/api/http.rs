@@ -45,6 +45,9 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/protocollo/{instance}/{sha256}", get(protocol_document))
         .route("/report/{instance}", get(report_page))
         .route("/calendario/{file}", get(calendar_feed))
+        .route("/albo", get(albo_page))
+        .route("/albo.json", get(albo_json))
+        .route("/albo.atom", get(albo_atom))
         .route(
             "/risposta/{token}",
             get(super::rsvp::page).post(super::rsvp::answer),
@@ -441,6 +444,82 @@ async fn calendar_feed(
         )
             .into_response(),
         Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::from(e)),
+    }
+}
+
+/// The acts in publication today, or the refusal of an over-rate anonymous request.
+async fn albo_acts(
+    state: &ApiState,
+    request: Request,
+) -> Result<(Vec<crate::albo::Publication>, chrono::NaiveDate), Response> {
+    let address = client_address(state, &request);
+    drop(request);
+    if let Some(refused) = refusal(state, None, address) {
+        return Err(refused);
+    }
+    let service = &state.shared.service;
+    let today = service
+        .now()
+        .with_timezone(&crate::terms::ROME)
+        .date_naive();
+    crate::albo::in_publication(service, today)
+        .await
+        .map(|acts| (acts, today))
+        .map_err(|e| error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::from(e)))
+}
+
+fn ambito_name() -> String {
+    std::env::var(crate::notify::delivery::AMBITO_VARIABLE)
+        .unwrap_or_else(|_| crate::notify::delivery::DEFAULT_AMBITO.to_owned())
+}
+
+/// The albo online (public): the acts in publication today.
+async fn albo_page(State(state): State<ApiState>, request: Request) -> Response {
+    match albo_acts(&state, request).await {
+        Ok((acts, today)) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'",
+                ),
+            ],
+            crate::albo::html(&ambito_name(), today, &acts),
+        )
+            .into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// The albo online as JSON.
+async fn albo_json(State(state): State<ApiState>, request: Request) -> Response {
+    match albo_acts(&state, request).await {
+        Ok((acts, _)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_string(&acts).unwrap_or_else(|_| "[]".to_owned()),
+        )
+            .into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// The albo online as an Atom feed.
+async fn albo_atom(State(state): State<ApiState>, request: Request) -> Response {
+    match albo_acts(&state, request).await {
+        Ok((acts, _)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
+            crate::albo::atom(
+                &ambito_name(),
+                &crate::api::calendar::public_url(),
+                &acts,
+                state.shared.service.now(),
+            ),
+        )
+            .into_response(),
+        Err(refused) => refused,
     }
 }
 

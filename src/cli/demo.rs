@@ -1556,6 +1556,27 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("  rapporto della pratica [{label}]: {}", file.display());
     }
 
+    // The albo online as a citizen saw it on 28/01/2027: the graduatoria just approved and
+    // the Assemblea's deliberazioni, each in its own window.
+    let day = chrono::NaiveDate::from_ymd_opt(2027, 1, 28).context("data")?;
+    let acts = crate::albo::in_publication(&demo.service, day).await?;
+    let file = dir.join("albo-2027-01-28.html");
+    std::fs::write(
+        &file,
+        crate::albo::html("Ambito territoriale di Borgo Fiorito", day, &acts),
+    )
+    .with_context(|| file.display().to_string())?;
+    println!("  albo online al 28/01/2027: {}", file.display());
+    for act in &acts {
+        println!(
+            "    {} — {} (dal {} al {})",
+            act.title,
+            act.oggetto.as_deref().unwrap_or(&act.procedure),
+            act.from.format("%d/%m/%Y"),
+            act.until.format("%d/%m/%Y")
+        );
+    }
+
     // A mayor's calendar feed and an ETS referent's, as their calendar clients read them.
     for person_id in ["sindaco-borgo-fiorito", "ets-orizzonti"] {
         let Some(person) = demo.service.store().person(person_id).await? else {

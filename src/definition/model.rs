@@ -677,6 +677,22 @@ pub struct Procedure {
     pub evaluation: Option<EvaluationDef>,
     /// The meeting of a body, if the procedure convenes one.
     pub meeting: Option<MeetingDef>,
+    /// Acts published at the albo online.
+    pub albo: Vec<AlboEntry>,
+}
+
+/// An act at the albo online: in publication from the day `from` holds (counted) to the day
+/// `until` holds; both public variables.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlboEntry {
+    /// Id, stable in feeds.
+    pub id: String,
+    /// What the act is ("Avviso pubblico", "Graduatoria").
+    pub title: String,
+    /// First day (a date or datetime variable).
+    pub from: VarName,
+    /// Last day (a date or datetime variable).
+    pub until: VarName,
 }
 
 impl Procedure {

@@ -50,6 +50,19 @@ pub(crate) struct RawProcedure {
     /// A meeting of a body.
     #[serde(default)]
     pub meeting: Option<Spanned<RawMeeting>>,
+    /// Acts published at the albo online, each with its window.
+    #[serde(default)]
+    pub albo: Vec<Spanned<RawAlbo>>,
+}
+
+/// An act at the albo: its title and the public variables its window runs between.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAlbo {
+    pub id: SStr,
+    pub title: SStr,
+    pub from: SStr,
+    pub until: SStr,
 }
 
 /// A meeting of a body of the Ambito.

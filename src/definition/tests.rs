@@ -389,6 +389,12 @@ fn mistakes_in_the_new_constructs_are_located() {
             "      inputs: { esito: required }\n      actions: [ { notify: { to: participant, template: t, channel: pec, consegna: data_consegna } } ]\n      guard",
             "consegna: 'data_consegna' non è una variabile del partecipante",
         ),
+        // The albo shows public variables only.
+        (
+            "submissions:\n",
+            "albo:\n  - { id: avviso, title: Avviso, from: data_pubblicazione, until: scadenza_domande }\nsubmissions:\n",
+            "albo: 'data_pubblicazione' non è pubblica",
+        ),
         // `while:` naming a state the procedure does not have.
         (
             "      inputs: { esito: required }\n      guard",

@@ -1734,7 +1734,36 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
         .meeting
         .map(|m| meeting(ctx, m, env, &checker, &states, &transitions));
 
+    let mut albo: Vec<AlboEntry> = Vec::new();
+    for entry in raw.albo {
+        let e = entry.value;
+        for var in [&e.from, &e.until] {
+            match variables.get(var.value.as_str()) {
+                None => ctx.at(&loc(var), format!("albo: variabile sconosciuta '{}'", var.value)),
+                Some(v) if !matches!(v.kind, VarType::Date | VarType::DateTime) => ctx.at(
+                    &loc(var),
+                    format!("albo: '{}' deve essere una data (date o datetime)", var.value),
+                ),
+                Some(v) if v.visibility != Visibility::Public => ctx.at(
+                    &loc(var),
+                    format!("albo: '{}' non è pubblica (visible_to: [public]): l'albo mostra solo ciò che è pubblico", var.value),
+                ),
+                Some(_) => {}
+            }
+        }
+        if albo.iter().any(|a| a.id == e.id.value) {
+            ctx.at(&loc(&e.id), format!("albo: id '{}' duplicato", e.id.value));
+        }
+        albo.push(AlboEntry {
+            id: e.id.value,
+            title: e.title.value,
+            from: VarName(e.from.value),
+            until: VarName(e.until.value),
+        });
+    }
+
     let procedure = Procedure {
+        albo,
         meeting,
         evaluation,
         submissions,

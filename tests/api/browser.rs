@@ -410,3 +410,127 @@ async fn staff_read_the_report_of_a_procedure_in_a_real_browser() {
         );
     }
 }
+
+/// The albo online: the published avviso with its window (first day counted), as a page a
+/// citizen opens (checked by axe-core), as JSON and as an Atom feed read by an XML parser;
+/// nothing private on it; the act leaves the albo the day after its window.
+#[tokio::test]
+async fn the_albo_shows_what_is_in_publication_and_nothing_private() {
+    let browser = launch().await;
+    for app in spawn_apps().await {
+        let backend = app.backend.clone();
+        let avviso = app.published_avviso().await;
+        app.clock.set(common::at("2026-12-10T10:00:00+01:00"));
+        let http = reqwest::Client::new();
+        let page = http
+            .get(format!("{}/albo", app.address))
+            .send()
+            .await
+            .expect("albo");
+        assert_eq!(page.status(), 200, "[{backend}]");
+        let csp = page
+            .headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(csp.starts_with("default-src 'none'"), "[{backend}] {csp}");
+        let body = page.text().await.expect("body");
+        assert!(!body.contains("<script"), "[{backend}]");
+        let json: Value = http
+            .get(format!("{}/albo.json", app.address))
+            .send()
+            .await
+            .expect("json")
+            .json()
+            .await
+            .expect("JSON");
+        let act = json
+            .as_array()
+            .and_then(|acts| acts.iter().find(|a| a["id"] == format!("{avviso}:avviso")))
+            .unwrap_or_else(|| panic!("[{backend}] {json}"));
+        assert_eq!(
+            act["from"], "2026-11-27",
+            "[{backend}] the first day counts"
+        );
+        assert_eq!(act["until"], "2026-12-28", "[{backend}] until the deadline");
+        // Only public names: no participant, no RUP, no private variable.
+        let text = json.to_string();
+        for private in ["atto_criteri", "rup", "participants", "referente"] {
+            assert!(
+                !text.contains(private),
+                "[{backend}] «{private}» on the albo: {text}"
+            );
+        }
+        let atom = http
+            .get(format!("{}/albo.atom", app.address))
+            .send()
+            .await
+            .expect("atom")
+            .text()
+            .await
+            .expect("text");
+        let doc = roxmltree::Document::parse(&atom).expect("Atom is XML");
+        let ids: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.tag_name().name() == "entry")
+            .filter_map(|e| e.children().find(|c| c.tag_name().name() == "id"))
+            .filter_map(|n| n.text())
+            .collect();
+        assert!(
+            ids.contains(&format!("urn:procedo:albo:{avviso}:avviso").as_str()),
+            "[{backend}] {ids:?}"
+        );
+
+        let mut tab = Page::open(&browser).await;
+        tab.navigate(&format!("{}/albo", app.address)).await;
+        let shown = tab.text_with("In pubblicazione dal").await;
+        assert!(
+            shown.contains("dal 27/11/2026 al 28/12/2026"),
+            "[{backend}] {shown}"
+        );
+        if let Some(axe) = axe_source() {
+            tab.call("Page.setBypassCSP", json!({ "enabled": true }))
+                .await;
+            tab.navigate(&format!("{}/albo", app.address)).await;
+            tab.text_with("In pubblicazione dal").await;
+            tab.eval(&axe).await;
+            let found = tab
+                .call(
+                    "Runtime.evaluate",
+                    json!({
+                        "expression": "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}).then(r => JSON.stringify(r.violations.map(v => [v.id, v.impact, v.nodes.length])))",
+                        "awaitPromise": true,
+                        "returnByValue": true
+                    }),
+                )
+                .await;
+            let violations: Vec<(String, Option<String>, usize)> =
+                serde_json::from_str(found["result"]["value"].as_str().unwrap_or("null"))
+                    .unwrap_or_else(|e| panic!("[{backend}] axe did not run: {e}: {found}"));
+            eprintln!("[{backend}] albo, axe-core findings: {violations:?}");
+            assert!(
+                !violations.iter().any(|(_, impact, _)| matches!(
+                    impact.as_deref(),
+                    Some("serious" | "critical")
+                )),
+                "[{backend}] accessibility: {violations:?}"
+            );
+        }
+
+        // The day after the deadline, the avviso is no longer at the albo.
+        app.clock.set(common::at("2026-12-29T09:00:00+01:00"));
+        let after: Value = http
+            .get(format!("{}/albo.json", app.address))
+            .send()
+            .await
+            .expect("json")
+            .json()
+            .await
+            .expect("JSON");
+        assert!(
+            !after.to_string().contains(&format!("{avviso}:avviso")),
+            "[{backend}] no public archive of expired acts: {after}"
+        );
+    }
+}
