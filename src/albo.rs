@@ -55,87 +55,96 @@ pub async fn in_publication(
         .instances(&InstanceFilter::default())
         .await?
     {
-        let Ok(p) = service
-            .procedure(&row.definition_id, Some(row.definition_version))
-            .await
-        else {
-            continue;
-        };
-        let vars = &row.data.variables;
-        let oggetto = p
-            .variables
-            .get("oggetto")
-            .filter(|v| v.visibility == Visibility::Public)
-            .and_then(|_| vars.get("oggetto"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        for entry in &p.albo {
-            let (Some(from), Some(until)) = (
-                vars.get(entry.from.as_str()).and_then(civil_date),
-                vars.get(entry.until.as_str()).and_then(civil_date),
-            ) else {
-                continue;
-            };
-            if from <= today && today <= until {
-                let trace = row
-                    .data
-                    .terms
-                    .get(entry.until.as_str())
-                    .map(|t| t.trace.clone())
-                    .unwrap_or_default();
-                out.push(Publication {
-                    id: format!("{}:{}", row.id, entry.id),
-                    title: entry.title.clone(),
-                    procedure: p.title.clone(),
-                    oggetto: oggetto.clone(),
-                    from,
-                    until,
-                    trace,
-                });
-            }
-        }
-        if let Some(meeting) = &row.data.meeting {
-            let organo = vars
-                .get("organo")
-                .and_then(Value::as_str)
-                .unwrap_or("Seduta");
-            let agenda: Vec<String> = vars
-                .get("ordine_del_giorno")
-                .and_then(Value::as_array)
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
-            for (index, decision) in &meeting.items {
-                let Some(window) = &decision.publication else {
-                    continue;
-                };
-                if window.from <= today && today <= window.to {
-                    // Items are counted from 0; the agenda from 1.
-                    let number = index + 1;
-                    let item = agenda.get(*index).cloned().unwrap_or_default();
-                    out.push(Publication {
-                        id: format!("{}:deliberazione-{number}", row.id),
-                        title: format!(
-                            "Deliberazione – {organo} del {}",
-                            decision.at.with_timezone(&ROME).format("%d/%m/%Y")
-                        ),
-                        procedure: p.title.clone(),
-                        oggetto: Some(format!("punto {number}. {item}")),
-                        from: window.from,
-                        until: window.to,
-                        trace: window.trace.clone(),
-                    });
-                }
-            }
-        }
+        out.extend(
+            acts_of(service, &row)
+                .await
+                .into_iter()
+                .filter(|act| act.from <= today && today <= act.until),
+        );
     }
     out.sort_by(|a, b| b.from.cmp(&a.from).then_with(|| a.id.cmp(&b.id)));
     Ok(out)
+}
+
+/// Every act of an instance with its window, whatever the day: the `albo:` entries whose
+/// variables are set, and the deliberazioni with a window.
+async fn acts_of(service: &Service, row: &store::InstanceRow) -> Vec<Publication> {
+    let mut out = Vec::new();
+    let Ok(p) = service
+        .procedure(&row.definition_id, Some(row.definition_version))
+        .await
+    else {
+        return out;
+    };
+    let vars = &row.data.variables;
+    let oggetto = p
+        .variables
+        .get("oggetto")
+        .filter(|v| v.visibility == Visibility::Public)
+        .and_then(|_| vars.get("oggetto"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    for entry in &p.albo {
+        let (Some(from), Some(until)) = (
+            vars.get(entry.from.as_str()).and_then(civil_date),
+            vars.get(entry.until.as_str()).and_then(civil_date),
+        ) else {
+            continue;
+        };
+        let trace = row
+            .data
+            .terms
+            .get(entry.until.as_str())
+            .map(|t| t.trace.clone())
+            .unwrap_or_default();
+        out.push(Publication {
+            id: format!("{}:{}", row.id, entry.id),
+            title: entry.title.clone(),
+            procedure: p.title.clone(),
+            oggetto: oggetto.clone(),
+            from,
+            until,
+            trace,
+        });
+    }
+    if let Some(meeting) = &row.data.meeting {
+        let organo = vars
+            .get("organo")
+            .and_then(Value::as_str)
+            .unwrap_or("Seduta");
+        let agenda: Vec<String> = vars
+            .get("ordine_del_giorno")
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (index, decision) in &meeting.items {
+            let Some(window) = &decision.publication else {
+                continue;
+            };
+            // Items are counted from 0; the agenda from 1.
+            let number = index + 1;
+            let item = agenda.get(*index).cloned().unwrap_or_default();
+            out.push(Publication {
+                id: format!("{}:deliberazione-{number}", row.id),
+                title: format!(
+                    "Deliberazione – {organo} del {}",
+                    decision.at.with_timezone(&ROME).format("%d/%m/%Y")
+                ),
+                procedure: p.title.clone(),
+                oggetto: Some(format!("punto {number}. {item}")),
+                from: window.from,
+                until: window.to,
+                trace: window.trace.clone(),
+            });
+        }
+    }
+    out
 }
 
 fn escape(text: &str) -> String {
@@ -215,4 +224,103 @@ pub fn atom(ambito: &str, base: &str, acts: &[Publication], now: DateTime<Utc>) 
     }
     out.push_str("</feed>\n");
     out
+}
+
+/// An act whose window has ended, for its referto.
+struct Ended {
+    key: String,
+    instance_id: String,
+    act: Publication,
+}
+
+/// Every act whose albo window ended before `today`.
+async fn ended(service: &Service, today: NaiveDate) -> store::Result<Vec<Ended>> {
+    let mut out = Vec::new();
+    for row in service
+        .store()
+        .instances(&InstanceFilter::default())
+        .await?
+    {
+        // The acts of a day past all windows: the window closes the day after `until`.
+        let Some(last) = today.pred_opt() else {
+            continue;
+        };
+        for act in acts_of(service, &row).await {
+            if act.until <= last {
+                out.push(Ended {
+                    key: format!("referto:{}", act.id),
+                    instance_id: row.id.clone(),
+                    act,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Registers in the protocollo the referto di pubblicazione of every act whose window has
+/// ended (once each: the registration's key is the act). Returns how many were written now.
+///
+/// # Errors
+///
+/// The protocollo's.
+pub async fn referti(
+    protocollo: &crate::protocollo::Protocollo,
+    today: NaiveDate,
+) -> Result<usize, crate::protocollo::Error> {
+    let store = protocollo.service().store();
+    let mut written = 0;
+    for e in ended(protocollo.service(), today).await? {
+        if store.protocol_by_key(&e.key).await?.is_some() {
+            continue;
+        }
+        let days = (e.act.until - e.act.from).num_days() + 1;
+        let mut text = format!(
+            "REFERTO DI PUBBLICAZIONE\n\nSi attesta che l'atto «{}» ({}{}, pratica n. {}) è stato pubblicato all'albo online dal {} al {}, per {days} giorni consecutivi, primo giorno compreso.\n",
+            e.act.title,
+            e.act.procedure,
+            e.act
+                .oggetto
+                .as_ref()
+                .map(|o| format!(": {o}"))
+                .unwrap_or_default(),
+            e.instance_id,
+            e.act.from.format("%d/%m/%Y"),
+            e.act.until.format("%d/%m/%Y"),
+        );
+        if !e.act.trace.is_empty() {
+            text.push_str("\nCalcolo del periodo:\n");
+            for line in &e.act.trace {
+                text.push_str(&format!("- {line}\n"));
+            }
+        }
+        text.push_str(
+            "\nL'albo legalmente valido è quello dell'ente capofila (art. 32 L. 69/2009).\n",
+        );
+        protocollo
+            .register(crate::protocollo::Request {
+                register: store::PROTOCOL_REGISTER.to_owned(),
+                direction: store::Direction::Interno,
+                subject: format!("Referto di pubblicazione – {}", e.act.title),
+                correspondents: Vec::new(),
+                classification: None,
+                fascicolo: Some(e.instance_id.clone()),
+                instance_id: Some(e.instance_id.clone()),
+                key: Some(e.key.clone()),
+                sender_reference: None,
+                sender_date: None,
+                received_at: None,
+                channel: "albo".to_owned(),
+                operator: "procedo".to_owned(),
+                documents: vec![crate::protocollo::RequestDocument {
+                    role: store::DocumentRole::Primario,
+                    name: "referto-pubblicazione.txt".to_owned(),
+                    media_type: "text/plain; charset=utf-8".to_owned(),
+                    content: text.into_bytes(),
+                }],
+            })
+            .await?;
+        written += 1;
+    }
+    Ok(written)
 }

@@ -262,6 +262,8 @@ fn the_demo_prints_a_plain_italian_timeline_and_logs_nothing_unasked() {
         "📧 proroga_termini a Luca Ferri, Sara Conti, Elena Marchetti: 3 email scritte",
         "[avviso · Consorzio Solidale Valle Verde] decidi_ammissione: ricevuta → esclusa (rup)",
         "rapporto della pratica [avviso]: ./rapporto-avviso.html",
+        "Referto di pubblicazione – Avviso pubblico di co-progettazione",
+        "Referto di pubblicazione – Graduatoria approvata",
         "Graduatoria approvata — Servizi per l'inclusione delle persone con disabilità (dal 26/01/2027 al 30/03/2027)",
         "Deliberazione – Assemblea dei Sindaci del 21/01/2027 — punto 2. Piano di Zona 2025-2027: aggiornamento annuale (dal 21/01/2027 al 04/02/2027)",
         "calendario di Anna Rossi (2 eventi, come lo legge il suo client): ./calendario-sindaco-borgo-fiorito.ics",

@@ -709,8 +709,10 @@ impl Demo {
                 o.kind.as_str(),
                 crate::protocollo::dispatch::PROTOCOL_REGISTER_KIND
                     | crate::protocollo::dispatch::PROTOCOL_RECONCILE_KIND
+                    | crate::protocollo::dispatch::ALBO_REFERTO_KIND
             ) {
-                // The daily register and the reconciliation run every day: summed up at the end.
+                // The daily register, the reconciliation and the albo's referti run every day:
+                // summed up at the end.
                 continue;
             }
             if o.kind == delivery::DIGEST_KIND
@@ -963,6 +965,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     let digest = CronJob::new("riepilogo", "0 0 8 * * *", "digest")?;
     let registro = CronJob::new("registro_protocollo", "0 5 0 * * *", "protocol_register")?;
+    let referto = CronJob::new("referto_albo", "0 10 0 * * *", "albo_referto")?;
     let protocollo = demo_protocollo(&service, &args)?;
     let (pec, pec_sending) =
         demo_pec(&service, &protocollo, &demo_dir(&args).join("demo-pec")).await?;
@@ -973,7 +976,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 service.clone(),
                 Options {
                     worker_id: "demo".into(),
-                    cron: vec![digest.clone(), registro],
+                    cron: vec![digest.clone(), registro, referto],
                     ..Options::default()
                 },
             )?,
@@ -1567,6 +1570,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     )
     .with_context(|| file.display().to_string())?;
     println!("  albo online al 28/01/2027: {}", file.display());
+    let referti: Vec<_> = demo
+        .service
+        .store()
+        .protocol_registrations(&crate::store::ProtocolFilter::default())
+        .await?
+        .into_iter()
+        .filter(|r| r.subject.starts_with("Referto di pubblicazione"))
+        .collect();
+    for r in &referti {
+        println!(
+            "    protocollo interno n. {}/{}: {}",
+            r.padded_number(),
+            r.year,
+            r.subject
+        );
+    }
     for act in &acts {
         println!(
             "    {} — {} (dal {} al {})",

@@ -537,7 +537,12 @@ pub struct Expiry {
 pub const EXPIRY_TEMPLATE: &str = "termine_scaduto";
 
 /// The jobs a recurring entry may run (the scheduler's `JobKind`s).
-pub const JOB_KINDS: &[&str] = &["digest", "protocol_register", "protocol_reconcile"];
+pub const JOB_KINDS: &[&str] = &[
+    "digest",
+    "protocol_register",
+    "protocol_reconcile",
+    "albo_referto",
+];
 
 /// A recurring job declared by the procedure.
 #[derive(Debug, Clone, PartialEq, Serialize)]

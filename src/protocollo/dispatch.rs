@@ -31,6 +31,8 @@ pub const PROTOCOLLO_KIND: &str = crate::notify::delivery::PROTOCOLLO_KIND;
 pub const INCOMING_KIND: &str = "protocollo_in";
 /// Outbox kind queued by the `protocol_register` recurring job.
 pub const PROTOCOL_REGISTER_KIND: &str = "protocol_register";
+/// Outbox kind of the daily job that writes the referti di pubblicazione of the albo.
+pub const ALBO_REFERTO_KIND: &str = "albo_referto";
 /// Outbox kind queued by the `protocol_reconcile` recurring job.
 pub const PROTOCOL_RECONCILE_KIND: &str = "protocol_reconcile";
 
@@ -70,6 +72,7 @@ pub fn install(
         .with_dispatcher(PROTOCOLLO_KIND, dispatch.clone())
         .with_dispatcher(INCOMING_KIND, dispatch.clone())
         .with_dispatcher(PROTOCOL_REGISTER_KIND, dispatch.clone())
+        .with_dispatcher(ALBO_REFERTO_KIND, dispatch.clone())
         .with_dispatcher(PROTOCOL_RECONCILE_KIND, dispatch)
 }
 
@@ -113,6 +116,21 @@ impl ProtocolloDispatch {
                     giorni = days.len(),
                     "registri giornalieri di protocollo prodotti"
                 );
+                Ok(())
+            }
+            ALBO_REFERTO_KIND => {
+                let today = self
+                    .protocollo
+                    .service()
+                    .now()
+                    .with_timezone(&crate::terms::ROME)
+                    .date_naive();
+                let written = crate::albo::referti(&self.protocollo, today)
+                    .await
+                    .map_err(failure)?;
+                if written > 0 {
+                    info!(referti = written, "referti di pubblicazione registrati");
+                }
                 Ok(())
             }
             PROTOCOL_RECONCILE_KIND => {

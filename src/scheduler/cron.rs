@@ -47,6 +47,9 @@ pub enum JobKind {
     /// Queues the reconciliation of the emergency register with the ente's protocol system
     /// (an outbox row of kind `protocol_reconcile`).
     ProtocolReconcile,
+    /// Queues the referti di pubblicazione of the acts whose albo window has ended (an outbox
+    /// row of kind `albo_referto`).
+    AlboReferto,
 }
 
 /// The recurring jobs every scheduling process runs unless configured otherwise: the daily
@@ -61,6 +64,7 @@ pub fn default_jobs() -> Vec<CronJob> {
             "0 */10 * * * *",
             "protocol_reconcile",
         ),
+        ("referto_albo", "0 10 0 * * *", "albo_referto"),
     ]
     .iter()
     .filter_map(|(id, schedule, job)| CronJob::new(id, schedule, job).ok())
@@ -69,10 +73,11 @@ pub fn default_jobs() -> Vec<CronJob> {
 
 impl JobKind {
     /// Every job a schedule may name.
-    pub const ALL: [JobKind; 3] = [
+    pub const ALL: [JobKind; 4] = [
         JobKind::Digest,
         JobKind::ProtocolRegister,
         JobKind::ProtocolReconcile,
+        JobKind::AlboReferto,
     ];
 
     /// The name in definitions and configuration, and the kind of the outbox row it queues.
@@ -81,6 +86,7 @@ impl JobKind {
             JobKind::Digest => "digest",
             JobKind::ProtocolRegister => "protocol_register",
             JobKind::ProtocolReconcile => "protocol_reconcile",
+            JobKind::AlboReferto => "albo_referto",
         }
     }
 }
@@ -172,9 +178,13 @@ impl CronJob {
                 channel: Default::default(),
                 consegna: None,
             }),
-            JobKind::ProtocolReconcile => Effect::RegisterProtocol {
+            JobKind::ProtocolReconcile | JobKind::AlboReferto => Effect::RegisterProtocol {
                 direction: "interno".to_string(),
-                subject: "Riconciliazione del registro di emergenza".to_string(),
+                subject: if self.job == JobKind::AlboReferto {
+                    "Referti di pubblicazione dell'albo".to_string()
+                } else {
+                    "Riconciliazione del registro di emergenza".to_string()
+                },
                 context: json!({
                     "lavoro": self.id,
                     "previsto_alle": due.to_rfc3339(),
