@@ -505,8 +505,9 @@ mod tests {
     #[test]
     fn configuration_jobs_with_an_unknown_kind_or_a_broken_expression_are_refused() {
         assert!(CronJob::new("riepilogo", "0 0 8 * * *", "digest").is_ok());
-        assert_eq!(default_jobs().len(), 3, "the default jobs are valid");
+        assert_eq!(default_jobs().len(), 4, "the default jobs are valid");
         assert!(CronJob::new("registro", "0 5 0 * * *", "protocol_register").is_ok());
+        assert!(CronJob::new("referto", "0 10 0 * * *", "albo_referto").is_ok());
         let unknown = CronJob::new("pulizia", "0 0 3 * * *", "vacuum")
             .map(|_| ())
             .unwrap_err();
