@@ -38,6 +38,9 @@ pub struct Publication {
     pub until: NaiveDate,
     /// How the window was computed, when the engine traced it.
     pub trace: Vec<String>,
+    /// Also in Amministrazione trasparente.
+    #[serde(skip)]
+    pub trasparente: bool,
 }
 
 /// The acts in publication on `today` (Europe/Rome), the most recent first.
@@ -105,6 +108,7 @@ async fn acts_of(service: &Service, row: &store::InstanceRow) -> Vec<Publication
             from,
             until,
             trace,
+            trasparente: entry.trasparente,
         });
     }
     if let Some(meeting) = &row.data.meeting {
@@ -141,9 +145,69 @@ async fn acts_of(service: &Service, row: &store::InstanceRow) -> Vec<Publication
                 from: window.from,
                 until: window.to,
                 trace: window.trace.clone(),
+                // Deliberazioni of the bodies are provvedimenti (art. 23 D.Lgs. 33/2013).
+                trasparente: true,
             });
         }
     }
+    out
+}
+
+/// The last day an act stays in Amministrazione trasparente: five years from 1 January of
+/// the year after its publication began (art. 8 c.3 D.Lgs. 33/2013).
+pub fn trasparente_until(from: NaiveDate) -> NaiveDate {
+    NaiveDate::from_ymd_opt(chrono::Datelike::year(&from) + 6, 1, 1)
+        .and_then(|d| d.pred_opt())
+        .unwrap_or(from)
+}
+
+/// The acts in Amministrazione trasparente on `today`: those declared `trasparente` (and the
+/// deliberazioni) whose publication has begun, for five years.
+///
+/// # Errors
+///
+/// The store's.
+pub async fn trasparente(service: &Service, today: NaiveDate) -> store::Result<Vec<Publication>> {
+    let mut out = Vec::new();
+    for row in service
+        .store()
+        .instances(&InstanceFilter::default())
+        .await?
+    {
+        out.extend(acts_of(service, &row).await.into_iter().filter(|act| {
+            act.trasparente && act.from <= today && today <= trasparente_until(act.from)
+        }));
+    }
+    out.sort_by(|a, b| b.from.cmp(&a.from).then_with(|| a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+/// The Amministrazione trasparente page.
+pub fn trasparente_html(ambito: &str, today: NaiveDate, acts: &[Publication]) -> String {
+    let mut out = format!(
+        "<!DOCTYPE html>\n<html lang=\"it\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Amministrazione trasparente – {a}</title><style>body{{font-family:sans-serif;line-height:1.5;color:#1a1a1a;background:#fff;max-width:60em;margin:0 auto;padding:1em}}article{{border-bottom:1px solid #bbb;padding:0.5em 0}}a{{color:#0645ad}}a:focus{{outline:3px solid #1a1a1a;outline-offset:2px}}</style></head>\n<body>\n<header><h1>Amministrazione trasparente – {a}</h1>\n<p>Provvedimenti e atti delle procedure al {d}, pubblicati per cinque anni dal 1° gennaio dell'anno successivo all'inizio della pubblicazione (art. 8 c.3 D.Lgs. 33/2013). Anche in <a href=\"/trasparente.json\">JSON</a>. Gli atti in pubblicazione sono all'<a href=\"/albo\">albo online</a>.</p></header>\n<main>\n",
+        a = escape(ambito),
+        d = today.format("%d/%m/%Y"),
+    );
+    if acts.is_empty() {
+        out.push_str("<p>Nessun atto.</p>\n");
+    }
+    for act in acts {
+        let _ = write!(
+            out,
+            "<article>\n<h2>{}</h2>\n<p>{}{}</p>\n<p>Pubblicato all'albo dal {} al {}; in questa sezione fino al {}.</p>\n</article>\n",
+            escape(&act.title),
+            escape(&act.procedure),
+            act.oggetto
+                .as_ref()
+                .map(|o| format!(": {}", escape(o)))
+                .unwrap_or_default(),
+            act.from.format("%d/%m/%Y"),
+            act.until.format("%d/%m/%Y"),
+            trasparente_until(act.from).format("%d/%m/%Y"),
+        );
+    }
+    out.push_str("</main>\n</body>\n</html>\n");
     out
 }
 
@@ -323,4 +387,16 @@ pub async fn referti(
         written += 1;
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_act_stays_in_trasparente_five_years_from_the_first_of_january_after() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("date");
+        assert_eq!(trasparente_until(day(2026, 11, 27)), day(2031, 12, 31));
+        assert_eq!(trasparente_until(day(2027, 1, 1)), day(2032, 12, 31));
+    }
 }

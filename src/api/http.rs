@@ -48,6 +48,8 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/albo", get(albo_page))
         .route("/albo.json", get(albo_json))
         .route("/albo.atom", get(albo_atom))
+        .route("/trasparente", get(trasparente_page))
+        .route("/trasparente.json", get(trasparente_json))
         .route(
             "/risposta/{token}",
             get(super::rsvp::page).post(super::rsvp::answer),
@@ -486,6 +488,59 @@ async fn albo_page(State(state): State<ApiState>, request: Request) -> Response 
                 ),
             ],
             crate::albo::html(&ambito_name(), today, &acts),
+        )
+            .into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// The acts in Amministrazione trasparente today, or the refusal of an over-rate request.
+async fn trasparente_acts(
+    state: &ApiState,
+    request: Request,
+) -> Result<(Vec<crate::albo::Publication>, chrono::NaiveDate), Response> {
+    let address = client_address(state, &request);
+    drop(request);
+    if let Some(refused) = refusal(state, None, address) {
+        return Err(refused);
+    }
+    let service = &state.shared.service;
+    let today = service
+        .now()
+        .with_timezone(&crate::terms::ROME)
+        .date_naive();
+    crate::albo::trasparente(service, today)
+        .await
+        .map(|acts| (acts, today))
+        .map_err(|e| error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::from(e)))
+}
+
+/// Amministrazione trasparente (public).
+async fn trasparente_page(State(state): State<ApiState>, request: Request) -> Response {
+    match trasparente_acts(&state, request).await {
+        Ok((acts, today)) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'",
+                ),
+            ],
+            crate::albo::trasparente_html(&ambito_name(), today, &acts),
+        )
+            .into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// Amministrazione trasparente as JSON.
+async fn trasparente_json(State(state): State<ApiState>, request: Request) -> Response {
+    match trasparente_acts(&state, request).await {
+        Ok((acts, _)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_string(&acts).unwrap_or_else(|_| "[]".to_owned()),
         )
             .into_response(),
         Err(refused) => refused,

@@ -698,6 +698,8 @@ pub struct AlboEntry {
     pub from: VarName,
     /// Last day (a date or datetime variable).
     pub until: VarName,
+    /// Also published in Amministrazione trasparente, for five years.
+    pub trasparente: bool,
 }
 
 impl Procedure {

@@ -63,6 +63,9 @@ pub(crate) struct RawAlbo {
     pub title: SStr,
     pub from: SStr,
     pub until: SStr,
+    /// Also in Amministrazione trasparente (five years, art. 8 c.3 D.Lgs. 33/2013).
+    #[serde(default)]
+    pub trasparente: bool,
 }
 
 /// A meeting of a body of the Ambito.

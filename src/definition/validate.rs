@@ -1759,6 +1759,7 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
             title: e.title.value,
             from: VarName(e.from.value),
             until: VarName(e.until.value),
+            trasparente: e.trasparente,
         });
     }
 

@@ -539,5 +539,27 @@ async fn the_albo_shows_what_is_in_publication_and_nothing_private() {
             !after.to_string().contains(&format!("{avviso}:avviso")),
             "[{backend}] no public archive of expired acts: {after}"
         );
+        // Amministrazione trasparente keeps it, for five years from 1 January 2027.
+        let kept: Value = http
+            .get(format!("{}/trasparente.json", app.address))
+            .send()
+            .await
+            .expect("json")
+            .json()
+            .await
+            .expect("JSON");
+        assert!(
+            kept.to_string().contains(&format!("{avviso}:avviso")),
+            "[{backend}] in Amministrazione trasparente: {kept}"
+        );
+        if let Some(found) = accessibility(
+            &mut tab,
+            &format!("{}/trasparente", app.address),
+            "in questa sezione fino al 31/12/2031",
+        )
+        .await
+        {
+            assert!(!serious(&found), "[{backend}] accessibility: {found:?}");
+        }
     }
 }
