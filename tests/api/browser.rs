@@ -96,6 +96,35 @@ async fn accessibility(
     )
 }
 
+/// HTML Tidy's errors on a page (`None` when tidy is not installed and not required):
+/// warnings are printed, errors returned. Tidy predates some ARIA and SVG attributes, which it
+/// only warns about.
+fn html_errors(html: &str) -> Option<String> {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("page.html");
+    std::fs::write(&file, html).expect("write");
+    let output = match Command::new("tidy").args(["-q", "-e"]).arg(&file).output() {
+        Ok(output) => output,
+        Err(e) => {
+            assert!(
+                std::env::var("PROCEDO_REQUIRE_TOOLS").as_deref() != Ok("1"),
+                "HTML Tidy is required (scripts/test installs Debian's tidy): {e}"
+            );
+            return None;
+        }
+    };
+    let report = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !report.is_empty() {
+        eprintln!("tidy: {report}");
+    }
+    // 0: clean, 1: warnings, 2: errors.
+    Some(if output.status.code() == Some(2) {
+        report
+    } else {
+        String::new()
+    })
+}
+
 /// A serious or critical finding.
 fn serious(found: &[(String, Option<String>, usize)]) -> bool {
     found
@@ -358,6 +387,9 @@ async fn staff_read_the_report_of_a_procedure_in_a_real_browser() {
             .to_owned();
         assert!(csp.starts_with("default-src 'none'"), "[{backend}] {csp}");
         let body = ok.text().await.expect("body");
+        if let Some(errors) = html_errors(&body) {
+            assert!(errors.is_empty(), "[{backend}] HTML errors: {errors}");
+        }
         assert!(
             !body.contains("http://") && !body.contains("https://") && !body.contains("<script"),
             "[{backend}] nothing from elsewhere"
@@ -449,6 +481,9 @@ async fn the_albo_shows_what_is_in_publication_and_nothing_private() {
         assert!(csp.starts_with("default-src 'none'"), "[{backend}] {csp}");
         let body = page.text().await.expect("body");
         assert!(!body.contains("<script"), "[{backend}]");
+        if let Some(errors) = html_errors(&body) {
+            assert!(errors.is_empty(), "[{backend}] HTML errors: {errors}");
+        }
         let json: Value = http
             .get(format!("{}/albo.json", app.address))
             .send()
@@ -511,7 +546,16 @@ async fn the_albo_shows_what_is_in_publication_and_nothing_private() {
             eprintln!("[{backend}] albo, axe-core findings (id, impact, nodes): {found:?}");
             assert!(!serious(&found), "[{backend}] accessibility: {found:?}");
         }
-        // The check itself finds what it must: grey on white is refused.
+        // The checks themselves find what they must: an element HTML does not have…
+        if let Some(errors) = html_errors(
+            "<!DOCTYPE html><html lang=\"it\"><head><title>t</title></head><body><pippo>x</pippo></body></html>",
+        ) {
+            assert!(
+                !errors.is_empty(),
+                "[{backend}] tidy sees an unknown element"
+            );
+        }
+        // …and grey on white, refused by axe-core.
         if let Some(found) = accessibility(
             &mut tab,
             "data:text/html,<html lang='it'><head><title>t</title></head><body><main><p style='color:%23bbbbbb;background:%23ffffff'>testo poco leggibile</p></main></body></html>",
@@ -552,6 +596,17 @@ async fn the_albo_shows_what_is_in_publication_and_nothing_private() {
             kept.to_string().contains(&format!("{avviso}:avviso")),
             "[{backend}] in Amministrazione trasparente: {kept}"
         );
+        let page = http
+            .get(format!("{}/trasparente", app.address))
+            .send()
+            .await
+            .expect("trasparente")
+            .text()
+            .await
+            .expect("text");
+        if let Some(errors) = html_errors(&page) {
+            assert!(errors.is_empty(), "[{backend}] HTML errors: {errors}");
+        }
         if let Some(found) = accessibility(
             &mut tab,
             &format!("{}/trasparente", app.address),
