@@ -185,7 +185,7 @@ pub async fn trasparente(service: &Service, today: NaiveDate) -> store::Result<V
 /// The Amministrazione trasparente page.
 pub fn trasparente_html(ambito: &str, today: NaiveDate, acts: &[Publication]) -> String {
     let mut out = format!(
-        "<!DOCTYPE html>\n<html lang=\"it\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Amministrazione trasparente – {a}</title><style>body{{font-family:sans-serif;line-height:1.5;color:#1a1a1a;background:#fff;max-width:60em;margin:0 auto;padding:1em}}article{{border-bottom:1px solid #bbb;padding:0.5em 0}}a{{color:#0645ad}}a:focus{{outline:3px solid #1a1a1a;outline-offset:2px}}</style></head>\n<body>\n<header><h1>Amministrazione trasparente – {a}</h1>\n<p>Provvedimenti e atti delle procedure al {d}, pubblicati per cinque anni dal 1° gennaio dell'anno successivo all'inizio della pubblicazione (art. 8 c.3 D.Lgs. 33/2013). Anche in <a href=\"/trasparente.json\">JSON</a>. Gli atti in pubblicazione sono all'<a href=\"/albo\">albo online</a>.</p></header>\n<main>\n",
+        "<!DOCTYPE html>\n<html lang=\"it\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Amministrazione trasparente – {a}</title><style>{STYLE}</style></head>\n<body>\n<header><h1>Amministrazione trasparente – {a}</h1>\n<p>Provvedimenti e atti delle procedure al {d}, pubblicati per cinque anni dal 1° gennaio dell'anno successivo all'inizio della pubblicazione (art. 8 c.3 D.Lgs. 33/2013). Anche in <a href=\"/trasparente.json\">JSON</a>. Gli atti in pubblicazione sono all'<a href=\"/albo\">albo online</a>.</p></header>\n<main>\n",
         a = escape(ambito),
         d = today.format("%d/%m/%Y"),
     );
@@ -211,6 +211,9 @@ pub fn trasparente_html(ambito: &str, today: NaiveDate, acts: &[Publication]) ->
     out
 }
 
+/// The style of the public pages: dark on light, visible focus, no external resource.
+const STYLE: &str = "body{font-family:sans-serif;line-height:1.5;color:#1a1a1a;background:#fff;max-width:60em;margin:0 auto;padding:1em}article{border-bottom:1px solid #bbb;padding:0.5em 0}a{color:#0645ad}a:focus{outline:3px solid #1a1a1a;outline-offset:2px}ol{font-size:0.95em}";
+
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -221,7 +224,7 @@ fn escape(text: &str) -> String {
 /// The public page.
 pub fn html(ambito: &str, today: NaiveDate, acts: &[Publication]) -> String {
     let mut out = format!(
-        "<!DOCTYPE html>\n<html lang=\"it\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Albo online – {a}</title><link rel=\"alternate\" type=\"application/atom+xml\" title=\"Albo online\" href=\"/albo.atom\"><style>body{{font-family:sans-serif;line-height:1.5;color:#1a1a1a;background:#fff;max-width:60em;margin:0 auto;padding:1em}}article{{border-bottom:1px solid #bbb;padding:0.5em 0}}a{{color:#0645ad}}a:focus{{outline:3px solid #1a1a1a;outline-offset:2px}}ol{{font-size:0.95em}}</style></head>\n<body>\n<header><h1>Albo online – {a}</h1>\n<p>Atti in pubblicazione il {d}. Copia dell'albo dell'ente capofila, che è quello legalmente valido (art. 32 L. 69/2009). Gli atti escono dall'albo alla fine del periodo di pubblicazione. Anche in <a href=\"/albo.json\">JSON</a> e come <a href=\"/albo.atom\">feed Atom</a>.</p></header>\n<main>\n",
+        "<!DOCTYPE html>\n<html lang=\"it\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Albo online – {a}</title><link rel=\"alternate\" type=\"application/atom+xml\" title=\"Albo online\" href=\"/albo.atom\"><style>{STYLE}</style></head>\n<body>\n<header><h1>Albo online – {a}</h1>\n<p>Atti in pubblicazione il {d}. Copia dell'albo dell'ente capofila, che è quello legalmente valido (art. 32 L. 69/2009). Gli atti escono dall'albo alla fine del periodo di pubblicazione. Anche in <a href=\"/albo.json\">JSON</a> e come <a href=\"/albo.atom\">feed Atom</a>.</p></header>\n<main>\n",
         a = escape(ambito),
         d = today.format("%d/%m/%Y"),
     );

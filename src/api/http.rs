@@ -449,10 +449,20 @@ async fn calendar_feed(
     }
 }
 
-/// The acts in publication today, or the refusal of an over-rate anonymous request.
-async fn albo_acts(
+/// Which public section a page shows.
+#[derive(Clone, Copy)]
+enum Section {
+    /// The acts in publication today.
+    Albo,
+    /// The acts kept five years in Amministrazione trasparente.
+    Trasparente,
+}
+
+/// The acts of `section` today, or the refusal of an over-rate anonymous request.
+async fn section_acts(
     state: &ApiState,
     request: Request,
+    section: Section,
 ) -> Result<(Vec<crate::albo::Publication>, chrono::NaiveDate), Response> {
     let address = client_address(state, &request);
     drop(request);
@@ -464,9 +474,11 @@ async fn albo_acts(
         .now()
         .with_timezone(&crate::terms::ROME)
         .date_naive();
-    crate::albo::in_publication(service, today)
-        .await
-        .map(|acts| (acts, today))
+    let acts = match section {
+        Section::Albo => crate::albo::in_publication(service, today).await,
+        Section::Trasparente => crate::albo::trasparente(service, today).await,
+    };
+    acts.map(|acts| (acts, today))
         .map_err(|e| error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::from(e)))
 }
 
@@ -475,68 +487,35 @@ fn ambito_name() -> String {
         .unwrap_or_else(|_| crate::notify::delivery::DEFAULT_AMBITO.to_owned())
 }
 
-/// The albo online (public): the acts in publication today.
-async fn albo_page(State(state): State<ApiState>, request: Request) -> Response {
-    match albo_acts(&state, request).await {
-        Ok((acts, today)) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (
-                    header::CONTENT_SECURITY_POLICY,
-                    "default-src 'none'; style-src 'unsafe-inline'",
-                ),
-            ],
-            crate::albo::html(&ambito_name(), today, &acts),
-        )
-            .into_response(),
+/// A public section as a page (no script, nothing from elsewhere).
+async fn section_page(state: &ApiState, request: Request, section: Section) -> Response {
+    match section_acts(state, request, section).await {
+        Ok((acts, today)) => {
+            let ambito = ambito_name();
+            let page = match section {
+                Section::Albo => crate::albo::html(&ambito, today, &acts),
+                Section::Trasparente => crate::albo::trasparente_html(&ambito, today, &acts),
+            };
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                    (
+                        header::CONTENT_SECURITY_POLICY,
+                        "default-src 'none'; style-src 'unsafe-inline'",
+                    ),
+                ],
+                page,
+            )
+                .into_response()
+        }
         Err(refused) => refused,
     }
 }
 
-/// The acts in Amministrazione trasparente today, or the refusal of an over-rate request.
-async fn trasparente_acts(
-    state: &ApiState,
-    request: Request,
-) -> Result<(Vec<crate::albo::Publication>, chrono::NaiveDate), Response> {
-    let address = client_address(state, &request);
-    drop(request);
-    if let Some(refused) = refusal(state, None, address) {
-        return Err(refused);
-    }
-    let service = &state.shared.service;
-    let today = service
-        .now()
-        .with_timezone(&crate::terms::ROME)
-        .date_naive();
-    crate::albo::trasparente(service, today)
-        .await
-        .map(|acts| (acts, today))
-        .map_err(|e| error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::from(e)))
-}
-
-/// Amministrazione trasparente (public).
-async fn trasparente_page(State(state): State<ApiState>, request: Request) -> Response {
-    match trasparente_acts(&state, request).await {
-        Ok((acts, today)) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (
-                    header::CONTENT_SECURITY_POLICY,
-                    "default-src 'none'; style-src 'unsafe-inline'",
-                ),
-            ],
-            crate::albo::trasparente_html(&ambito_name(), today, &acts),
-        )
-            .into_response(),
-        Err(refused) => refused,
-    }
-}
-
-/// Amministrazione trasparente as JSON.
-async fn trasparente_json(State(state): State<ApiState>, request: Request) -> Response {
-    match trasparente_acts(&state, request).await {
+/// A public section as JSON.
+async fn section_json(state: &ApiState, request: Request, section: Section) -> Response {
+    match section_acts(state, request, section).await {
         Ok((acts, _)) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
@@ -545,24 +524,31 @@ async fn trasparente_json(State(state): State<ApiState>, request: Request) -> Re
             .into_response(),
         Err(refused) => refused,
     }
+}
+
+/// The albo online (public): the acts in publication today.
+async fn albo_page(State(state): State<ApiState>, request: Request) -> Response {
+    section_page(&state, request, Section::Albo).await
 }
 
 /// The albo online as JSON.
 async fn albo_json(State(state): State<ApiState>, request: Request) -> Response {
-    match albo_acts(&state, request).await {
-        Ok((acts, _)) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            serde_json::to_string(&acts).unwrap_or_else(|_| "[]".to_owned()),
-        )
-            .into_response(),
-        Err(refused) => refused,
-    }
+    section_json(&state, request, Section::Albo).await
+}
+
+/// Amministrazione trasparente (public).
+async fn trasparente_page(State(state): State<ApiState>, request: Request) -> Response {
+    section_page(&state, request, Section::Trasparente).await
+}
+
+/// Amministrazione trasparente as JSON.
+async fn trasparente_json(State(state): State<ApiState>, request: Request) -> Response {
+    section_json(&state, request, Section::Trasparente).await
 }
 
 /// The albo online as an Atom feed.
 async fn albo_atom(State(state): State<ApiState>, request: Request) -> Response {
-    match albo_acts(&state, request).await {
+    match section_acts(&state, request, Section::Albo).await {
         Ok((acts, _)) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
