@@ -18,6 +18,7 @@ mod m20261130_000001_participant_history;
 mod m20261201_000001_admin_audit;
 mod m20261202_000001_pec;
 mod m20261203_000001_calendar_feeds;
+mod m20261204_000001_albo_handovers;
 
 /// The ordered list of procedo's migrations.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_admin_audit::Migration),
             Box::new(m20261202_000001_pec::Migration),
             Box::new(m20261203_000001_calendar_feeds::Migration),
+            Box::new(m20261204_000001_albo_handovers::Migration),
         ]
     }
 }

@@ -48,6 +48,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/albo", get(albo_page))
         .route("/albo.json", get(albo_json))
         .route("/albo.atom", get(albo_atom))
+        .route("/albo/documenti/{sha256}", get(albo_document))
         .route("/trasparente", get(trasparente_page))
         .route("/trasparente.json", get(trasparente_json))
         .route(
@@ -564,6 +565,38 @@ async fn albo_atom(State(state): State<ApiState>, request: Request) -> Response 
     }
 }
 
+/// A document of an act that is public today (albo or Amministrazione trasparente), by its
+/// SHA-256; anything else is 404, whether it exists or not.
+async fn albo_document(
+    State(state): State<ApiState>,
+    Path(sha256): Path<String>,
+    request: Request,
+) -> Response {
+    let address = client_address(&state, &request);
+    drop(request);
+    if let Some(refused) = refusal(&state, None, address) {
+        return refused;
+    }
+    let sha256 = sha256.to_ascii_lowercase();
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return document_not_found();
+    }
+    let Some(protocollo) = state.shared.protocollo.as_ref() else {
+        return document_not_found();
+    };
+    let service = &state.shared.service;
+    let today = service
+        .now()
+        .with_timezone(&crate::terms::ROME)
+        .date_naive();
+    let doc = match crate::albo::public_document(service, today, &sha256).await {
+        Ok(Some(doc)) => doc,
+        Ok(None) => return document_not_found(),
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::from(e)),
+    };
+    stored_file(protocollo, &doc.media_type, &doc.name, &doc.sha256).await
+}
+
 fn document_not_found() -> Response {
     error_response(
         StatusCode::NOT_FOUND,
@@ -683,8 +716,18 @@ async fn protocol_document(
     else {
         return document_not_found();
     };
-    match protocollo.files().get(&doc.sha256).await {
-        Ok(Some(content)) => file_response(&doc.media_type, &doc.name, content),
+    stored_file(protocollo, &doc.media_type, &doc.name, &doc.sha256).await
+}
+
+/// A file of the protocollo's store as a download; 404 when the file is missing.
+async fn stored_file(
+    protocollo: &crate::protocollo::Protocollo,
+    media_type: &str,
+    name: &str,
+    sha256: &str,
+) -> Response {
+    match protocollo.files().get(sha256).await {
+        Ok(Some(content)) => file_response(media_type, name, content),
         Ok(None) => document_not_found(),
         Err(e) => {
             tracing::error!(error = %e, "documento di protocollo illeggibile");

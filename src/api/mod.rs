@@ -223,6 +223,11 @@ impl ApiState {
         &self.shared.service
     }
 
+    /// The protocollo the API registers in, if any.
+    pub fn protocollo(&self) -> Option<&crate::protocollo::Protocollo> {
+        self.shared.protocollo.as_ref()
+    }
+
     /// Follows the history of every instance and publishes the steps this process did not
     /// commit itself (timers fired by any scheduler, commands of other replicas or of the
     /// CLI), every `every`, until `shutdown`.

@@ -710,6 +710,7 @@ impl Demo {
                 crate::protocollo::dispatch::PROTOCOL_REGISTER_KIND
                     | crate::protocollo::dispatch::PROTOCOL_RECONCILE_KIND
                     | crate::protocollo::dispatch::ALBO_REFERTO_KIND
+                    | crate::protocollo::dispatch::ALBO_CAPOFILA_KIND
             ) {
                 // The daily register, the reconciliation and the albo's referti run every day:
                 // summed up at the end.
@@ -966,6 +967,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let digest = CronJob::new("riepilogo", "0 0 8 * * *", "digest")?;
     let registro = CronJob::new("registro_protocollo", "0 5 0 * * *", "protocol_register")?;
     let referto = CronJob::new("referto_albo", "0 10 0 * * *", "albo_referto")?;
+    let capofila = CronJob::new("consegna_albo_capofila", "0 */10 * * * *", "albo_capofila")?;
     let protocollo = demo_protocollo(&service, &args)?;
     let (pec, pec_sending) =
         demo_pec(&service, &protocollo, &demo_dir(&args).join("demo-pec")).await?;
@@ -976,7 +978,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 service.clone(),
                 Options {
                     worker_id: "demo".into(),
-                    cron: vec![digest.clone(), registro, referto],
+                    cron: vec![digest.clone(), registro, referto, capofila],
                     ..Options::default()
                 },
             )?,
@@ -1054,6 +1056,37 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             ],
         )
         .await?;
+
+    // A question on the modulistica, answered for everyone: a FAQ at the albo with the avviso
+    // until its deadline, without naming who asked.
+    demo.move_clock_to(at("2026-12-16T09:30:00+01:00")?).await?;
+    let question = demo
+        .service
+        .store()
+        .ask_question(&crate::store::NewQuestion {
+            id: uuid::Uuid::new_v4().to_string(),
+            instance_id: avviso.clone(),
+            organisation_id: "ets-orizzonti".into(),
+            person_id: "ets-orizzonti".into(),
+            text: "Il cronoprogramma va allegato in un file separato dalla proposta?".into(),
+            at: demo.clock.now(),
+        })
+        .await?;
+    demo.move_clock_to(at("2026-12-17T11:00:00+01:00")?).await?;
+    demo.service
+        .store()
+        .answer_question(
+            &question.id,
+            "Sì: un file PDF separato, firmato dal legale rappresentante.",
+            true,
+            "rup",
+            demo.clock.now(),
+        )
+        .await?;
+    println!(
+        "  {}  [avviso] quesito di un ETS, risposta pubblicata (FAQ): all'albo con l'avviso fino alla scadenza",
+        local(demo.clock.now())
+    );
 
     println!("\n2) Proroga del termine prima della scadenza, pubblicata come l'avviso");
     demo.move_clock_to(at("2026-12-18T12:30:00+01:00")?).await?;
@@ -1559,8 +1592,28 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("  rapporto della pratica [{label}]: {}", file.display());
     }
 
-    // The albo online as a citizen saw it on 28/01/2027: the graduatoria just approved and
-    // the Assemblea's deliberazioni, each in its own window.
+    // The albo online as a citizen saw it on 20/12/2026: the avviso in publication, with its
+    // protocol number, its documents and their SHA-256, and the FAQ published.
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 20).context("data")?;
+    let acts = crate::albo::in_publication(&demo.service, day).await?;
+    let file = dir.join("albo-2026-12-20.html");
+    std::fs::write(
+        &file,
+        crate::albo::html("Ambito territoriale di Borgo Fiorito", day, &acts),
+    )
+    .with_context(|| file.display().to_string())?;
+    println!("  albo online al 20/12/2026: {}", file.display());
+    for act in &acts {
+        println!(
+            "    {} — {} (dal {} al {})",
+            act.title,
+            act.oggetto.as_deref().unwrap_or(&act.procedure),
+            act.from.format("%d/%m/%Y"),
+            act.until.format("%d/%m/%Y"),
+        );
+    }
+    // On 28/01/2027: the graduatoria just approved and the Assemblea's deliberazioni, each in
+    // its own window.
     let day = chrono::NaiveDate::from_ymd_opt(2027, 1, 28).context("data")?;
     let acts = crate::albo::in_publication(&demo.service, day).await?;
     let file = dir.join("albo-2027-01-28.html");
@@ -1588,13 +1641,29 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     for act in &acts {
         println!(
-            "    {} — {} (dal {} al {})",
+            "    {} — {} (dal {} al {}){}",
             act.title,
             act.oggetto.as_deref().unwrap_or(&act.procedure),
             act.from.format("%d/%m/%Y"),
-            act.until.format("%d/%m/%Y")
+            act.until.format("%d/%m/%Y"),
+            act.protocollo
+                .as_ref()
+                .map(|r| format!(", {}", r.label()))
+                .unwrap_or_default(),
         );
+        for doc in &act.documents {
+            println!("      {} sha256 {}", doc.name, doc.sha256);
+        }
     }
+    // Every act went to the capofila's albo, the legally valid one.
+    let mut handed = 0;
+    for id in demo.names.keys() {
+        handed += demo.service.store().albo_handovers(id).await?.len();
+    }
+    println!(
+        "  atti consegnati all'albo dell'ente capofila: {handed}, in {}",
+        demo_dir(&args).join("demo-albo-capofila").display()
+    );
 
     // A mayor's calendar feed and an ETS referent's, as their calendar clients read them.
     for person_id in ["sindaco-borgo-fiorito", "ets-orizzonti"] {
@@ -1750,7 +1819,7 @@ fn demo_protocollo(
     args: &DemoArgs,
 ) -> anyhow::Result<crate::protocollo::Protocollo> {
     let base = demo_dir(args);
-    for dir in ["demo-files", "demo-conservazione"] {
+    for dir in ["demo-files", "demo-conservazione", "demo-albo-capofila"] {
         let dir = base.join(dir);
         if dir.exists() {
             std::fs::remove_dir_all(&dir)
@@ -1764,6 +1833,7 @@ fn demo_protocollo(
     settings.aoo.email = Some("ufficiodipiano@pec.borgofiorito.example.it".into());
     settings.files_dir = base.join("demo-files");
     settings.conservation_dir = base.join("demo-conservazione");
+    settings.albo_dir = base.join("demo-albo-capofila");
     Ok(crate::protocollo::Protocollo::new(
         service.clone(),
         &settings,

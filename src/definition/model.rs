@@ -542,6 +542,7 @@ pub const JOB_KINDS: &[&str] = &[
     "protocol_register",
     "protocol_reconcile",
     "albo_referto",
+    "albo_capofila",
 ];
 
 /// A recurring job declared by the procedure.
@@ -700,7 +701,15 @@ pub struct AlboEntry {
     pub until: VarName,
     /// Also published in Amministrazione trasparente, for five years.
     pub trasparente: bool,
+    /// The registered document published with the act: a template a `protocollo` action
+    /// registers, or [`SIGNED_VERBALE`] (the signed verbale of the meeting).
+    pub document: Option<String>,
+    /// The instance's published FAQ answers are at the albo with this act.
+    pub faq: bool,
 }
+
+/// The `document` of an albo entry naming the signed verbale of a meeting.
+pub const SIGNED_VERBALE: &str = "verbale_firmato";
 
 impl Procedure {
     /// The initial state.
@@ -744,6 +753,25 @@ impl Procedure {
     /// A variable of a participant by name.
     pub fn participant_variable(&self, name: &str) -> Option<&Variable> {
         self.participant.as_ref()?.variables.get(name)
+    }
+
+    /// Whether a `protocollo` action of the procedure registers the template `document`.
+    pub fn registers_document(&self, document: &str) -> bool {
+        fn in_actions(actions: &[Action], document: &str) -> bool {
+            actions.iter().any(|a| match a {
+                Action::Protocollo(p) => p.document.as_deref() == Some(document),
+                Action::When { action, .. } => in_actions(std::slice::from_ref(action), document),
+                Action::ForEachParticipant { actions, .. } => in_actions(actions, document),
+                _ => false,
+            })
+        }
+        self.states
+            .values()
+            .any(|s| in_actions(&s.on_enter, document))
+            || self
+                .transitions
+                .iter()
+                .any(|t| in_actions(&t.actions, document))
     }
 
     /// Whether an event is one the parent receives when an awaited child ends.

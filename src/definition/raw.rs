@@ -66,6 +66,14 @@ pub(crate) struct RawAlbo {
     /// Also in Amministrazione trasparente (five years, art. 8 c.3 D.Lgs. 33/2013).
     #[serde(default)]
     pub trasparente: bool,
+    /// The registered document published with it: a template a `protocollo` action of the
+    /// procedure registers as its document, or `verbale_firmato` (the signed verbale).
+    #[serde(default)]
+    pub document: Option<SStr>,
+    /// The published FAQ answers of the instance are at the albo with this act, each from
+    /// the day it was answered to this act's last day.
+    #[serde(default)]
+    pub faq: bool,
 }
 
 /// A meeting of a body of the Ambito.

@@ -395,6 +395,18 @@ fn mistakes_in_the_new_constructs_are_located() {
             "albo:\n  - { id: avviso, title: Avviso, from: data_pubblicazione, until: scadenza_domande }\nsubmissions:\n",
             "albo: 'data_pubblicazione' non è pubblica",
         ),
+        // An albo document no protocollo action registers: nothing to publish.
+        (
+            "submissions:\n",
+            "albo:\n  - { id: avviso, title: Avviso, from: data_pubblicazione, until: scadenza_domande, document: avviso_pubblico }\nsubmissions:\n",
+            "albo: il documento 'avviso_pubblico' non è registrato",
+        ),
+        // The signed verbale needs a meeting that records it.
+        (
+            "submissions:\n",
+            "albo:\n  - { id: verbale, title: Verbale, from: data_pubblicazione, until: scadenza_domande, document: verbale_firmato }\nsubmissions:\n",
+            "albo: il documento 'verbale_firmato' non è registrato",
+        ),
         // `while:` naming a state the procedure does not have.
         (
             "      inputs: { esito: required }\n      guard",

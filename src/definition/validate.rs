@@ -1735,6 +1735,8 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
         .map(|m| meeting(ctx, m, env, &checker, &states, &transitions));
 
     let mut albo: Vec<AlboEntry> = Vec::new();
+    // Checked once the procedure is built: its actions say which documents it registers.
+    let mut albo_documents = Vec::new();
     for entry in raw.albo {
         let e = entry.value;
         for var in [&e.from, &e.until] {
@@ -1760,6 +1762,11 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
             from: VarName(e.from.value),
             until: VarName(e.until.value),
             trasparente: e.trasparente,
+            document: e.document.map(|d| (loc(&d), d.value)).map(|(at, d)| {
+                albo_documents.push((at, d.clone()));
+                d
+            }),
+            faq: e.faq,
         });
     }
 
@@ -1783,6 +1790,29 @@ fn build(ctx: &mut Ctx<'_>, raw: RawProcedure, env: &Environment<'_>) -> Procedu
         numbers,
         results,
     };
+    for (at, document) in albo_documents {
+        let known = if document == crate::definition::model::SIGNED_VERBALE {
+            procedure
+                .meeting
+                .as_ref()
+                .is_some_and(|m| m.signed.is_some())
+        } else {
+            procedure.registers_document(&document)
+        };
+        if !known {
+            ctx.at(
+                &at,
+                format!(
+                    "albo: il documento '{document}' non è registrato da nessuna azione protocollo della procedura (document: …){}",
+                    if document == crate::definition::model::SIGNED_VERBALE {
+                        ""
+                    } else {
+                        "; per il verbale firmato della seduta: verbale_firmato, con meeting.signed"
+                    }
+                ),
+            );
+        }
+    }
     if graph_is_sound {
         check_machine(
             ctx,

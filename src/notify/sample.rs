@@ -213,6 +213,14 @@ pub fn context_for(kind: &str, name: &str, email: &str) -> Option<Value> {
                 "punteggi": [{"ente": "Cooperativa Sociale Il Germoglio", "criterio": "Esperienza nei servizi del territorio", "punti": "24", "da": "Maria Rossi", "motivazione": "dieci anni di servizi domiciliari nell'ambito"}],
             },
         }),
+        "avviso_pubblico" => json!({
+            "procedura": {"id": "avviso_coprogettazione", "titolo": AVVISO},
+            "istanza": {"id": 17, "stato": "pubblicato"},
+            "oggetto": "Servizi per l'autonomia delle persone con disabilità",
+            "atto_criteri": "determina n. 12 del 26/11/2026",
+            "scadenza_domande": "2026-12-28T12:00:00+01:00",
+            "link_avviso": "https://ambito.example.it/avvisi/17",
+        }),
         "graduatoria" => json!({
             "procedura": {"id": "avviso_coprogettazione", "titolo": AVVISO},
             "istanza": {"id": 17, "stato": "graduatoria pubblicata"},

@@ -19,7 +19,7 @@ use super::references::{References, references};
 use super::{Error, TemplateDiagnostic, dates};
 
 /// The message kinds shipped in `workflows/templates/` (and built into the binary).
-pub const SHIPPED_KINDS: [&str; 26] = [
+pub const SHIPPED_KINDS: [&str; 27] = [
     "convocazione",
     "convocazione_annullata",
     "promemoria_scadenza",
@@ -41,6 +41,7 @@ pub const SHIPPED_KINDS: [&str; 26] = [
     "rettifica_criteri",
     "verbale_commissione",
     "graduatoria",
+    "avviso_pubblico",
     "verbale_seduta",
     "termine_scaduto",
     "soccorso_senza_risposta",
@@ -48,7 +49,7 @@ pub const SHIPPED_KINDS: [&str; 26] = [
     "mancata_consegna_pec",
 ];
 
-const SHIPPED_SOURCES: [(&str, &str); 26] = [
+const SHIPPED_SOURCES: [(&str, &str); 27] = [
     (
         "convocazione",
         include_str!("../../workflows/templates/convocazione.yaml"),
@@ -132,6 +133,10 @@ const SHIPPED_SOURCES: [(&str, &str); 26] = [
     (
         "graduatoria",
         include_str!("../../workflows/templates/graduatoria.yaml"),
+    ),
+    (
+        "avviso_pubblico",
+        include_str!("../../workflows/templates/avviso_pubblico.yaml"),
     ),
     (
         "verbale_seduta",
@@ -679,7 +684,12 @@ mod tests {
 
     /// Shipped kinds that are documents registered in the protocollo, not letters: they
     /// address no one.
-    const DOCUMENT_KINDS: [&str; 3] = ["verbale_commissione", "graduatoria", "verbale_seduta"];
+    const DOCUMENT_KINDS: [&str; 4] = [
+        "verbale_commissione",
+        "graduatoria",
+        "avviso_pubblico",
+        "verbale_seduta",
+    ];
 
     #[test]
     fn every_shipped_kind_loads_and_renders_its_sample() {

@@ -33,6 +33,8 @@ pub const INCOMING_KIND: &str = "protocollo_in";
 pub const PROTOCOL_REGISTER_KIND: &str = "protocol_register";
 /// Outbox kind of the daily job that writes the referti di pubblicazione of the albo.
 pub const ALBO_REFERTO_KIND: &str = "albo_referto";
+/// Outbox kind of the job that hands acts over to the ente capofila's albo.
+pub const ALBO_CAPOFILA_KIND: &str = "albo_capofila";
 /// Outbox kind queued by the `protocol_reconcile` recurring job.
 pub const PROTOCOL_RECONCILE_KIND: &str = "protocol_reconcile";
 
@@ -73,6 +75,7 @@ pub fn install(
         .with_dispatcher(INCOMING_KIND, dispatch.clone())
         .with_dispatcher(PROTOCOL_REGISTER_KIND, dispatch.clone())
         .with_dispatcher(ALBO_REFERTO_KIND, dispatch.clone())
+        .with_dispatcher(ALBO_CAPOFILA_KIND, dispatch.clone())
         .with_dispatcher(PROTOCOL_RECONCILE_KIND, dispatch)
 }
 
@@ -130,6 +133,21 @@ impl ProtocolloDispatch {
                     .map_err(failure)?;
                 if written > 0 {
                     info!(referti = written, "referti di pubblicazione registrati");
+                }
+                Ok(())
+            }
+            ALBO_CAPOFILA_KIND => {
+                let today = self
+                    .protocollo
+                    .service()
+                    .now()
+                    .with_timezone(&crate::terms::ROME)
+                    .date_naive();
+                let handed = crate::albo::capofila::hand_over_pending(&self.protocollo, today)
+                    .await
+                    .map_err(|e| failure(e.into()))?;
+                if handed > 0 {
+                    info!(atti = handed, "atti consegnati all'albo del capofila");
                 }
                 Ok(())
             }

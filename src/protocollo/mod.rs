@@ -79,7 +79,8 @@ pub enum Error {
 }
 
 /// The protocol's configuration, from the environment (`PROCEDO_PROTOCOLLO_*`,
-/// `PROCEDO_SEGNATURA_*`, `PROCEDO_CONSERVAZIONE_*`, `PROCEDO_FILES_DIR`).
+/// `PROCEDO_SEGNATURA_*`, `PROCEDO_CONSERVAZIONE_*`, `PROCEDO_ALBO_CAPOFILA_*`,
+/// `PROCEDO_FILES_DIR`).
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The AOO.
@@ -100,6 +101,12 @@ pub struct Settings {
     pub conservation_token: Option<String>,
     /// The conservation folder.
     pub conservation_dir: PathBuf,
+    /// The HTTP endpoint of the ente capofila's albo, if any.
+    pub albo_url: Option<String>,
+    /// Its bearer token.
+    pub albo_token: Option<String>,
+    /// The folder the capofila's albo collects acts from (without an endpoint).
+    pub albo_dir: PathBuf,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -131,6 +138,9 @@ impl Settings {
             conservation_url: None,
             conservation_token: None,
             conservation_dir: PathBuf::from("data/conservazione"),
+            albo_url: None,
+            albo_token: None,
+            albo_dir: PathBuf::from("data/albo-capofila"),
         }
     }
 
@@ -173,6 +183,11 @@ impl Settings {
         }
         s.conservation_url = env("PROCEDO_CONSERVAZIONE_URL");
         s.conservation_token = env("PROCEDO_CONSERVAZIONE_TOKEN");
+        s.albo_url = env("PROCEDO_ALBO_CAPOFILA_URL");
+        s.albo_token = env("PROCEDO_ALBO_CAPOFILA_TOKEN");
+        if let Some(dir) = env("PROCEDO_ALBO_CAPOFILA_DIR") {
+            s.albo_dir = PathBuf::from(dir);
+        }
         if let Some(dir) = env("PROCEDO_CONSERVAZIONE_DIR") {
             s.conservation_dir = PathBuf::from(dir);
         }
@@ -235,6 +250,7 @@ pub struct Protocollo {
     signer: Option<Arc<Signer>>,
     files: FileStore,
     conservation: Arc<dyn Conservazione>,
+    albo: Arc<dyn crate::albo::capofila::AlboCapofila>,
 }
 
 impl std::fmt::Debug for Protocollo {
@@ -244,6 +260,7 @@ impl std::fmt::Debug for Protocollo {
             .field("signed", &self.signer.is_some())
             .field("files", &self.files.root())
             .field("conservation", &self.conservation.describe())
+            .field("albo", &self.albo.describe())
             .finish()
     }
 }
@@ -296,6 +313,17 @@ impl Protocollo {
             ),
             None => Arc::new(FolderConservazione::new(&settings.conservation_dir)),
         };
+        let albo: Arc<dyn crate::albo::capofila::AlboCapofila> = match &settings.albo_url {
+            Some(url) => Arc::new(
+                crate::albo::capofila::HttpAlbo::new(
+                    url,
+                    settings.albo_token.clone(),
+                    Duration::from_secs(60),
+                )
+                .map_err(Error::Config)?,
+            ),
+            None => Arc::new(crate::albo::capofila::FolderAlbo::new(&settings.albo_dir)),
+        };
         Ok(Protocollo {
             service,
             aoo: Arc::new(settings.aoo.clone()),
@@ -303,6 +331,7 @@ impl Protocollo {
             signer,
             files: FileStore::new(&settings.files_dir),
             conservation,
+            albo,
         })
     }
 
@@ -318,6 +347,18 @@ impl Protocollo {
     pub fn with_conservation(mut self, conservation: Arc<dyn Conservazione>) -> Protocollo {
         self.conservation = conservation;
         self
+    }
+
+    /// Replaces the capofila's albo.
+    #[must_use]
+    pub fn with_albo(mut self, albo: Arc<dyn crate::albo::capofila::AlboCapofila>) -> Protocollo {
+        self.albo = albo;
+        self
+    }
+
+    /// The ente capofila's albo.
+    pub fn albo(&self) -> &dyn crate::albo::capofila::AlboCapofila {
+        self.albo.as_ref()
     }
 
     /// The service.

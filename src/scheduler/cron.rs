@@ -50,11 +50,15 @@ pub enum JobKind {
     /// Queues the referti di pubblicazione of the acts whose albo window has ended (an outbox
     /// row of kind `albo_referto`).
     AlboReferto,
+    /// Queues the hand-over to the ente capofila's albo of every act it does not have in its
+    /// current version (an outbox row of kind `albo_capofila`).
+    AlboCapofila,
 }
 
 /// The recurring jobs every scheduling process runs unless configured otherwise: the daily
 /// digest at 08:00, the daily protocol register at 00:05 and the reconciliation of the
-/// emergency register every ten minutes (Europe/Rome).
+/// emergency register every ten minutes, the referti di pubblicazione at 00:10 and the
+/// hand-over of acts to the capofila's albo every ten minutes (Europe/Rome).
 pub fn default_jobs() -> Vec<CronJob> {
     [
         ("riepilogo_giornaliero", "0 0 8 * * *", "digest"),
@@ -65,6 +69,7 @@ pub fn default_jobs() -> Vec<CronJob> {
             "protocol_reconcile",
         ),
         ("referto_albo", "0 10 0 * * *", "albo_referto"),
+        ("consegna_albo_capofila", "0 */10 * * * *", "albo_capofila"),
     ]
     .iter()
     .filter_map(|(id, schedule, job)| CronJob::new(id, schedule, job).ok())
@@ -73,11 +78,12 @@ pub fn default_jobs() -> Vec<CronJob> {
 
 impl JobKind {
     /// Every job a schedule may name.
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::Digest,
         JobKind::ProtocolRegister,
         JobKind::ProtocolReconcile,
         JobKind::AlboReferto,
+        JobKind::AlboCapofila,
     ];
 
     /// The name in definitions and configuration, and the kind of the outbox row it queues.
@@ -87,6 +93,7 @@ impl JobKind {
             JobKind::ProtocolRegister => "protocol_register",
             JobKind::ProtocolReconcile => "protocol_reconcile",
             JobKind::AlboReferto => "albo_referto",
+            JobKind::AlboCapofila => "albo_capofila",
         }
     }
 }
@@ -178,24 +185,27 @@ impl CronJob {
                 channel: Default::default(),
                 consegna: None,
             }),
-            JobKind::ProtocolReconcile | JobKind::AlboReferto => Effect::RegisterProtocol {
-                direction: "interno".to_string(),
-                subject: if self.job == JobKind::AlboReferto {
-                    "Referti di pubblicazione dell'albo".to_string()
-                } else {
-                    "Riconciliazione del registro di emergenza".to_string()
-                },
-                context: json!({
-                    "lavoro": self.id,
-                    "previsto_alle": due.to_rfc3339(),
-                }),
-                register: None,
-                to: None,
-                document: None,
-                classification: None,
-                organisations: None,
-                participant: None,
-            },
+            JobKind::ProtocolReconcile | JobKind::AlboReferto | JobKind::AlboCapofila => {
+                Effect::RegisterProtocol {
+                    direction: "interno".to_string(),
+                    subject: match self.job {
+                        JobKind::AlboReferto => "Referti di pubblicazione dell'albo",
+                        JobKind::AlboCapofila => "Consegna degli atti all'albo dell'ente capofila",
+                        _ => "Riconciliazione del registro di emergenza",
+                    }
+                    .to_string(),
+                    context: json!({
+                        "lavoro": self.id,
+                        "previsto_alle": due.to_rfc3339(),
+                    }),
+                    register: None,
+                    to: None,
+                    document: None,
+                    classification: None,
+                    organisations: None,
+                    participant: None,
+                }
+            }
             JobKind::ProtocolRegister => {
                 let register_day = day.pred_opt().unwrap_or(day);
                 Effect::RegisterProtocol {
@@ -505,7 +515,7 @@ mod tests {
     #[test]
     fn configuration_jobs_with_an_unknown_kind_or_a_broken_expression_are_refused() {
         assert!(CronJob::new("riepilogo", "0 0 8 * * *", "digest").is_ok());
-        assert_eq!(default_jobs().len(), 4, "the default jobs are valid");
+        assert_eq!(default_jobs().len(), 5, "the default jobs are valid");
         assert!(CronJob::new("registro", "0 5 0 * * *", "protocol_register").is_ok());
         assert!(CronJob::new("referto", "0 10 0 * * *", "albo_referto").is_ok());
         let unknown = CronJob::new("pulizia", "0 0 3 * * *", "vacuum")

@@ -14,6 +14,7 @@
 //! on PostgreSQL, where the optimistic `UPDATE … WHERE version = expected` serializes writers on
 //! the instance row and the loser sees zero rows.
 
+mod albo;
 mod audit;
 mod bulk;
 mod calendar;
@@ -43,6 +44,7 @@ use sea_orm::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use albo::AlboHandover;
 pub use audit::{AdminWrite, AuditRow, NewAudit};
 pub use calendar::{CalendarFeedRow, NewCalendarFeed};
 pub use definitions::{DefinitionRow, NewDefinition, Saved};

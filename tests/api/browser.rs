@@ -96,10 +96,12 @@ async fn accessibility(
     )
 }
 
-/// HTML Tidy's errors on a page (`None` when tidy is not installed and not required):
-/// warnings are printed, errors returned. Tidy predates some ARIA and SVG attributes, which it
-/// only warns about.
+/// The markup errors on a page (`None` when the checkers are not installed and not required):
+/// HTML Tidy's errors (its warnings are printed: tidy predates some ARIA and SVG attributes)
+/// and html-validate's, the HTML Living Standard's content models and attributes (preset
+/// `html-validate:standard`, from the npm registry).
 fn html_errors(html: &str) -> Option<String> {
+    let required = std::env::var("PROCEDO_REQUIRE_TOOLS").as_deref() == Ok("1");
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("page.html");
     std::fs::write(&file, html).expect("write");
@@ -107,7 +109,7 @@ fn html_errors(html: &str) -> Option<String> {
         Ok(output) => output,
         Err(e) => {
             assert!(
-                std::env::var("PROCEDO_REQUIRE_TOOLS").as_deref() != Ok("1"),
+                !required,
                 "HTML Tidy is required (scripts/test installs Debian's tidy): {e}"
             );
             return None;
@@ -118,11 +120,34 @@ fn html_errors(html: &str) -> Option<String> {
         eprintln!("tidy: {report}");
     }
     // 0: clean, 1: warnings, 2: errors.
-    Some(if output.status.code() == Some(2) {
+    let mut errors = if output.status.code() == Some(2) {
         report
     } else {
         String::new()
-    })
+    };
+    let validator = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/test-tools/node_modules/html-validate/bin/html-validate.mjs");
+    if !validator.exists() {
+        assert!(
+            !required,
+            "html-validate is required (scripts/test installs it from npm)"
+        );
+        return Some(errors);
+    }
+    let config = dir.path().join("htmlvalidate.json");
+    std::fs::write(&config, r#"{"extends":["html-validate:standard"]}"#).expect("config");
+    let output = Command::new("node")
+        .arg(&validator)
+        .arg("--config")
+        .arg(&config)
+        .arg(&file)
+        .output()
+        .expect("node runs html-validate");
+    if !output.status.success() {
+        errors.push_str(&String::from_utf8_lossy(&output.stdout));
+        errors.push_str(&String::from_utf8_lossy(&output.stderr));
+    }
+    Some(errors)
 }
 
 /// A serious or critical finding.
@@ -263,6 +288,29 @@ impl Page {
             tokio::time::sleep(StdDuration::from_millis(100)).await;
         }
         panic!("the page never showed «{needle}»: {last}");
+    }
+
+    /// Presses Tab `times` times as a keyboard user does; after each press, the focused
+    /// element's text (or href) and its computed outline.
+    async fn tab_through(&mut self, times: usize) -> Vec<(String, String)> {
+        let mut seen = Vec::with_capacity(times);
+        for _ in 0..times {
+            for kind in ["keyDown", "keyUp"] {
+                self.call(
+                    "Input.dispatchKeyEvent",
+                    json!({ "type": kind, "key": "Tab", "code": "Tab", "windowsVirtualKeyCode": 9 }),
+                )
+                .await;
+            }
+            let focused = self
+                .eval("(() => { const e = document.activeElement; const s = getComputedStyle(e); return [e.innerText || e.getAttribute('href') || e.tagName, s.outlineStyle + ' ' + s.outlineWidth]; })()")
+                .await;
+            seen.push((
+                focused[0].as_str().unwrap_or_default().to_owned(),
+                focused[1].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+        seen
     }
 }
 
@@ -464,6 +512,7 @@ async fn the_albo_shows_what_is_in_publication_and_nothing_private() {
     for app in spawn_apps().await {
         let backend = app.backend.clone();
         let avviso = app.published_avviso().await;
+        crate::albo::run_protocollo(&app).await;
         app.clock.set(common::at("2026-12-10T10:00:00+01:00"));
         let http = reqwest::Client::new();
         let page = http
@@ -546,14 +595,46 @@ async fn the_albo_shows_what_is_in_publication_and_nothing_private() {
             eprintln!("[{backend}] albo, axe-core findings (id, impact, nodes): {found:?}");
             assert!(!serious(&found), "[{backend}] accessibility: {found:?}");
         }
-        // The checks themselves find what they must: an element HTML does not have…
-        if let Some(errors) = html_errors(
+        // The act's number and documents are shown, and a keyboard user reaches every link —
+        // the formats, then each document — each with a visible focus outline.
+        let shown = tab.text_with("Protocollo n.").await;
+        assert!(shown.contains("SHA-256"), "[{backend}] {shown}");
+        tab.navigate(&format!("{}/albo", app.address)).await;
+        tab.text_with("In pubblicazione dal").await;
+        let links = tab
+            .eval("Array.from(document.querySelectorAll('a')).map(a => a.innerText)")
+            .await;
+        let links: Vec<String> = links
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            links.iter().any(|l| l == "avviso_pubblico.pdf"),
+            "[{backend}] {links:?}"
+        );
+        let focused = tab.tab_through(links.len()).await;
+        let reached: Vec<&str> = focused.iter().map(|(text, _)| text.as_str()).collect();
+        assert_eq!(
+            reached,
+            links.iter().map(String::as_str).collect::<Vec<_>>(),
+            "[{backend}] every link, in order"
+        );
+        for (text, outline) in &focused {
+            assert_eq!(outline, "solid 3px", "[{backend}] visible focus on {text}");
+        }
+        // The checks themselves find what they must: an element HTML does not have, and a
+        // content model broken (a list item outside a list, a block inside a paragraph)…
+        for broken in [
             "<!DOCTYPE html><html lang=\"it\"><head><title>t</title></head><body><pippo>x</pippo></body></html>",
-        ) {
-            assert!(
-                !errors.is_empty(),
-                "[{backend}] tidy sees an unknown element"
-            );
+            "<!DOCTYPE html><html lang=\"it\"><head><title>t</title></head><body><main><li>x</li><p><ul><li>y</li></ul></p></main></body></html>",
+        ] {
+            if let Some(errors) = html_errors(broken) {
+                assert!(!errors.is_empty(), "[{backend}] the checkers see: {broken}");
+            }
         }
         // …and grey on white, refused by axe-core.
         if let Some(found) = accessibility(

@@ -8,6 +8,7 @@ mod common;
 mod helpers;
 
 mod admin;
+mod albo;
 mod auth;
 mod browser;
 mod commands;

@@ -3,6 +3,7 @@
 //! types the store hands out.
 
 pub(crate) mod admin_audit;
+pub(crate) mod albo_handover;
 pub(crate) mod calendar_feed;
 pub(crate) mod command;
 pub(crate) mod cron_run;

@@ -9,6 +9,8 @@
 //! archive of expired acts. The legally valid albo is the ente capofila's (art. 32 L.
 //! 69/2009): this is its mirror.
 
+pub mod capofila;
+
 use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -38,9 +40,82 @@ pub struct Publication {
     pub until: NaiveDate,
     /// How the window was computed, when the engine traced it.
     pub trace: Vec<String>,
+    /// Its registration: protocol number (or repertorio number) and date.
+    pub protocollo: Option<Registration>,
+    /// The registered documents, each with its SHA-256.
+    pub documents: Vec<Document>,
+    /// The text of the act itself, when short (a FAQ: question and answer).
+    pub text: Option<String>,
     /// Also in Amministrazione trasparente.
     #[serde(skip)]
     pub trasparente: bool,
+}
+
+/// The registration of an act at the albo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Registration {
+    /// The register (the protocollo, or a repertorio such as `deliberazioni`).
+    pub registro: String,
+    /// The number as written on documents (`0000042`).
+    pub numero: String,
+    /// The year of the numbering.
+    pub anno: i32,
+    /// The civil date of the registration (Europe/Rome).
+    pub data: NaiveDate,
+}
+
+impl Registration {
+    fn of(row: &store::ProtocolRegistration) -> Registration {
+        Registration {
+            registro: row.register.clone(),
+            numero: row.padded_number(),
+            anno: row.year,
+            data: row.date(),
+        }
+    }
+
+    /// `n. 0000042 del 12/03/2027` (with the register when it is a repertorio).
+    pub fn label(&self) -> String {
+        let register = if self.registro == store::PROTOCOL_REGISTER {
+            "Protocollo".to_owned()
+        } else {
+            format!("Repertorio {}", self.registro)
+        };
+        format!(
+            "{register} n. {} del {}",
+            self.numero,
+            self.data.format("%d/%m/%Y")
+        )
+    }
+}
+
+/// A registered document published with an act.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Document {
+    /// File name.
+    pub name: String,
+    /// Media type.
+    pub media_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Hex SHA-256 of the content: anyone can check the copy they downloaded.
+    pub sha256: String,
+}
+
+impl Document {
+    fn of(doc: &store::ProtocolDocument) -> Document {
+        Document {
+            name: doc.name.clone(),
+            media_type: doc.media_type.clone(),
+            size: doc.size,
+            sha256: doc.sha256.clone(),
+        }
+    }
+
+    /// Where the public downloads it.
+    pub fn href(&self) -> String {
+        format!("/albo/documenti/{}", self.sha256)
+    }
 }
 
 /// The acts in publication on `today` (Europe/Rome), the most recent first.
@@ -60,7 +135,7 @@ pub async fn in_publication(
     {
         out.extend(
             acts_of(service, &row)
-                .await
+                .await?
                 .into_iter()
                 .filter(|act| act.from <= today && today <= act.until),
         );
@@ -70,15 +145,29 @@ pub async fn in_publication(
 }
 
 /// Every act of an instance with its window, whatever the day: the `albo:` entries whose
-/// variables are set, and the deliberazioni with a window.
-async fn acts_of(service: &Service, row: &store::InstanceRow) -> Vec<Publication> {
+/// variables are set (with their FAQ when the entry says so), and the deliberazioni with a
+/// window; each with its registration and documents.
+async fn acts_of(service: &Service, row: &store::InstanceRow) -> store::Result<Vec<Publication>> {
     let mut out = Vec::new();
     let Ok(p) = service
         .procedure(&row.definition_id, Some(row.definition_version))
         .await
     else {
-        return out;
+        return Ok(out);
     };
+    if p.albo.is_empty() && row.data.meeting.is_none() {
+        return Ok(out);
+    }
+    let registrations: Vec<store::ProtocolRegistration> = service
+        .store()
+        .protocol_registrations(&store::ProtocolFilter {
+            instance_id: Some(row.id.clone()),
+            ..store::ProtocolFilter::default()
+        })
+        .await?
+        .into_iter()
+        .filter(|r| r.annulment().is_none())
+        .collect();
     let vars = &row.data.variables;
     let oggetto = p
         .variables
@@ -100,6 +189,10 @@ async fn acts_of(service: &Service, row: &store::InstanceRow) -> Vec<Publication
             .get(entry.until.as_str())
             .map(|t| t.trace.clone())
             .unwrap_or_default();
+        let registration = entry
+            .document
+            .as_deref()
+            .and_then(|d| registration_of(row, &registrations, d));
         out.push(Publication {
             id: format!("{}:{}", row.id, entry.id),
             title: entry.title.clone(),
@@ -108,8 +201,16 @@ async fn acts_of(service: &Service, row: &store::InstanceRow) -> Vec<Publication
             from,
             until,
             trace,
+            protocollo: registration.map(Registration::of),
+            documents: registration
+                .map(|r| r.documents.iter().map(Document::of).collect())
+                .unwrap_or_default(),
+            text: None,
             trasparente: entry.trasparente,
         });
+        if entry.faq {
+            out.extend(faq(service, row, &p.title, oggetto.as_deref(), &entry.id, until).await?);
+        }
     }
     if let Some(meeting) = &row.data.meeting {
         let organo = vars
@@ -127,6 +228,7 @@ async fn acts_of(service: &Service, row: &store::InstanceRow) -> Vec<Publication
                     .collect()
             })
             .unwrap_or_default();
+        let repertorio = p.meeting.as_ref().map(|m| m.repertorio.as_str());
         for (index, decision) in &meeting.items {
             let Some(window) = &decision.publication else {
                 continue;
@@ -134,6 +236,13 @@ async fn acts_of(service: &Service, row: &store::InstanceRow) -> Vec<Publication
             // Items are counted from 0; the agenda from 1.
             let number = index + 1;
             let item = agenda.get(*index).cloned().unwrap_or_default();
+            // The deliberazione's number in its repertorio (the engine's subject names the
+            // item: "Deliberazione – <organo> – punto N: …").
+            let marker = format!(" – punto {number}: ");
+            let registration = registrations
+                .iter()
+                .filter(|r| Some(r.register.as_str()) == repertorio && r.subject.contains(&marker))
+                .max_by_key(|r| r.registered_at);
             out.push(Publication {
                 id: format!("{}:deliberazione-{number}", row.id),
                 title: format!(
@@ -145,12 +254,120 @@ async fn acts_of(service: &Service, row: &store::InstanceRow) -> Vec<Publication
                 from: window.from,
                 until: window.to,
                 trace: window.trace.clone(),
+                protocollo: registration.map(Registration::of),
+                documents: registration
+                    .map(|r| r.documents.iter().map(Document::of).collect())
+                    .unwrap_or_default(),
+                text: None,
                 // Deliberazioni of the bodies are provvedimenti (art. 23 D.Lgs. 33/2013).
                 trasparente: true,
             });
         }
     }
-    out
+    Ok(out)
+}
+
+/// The registration an albo entry publishes: the latest (not annulled) of the instance whose
+/// primary document is the template `document`, or the signed verbale of its meeting.
+fn registration_of<'a>(
+    row: &store::InstanceRow,
+    registrations: &'a [store::ProtocolRegistration],
+    document: &str,
+) -> Option<&'a store::ProtocolRegistration> {
+    if document == crate::definition::SIGNED_VERBALE {
+        let signed = row.data.meeting.as_ref()?.signed.as_ref()?;
+        let key = format!("verbale-firmato:{}:{}", row.id, signed.sha256);
+        return registrations
+            .iter()
+            .find(|r| r.key.as_deref() == Some(key.as_str()));
+    }
+    let name = format!("{document}.html");
+    registrations
+        .iter()
+        .filter(|r| {
+            r.documents
+                .iter()
+                .any(|d| d.role == store::DocumentRole::Primario && d.name == name)
+        })
+        .max_by_key(|r| r.registered_at)
+}
+
+/// The FAQ of an instance at the albo with the act `entry`: each question answered and
+/// published, from the day of its answer to the act's last day. The asking ETS is never named.
+async fn faq(
+    service: &Service,
+    row: &store::InstanceRow,
+    procedure: &str,
+    oggetto: Option<&str>,
+    entry: &str,
+    until: NaiveDate,
+) -> store::Result<Vec<Publication>> {
+    let mut published: Vec<store::QuestionRow> = service
+        .store()
+        .questions(&row.id)
+        .await?
+        .into_iter()
+        .filter(|q| q.public && q.answer.is_some() && q.answered_at.is_some())
+        .collect();
+    // Numbered in the order they were asked: a corrected answer keeps its number.
+    published.sort_by(|a, b| a.asked_at.cmp(&b.asked_at).then_with(|| a.id.cmp(&b.id)));
+    Ok(published
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, q)| {
+            let answered = q.answered_at?.with_timezone(&ROME).date_naive();
+            if answered > until {
+                // Answered after the act left the albo: published elsewhere, if at all.
+                return None;
+            }
+            let answer = q.answer?;
+            let number = index + 1;
+            Some(Publication {
+                id: format!("{}:{entry}-faq-{number}", row.id),
+                title: format!("Risposta al quesito n. {number} (FAQ)"),
+                procedure: procedure.to_owned(),
+                oggetto: oggetto.map(str::to_owned),
+                from: answered,
+                until,
+                trace: vec![format!(
+                    "pubblicata il {} con l'atto «{entry}», fino al suo ultimo giorno",
+                    answered.format("%d/%m/%Y")
+                )],
+                protocollo: None,
+                documents: Vec::new(),
+                text: Some(format!("Domanda: {}\nRisposta: {answer}", q.text)),
+                trasparente: false,
+            })
+        })
+        .collect())
+}
+
+/// The acts not ended on `today` (in publication or still to come), by instance: what the
+/// capofila's albo must have.
+///
+/// # Errors
+///
+/// The store's.
+pub async fn not_ended(
+    service: &Service,
+    today: NaiveDate,
+) -> store::Result<Vec<(String, Vec<Publication>)>> {
+    let mut out = Vec::new();
+    for row in service
+        .store()
+        .instances(&InstanceFilter::default())
+        .await?
+    {
+        let acts: Vec<Publication> = acts_of(service, &row)
+            .await?
+            .into_iter()
+            .filter(|act| today <= act.until)
+            .collect();
+        if !acts.is_empty() {
+            out.push((row.id.clone(), acts));
+        }
+    }
+    Ok(out)
 }
 
 /// The last day an act stays in Amministrazione trasparente: five years from 1 January of
@@ -174,7 +391,7 @@ pub async fn trasparente(service: &Service, today: NaiveDate) -> store::Result<V
         .instances(&InstanceFilter::default())
         .await?
     {
-        out.extend(acts_of(service, &row).await.into_iter().filter(|act| {
+        out.extend(acts_of(service, &row).await?.into_iter().filter(|act| {
             act.trasparente && act.from <= today && today <= trasparente_until(act.from)
         }));
     }
@@ -195,7 +412,7 @@ pub fn trasparente_html(ambito: &str, today: NaiveDate, acts: &[Publication]) ->
     for act in acts {
         let _ = write!(
             out,
-            "<article>\n<h2>{}</h2>\n<p>{}{}</p>\n<p>Pubblicato all'albo dal {} al {}; in questa sezione fino al {}.</p>\n</article>\n",
+            "<article>\n<h2>{}</h2>\n<p>{}{}</p>\n<p>Pubblicato all'albo dal {} al {}; in questa sezione fino al {}.</p>\n",
             escape(&act.title),
             escape(&act.procedure),
             act.oggetto
@@ -206,13 +423,42 @@ pub fn trasparente_html(ambito: &str, today: NaiveDate, acts: &[Publication]) ->
             act.until.format("%d/%m/%Y"),
             trasparente_until(act.from).format("%d/%m/%Y"),
         );
+        details(&mut out, act);
+        out.push_str("</article>\n");
     }
     out.push_str("</main>\n</body>\n</html>\n");
     out
 }
 
+/// An act's text, registration and documents (each with its SHA-256 and a download link).
+fn details(out: &mut String, act: &Publication) {
+    if let Some(text) = &act.text {
+        for line in text.lines() {
+            let _ = writeln!(out, "<p>{}</p>", escape(line));
+        }
+    }
+    if let Some(registration) = &act.protocollo {
+        let _ = writeln!(out, "<p>{}</p>", escape(&registration.label()));
+    }
+    if !act.documents.is_empty() {
+        out.push_str("<ul class=\"documenti\">\n");
+        for doc in &act.documents {
+            let _ = writeln!(
+                out,
+                "<li><a href=\"{href}\" download>{name}</a> ({kind}, {size} byte)<br><span class=\"impronta\">SHA-256 <code>{sha}</code></span></li>",
+                href = escape(&doc.href()),
+                name = escape(&doc.name),
+                kind = escape(&doc.media_type),
+                size = doc.size,
+                sha = escape(&doc.sha256),
+            );
+        }
+        out.push_str("</ul>\n");
+    }
+}
+
 /// The style of the public pages: dark on light, visible focus, no external resource.
-const STYLE: &str = "body{font-family:sans-serif;line-height:1.5;color:#1a1a1a;background:#fff;max-width:60em;margin:0 auto;padding:1em}article{border-bottom:1px solid #bbb;padding:0.5em 0}a{color:#0645ad}a:focus{outline:3px solid #1a1a1a;outline-offset:2px}ol{font-size:0.95em}";
+const STYLE: &str = "body{font-family:sans-serif;line-height:1.5;color:#1a1a1a;background:#fff;max-width:60em;margin:0 auto;padding:1em}article{border-bottom:1px solid #bbb;padding:0.5em 0}a{color:#0645ad}a:focus{outline:3px solid #1a1a1a;outline-offset:2px}ol{font-size:0.95em}code{overflow-wrap:anywhere;font-size:0.85em}";
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -246,6 +492,7 @@ pub fn html(ambito: &str, today: NaiveDate, acts: &[Publication]) -> String {
             from = act.from.format("%d/%m/%Y"),
             until = act.until.format("%d/%m/%Y"),
         );
+        details(&mut out, act);
         if !act.trace.is_empty() {
             out.push_str("<details><summary>Come è calcolato il periodo</summary><ol>");
             for line in &act.trace {
@@ -293,6 +540,27 @@ pub fn atom(ambito: &str, base: &str, acts: &[Publication], now: DateTime<Utc>) 
     out
 }
 
+/// The document `sha256` if an act public on `today` (at the albo or in Amministrazione
+/// trasparente) publishes it.
+///
+/// # Errors
+///
+/// The store's.
+pub async fn public_document(
+    service: &Service,
+    today: NaiveDate,
+    sha256: &str,
+) -> store::Result<Option<Document>> {
+    let albo = in_publication(service, today).await?;
+    let trasparente = trasparente(service, today).await?;
+    Ok(albo
+        .iter()
+        .chain(trasparente.iter())
+        .flat_map(|act| act.documents.iter())
+        .find(|d| d.sha256 == sha256)
+        .cloned())
+}
+
 /// An act whose window has ended, for its referto.
 struct Ended {
     key: String,
@@ -312,7 +580,7 @@ async fn ended(service: &Service, today: NaiveDate) -> store::Result<Vec<Ended>>
         let Some(last) = today.pred_opt() else {
             continue;
         };
-        for act in acts_of(service, &row).await {
+        for act in acts_of(service, &row).await? {
             if act.until <= last {
                 out.push(Ended {
                     key: format!("referto:{}", act.id),
@@ -355,6 +623,26 @@ pub async fn referti(
             e.act.from.format("%d/%m/%Y"),
             e.act.until.format("%d/%m/%Y"),
         );
+        if let Some(registration) = &e.act.protocollo {
+            text.push_str(&format!("\nAtto pubblicato: {}.\n", registration.label()));
+        }
+        for doc in &e.act.documents {
+            text.push_str(&format!(
+                "Documento «{}» ({} byte), impronta SHA-256 {}\n",
+                doc.name, doc.size, doc.sha256
+            ));
+        }
+        let handovers = store.albo_handovers(&e.instance_id).await?;
+        match handovers.iter().rev().find(|h| h.act_id == e.act.id) {
+            Some(h) => text.push_str(&format!(
+                "Consegnato all'albo dell'ente capofila il {}: {}\n",
+                h.handed_at
+                    .with_timezone(&ROME)
+                    .format("%d/%m/%Y alle %H:%M"),
+                h.receipt
+            )),
+            None => text.push_str("Non risulta consegnato all'albo dell'ente capofila.\n"),
+        }
         if !e.act.trace.is_empty() {
             text.push_str("\nCalcolo del periodo:\n");
             for line in &e.act.trace {
