@@ -1014,4 +1014,7 @@ pub struct MeetingDef {
     /// How many consecutive days each deliberazione stays at the albo, on its own, from the
     /// day it is adopted (art. 124 TUEL: 15), without waiting for the verbale.
     pub publication_days: u32,
+    /// The template rendered as each deliberazione's document, registered with its number in
+    /// the repertorio (and published with it at the albo); without it, the number alone.
+    pub document: Option<String>,
 }

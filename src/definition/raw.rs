@@ -106,6 +106,9 @@ pub(crate) struct RawMeeting {
     pub publication_days: Option<Spanned<i64>>,
     #[serde(default)]
     pub previous_verbale: Option<SStr>,
+    /// The template of each deliberazione's registered document.
+    #[serde(default)]
+    pub document: Option<SStr>,
 }
 
 /// The commissione's evaluation of the proposals.

@@ -2165,6 +2165,20 @@ fn meeting(
         optional(&m.approved_in_session, VarType::Bool, "approved_in_session");
     let signed = optional(&m.signed, VarType::Bool, "signed");
     let previous_verbale = optional(&m.previous_verbale, VarType::Text, "previous_verbale");
+    let document = m.document.map(|d| {
+        if let Some(templates) = env.templates
+            && !templates.contains_key(&d.value)
+        {
+            ctx.at(
+                &loc(&d),
+                format!(
+                    "meeting.document: template sconosciuto '{}' come documento delle deliberazioni",
+                    d.value
+                ),
+            );
+        }
+        d.value
+    });
     let event = |ctx: &mut Ctx<'_>, v: SStr, what: &str| {
         section_event(ctx, transitions, "meeting", v, what)
     };
@@ -2220,6 +2234,7 @@ fn meeting(
             .map_or_else(|| "deliberazioni".to_string(), |r| r.value),
         publication_days,
         previous_verbale,
+        document,
     }
 }
 

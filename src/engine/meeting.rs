@@ -1051,6 +1051,17 @@ pub fn vote(
                 json!({
                     "punto": item + 1,
                     "oggetto": title,
+                    "esito": outcome.title(),
+                    "data": now.with_timezone(&crate::terms::ROME).format("%d/%m/%Y").to_string(),
+                    // Heads and, where the body votes by quote, the weights.
+                    "voti": (!ballots.is_empty()).then(|| json!({
+                        "favorevoli": t.favorevoli.0,
+                        "contrari": t.contrari.0,
+                        "astenuti": t.astenuti.0,
+                        "favorevoli_quote": t.favorevoli.1.to_string(),
+                        "contrari_quote": t.contrari.1.to_string(),
+                        "astenuti_quote": t.astenuti.1.to_string(),
+                    })),
                     "pubblicazione": publication.as_ref().map(|w| json!({
                         "dal": w.from.format("%d/%m/%Y").to_string(),
                         "al": w.to.format("%d/%m/%Y").to_string(),
@@ -1094,7 +1105,7 @@ pub fn vote(
             context,
             register: Some(d.repertorio.clone()),
             to: None,
-            document: None,
+            document: d.document.clone(),
             classification: None,
             organisations: None,
             participant: None,

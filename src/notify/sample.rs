@@ -213,6 +213,19 @@ pub fn context_for(kind: &str, name: &str, email: &str) -> Option<Value> {
                 "punteggi": [{"ente": "Cooperativa Sociale Il Germoglio", "criterio": "Esperienza nei servizi del territorio", "punti": "24", "da": "Maria Rossi", "motivazione": "dieci anni di servizi domiciliari nell'ambito"}],
             },
         }),
+        "deliberazione" => json!({
+            "procedura": {"id": "convocazione_assemblea", "titolo": "Convocazione dell'Assemblea dei Sindaci"},
+            "istanza": {"id": 42, "stato": "in_seduta"},
+            "organo": "Assemblea dei Sindaci",
+            "deliberazione": {
+                "punto": 2,
+                "oggetto": "Piano di Zona 2025-2027: aggiornamento annuale",
+                "esito": "Approvato",
+                "data": "21/01/2027",
+                "voti": {"favorevoli": 9, "contrari": 0, "astenuti": 1, "favorevoli_quote": "88.4", "contrari_quote": "0", "astenuti_quote": "11.6"},
+                "pubblicazione": {"dal": "21/01/2027", "al": "04/02/2027"},
+            },
+        }),
         "avviso_pubblico" => json!({
             "procedura": {"id": "avviso_coprogettazione", "titolo": AVVISO},
             "istanza": {"id": 17, "stato": "pubblicato"},

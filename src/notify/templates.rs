@@ -19,7 +19,7 @@ use super::references::{References, references};
 use super::{Error, TemplateDiagnostic, dates};
 
 /// The message kinds shipped in `workflows/templates/` (and built into the binary).
-pub const SHIPPED_KINDS: [&str; 27] = [
+pub const SHIPPED_KINDS: [&str; 28] = [
     "convocazione",
     "convocazione_annullata",
     "promemoria_scadenza",
@@ -42,6 +42,7 @@ pub const SHIPPED_KINDS: [&str; 27] = [
     "verbale_commissione",
     "graduatoria",
     "avviso_pubblico",
+    "deliberazione",
     "verbale_seduta",
     "termine_scaduto",
     "soccorso_senza_risposta",
@@ -49,7 +50,7 @@ pub const SHIPPED_KINDS: [&str; 27] = [
     "mancata_consegna_pec",
 ];
 
-const SHIPPED_SOURCES: [(&str, &str); 27] = [
+const SHIPPED_SOURCES: [(&str, &str); 28] = [
     (
         "convocazione",
         include_str!("../../workflows/templates/convocazione.yaml"),
@@ -137,6 +138,10 @@ const SHIPPED_SOURCES: [(&str, &str); 27] = [
     (
         "avviso_pubblico",
         include_str!("../../workflows/templates/avviso_pubblico.yaml"),
+    ),
+    (
+        "deliberazione",
+        include_str!("../../workflows/templates/deliberazione.yaml"),
     ),
     (
         "verbale_seduta",
@@ -684,10 +689,11 @@ mod tests {
 
     /// Shipped kinds that are documents registered in the protocollo, not letters: they
     /// address no one.
-    const DOCUMENT_KINDS: [&str; 4] = [
+    const DOCUMENT_KINDS: [&str; 5] = [
         "verbale_commissione",
         "graduatoria",
         "avviso_pubblico",
+        "deliberazione",
         "verbale_seduta",
     ];
 

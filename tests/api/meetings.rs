@@ -305,10 +305,11 @@ async fn an_assemblea_answers_sits_votes_by_quota_and_loses_its_quorum_when_a_ma
         assert!(
             registrations
                 .iter()
-                .any(
-                    |(register, subject, _)| register.as_deref() == Some("deliberazioni")
-                        && subject.contains("punto 1: Piano di Zona 2027")
-                ),
+                .any(|(register, subject, document)| register.as_deref()
+                    == Some("deliberazioni")
+                    && subject.contains("punto 1: Piano di Zona 2027")
+                    // Its text, outcome and votes: the document published at the albo.
+                    && document.as_deref() == Some("deliberazione")),
             "[{backend}] {registrations:#?}"
         );
         assert_eq!(
