@@ -38,6 +38,90 @@ pub async fn feed(
     ))
 }
 
+/// The same events as a page the person opens from the subscription link: the agenda in time
+/// order, each with its UID, and the links to subscribe. No script, nothing from elsewhere.
+/// `ics` is the feed's address; `public` the server's public base URL, for the `webcal:` link.
+pub fn html(
+    person: &str,
+    events: &[FeedEvent],
+    ics: &str,
+    public: &str,
+    now: DateTime<Utc>,
+) -> String {
+    use std::fmt::Write as _;
+    let escape = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut sorted: Vec<&FeedEvent> = events.iter().collect();
+    let start = |e: &FeedEvent| match &e.time {
+        FeedTime::Timed { start, .. } => start.naive_local(),
+        FeedTime::AllDay(day) => day.and_hms_opt(23, 59, 0).unwrap_or_default(),
+    };
+    sorted.sort_by_key(|e| (start(e), e.uid.clone()));
+    let webcal = public
+        .strip_prefix("https://")
+        .or_else(|| public.strip_prefix("http://"))
+        .map(|host| format!("webcal://{}{ics}", host.trim_end_matches('/')));
+    let mut out = format!(
+        "<!DOCTYPE html>\n<html lang=\"it\">\n<head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Calendario di {p}</title><style>{STYLE}</style></head>\n<body>\n<header><h1>Calendario di {p}</h1>\n<p>Sedute e scadenze che la riguardano, aggiornate al {now}. Per averle nel proprio calendario: <a href=\"{ics}\">abbonati al calendario (ICS)</a>{webcal}. Il collegamento è personale: non va inoltrato; l'Ufficio di Piano può revocarlo.</p></header>\n<main>\n",
+        p = escape(person),
+        now = now.with_timezone(&ROME).format("%d/%m/%Y %H:%M"),
+        ics = escape(ics),
+        webcal = webcal
+            .map(|w| format!(
+                " o <a href=\"{}\">aprilo nell'app calendario</a>",
+                escape(&w)
+            ))
+            .unwrap_or_default(),
+    );
+    if sorted.is_empty() {
+        out.push_str("<p>Nessun evento.</p>\n");
+    }
+    for e in sorted {
+        let when = match &e.time {
+            FeedTime::Timed { start, end } => format!(
+                "{} dalle {} alle {}",
+                start.format("%d/%m/%Y"),
+                start.format("%H:%M"),
+                end.format("%H:%M")
+            ),
+            FeedTime::AllDay(day) => format!("{} (tutto il giorno)", day.format("%d/%m/%Y")),
+        };
+        let _ = write!(
+            out,
+            "<article>\n<h2>{}{}</h2>\n<p><strong>{}</strong>{}</p>\n",
+            if e.cancelled { "Annullata: " } else { "" },
+            escape(&e.summary),
+            escape(&when),
+            if e.location.is_empty() {
+                String::new()
+            } else {
+                format!(" – {}", escape(&e.location))
+            },
+        );
+        if !e.description.is_empty() {
+            out.push_str("<ul>");
+            for line in e.description.lines().filter(|l| !l.trim().is_empty()) {
+                let _ = write!(out, "<li>{}</li>", escape(line));
+            }
+            out.push_str("</ul>\n");
+        }
+        let _ = writeln!(
+            out,
+            "<p class=\"uid\">UID {}</p>\n</article>",
+            escape(&e.uid)
+        );
+    }
+    out.push_str("</main>\n</body>\n</html>\n");
+    out
+}
+
+/// The style of the page: dark on light, visible focus, no external resource.
+const STYLE: &str = "body{font-family:sans-serif;line-height:1.5;color:#1a1a1a;background:#fff;max-width:60em;margin:0 auto;padding:1em}article{border-bottom:1px solid #bbb;padding:0.5em 0}a{color:#0645ad}a:focus{outline:3px solid #1a1a1a;outline-offset:2px}.uid{font-size:0.85em;color:#444}";
+
 /// The events of `person`'s feed.
 ///
 /// # Errors

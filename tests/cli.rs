@@ -266,7 +266,10 @@ fn the_demo_prints_a_plain_italian_timeline_and_logs_nothing_unasked() {
         "Referto di pubblicazione – Graduatoria approvata",
         "Graduatoria approvata — Servizi per l'inclusione delle persone con disabilità (dal 26/01/2027 al 30/03/2027)",
         "Deliberazione – Assemblea dei Sindaci del 21/01/2027 — punto 2. Piano di Zona 2025-2027: aggiornamento annuale (dal 21/01/2027 al 04/02/2027)",
-        "calendario di Anna Rossi (2 eventi, come lo legge il suo client): ./calendario-sindaco-borgo-fiorito.ics",
+        "calendario di Anna Rossi (2 eventi, come lo legge il suo client): ./calendario-sindaco-borgo-fiorito.ics (e come pagina: ./calendario-sindaco-borgo-fiorito.html)",
+        "Risposta al quesito n. 1 (FAQ) — Servizi per l'inclusione delle persone con disabilità (dal 17/12/2026 al 11/01/2027)",
+        "atti consegnati all'albo dell'ente capofila: 9, in ",
+        "deliberazione.pdf sha256 ",
         "ammetti rifiutato: Ci sono domande ancora da decidere",
         "Consorzio Solidale Valle Verde — Esclusa, PEC dell'esito mancata consegna: termine per il ricorso non iniziato",
     ] {

@@ -394,7 +394,8 @@ async fn report_page(
     }
 }
 
-/// A personal calendar feed (`/calendario/SECRET.ics`): no token, the secret is the
+/// A personal calendar feed (`/calendario/SECRET.ics`), and the same events as a page
+/// (`/calendario/SECRET`, what the person sees opening the link): no token, the secret is the
 /// credential; an unknown or revoked one is 404. Rate-limited as an anonymous request.
 async fn calendar_feed(
     State(state): State<ApiState>,
@@ -412,8 +413,9 @@ async fn calendar_feed(
             &ApiError::NotFound { what: "calendario" },
         )
     };
-    let Some(secret) = file.strip_suffix(".ics") else {
-        return not_found();
+    let (secret, page) = match file.strip_suffix(".ics") {
+        Some(secret) => (secret, false),
+        None => (file.as_str(), true),
     };
     let service = &state.shared.service;
     let hash = crate::identity::hash_secret(secret);
@@ -436,18 +438,42 @@ async fn calendar_feed(
         .read()
         .map(|d| d.clone())
         .unwrap_or_else(|_| "procedo.local".to_owned());
-    match crate::calendar::feed(service, &person, &domain, service.now()).await {
-        Ok(ics) => (
+    let now = service.now();
+    let events = match crate::calendar::events(service, &person, &domain, now).await {
+        Ok(events) => events,
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::from(e)),
+    };
+    if page {
+        let ics = format!("/calendario/{secret}.ics");
+        return (
             StatusCode::OK,
             [
-                (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'",
+                ),
                 (header::CACHE_CONTROL, "no-store"),
             ],
-            ics,
+            crate::calendar::html(
+                &person.name,
+                &events,
+                &ics,
+                &crate::api::calendar::public_url(),
+                now,
+            ),
         )
-            .into_response(),
-        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &ApiError::from(e)),
+            .into_response();
     }
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        crate::notify::invite::feed_ics(&format!("procedo – {}", person.name), &events, now),
+    )
+        .into_response()
 }
 
 /// Which public section a page shows.

@@ -1687,11 +1687,25 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             ),
         )
         .with_context(|| file.display().to_string())?;
+        // The same events as the page the person opens from the link.
+        let page = dir.join(format!("calendario-{person_id}.html"));
+        std::fs::write(
+            &page,
+            crate::calendar::html(
+                &person.name,
+                &events,
+                &format!("calendario-{person_id}.ics"),
+                "",
+                demo.clock.now(),
+            ),
+        )
+        .with_context(|| page.display().to_string())?;
         println!(
-            "  calendario di {} ({} eventi, come lo legge il suo client): {}",
+            "  calendario di {} ({} eventi, come lo legge il suo client): {} (e come pagina: {})",
             person.name,
             events.len(),
-            file.display()
+            file.display(),
+            page.display()
         );
     }
 

@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::common;
 use crate::helpers::{LINK_KEY, spawn_apps};
 use crate::meetings::convened;
+use procedo::clock::Clock as _;
 
 /// A headless chromium with a DevTools endpoint; killed when dropped.
 struct Browser {
@@ -696,6 +697,107 @@ async fn the_albo_shows_what_is_in_publication_and_nothing_private() {
         .await
         {
             assert!(!serious(&found), "[{backend}] accessibility: {found:?}");
+        }
+    }
+}
+
+/// A mayor opens the personal calendar link in a real browser: the session of the body the
+/// comune sits in, with the same UID as the `.ics` feed (and the invites), the subscription
+/// links reachable by keyboard, no serious accessibility finding, valid markup; once revoked
+/// the page is gone like the feed.
+#[tokio::test]
+async fn a_mayor_opens_the_calendar_link_and_sees_the_events_of_the_feed() {
+    let browser = launch().await;
+    for app in spawn_apps().await {
+        let backend = app.backend.clone();
+        let id = convened(&app).await;
+        let issued = procedo::admin::create_calendar_feed(
+            app.state.service().store(),
+            &procedo::admin::Admin::command_line(),
+            "sindaco.comune-borgo-fiorito",
+            app.clock.now(),
+        )
+        .await
+        .expect("feed");
+        let page_path = format!("/calendario/{}", issued.secret);
+        let ics = app
+            .get(&format!("{page_path}.ics"), None)
+            .await
+            .text()
+            .await
+            .expect("ics");
+        let uids: Vec<&str> = ics
+            .lines()
+            .filter_map(|l| l.trim_end().strip_prefix("UID:"))
+            .collect();
+        let uid = uids
+            .iter()
+            .find(|u| u.starts_with(&id))
+            .unwrap_or_else(|| panic!("[{backend}] the meeting in the feed: {ics}"));
+        let response = app.get(&page_path, None).await;
+        assert_eq!(response.status(), 200, "[{backend}]");
+        let csp = response
+            .headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(csp.starts_with("default-src 'none'"), "[{backend}] {csp}");
+        let body = response.text().await.expect("body");
+        assert!(!body.contains("<script"), "[{backend}]");
+        if let Some(errors) = html_errors(&body) {
+            assert!(errors.is_empty(), "[{backend}] HTML errors: {errors}");
+        }
+
+        let mut tab = Page::open(&browser).await;
+        let url = format!("{}{page_path}", app.address);
+        tab.navigate(&url).await;
+        let shown = tab.text_with("Assemblea dei Sindaci").await;
+        assert!(
+            shown.contains("15/12/2026 dalle 17:00 alle 19:00")
+                && shown.contains("Sala consiliare di Borgo Fiorito")
+                && shown.contains("Piano di Zona 2027"),
+            "[{backend}] {shown}"
+        );
+        // Every event of the feed is on the page, by its UID.
+        for uid in &uids {
+            assert!(
+                shown.contains(&format!("UID {uid}")),
+                "[{backend}] {uid}: {shown}"
+            );
+        }
+        assert!(shown.contains(uid), "[{backend}]");
+        if let Some(found) = accessibility(&mut tab, &url, "Assemblea dei Sindaci").await {
+            eprintln!("[{backend}] calendar, axe-core findings (id, impact, nodes): {found:?}");
+            assert!(!serious(&found), "[{backend}] accessibility: {found:?}");
+        }
+        tab.navigate(&url).await;
+        tab.text_with("Assemblea dei Sindaci").await;
+        let focused = tab.tab_through(1).await;
+        assert_eq!(
+            focused[0].0, "abbonati al calendario (ICS)",
+            "[{backend}] the subscription is the first stop"
+        );
+        assert_eq!(focused[0].1, "solid 3px", "[{backend}] visible focus");
+        let href = tab
+            .eval("document.activeElement.getAttribute('href')")
+            .await;
+        assert_eq!(href, json!(format!("{page_path}.ics")), "[{backend}]");
+
+        procedo::admin::revoke_calendar_feed(
+            app.state.service().store(),
+            &procedo::admin::Admin::command_line(),
+            &issued.feed.id,
+            app.clock.now(),
+        )
+        .await
+        .expect("revoked");
+        for path in [page_path.clone(), format!("{page_path}.ics")] {
+            assert_eq!(
+                app.get(&path, None).await.status(),
+                404,
+                "[{backend}] {path}"
+            );
         }
     }
 }
