@@ -278,7 +278,8 @@ impl Page {
         let mut last = String::new();
         for _ in 0..100 {
             last = self
-                .eval("document.body ? document.body.innerText : ''")
+                // The whole page: a page still being parsed shows only its beginning.
+                .eval("document.readyState === 'complete' && document.body ? document.body.innerText : ''")
                 .await
                 .as_str()
                 .unwrap_or_default()
