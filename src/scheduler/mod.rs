@@ -463,12 +463,14 @@ impl Scheduler {
             stopping: &self.stopping,
             options: &self.options,
         };
-        Ok(match store.backend() {
-            Backend::Sqlite => timers::fire_together(&work, claimed).await,
-            Backend::Postgres => {
-                timers::fire_batch(&work, claimed, self.options.parallelism.max(1)).await
-            }
-        })
+        // What cannot go in a set-based transaction (reminders, a second timer of an instance,
+        // what the engine refuses) goes one at a time: in parallel on PostgreSQL, in turn on
+        // SQLite's single writer.
+        let alone = match store.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => self.options.parallelism.max(1),
+        };
+        Ok(timers::fire_together(&work, claimed, alone).await)
     }
 
     /// Every recurring job: configuration ones and those of installed definitions.

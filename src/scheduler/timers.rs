@@ -1,8 +1,10 @@
-//! Firing one claimed batch of timers. Each timer goes through `Service::fire_timer`, whose
-//! transaction marks it done with its effect — with bounded parallelism on PostgreSQL — except
-//! on SQLite, where the timers that fire an event on distinct instances are committed together
-//! (`fire_together`): SQLite has one writer, and a statement costs a hop to the connection's
-//! thread, so one transaction for many steps is several times faster than one each.
+//! Firing one claimed batch of timers. The timers that fire an event on distinct instances are
+//! planned here and committed together (`fire_together`, `Store::commit_timer_steps`): a few
+//! set-based statements per transaction instead of several round trips and a commit per
+//! timer, and still each timer's state change, history row and completion in the same
+//! transaction. The rest (reminders, a second timer of an instance, what the engine refuses)
+//! goes through `Service::fire_timer` one transaction each — with bounded parallelism on
+//! PostgreSQL.
 //!
 //! A timer is started only while its claim is alive (`Heartbeat::may_start`). A firing that
 //! fails writes nothing; the timer is then pending again with a retry delay of its own
@@ -36,7 +38,7 @@ impl Work<'_> {
 }
 
 /// Steps committed per transaction by `fire_together`: bounds how long other writers wait.
-const TOGETHER: usize = 250;
+const TOGETHER: usize = 500;
 
 /// Fires `timers`, claimed by the worker. When the scheduler is stopping, the timers not yet
 /// started are given back (pending again) for another worker or the next start; a timer whose
@@ -196,11 +198,15 @@ async fn give_back(work: &Work<'_>, timers: &[TimerRow]) {
     }
 }
 
-/// Fires a claimed batch on SQLite: the event timers of distinct instances are computed here
-/// and committed together (`Store::commit_timer_steps`), each as `Service::fire_timer` would
+/// Fires a claimed batch: the event timers of distinct instances are computed here and
+/// committed together (`Store::commit_timer_steps`), each as `Service::fire_timer` would
 /// commit it; reminders, a second timer of the same instance, and anything the engine refuses
-/// go through `Service::fire_timer` one at a time afterwards.
-pub(super) async fn fire_together(work: &Work<'_>, timers: Vec<TimerRow>) -> Tally {
+/// go through `Service::fire_timer` afterwards, `parallelism` at a time.
+pub(super) async fn fire_together(
+    work: &Work<'_>,
+    timers: Vec<TimerRow>,
+    parallelism: usize,
+) -> Tally {
     let mut tally = Tally::default();
     let mut alone = Vec::new();
     let mut together = Vec::new();
@@ -234,7 +240,7 @@ pub(super) async fn fire_together(work: &Work<'_>, timers: Vec<TimerRow>) -> Tal
         alone.extend(rest);
     }
     alone.sort_by_key(|t| (t.fire_at, t.id));
-    tally.add(fire_batch(work, alone, 1).await);
+    tally.add(fire_batch(work, alone, parallelism).await);
     tally
 }
 

@@ -11,9 +11,13 @@ use sea_orm::{
 };
 
 use sea_orm::ConnectionTrait;
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::Expr;
 
-use super::entities::{history, instance, timer};
+use std::collections::HashSet;
+
+use sea_orm::{DbBackend, Statement};
+
+use super::entities::{history, instance, outbox as outbox_entity, timer};
 use super::timers::{self, TimerStatus};
 use super::{
     Committed, Error, InstanceRow, Result, StartRecord, StepRecord, Store, instant, outbox, settle,
@@ -171,6 +175,12 @@ impl Store {
     /// are written and its history row appended. A refused record writes nothing and does not
     /// affect the others; an error of the database rolls back the whole batch.
     ///
+    /// Set-based: whatever the number of records, a handful of statements — the timers marked
+    /// done in one `UPDATE … RETURNING`, the instances moved in one `UPDATE … FROM (VALUES …)
+    /// RETURNING` (each row against its own expected version), the history rows, new timers
+    /// and outbox rows in multi-row inserts. Only the effects that disarm a key cost a
+    /// statement each.
+    ///
     /// Every record must have `fired_timer` and no idempotency key; at most one record per
     /// instance (a second one would see `Conflict`).
     #[tracing::instrument(skip_all, fields(count = records.len()))]
@@ -178,64 +188,149 @@ impl Store {
         &self,
         records: &[(StepRecord<'_>, &str)],
     ) -> Result<Vec<Result<Committed>>> {
+        for (r, _) in records {
+            if r.fired_timer.is_none() || r.idempotency_key.is_some() {
+                return Err(Error::Database(format!(
+                    "passo in blocco dell'istanza {}: serve un timer e nessuna chiave",
+                    r.instance_id
+                )));
+            }
+        }
         let txn = self.begin_write().await?;
         let outcome = async {
-            let mut results = Vec::with_capacity(records.len());
-            let mut entries = Vec::with_capacity(records.len());
-            for (r, fired_key) in records {
-                let result = timer_step_in(&txn, r, fired_key).await?;
-                if let Ok(committed) = &result {
-                    entries.push(history_row(r, committed.seq)?);
-                }
-                results.push(result);
+            let mut results: Vec<Option<Result<Committed>>> = std::iter::repeat_with(|| None)
+                .take(records.len())
+                .collect();
+            // Lock order: instances by id, so that two batches never wait on each other in a
+            // cycle.
+            let mut order: Vec<usize> = (0..records.len()).collect();
+            order.sort_by(|a, b| records[*a].0.instance_id.cmp(records[*b].0.instance_id));
+            for part in order.chunks(STEP_CHUNK) {
+                commit_part(&txn, records, part, &mut results).await?;
             }
-            for chunk in entries.chunks(CHUNK) {
-                history::Entity::insert_many(chunk.to_vec())
-                    .exec_without_returning(&txn)
-                    .await?;
-            }
-            Ok(results)
+            Ok(results
+                .into_iter()
+                .map(|r| {
+                    r.unwrap_or_else(|| Err(Error::Database("passo in blocco senza esito".into())))
+                })
+                .collect())
         }
         .await;
         settle(txn, outcome).await
     }
 }
 
-/// One record of `commit_timer_steps`: the outer error is the database's (abort the batch),
-/// the inner one the record's refusal (nothing of it written).
-async fn timer_step_in<C: ConnectionTrait>(
-    conn: &C,
-    r: &StepRecord<'_>,
-    fired_key: &str,
-) -> Result<Result<Committed>> {
-    let (Some(timer_id), None) = (r.fired_timer, r.idempotency_key) else {
-        return Err(Error::Database(format!(
-            "passo in blocco dell'istanza {}: serve un timer e nessuna chiave",
-            r.instance_id
-        )));
-    };
-    let at = instant(r.at);
-    // The claim first: a stale timer leaves nothing to undo.
-    match timers::mark_fired(conn, timer_id, r.instance_id, at).await {
-        Ok(()) => {}
-        Err(refused @ Error::StaleTimer { .. }) => return Ok(Err(refused)),
-        Err(e) => return Err(e),
+/// Records per set-based statement: 6 bound values per instance row, far below both
+/// backends' limits on parameters.
+const STEP_CHUNK: usize = 1_000;
+
+/// The placeholder of the `n`th bound value (from 1), numbered on both backends so that a
+/// value may appear anywhere in the text.
+fn placeholder(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => format!("?{n}"),
     }
-    let moved = instance::Entity::update_many()
-        .col_expr(instance::Column::State, Expr::value(r.step.to.clone()))
-        .col_expr(instance::Column::IsFinal, Expr::value(r.step.is_final))
-        .col_expr(instance::Column::Data, Expr::value(to_json(&r.step.data)?))
-        .col_expr(
-            instance::Column::Version,
-            Expr::col(instance::Column::Version).add(1),
-        )
-        .col_expr(instance::Column::UpdatedAt, Expr::value(at))
-        .filter(instance::Column::Id.eq(r.instance_id))
-        .filter(instance::Column::Version.eq(r.expected_version))
-        .exec(conn)
-        .await?;
-    if moved.rows_affected == 0 {
-        // Undo the timer's half: pending again, for whoever fires it on the new state.
+}
+
+/// One part of `commit_timer_steps`: the records at `part` (indexes into `records`).
+async fn commit_part<C: ConnectionTrait>(
+    conn: &C,
+    records: &[(StepRecord<'_>, &str)],
+    part: &[usize],
+    results: &mut [Option<Result<Committed>>],
+) -> Result<()> {
+    let backend = conn.get_database_backend();
+    // 1. The claims: every timer still claimed becomes done.
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(part.len() + 3);
+    values.push(TimerStatus::Done.as_str().into());
+    values.push(timers::FIRED.into());
+    values.push(TimerStatus::Claimed.as_str().into());
+    // All records of a batch fire at the same instant in practice; each keeps its own.
+    let mut fired_at = String::from("CASE id");
+    let mut ids = Vec::with_capacity(part.len());
+    for &i in part {
+        let r = &records[i].0;
+        let id = r.fired_timer.unwrap_or_default();
+        values.push(id.into());
+        let id_at = placeholder(backend, values.len());
+        values.push(instant(r.at).into());
+        let at_at = placeholder(backend, values.len());
+        fired_at.push_str(&format!(" WHEN {id_at} THEN {at_at}"));
+        ids.push(id);
+    }
+    fired_at.push_str(" END");
+    let mut id_list = Vec::with_capacity(part.len());
+    for id in &ids {
+        values.push((*id).into());
+        id_list.push(placeholder(backend, values.len()));
+    }
+    let sql = format!(
+        "UPDATE timers SET status = {}, outcome = {}, lease_until = NULL, fired_at = {fired_at} WHERE status = {} AND id IN ({}) RETURNING id",
+        placeholder(backend, 1),
+        placeholder(backend, 2),
+        placeholder(backend, 3),
+        id_list.join(", ")
+    );
+    let marked: HashSet<i64> = conn
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i64>("", "id"))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut live = Vec::with_capacity(part.len());
+    for &i in part {
+        let timer_id = records[i].0.fired_timer.unwrap_or_default();
+        if marked.contains(&timer_id) {
+            live.push(i);
+        } else {
+            results[i] = Some(Err(Error::StaleTimer { timer_id }));
+        }
+    }
+    if live.is_empty() {
+        return Ok(());
+    }
+    // 2. The instances: each from its expected version.
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(live.len() * 6);
+    let mut rows = Vec::with_capacity(live.len());
+    for &i in &live {
+        let r = &records[i].0;
+        let mut row = Vec::with_capacity(6);
+        for value in [
+            sea_orm::Value::from(r.instance_id.to_string()),
+            r.expected_version.into(),
+            r.step.to.clone().into(),
+            r.step.is_final.into(),
+            to_json(&r.step.data)?.into(),
+            instant(r.at).into(),
+        ] {
+            values.push(value);
+            row.push(placeholder(backend, values.len()));
+        }
+        rows.push(format!("({})", row.join(", ")));
+    }
+    let sql = format!(
+        "WITH v(id, expected, state, is_final, data, at) AS (VALUES {}) \
+         UPDATE instances SET state = v.state, is_final = v.is_final, data = v.data, \
+         version = instances.version + 1, updated_at = v.at \
+         FROM v WHERE instances.id = v.id AND instances.version = v.expected \
+         RETURNING instances.id",
+        rows.join(", ")
+    );
+    let moved: HashSet<String> = conn
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String>("", "id"))
+        .collect::<std::result::Result<_, _>>()?;
+    // The instances that moved meanwhile: their timers are pending again, for whoever fires
+    // them on the new state.
+    let conflicted: Vec<i64> = live
+        .iter()
+        .filter(|&&i| !moved.contains(records[i].0.instance_id))
+        .map(|&i| records[i].0.fired_timer.unwrap_or_default())
+        .collect();
+    if !conflicted.is_empty() {
         timer::Entity::update_many()
             .col_expr(
                 timer::Column::Status,
@@ -254,42 +349,69 @@ async fn timer_step_in<C: ConnectionTrait>(
                 Expr::value(Option::<DateTime<Utc>>::None),
             )
             .col_expr(timer::Column::Outcome, Expr::value(Option::<String>::None))
-            .filter(timer::Column::Id.eq(timer_id))
+            .filter(timer::Column::Id.is_in(conflicted))
             .exec(conn)
             .await?;
-        return Ok(Err(Error::Conflict {
-            instance_id: r.instance_id.to_string(),
-            expected_version: r.expected_version,
-        }));
     }
-    let seq = r.expected_version + 1;
-    for effect in &r.step.effects {
-        match effect {
-            Effect::ScheduleTimer(plan) => {
-                timers::disarm(conn, r.instance_id, &plan.key, timers::REPLACED).await?;
-                timers::arm(conn, r.instance_id, plan, at).await?;
-            }
-            // The fired timer's own key: its only armed row is the one just marked done.
-            Effect::CancelTimer { key } if key == fired_key => {}
-            Effect::CancelTimer { key } => {
-                timers::disarm(conn, r.instance_id, key, timers::CANCELLED).await?;
-            }
-            Effect::Notify(_)
-            | Effect::RegisterProtocol { .. }
-            | Effect::RegisterIncoming { .. }
-            | Effect::StartInstance { .. }
-            | Effect::ResumeParent { .. }
-            | Effect::ApproveVerbale { .. } => {
-                outbox::enqueue(conn, Some((r.instance_id, seq)), effect, at).await?;
+    // 3. What each step wrote: history, disarmed keys, new timers, outbox rows.
+    let mut entries = Vec::with_capacity(live.len());
+    let mut armed = Vec::new();
+    let mut queued = Vec::new();
+    for &i in &live {
+        let (r, fired_key) = &records[i];
+        if !moved.contains(r.instance_id) {
+            results[i] = Some(Err(Error::Conflict {
+                instance_id: r.instance_id.to_string(),
+                expected_version: r.expected_version,
+            }));
+            continue;
+        }
+        let seq = r.expected_version + 1;
+        entries.push(history_row(r, seq)?);
+        for effect in &r.step.effects {
+            match effect {
+                Effect::ScheduleTimer(plan) => {
+                    timers::disarm(conn, r.instance_id, &plan.key, timers::REPLACED).await?;
+                    armed.push(timers::armed_row(r.instance_id, plan, r.at)?);
+                }
+                // The fired timer's own key: its only armed row is the one just marked done.
+                Effect::CancelTimer { key } if key == fired_key => {}
+                Effect::CancelTimer { key } => {
+                    timers::disarm(conn, r.instance_id, key, timers::CANCELLED).await?;
+                }
+                Effect::Notify(_)
+                | Effect::RegisterProtocol { .. }
+                | Effect::RegisterIncoming { .. }
+                | Effect::StartInstance { .. }
+                | Effect::ResumeParent { .. }
+                | Effect::ApproveVerbale { .. } => {
+                    queued.push(outbox::step_row(r.instance_id, seq, effect, r.at)?);
+                }
             }
         }
+        results[i] = Some(Ok(Committed {
+            instance_id: r.instance_id.to_string(),
+            seq,
+            version: seq,
+            replayed: false,
+        }));
     }
-    Ok(Ok(Committed {
-        instance_id: r.instance_id.to_string(),
-        seq,
-        version: seq,
-        replayed: false,
-    }))
+    for chunk in entries.chunks(CHUNK) {
+        history::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    for chunk in armed.chunks(CHUNK) {
+        timer::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    for chunk in queued.chunks(CHUNK) {
+        outbox_entity::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The history row of a step record.

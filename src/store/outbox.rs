@@ -155,8 +155,31 @@ async fn insert<C: ConnectionTrait>(
     effect: &Effect,
     at: DateTime<Utc>,
 ) -> Result<()> {
+    outbox::Entity::insert(row(instance_id, step_seq, kind, effect, at)?)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// The pending row of an effect of step `step_seq` (under its own kind), due at `at`.
+pub(super) fn step_row(
+    instance_id: &str,
+    step_seq: i64,
+    effect: &Effect,
+    at: DateTime<Utc>,
+) -> Result<outbox::ActiveModel> {
+    row(Some(instance_id), Some(step_seq), effect.kind(), effect, at)
+}
+
+fn row(
+    instance_id: Option<&str>,
+    step_seq: Option<i64>,
+    kind: &str,
+    effect: &Effect,
+    at: DateTime<Utc>,
+) -> Result<outbox::ActiveModel> {
     let at = instant(at);
-    let row = outbox::ActiveModel {
+    Ok(outbox::ActiveModel {
         id: NotSet,
         instance_id: Set(instance_id.map(str::to_string)),
         kind: Set(kind.to_string()),
@@ -170,11 +193,7 @@ async fn insert<C: ConnectionTrait>(
         created_at: Set(at),
         done_at: Set(None),
         step_seq: Set(step_seq),
-    };
-    outbox::Entity::insert(row)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    })
 }
 
 /// Claims up to `limit` due rows (of the given kinds, or of any kind) for `worker` until

@@ -147,7 +147,19 @@ pub(super) async fn arm<C: ConnectionTrait>(
     plan: &TimerPlan,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    let row = timer::ActiveModel {
+    timer::Entity::insert(armed_row(instance_id, plan, at)?)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// The pending row of a planned timer.
+pub(super) fn armed_row(
+    instance_id: &str,
+    plan: &TimerPlan,
+    at: DateTime<Utc>,
+) -> Result<timer::ActiveModel> {
+    Ok(timer::ActiveModel {
         id: NotSet,
         instance_id: Set(instance_id.to_string()),
         key: Set(plan.key.clone()),
@@ -164,11 +176,7 @@ pub(super) async fn arm<C: ConnectionTrait>(
         attempts: Set(0),
         retry_at: Set(None),
         last_error: Set(None),
-    };
-    timer::Entity::insert(row)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    })
 }
 
 /// Cancels the armed (pending or claimed) row of a key, if any. A claimed row is cancelled
