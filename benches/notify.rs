@@ -100,6 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let (elapsed, failures) = runtime.block_on(async {
         let transport = Transport::smtp(&SmtpSettings {
+            rate: None,
             url: format!("smtp://127.0.0.1:{port}?tls=none"),
             from: "Ufficio di Piano <ufficiodipiano@borgofiorito.example.it>".to_owned(),
             timeout: Some(Duration::from_secs(30)),

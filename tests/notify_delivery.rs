@@ -61,6 +61,7 @@ fn silent_port() -> u16 {
 
 fn smtp_to(port: u16) -> Transport {
     Transport::smtp(&SmtpSettings {
+        rate: None,
         url: format!("smtp://127.0.0.1:{port}?tls=none"),
         from: FROM.to_owned(),
         timeout: Some(std::time::Duration::from_secs(10)),

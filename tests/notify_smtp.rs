@@ -18,6 +18,7 @@ use smtp_receiver::{Received, Receiver};
 impl Receiver {
     fn transport(&self) -> Transport {
         Transport::smtp(&SmtpSettings {
+            rate: None,
             url: format!("smtp://127.0.0.1:{}?tls=none", self.port),
             from: FROM.to_owned(),
             timeout: Some(std::time::Duration::from_secs(10)),
@@ -294,6 +295,7 @@ async fn nobody_listening_is_a_transient_error_naming_the_server_and_not_the_bod
         listener.local_addr().expect("local address").port()
     };
     let transport = Transport::smtp(&SmtpSettings {
+        rate: None,
         url: format!("smtp://127.0.0.1:{port}?tls=none"),
         from: FROM.to_owned(),
         timeout: Some(std::time::Duration::from_secs(5)),

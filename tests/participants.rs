@@ -286,6 +286,7 @@ impl World {
 
         let receiver = Receiver::start(&[]);
         let transport = Transport::smtp(&SmtpSettings {
+            rate: None,
             url: format!("smtp://127.0.0.1:{}?tls=none", receiver.port),
             from: FROM.to_owned(),
             timeout: Some(std::time::Duration::from_secs(10)),

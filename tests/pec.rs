@@ -210,12 +210,14 @@ impl World {
 
         let receiver = Receiver::start(&[]);
         let transport = Transport::smtp(&SmtpSettings {
+            rate: None,
             url: format!("smtp://127.0.0.1:{}?tls=none", receiver.port),
             from: "Ufficio di Piano <udp@ambito.example.it>".to_owned(),
             timeout: Some(std::time::Duration::from_secs(10)),
         })
         .expect("SMTP transport");
         let pec_transport = Transport::smtp(&SmtpSettings {
+            rate: None,
             url: format!("smtp://127.0.0.1:{pec_port}?tls=none"),
             from: OFFICE.to_owned(),
             timeout: Some(std::time::Duration::from_secs(10)),

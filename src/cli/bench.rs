@@ -51,6 +51,10 @@ pub struct TimersArgs {
     /// Timers fired at once on PostgreSQL.
     #[arg(long, default_value_t = 8)]
     pub parallelism: usize,
+    /// Participants per instance, each with its own timer (0: the one-timer procedure, one
+    /// timer per instance). `--count` stays the number of timers.
+    #[arg(long, default_value_t = 0)]
+    pub participants: usize,
 }
 
 /// Runs a `bench` subcommand.
@@ -84,6 +88,91 @@ timers:
     at: termine
     fires: scade
 "#;
+
+/// The procedure with participants: each instance has `--participants` applications, each
+/// with its own timer firing its own transition (`procedo bench timers --participants P`).
+const PARTICIPANTS_PROCEDURE: &str = r#"# Benchmark: per instance, several participants each with its own timer.
+id: bench_partecipanti
+version: 1
+title: "Benchmark dei timer dei partecipanti"
+roles:
+  ufficio_di_piano: "Ufficio di Piano"
+  ets: "Enti del Terzo Settore"
+variables:
+  scadenza_domande: { type: datetime, required: true, label: "Termine delle domande" }
+  termine: { type: datetime, required: true, label: "Termine dei partecipanti" }
+participant:
+  title: "Domanda"
+  role: ets
+  variables:
+    scade_il: { type: datetime, label: "Termine del partecipante" }
+  states:
+    attesa:
+      initial: true
+      title: "In attesa"
+      on_enter:
+        - set: { scade_il: termine }
+    scaduta: { final: true, title: "Scaduta" }
+  transitions:
+    - event: scade
+      from: attesa
+      to: scaduta
+      roles: [ufficio_di_piano]
+  timers:
+    - id: scadenza
+      while: attesa
+      at: scade_il
+      fires: scade
+states:
+  aperta: { initial: true, title: "Aperta" }
+  chiusa: { final: true, title: "Chiusa" }
+transitions:
+  - event: chiudi
+    from: aperta
+    to: chiusa
+    roles: [ufficio_di_piano]
+submissions:
+  deadline: scadenza_domande
+  while: [aperta]
+"#;
+
+/// The start of an instance of the participants' procedure with `count` applications
+/// already joined, as one step (setup, not timed): the data after the joins and the effects
+/// of the start and of every join (the participants' timers among them).
+fn with_applications(
+    procedure: &crate::definition::Procedure,
+    id: &str,
+    vars: &Map<String, Value>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+    count: usize,
+) -> anyhow::Result<engine::Step> {
+    let mut step = engine::start(procedure, id, vars, actor, now)?;
+    for n in 0..count {
+        let participant = format!("{id}-{n}");
+        let organisation = format!("ets-{n}");
+        let joined = engine::join(
+            procedure,
+            &engine::Snapshot {
+                id,
+                state: &step.to,
+                data: &step.data,
+            },
+            &engine::Joining {
+                id: &participant,
+                organisation_id: &organisation,
+                name: &organisation,
+                members: &[],
+                received_at: None,
+                pec: None,
+            },
+            now,
+        )?;
+        step.data = joined.data;
+        step.effects.extend(joined.effects);
+    }
+    Ok(step)
+}
 
 /// Instances started per transaction during the setup.
 const SETUP_CHUNK: usize = 5_000;
@@ -141,6 +230,10 @@ async fn timers(args: TimersArgs) -> anyhow::Result<()> {
     let workflows = dir.0.join("workflows");
     std::fs::create_dir_all(&workflows)?;
     std::fs::write(workflows.join("bench_timer.yaml"), PROCEDURE)?;
+    std::fs::write(
+        workflows.join("bench_partecipanti.yaml"),
+        PARTICIPANTS_PROCEDURE,
+    )?;
     let (catalog, diags) = catalog::load(std::slice::from_ref(&workflows));
     if !diags.is_empty() {
         bail!(
@@ -153,7 +246,18 @@ async fn timers(args: TimersArgs) -> anyhow::Result<()> {
         );
     }
     service.install(&catalog.context("template")?).await?;
-    let procedure = service.procedure("bench_timer", None).await?;
+    let per_instance = args.participants.max(1);
+    let with_participants = args.participants > 0;
+    let procedure = service
+        .procedure(
+            if with_participants {
+                "bench_partecipanti"
+            } else {
+                "bench_timer"
+            },
+            None,
+        )
+        .await?;
 
     // Setup: instances armed from `first` on, created in the (unshifted) present.
     let first = (Utc::now() + Duration::days(1)).trunc_subsecs(3);
@@ -165,23 +269,39 @@ async fn timers(args: TimersArgs) -> anyhow::Result<()> {
     };
     let setup = Instant::now();
     let mut created = 0usize;
-    while created < args.count {
-        let upto = (created + SETUP_CHUNK).min(args.count);
+    // Timers are numbered 0..count; instance k holds timers k*P .. k*P+P-1.
+    let instances = args.count.div_ceil(per_instance);
+    let instant_of = |i: usize| {
+        // Evenly from `first` to `first + spread`, in whole milliseconds.
+        let offset = if args.count > 1 {
+            i64::try_from(i128::from(spread_ms) * i as i128 / i128::from(count_i64 - 1))
+                .unwrap_or(spread_ms)
+        } else {
+            0
+        };
+        first + Duration::milliseconds(offset)
+    };
+    let setup_chunk = (SETUP_CHUNK / per_instance).max(1);
+    while created < instances {
+        let upto = (created + setup_chunk).min(instances);
         let now = Utc::now();
         let mut planned = Vec::with_capacity(upto - created);
-        for i in created..upto {
-            // Evenly from `first` to `first + spread`, in whole milliseconds.
-            let offset = if args.count > 1 {
-                i64::try_from(i128::from(spread_ms) * i as i128 / i128::from(count_i64 - 1))
-                    .unwrap_or(spread_ms)
-            } else {
-                0
-            };
-            let fire_at = first + Duration::milliseconds(offset);
+        for k in created..upto {
+            let fire_at = instant_of(k * per_instance);
             let mut vars = Map::new();
-            vars.insert("termine".into(), Value::String(fire_at.to_rfc3339()));
             let id = uuid::Uuid::new_v4().to_string();
-            let step = engine::start(&procedure, &id, &vars, &actor, now)?;
+            let step = if with_participants {
+                vars.insert(
+                    "scadenza_domande".into(),
+                    Value::String((first + Duration::days(365)).to_rfc3339()),
+                );
+                vars.insert("termine".into(), Value::String(fire_at.to_rfc3339()));
+                let timers = (k * per_instance..((k + 1) * per_instance).min(args.count)).count();
+                with_applications(&procedure, &id, &vars, &actor, now, timers)?
+            } else {
+                vars.insert("termine".into(), Value::String(fire_at.to_rfc3339()));
+                engine::start(&procedure, &id, &vars, &actor, now)?
+            };
             planned.push((id, step, Value::Object(vars)));
         }
         let records: Vec<StartRecord<'_>> = planned
@@ -200,7 +320,7 @@ async fn timers(args: TimersArgs) -> anyhow::Result<()> {
             .collect();
         store.commit_starts(&records).await?;
         created = upto;
-        eprint!("\rcreazione: {created}/{} istanze", args.count);
+        eprint!("\rcreazione: {created}/{instances} istanze");
     }
     eprintln!(" in {:.1} s", setup.elapsed().as_secs_f64());
 
@@ -241,14 +361,33 @@ async fn timers(args: TimersArgs) -> anyhow::Result<()> {
     running.await.context("pianificatore")??;
 
     let instants = store.fired_timer_instants().await?;
-    let moved = store
-        .instances(&InstanceFilter {
-            definition_id: Some("bench_timer".into()),
-            state: Some("scaduta".into()),
-            ..InstanceFilter::default()
-        })
-        .await?
-        .len();
+    // Every timer moved its instance, or its participant, to `scaduta`.
+    let moved = if with_participants {
+        store
+            .instances(&InstanceFilter {
+                definition_id: Some("bench_partecipanti".into()),
+                ..InstanceFilter::default()
+            })
+            .await?
+            .iter()
+            .map(|row| {
+                row.data
+                    .participants
+                    .values()
+                    .filter(|p| p.state == "scaduta")
+                    .count()
+            })
+            .sum()
+    } else {
+        store
+            .instances(&InstanceFilter {
+                definition_id: Some("bench_timer".into()),
+                state: Some("scaduta".into()),
+                ..InstanceFilter::default()
+            })
+            .await?
+            .len()
+    };
     if instants.len() != args.count || moved != args.count {
         bail!(
             "scattati {} timer e {moved} transizioni su {}",
@@ -269,11 +408,16 @@ async fn timers(args: TimersArgs) -> anyhow::Result<()> {
     let elapsed = (last_fired - first).num_milliseconds().max(1) as f64 / 1000.0;
     let percentile = |p: f64| lateness[((lateness.len() as f64 - 1.0) * p).round() as usize];
     eprintln!(
-        "{} ({}), {} timer, spread {} s",
+        "{} ({}), {} timer, spread {} s{}",
         store.backend(),
         crate::cli::db::redact(&url),
         args.count,
-        args.spread
+        args.spread,
+        if with_participants {
+            format!(", {per_instance} partecipanti per istanza, un timer ciascuno")
+        } else {
+            String::new()
+        }
     );
     println!(
         "fired {} timers in {elapsed:.1} s: {:.0} timers/s; lateness p50 {} ms, p99 {} ms, max {} ms",

@@ -92,6 +92,7 @@ async fn demo_pec(
     let port = listener.local_addr()?.port();
     tokio::spawn(provider.clone().serve(listener));
     let transport = Transport::smtp(&crate::notify::SmtpSettings {
+        rate: None,
         url: format!("smtp://127.0.0.1:{port}?tls=none"),
         from: DEMO_PEC.into(),
         timeout: Some(std::time::Duration::from_secs(10)),

@@ -311,6 +311,7 @@ async fn run_test(args: MailTestArgs) -> anyhow::Result<()> {
     let transport = match (&args.out, &args.smtp_url) {
         (Some(dir), _) => Transport::files(dir),
         (None, Some(url)) => Transport::smtp(&SmtpSettings {
+            rate: None,
             url: url.clone(),
             from: args.from.clone(),
             timeout: args.timeout.map(Duration::from_secs),

@@ -122,6 +122,7 @@ impl PecSending {
         })?;
         parse_sender(&from)?;
         let transport = Transport::smtp(&SmtpSettings {
+            rate: None,
             url,
             from: from.clone(),
             timeout: None,

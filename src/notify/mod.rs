@@ -31,6 +31,7 @@ mod message;
 pub mod pdfa;
 pub mod recipients;
 mod references;
+mod relay;
 pub mod sample;
 mod templates;
 mod transport;

@@ -15,8 +15,9 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use std::sync::Arc;
 
+use super::relay::{Relay, RelayError, RelaySettings, Security};
 use super::{Error, OutgoingEmail};
 
 /// Environment variable holding the SMTP URL (may contain credentials).
@@ -25,6 +26,8 @@ pub const SMTP_URL_VARIABLE: &str = "PROCEDO_SMTP_URL";
 pub const SMTP_FROM_VARIABLE: &str = "PROCEDO_SMTP_FROM";
 /// Environment variable holding the SMTP timeout in seconds.
 pub const SMTP_TIMEOUT_VARIABLE: &str = "PROCEDO_SMTP_TIMEOUT";
+/// Environment variable holding the relay's rate limit, in messages per second.
+pub const SMTP_RATE_VARIABLE: &str = "PROCEDO_SMTP_RATE";
 /// The sender used when `PROCEDO_SMTP_FROM` is not set.
 pub const DEFAULT_FROM: &str = "Ufficio di Piano <noreply@procedo.local>";
 
@@ -37,6 +40,10 @@ pub struct SmtpSettings {
     pub from: String,
     /// Connection and command timeout; lettre's default (60 s) when `None`.
     pub timeout: Option<Duration>,
+    /// At most this many messages per second to the relay (all workers of the process
+    /// together); `None`: as fast as the relay answers. Real relays and certified-mail
+    /// providers cap senders.
+    pub rate: Option<f64>,
 }
 
 impl std::fmt::Debug for SmtpSettings {
@@ -46,6 +53,7 @@ impl std::fmt::Debug for SmtpSettings {
             .field("server", &self.server())
             .field("from", &self.from)
             .field("timeout", &self.timeout)
+            .field("rate", &self.rate)
             .finish()
     }
 }
@@ -68,7 +76,25 @@ impl SmtpSettings {
             )?)),
             Err(_) => None,
         };
-        Ok(Some(SmtpSettings { url, from, timeout }))
+        let rate = match std::env::var(SMTP_RATE_VARIABLE) {
+            Ok(text) => match text.trim().replace(',', ".").parse::<f64>() {
+                Ok(rate) if rate > 0.0 && rate.is_finite() => Some(rate),
+                _ => {
+                    return Err(Error::Settings {
+                        reason: format!(
+                            "{SMTP_RATE_VARIABLE} deve essere un numero di messaggi al secondo maggiore di zero, non «{text}»"
+                        ),
+                    });
+                }
+            },
+            Err(_) => None,
+        };
+        Ok(Some(SmtpSettings {
+            url,
+            from,
+            timeout,
+            rate,
+        }))
     }
 
     /// `host:port` of the relay, without credentials: what messages and logs may show.
@@ -77,10 +103,16 @@ impl SmtpSettings {
     }
 }
 
-/// The SMTP URL taken apart: what lettre gets and what may be shown.
+/// The SMTP URL taken apart: how to reach the relay and what may be shown.
 struct SmtpUrl {
-    /// The URL rewritten in lettre's syntax.
-    for_lettre: String,
+    /// Host name or address (without brackets).
+    host: String,
+    /// Port.
+    port: u16,
+    /// TLS.
+    security: Security,
+    /// User and password, percent-decoded.
+    credentials: Option<(String, String)>,
     /// `host:port`.
     server: String,
 }
@@ -94,33 +126,31 @@ fn parse_url(url: &str) -> Result<SmtpUrl, Error> {
         .ok_or_else(|| invalid("manca lo schema (smtp:// o smtps://)"))?;
     let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
     let authority = before_query.split('/').next().unwrap_or_default();
-    let host_port = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host_port)| host_port);
+    let (userinfo, host_port) = match authority.rsplit_once('@') {
+        Some((userinfo, host_port)) => (Some(userinfo), host_port),
+        None => (None, authority),
+    };
     if host_port.is_empty() || host_port.starts_with(':') {
         return Err(invalid("manca il nome del server"));
     }
-    let mut parameters: Vec<(&str, &str)> = query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-        .collect();
-    let tls = parameters
-        .iter()
-        .find(|(key, _)| *key == "tls")
-        .map(|(_, value)| *value);
-    let default_port = match (scheme, tls) {
-        ("smtps", None) => 465,
+    let mut tls = None;
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        match pair.split_once('=') {
+            Some(("tls", value)) => tls = Some(value),
+            _ => {
+                let key = pair.split('=').next().unwrap_or_default();
+                return Err(invalid(&format!(
+                    "parametro «{key}» sconosciuto (solo tls=none|required|opportunistic)"
+                )));
+            }
+        }
+    }
+    let (security, default_port) = match (scheme, tls) {
+        ("smtps", None) => (Security::Implicit, 465),
         ("smtps", Some(_)) => return Err(invalid("smtps usa già TLS implicito: togliere tls=")),
-        ("smtp", None) => {
-            parameters.push(("tls", "required"));
-            587
-        }
-        ("smtp", Some("none")) => {
-            parameters.retain(|(key, _)| *key != "tls");
-            25
-        }
-        ("smtp", Some("required" | "opportunistic")) => 587,
+        ("smtp", None | Some("required")) => (Security::StartTls { required: true }, 587),
+        ("smtp", Some("none")) => (Security::None, 25),
+        ("smtp", Some("opportunistic")) => (Security::StartTls { required: false }, 587),
         ("smtp", Some(other)) => {
             return Err(invalid(&format!(
                 "tls={other} sconosciuto (usare none, required o opportunistic)"
@@ -132,26 +162,42 @@ fn parse_url(url: &str) -> Result<SmtpUrl, Error> {
             )));
         }
     };
-    let has_port = host_port
-        .rsplit_once(':')
-        .is_some_and(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()))
-        && !host_port.ends_with(']');
-    let server = if has_port {
-        host_port.to_owned()
-    } else {
-        format!("{host_port}:{default_port}")
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((host, port)) if !host_port.ends_with(']') => (
+            host,
+            port.parse::<u16>()
+                .map_err(|_| invalid(&format!("porta «{port}» non valida")))?,
+        ),
+        _ => (host_port, default_port),
     };
-    let query = parameters
-        .iter()
-        .map(|(key, value)| format!("{key}={value}"))
-        .collect::<Vec<_>>()
-        .join("&");
-    let for_lettre = if query.is_empty() {
-        format!("{scheme}://{before_query}")
-    } else {
-        format!("{scheme}://{before_query}?{query}")
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(invalid("manca il nome del server"));
+    }
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8()
+            .map(|t| t.into_owned())
+            .map_err(|_| invalid("credenziali non valide (UTF-8 percent-encoded)"))
     };
-    Ok(SmtpUrl { for_lettre, server })
+    let credentials = match userinfo {
+        Some(userinfo) => {
+            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            Some((decode(user)?, decode(password)?))
+        }
+        None => None,
+    };
+    Ok(SmtpUrl {
+        server: if host_port.rsplit_once(':').is_some() && !host_port.ends_with(']') {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:{port}")
+        },
+        host: host.to_owned(),
+        port,
+        security,
+        credentials,
+    })
 }
 
 /// What the receiving side said about an accepted message.
@@ -205,10 +251,10 @@ impl SendError {
     }
 }
 
-/// An SMTP relay: a pooled lettre transport plus its printable address.
+/// An SMTP relay: procedo's connections to it (`relay`) plus its printable address.
 #[derive(Clone)]
 pub struct SmtpRelay {
-    mailer: AsyncSmtpTransport<Tokio1Executor>,
+    relay: Arc<Relay>,
     server: String,
 }
 
@@ -241,16 +287,16 @@ impl Transport {
                 reason: "il trasporto SMTP va creato dentro un runtime Tokio".to_owned(),
             });
         }
-        let builder =
-            AsyncSmtpTransport::<Tokio1Executor>::from_url(&url.for_lettre).map_err(|error| {
-                Error::Settings {
-                    // lettre's reasons name the scheme or the TLS setup, never the password.
-                    reason: format!("{SMTP_URL_VARIABLE} ({}): {error}", url.server),
-                }
-            })?;
-        let mailer = builder.timeout(settings.timeout).build();
+        let relay = Relay::new(RelaySettings {
+            host: url.host,
+            port: url.port,
+            security: url.security,
+            credentials: url.credentials,
+            timeout: settings.timeout,
+            rate: settings.rate,
+        });
         Ok(Transport::Smtp(SmtpRelay {
-            mailer,
+            relay,
             server: url.server,
         }))
     }
@@ -303,7 +349,9 @@ fn malformed(error: &Error) -> SendError {
 
 async fn send_smtp(relay: &SmtpRelay, email: &OutgoingEmail) -> Result<SendReport, SendError> {
     let message = email.to_lettre().map_err(|error| malformed(&error))?;
-    match relay.mailer.send(message).await {
+    let envelope = message.envelope().clone();
+    let raw = message.formatted();
+    match relay.relay.send(&envelope, &raw).await {
         Ok(response) => Ok(SendReport {
             message_id: email.message_id.clone(),
             server_answer: format!(
@@ -314,7 +362,22 @@ async fn send_smtp(relay: &SmtpRelay, email: &OutgoingEmail) -> Result<SendRepor
             .trim_end()
             .to_owned(),
         }),
-        Err(error) => Err(classify(&error, &relay.server, &email.recipient_address())),
+        Err(RelayError::Smtp(error)) => {
+            Err(classify(&error, &relay.server, &email.recipient_address()))
+        }
+        Err(RelayError::Connect(error)) => Err(SendError::Transient {
+            reason: format!(
+                "il server SMTP {} non è raggiungibile: {}",
+                relay.server,
+                match error.kind() {
+                    ErrorKind::ConnectionRefused =>
+                        "connessione rifiutata: nessun server in ascolto".to_owned(),
+                    ErrorKind::TimedOut => "tempo di connessione scaduto".to_owned(),
+                    _ => error.to_string(),
+                }
+            ),
+            code: None,
+        }),
     }
 }
 
@@ -466,19 +529,35 @@ mod tests {
             url: url.to_owned(),
             from: DEFAULT_FROM.to_owned(),
             timeout: None,
+            rate: None,
         }
     }
 
     #[test]
     fn plain_smtp_defaults_to_starttls_and_tls_none_is_plain() {
         let starttls = parse_url("smtp://mail.example.it").expect("valid");
-        assert_eq!(starttls.for_lettre, "smtp://mail.example.it?tls=required");
+        assert_eq!(starttls.security, Security::StartTls { required: true });
         assert_eq!(starttls.server, "mail.example.it:587");
+        assert_eq!(
+            (starttls.host.as_str(), starttls.port),
+            ("mail.example.it", 587)
+        );
         let plain = parse_url("smtp://127.0.0.1:2525?tls=none").expect("valid");
-        assert_eq!(plain.for_lettre, "smtp://127.0.0.1:2525");
+        assert_eq!(plain.security, Security::None);
         assert_eq!(plain.server, "127.0.0.1:2525");
-        let implicit = parse_url("smtps://u:p@mail.example.it").expect("valid");
+        let maybe = parse_url("smtp://mail.example.it:25?tls=opportunistic").expect("valid");
+        assert_eq!(maybe.security, Security::StartTls { required: false });
+        let implicit = parse_url("smtps://u:p%40ss@mail.example.it").expect("valid");
         assert_eq!(implicit.server, "mail.example.it:465");
+        assert_eq!(implicit.security, Security::Implicit);
+        assert_eq!(
+            implicit.credentials,
+            Some(("u".to_owned(), "p@ss".to_owned()))
+        );
+        let v6 = parse_url("smtp://[::1]:2525?tls=none").expect("valid");
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 2525));
+        assert!(parse_url("smtp://x:porta").is_err());
+        assert!(parse_url("smtp://x?helo=y").is_err());
         assert!(parse_url("http://x").is_err());
         assert!(parse_url("smtp://x?tls=maybe").is_err());
         assert!(parse_url("smtps://x?tls=none").is_err());

@@ -224,12 +224,33 @@ impl Store {
 /// backends' limits on parameters.
 const STEP_CHUNK: usize = 1_000;
 
-/// The placeholder of the `n`th bound value (from 1), numbered on both backends so that a
-/// value may appear anywhere in the text.
-fn placeholder(backend: DbBackend, n: usize) -> String {
-    match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => format!("?{n}"),
+/// Bound values and their placeholders, in the order they appear in the statement's text:
+/// `$n` on PostgreSQL, a bare `?` on SQLite (numbered `?NNN` parameters make SQLite look each
+/// one up by name, quadratic in their number).
+struct Binds {
+    backend: DbBackend,
+    values: Vec<sea_orm::Value>,
+}
+
+impl Binds {
+    fn new(backend: DbBackend, capacity: usize) -> Binds {
+        Binds {
+            backend,
+            values: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Binds `value`; returns its placeholder, to be written next in the text.
+    fn bind(&mut self, value: impl Into<sea_orm::Value>) -> String {
+        self.values.push(value.into());
+        match self.backend {
+            DbBackend::Postgres => format!("${}", self.values.len()),
+            _ => "?".to_owned(),
+        }
+    }
+
+    fn statement(self, sql: String) -> Statement {
+        Statement::from_sql_and_values(self.backend, sql, self.values)
     }
 }
 
@@ -242,38 +263,31 @@ async fn commit_part<C: ConnectionTrait>(
 ) -> Result<()> {
     let backend = conn.get_database_backend();
     // 1. The claims: every timer still claimed becomes done.
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(part.len() + 3);
-    values.push(TimerStatus::Done.as_str().into());
-    values.push(timers::FIRED.into());
-    values.push(TimerStatus::Claimed.as_str().into());
+    let mut binds = Binds::new(backend, part.len() * 3 + 3);
+    let mut sql = format!(
+        "UPDATE timers SET status = {}, outcome = {}, lease_until = NULL, fired_at = CASE id",
+        binds.bind(TimerStatus::Done.as_str()),
+        binds.bind(timers::FIRED)
+    );
     // All records of a batch fire at the same instant in practice; each keeps its own.
-    let mut fired_at = String::from("CASE id");
-    let mut ids = Vec::with_capacity(part.len());
     for &i in part {
         let r = &records[i].0;
-        let id = r.fired_timer.unwrap_or_default();
-        values.push(id.into());
-        let id_at = placeholder(backend, values.len());
-        values.push(instant(r.at).into());
-        let at_at = placeholder(backend, values.len());
-        fired_at.push_str(&format!(" WHEN {id_at} THEN {at_at}"));
-        ids.push(id);
+        let when = binds.bind(r.fired_timer.unwrap_or_default());
+        let then = binds.bind(instant(r.at));
+        sql.push_str(&format!(" WHEN {when} THEN {then}"));
     }
-    fired_at.push_str(" END");
-    let mut id_list = Vec::with_capacity(part.len());
-    for id in &ids {
-        values.push((*id).into());
-        id_list.push(placeholder(backend, values.len()));
-    }
-    let sql = format!(
-        "UPDATE timers SET status = {}, outcome = {}, lease_until = NULL, fired_at = {fired_at} WHERE status = {} AND id IN ({}) RETURNING id",
-        placeholder(backend, 1),
-        placeholder(backend, 2),
-        placeholder(backend, 3),
-        id_list.join(", ")
-    );
+    sql.push_str(&format!(
+        " END WHERE status = {} AND id IN (",
+        binds.bind(TimerStatus::Claimed.as_str())
+    ));
+    let ids: Vec<String> = part
+        .iter()
+        .map(|&i| binds.bind(records[i].0.fired_timer.unwrap_or_default()))
+        .collect();
+    sql.push_str(&ids.join(", "));
+    sql.push_str(") RETURNING id");
     let marked: HashSet<i64> = conn
-        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .query_all_raw(binds.statement(sql))
         .await?
         .iter()
         .map(|row| row.try_get::<i64>("", "id"))
@@ -291,23 +305,19 @@ async fn commit_part<C: ConnectionTrait>(
         return Ok(());
     }
     // 2. The instances: each from its expected version.
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(live.len() * 6);
+    let mut binds = Binds::new(backend, live.len() * 6);
     let mut rows = Vec::with_capacity(live.len());
     for &i in &live {
         let r = &records[i].0;
-        let mut row = Vec::with_capacity(6);
-        for value in [
-            sea_orm::Value::from(r.instance_id.to_string()),
-            r.expected_version.into(),
-            r.step.to.clone().into(),
-            r.step.is_final.into(),
-            to_json(&r.step.data)?.into(),
-            instant(r.at).into(),
-        ] {
-            values.push(value);
-            row.push(placeholder(backend, values.len()));
-        }
-        rows.push(format!("({})", row.join(", ")));
+        rows.push(format!(
+            "({}, {}, {}, {}, {}, {})",
+            binds.bind(r.instance_id.to_string()),
+            binds.bind(r.expected_version),
+            binds.bind(r.step.to.clone()),
+            binds.bind(r.step.is_final),
+            binds.bind(to_json(&r.step.data)?),
+            binds.bind(instant(r.at)),
+        ));
     }
     let sql = format!(
         "WITH v(id, expected, state, is_final, data, at) AS (VALUES {}) \
@@ -318,7 +328,7 @@ async fn commit_part<C: ConnectionTrait>(
         rows.join(", ")
     );
     let moved: HashSet<String> = conn
-        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .query_all_raw(binds.statement(sql))
         .await?
         .iter()
         .map(|row| row.try_get::<String>("", "id"))
