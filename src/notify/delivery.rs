@@ -108,6 +108,8 @@ pub struct PecSending {
 
 /// Environment variable holding the PEC provider's SMTP submission URL.
 pub const PEC_SMTP_URL_VARIABLE: &str = "PROCEDO_PEC_SMTP_URL";
+/// Environment variable holding the PEC provider's rate limit (messages per second).
+pub const PEC_SMTP_RATE_VARIABLE: &str = "PROCEDO_PEC_SMTP_RATE";
 /// Environment variable holding the office's PEC address.
 pub const PEC_FROM_VARIABLE: &str = "PROCEDO_PEC_FROM";
 
@@ -122,7 +124,8 @@ impl PecSending {
         })?;
         parse_sender(&from)?;
         let transport = Transport::smtp(&SmtpSettings {
-            rate: None,
+            // Certified-mail providers cap senders.
+            rate: super::transport::rate_from_env(PEC_SMTP_RATE_VARIABLE)?,
             url,
             from: from.clone(),
             timeout: None,

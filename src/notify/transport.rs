@@ -76,19 +76,7 @@ impl SmtpSettings {
             )?)),
             Err(_) => None,
         };
-        let rate = match std::env::var(SMTP_RATE_VARIABLE) {
-            Ok(text) => match text.trim().replace(',', ".").parse::<f64>() {
-                Ok(rate) if rate > 0.0 && rate.is_finite() => Some(rate),
-                _ => {
-                    return Err(Error::Settings {
-                        reason: format!(
-                            "{SMTP_RATE_VARIABLE} deve essere un numero di messaggi al secondo maggiore di zero, non «{text}»"
-                        ),
-                    });
-                }
-            },
-            Err(_) => None,
-        };
+        let rate = rate_from_env(SMTP_RATE_VARIABLE)?;
         Ok(Some(SmtpSettings {
             url,
             from,
@@ -100,6 +88,25 @@ impl SmtpSettings {
     /// `host:port` of the relay, without credentials: what messages and logs may show.
     pub fn server(&self) -> String {
         parse_url(&self.url).map_or_else(|_| "(URL non valido)".to_owned(), |url| url.server)
+    }
+}
+
+/// A rate limit in messages per second from the environment variable `name` (unset: none).
+///
+/// # Errors
+///
+/// A value that is not a positive number.
+pub fn rate_from_env(name: &str) -> Result<Option<f64>, Error> {
+    match std::env::var(name) {
+        Ok(text) => match text.trim().replace(',', ".").parse::<f64>() {
+            Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(Some(rate)),
+            _ => Err(Error::Settings {
+                reason: format!(
+                    "{name} deve essere un numero di messaggi al secondo maggiore di zero, non «{text}»"
+                ),
+            }),
+        },
+        Err(_) => Ok(None),
     }
 }
 

@@ -209,28 +209,43 @@ pub(super) async fn fire_together(
 ) -> Tally {
     let mut tally = Tally::default();
     let mut alone = Vec::new();
-    let mut together = Vec::new();
-    let mut seen = HashSet::new();
+    // The event timers by instance, in the order they fall due: each instance's timers are
+    // planned one on the other and committed together.
+    let mut chains: Vec<Vec<TimerRow>> = Vec::new();
+    let mut chain_of: HashMap<String, usize> = HashMap::new();
     for timer in timers {
-        if matches!(timer.action, TimerAction::Fire { .. })
-            && seen.insert(timer.instance_id.clone())
-        {
-            together.push(timer);
+        if matches!(timer.action, TimerAction::Fire { .. }) {
+            match chain_of.get(&timer.instance_id) {
+                Some(&n) => chains[n].push(timer),
+                None => {
+                    chain_of.insert(timer.instance_id.clone(), chains.len());
+                    chains.push(vec![timer]);
+                }
+            }
         } else {
             alone.push(timer);
         }
     }
-    for chunk in chunks(together, TOGETHER) {
+    for chunk in chunks(chains, TOGETHER) {
         if work.stopping() {
-            alone.extend(chunk);
+            alone.extend(chunk.into_iter().flatten());
             continue;
         }
-        // What lost its claim goes the one-by-one way, which does not start it.
-        let (alive, lapsed): (Vec<TimerRow>, Vec<TimerRow>) = chunk
-            .into_iter()
-            .partition(|t| work.heartbeat.may_start(&Claim::Timer(t.id)));
-        alone.extend(lapsed);
-        let ids: Vec<i64> = alive.iter().map(|t| t.id).collect();
+        // What lost its claim goes the one-by-one way, which does not start it; a chain keeps
+        // the timers before it.
+        let mut alive = Vec::with_capacity(chunk.len());
+        for chain in chunk {
+            let cut = chain
+                .iter()
+                .position(|t| !work.heartbeat.may_start(&Claim::Timer(t.id)))
+                .unwrap_or(chain.len());
+            let mut chain = chain;
+            alone.extend(chain.split_off(cut));
+            if !chain.is_empty() {
+                alive.push(chain);
+            }
+        }
+        let ids: Vec<i64> = alive.iter().flatten().map(|t| t.id).collect();
         let (committed, rest) = commit_chunk(work.service, alive).await;
         tally.add(committed);
         let left: HashSet<i64> = rest.iter().map(|t| t.id).collect();
@@ -244,47 +259,68 @@ pub(super) async fn fire_together(
     tally
 }
 
-fn chunks(mut timers: Vec<TimerRow>, size: usize) -> Vec<Vec<TimerRow>> {
-    let mut out = Vec::new();
-    while timers.len() > size {
-        let rest = timers.split_off(size);
-        out.push(std::mem::replace(&mut timers, rest));
+/// Chains grouped so that each group holds about `size` timers (a chain is never split).
+fn chunks(chains: Vec<Vec<TimerRow>>, size: usize) -> Vec<Vec<Vec<TimerRow>>> {
+    let mut out: Vec<Vec<Vec<TimerRow>>> = Vec::new();
+    let mut current = Vec::new();
+    let mut count = 0;
+    for chain in chains {
+        if count > 0 && count + chain.len() > size {
+            out.push(std::mem::take(&mut current));
+            count = 0;
+        }
+        count += chain.len();
+        current.push(chain);
     }
-    if !timers.is_empty() {
-        out.push(timers);
+    if !current.is_empty() {
+        out.push(current);
     }
     out
 }
 
-/// One transaction of event timers; returns what it did and the timers left to the one-by-one
-/// path.
-async fn commit_chunk(service: &Service, chunk: Vec<TimerRow>) -> (Tally, Vec<TimerRow>) {
+/// One transaction of event timers (chains of the timers of one instance); returns what it
+/// did and the timers left to the one-by-one path.
+async fn commit_chunk(service: &Service, chunk: Vec<Vec<TimerRow>>) -> (Tally, Vec<TimerRow>) {
     let mut tally = Tally::default();
     let store = service.store();
-    let ids: Vec<&str> = chunk.iter().map(|t| t.instance_id.as_str()).collect();
+    let ids: Vec<&str> = chunk.iter().map(|c| c[0].instance_id.as_str()).collect();
     let instances: HashMap<String, InstanceRow> = match store.instances_by_id(&ids).await {
         Ok(rows) => rows.into_iter().map(|row| (row.id.clone(), row)).collect(),
         Err(e) => {
             warn!(error = %e, "istanze non lette: i timer scattano uno alla volta");
-            return (tally, chunk);
+            return (tally, chunk.into_iter().flatten().collect());
         }
     };
     let now = service.now();
     let mut planned: Vec<(TimerRow, InstanceRow, Step, serde_json::Value)> =
-        Vec::with_capacity(chunk.len());
+        Vec::with_capacity(chunk.iter().map(Vec::len).sum());
     let mut rest = Vec::new();
-    for timer in chunk {
-        let Some(row) = instances.get(&timer.instance_id).cloned() else {
-            rest.push(timer);
+    for chain in chunk {
+        let Some(mut row) = instances.get(&chain[0].instance_id).cloned() else {
+            rest.extend(chain);
             continue;
         };
-        match plan(service, &timer, &row, now).await {
-            Some(step) => {
-                let payload = crate::service::timer_payload(&timer);
-                planned.push((timer, row, step, payload));
+        let mut chain = chain.into_iter();
+        while let Some(timer) = chain.next() {
+            match plan(service, &timer, &row, now).await {
+                Some(step) => {
+                    let payload = crate::service::timer_payload(&timer);
+                    // The next timer of the instance fires on this step's outcome.
+                    let mut next = row.clone();
+                    next.state = step.to.clone();
+                    next.is_final = step.is_final;
+                    next.data = step.data.clone();
+                    next.version += 1;
+                    planned.push((timer, row, step, payload));
+                    row = next;
+                }
+                // Refused, or the definition did not load: the service records why; the
+                // instance's later timers wait for it.
+                None => {
+                    rest.push(timer);
+                    rest.extend(chain.by_ref());
+                }
             }
-            // Refused, or the definition did not load: the service records why.
-            None => rest.push(timer),
         }
     }
     let actor = Actor::system();

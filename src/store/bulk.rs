@@ -292,37 +292,66 @@ async fn commit_part<C: ConnectionTrait>(
         .iter()
         .map(|row| row.try_get::<i64>("", "id"))
         .collect::<std::result::Result<_, _>>()?;
+    // A chain (consecutive records of one instance, each planned on the one before) stops at
+    // its first stale timer: what follows assumed that step. The rest of the chain is given
+    // back, its timers pending again.
     let mut live = Vec::with_capacity(part.len());
+    let mut given_back = Vec::new();
+    let mut broken: Option<&str> = None;
     for &i in part {
-        let timer_id = records[i].0.fired_timer.unwrap_or_default();
-        if marked.contains(&timer_id) {
+        let r = &records[i].0;
+        let timer_id = r.fired_timer.unwrap_or_default();
+        if broken == Some(r.instance_id) {
+            if marked.contains(&timer_id) {
+                given_back.push(timer_id);
+            }
+            results[i] = Some(Err(Error::Conflict {
+                instance_id: r.instance_id.to_string(),
+                expected_version: r.expected_version,
+            }));
+        } else if marked.contains(&timer_id) {
+            broken = None;
             live.push(i);
         } else {
+            broken = Some(r.instance_id);
             results[i] = Some(Err(Error::StaleTimer { timer_id }));
         }
     }
-    if live.is_empty() {
-        return Ok(());
-    }
-    // 2. The instances: each from its expected version.
-    let mut binds = Binds::new(backend, live.len() * 6);
-    let mut rows = Vec::with_capacity(live.len());
+    // 2. The instances: each from the expected version of its chain's first step to its last
+    // step's state, data and version.
+    let mut chains: Vec<(usize, usize, i64)> = Vec::new(); // (first, last, steps)
     for &i in &live {
-        let r = &records[i].0;
+        match chains.last_mut() {
+            Some((_, last, steps)) if records[*last].0.instance_id == records[i].0.instance_id => {
+                *last = i;
+                *steps += 1;
+            }
+            _ => chains.push((i, i, 1)),
+        }
+    }
+    let mut binds = Binds::new(backend, chains.len() * 7);
+    let mut rows = Vec::with_capacity(chains.len());
+    for &(first, last, steps) in &chains {
+        let (start, end) = (&records[first].0, &records[last].0);
         rows.push(format!(
-            "({}, {}, {}, {}, {}, {})",
-            binds.bind(r.instance_id.to_string()),
-            binds.bind(r.expected_version),
-            binds.bind(r.step.to.clone()),
-            binds.bind(r.step.is_final),
-            binds.bind(to_json(&r.step.data)?),
-            binds.bind(instant(r.at)),
+            "({}, {}, {}, {}, {}, {}, {})",
+            binds.bind(end.instance_id.to_string()),
+            binds.bind(start.expected_version),
+            binds.bind(end.step.to.clone()),
+            binds.bind(end.step.is_final),
+            binds.bind(to_json(&end.step.data)?),
+            binds.bind(instant(end.at)),
+            binds.bind(steps),
         ));
     }
+    if rows.is_empty() {
+        give_back(conn, given_back).await?;
+        return Ok(());
+    }
     let sql = format!(
-        "WITH v(id, expected, state, is_final, data, at) AS (VALUES {}) \
+        "WITH v(id, expected, state, is_final, data, at, steps) AS (VALUES {}) \
          UPDATE instances SET state = v.state, is_final = v.is_final, data = v.data, \
-         version = instances.version + 1, updated_at = v.at \
+         version = instances.version + v.steps, updated_at = v.at \
          FROM v WHERE instances.id = v.id AND instances.version = v.expected \
          RETURNING instances.id",
         rows.join(", ")
@@ -335,34 +364,12 @@ async fn commit_part<C: ConnectionTrait>(
         .collect::<std::result::Result<_, _>>()?;
     // The instances that moved meanwhile: their timers are pending again, for whoever fires
     // them on the new state.
-    let conflicted: Vec<i64> = live
-        .iter()
-        .filter(|&&i| !moved.contains(records[i].0.instance_id))
-        .map(|&i| records[i].0.fired_timer.unwrap_or_default())
-        .collect();
-    if !conflicted.is_empty() {
-        timer::Entity::update_many()
-            .col_expr(
-                timer::Column::Status,
-                Expr::value(TimerStatus::Pending.as_str()),
-            )
-            .col_expr(
-                timer::Column::ClaimedBy,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                timer::Column::LeaseUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(
-                timer::Column::FiredAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(timer::Column::Outcome, Expr::value(Option::<String>::None))
-            .filter(timer::Column::Id.is_in(conflicted))
-            .exec(conn)
-            .await?;
-    }
+    given_back.extend(
+        live.iter()
+            .filter(|&&i| !moved.contains(records[i].0.instance_id))
+            .map(|&i| records[i].0.fired_timer.unwrap_or_default()),
+    );
+    give_back(conn, given_back).await?;
     // 3. What each step wrote: history, disarmed keys, new timers, outbox rows.
     let mut entries = Vec::with_capacity(live.len());
     let mut armed = Vec::new();
@@ -382,12 +389,23 @@ async fn commit_part<C: ConnectionTrait>(
             match effect {
                 Effect::ScheduleTimer(plan) => {
                     timers::disarm(conn, r.instance_id, &plan.key, timers::REPLACED).await?;
-                    armed.push(timers::armed_row(r.instance_id, plan, r.at)?);
+                    // An earlier step of the chain may have armed the key in this batch.
+                    armed.retain(|(instance, key, _)| {
+                        !(*instance == r.instance_id && *key == plan.key)
+                    });
+                    armed.push((
+                        r.instance_id,
+                        plan.key.as_str(),
+                        timers::armed_row(r.instance_id, plan, r.at)?,
+                    ));
                 }
                 // The fired timer's own key: its only armed row is the one just marked done.
                 Effect::CancelTimer { key } if key == fired_key => {}
                 Effect::CancelTimer { key } => {
                     timers::disarm(conn, r.instance_id, key, timers::CANCELLED).await?;
+                    armed.retain(|(instance, armed_key, _)| {
+                        !(*instance == r.instance_id && armed_key == key)
+                    });
                 }
                 Effect::Notify(_)
                 | Effect::RegisterProtocol { .. }
@@ -411,6 +429,7 @@ async fn commit_part<C: ConnectionTrait>(
             .exec_without_returning(conn)
             .await?;
     }
+    let armed: Vec<timer::ActiveModel> = armed.into_iter().map(|(_, _, row)| row).collect();
     for chunk in armed.chunks(CHUNK) {
         timer::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(conn)
@@ -421,6 +440,36 @@ async fn commit_part<C: ConnectionTrait>(
             .exec_without_returning(conn)
             .await?;
     }
+    Ok(())
+}
+
+/// Timers marked done in a batch whose step is not written after all: pending again, for
+/// whoever fires them on the instance's new state.
+async fn give_back<C: ConnectionTrait>(conn: &C, ids: Vec<i64>) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    timer::Entity::update_many()
+        .col_expr(
+            timer::Column::Status,
+            Expr::value(TimerStatus::Pending.as_str()),
+        )
+        .col_expr(
+            timer::Column::ClaimedBy,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            timer::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            timer::Column::FiredAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(timer::Column::Outcome, Expr::value(Option::<String>::None))
+        .filter(timer::Column::Id.is_in(ids))
+        .exec(conn)
+        .await?;
     Ok(())
 }
 

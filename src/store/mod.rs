@@ -186,7 +186,8 @@ pub struct Store {
 
 impl Store {
     /// Connects and runs pending migrations. SQLite URLs (`sqlite://path/file.db`) get WAL,
-    /// a busy timeout, foreign keys and `synchronous = NORMAL`; the file is created if missing.
+    /// a busy timeout, foreign keys, `synchronous = NORMAL`, a 32 MB page cache, statement
+    /// journals in memory and a checkpoint every 10,000 pages; the file is created if missing.
     #[tracing::instrument(skip_all, fields(backend))]
     pub async fn connect(url: &str) -> Result<Store> {
         let mut options = ConnectOptions::new(url);
@@ -213,6 +214,12 @@ impl Store {
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .foreign_keys(true)
                     .synchronous(SqliteSynchronous::Normal)
+                    // Pages read again and again by the scheduler stay in memory (up to 32 MB
+                    // per connection), statement journals too, and the WAL is checkpointed
+                    // every ~40 MB rather than every 4 MB.
+                    .pragma("cache_size", "-32768")
+                    .pragma("temp_store", "memory")
+                    .pragma("wal_autocheckpoint", "10000")
             });
         } else {
             tracing::Span::current().record("backend", "postgres");
