@@ -115,6 +115,52 @@ transitions:
 "#;
 
 /// A catalog of the given procedures (with the shipped templates).
+/// An instance whose applications each have their own timer.
+const PARTECIPANTI: &str = r#"
+id: partecipanti
+version: 1
+title: "Domande con un termine ciascuna"
+roles:
+  ufficio_di_piano: "Ufficio di Piano"
+  ets: "ETS"
+variables:
+  scadenza_domande: { type: datetime, required: true, label: "Termine delle domande" }
+  termine: { type: datetime, required: true, label: "Termine dei partecipanti" }
+participant:
+  title: "Domanda"
+  role: ets
+  variables:
+    scade_il: { type: datetime, label: "Termine del partecipante" }
+  states:
+    attesa:
+      initial: true
+      title: "In attesa"
+      on_enter:
+        - set: { scade_il: termine }
+    scaduta: { final: true, title: "Scaduta" }
+  transitions:
+    - event: scade
+      from: attesa
+      to: scaduta
+      roles: [ufficio_di_piano]
+  timers:
+    - id: scadenza
+      while: attesa
+      at: scade_il
+      fires: scade
+states:
+  aperta: { initial: true, title: "Aperta" }
+  chiusa: { final: true, title: "Chiusa" }
+transitions:
+  - event: chiudi
+    from: aperta
+    to: chiusa
+    roles: [ufficio_di_piano]
+submissions:
+  deadline: scadenza_domande
+  while: [aperta]
+"#;
+
 fn catalog_of(files: &[(&str, &str)]) -> Catalog {
     let dir = tempfile::tempdir().expect("cartella temporanea");
     for (name, text) in files {
@@ -1007,5 +1053,126 @@ async fn a_timer_whose_firing_fails_waits_for_its_own_retry_delay_not_for_the_le
         assert_eq!(fired.len(), 1, "{backend}");
         assert!(fired[0].late, "{backend}");
         db.close().await.expect("chiusura");
+    }
+}
+
+/// Three applications of one instance fall due together: one batch fires them in a chain,
+/// each planned on the step before, in one transaction — three history rows in order, the
+/// instance three versions on, every participant moved, every timer done.
+#[tokio::test]
+async fn the_timers_of_one_instance_fire_in_a_chain_in_one_batch() {
+    for (backend, store, _scratch) in common::scratch_stores().await {
+        let clock = ManualClock::new(common::at("2026-12-01T09:00:00+01:00"));
+        let service = service(
+            &store,
+            &clock,
+            &catalog_of(&[("partecipanti", PARTECIPANTI)]),
+        )
+        .await;
+        let started = service
+            .start(
+                "partecipanti",
+                None,
+                vars(json!({
+                    "scadenza_domande": "2026-12-20T12:00:00+01:00",
+                    "termine": "2026-12-02T10:00:00+01:00"
+                })),
+                &presidente(),
+                None,
+            )
+            .await
+            .expect("avvio");
+        let id = started.instance.id.clone();
+        for n in 0..3 {
+            let org = format!("ets-{n}");
+            store
+                .add_organisation(&procedo::store::NewOrganisation {
+                    id: org.clone(),
+                    name: format!("Ente {n}"),
+                    kind: procedo::store::OrganisationKind::Ets,
+                    codice_fiscale: None,
+                    runts: None,
+                    pec: None,
+                    at: clock.now(),
+                })
+                .await
+                .expect("ente");
+            store
+                .add_person(&procedo::store::NewPerson {
+                    id: org.clone(),
+                    name: format!("Referente {n}"),
+                    email: format!("referente{n}@example.org"),
+                    organisation_id: org.clone(),
+                    roles: vec!["ets".into()],
+                    digest: "immediato".into(),
+                    at: clock.now(),
+                })
+                .await
+                .expect("referente");
+            service
+                .submit(
+                    &procedo::store::NewSubmission {
+                        id: format!("domanda-{n}"),
+                        instance_id: id.clone(),
+                        organisation_id: org.clone(),
+                        person_id: org.clone(),
+                        note: None,
+                        documents: Vec::new(),
+                        at: clock.now(),
+                    },
+                    &procedo::service::Group::default(),
+                    &Actor {
+                        id: org,
+                        role: "ets".into(),
+                    },
+                )
+                .await
+                .expect("domanda");
+        }
+        let before = store.instance(&id).await.expect("store").expect("istanza");
+        clock.set(common::at("2026-12-02T10:00:01+01:00"));
+        let scheduler = Scheduler::new(service.clone(), options("a")).expect("scheduler");
+        assert_eq!(
+            scheduler.tick().await.expect("tick"),
+            Outcome::Progressed(3),
+            "{backend}: one batch"
+        );
+        let after = store.instance(&id).await.expect("store").expect("istanza");
+        assert_eq!(after.version, before.version + 3, "{backend}");
+        assert!(
+            after
+                .data
+                .participants
+                .values()
+                .all(|p| p.state == "scaduta"),
+            "{backend}: {:?}",
+            after.data.participants
+        );
+        let history = store.history(&id).await.expect("history");
+        let fired: Vec<(i64, Option<String>)> = history
+            .iter()
+            .filter(|h| h.event == "scade")
+            .map(|h| (h.seq, h.participant.as_ref().map(|m| m.id.clone())))
+            .collect();
+        assert_eq!(fired.len(), 3, "{backend}: {fired:?}");
+        assert_eq!(
+            fired.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+            [before.version + 1, before.version + 2, before.version + 3],
+            "{backend}: one row per step, in order"
+        );
+        let mut participants: Vec<_> = fired.iter().filter_map(|(_, p)| p.clone()).collect();
+        participants.sort();
+        participants.dedup();
+        assert_eq!(participants.len(), 3, "{backend}: each its own");
+        let timers = store.timers(&id).await.expect("timers");
+        assert!(
+            timers.iter().all(|t| t.status == TimerStatus::Done),
+            "{backend}: {timers:?}"
+        );
+        assert_eq!(
+            scheduler.tick().await.expect("tick"),
+            Outcome::Idle,
+            "{backend}"
+        );
     }
 }

@@ -13,6 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures_util::StreamExt as _;
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info_span, warn};
 
@@ -226,7 +227,17 @@ pub(super) async fn fire_together(
             alone.push(timer);
         }
     }
-    for chunk in chunks(chains, TOGETHER) {
+    // On SQLite one writer: the transactions go one after the other. On PostgreSQL up to
+    // `parallelism` of them (at most 4) are in flight at once — their instances are
+    // distinct, so they never wait on each other — and smaller, so that the database works
+    // on one while procedo plans the next.
+    let (size, in_flight) = if parallelism > 1 {
+        (TOGETHER / 2, parallelism.min(4))
+    } else {
+        (TOGETHER, 1)
+    };
+    let mut ready = Vec::new();
+    for chunk in chunks(chains, size) {
         if work.stopping() {
             alone.extend(chunk.into_iter().flatten());
             continue;
@@ -245,8 +256,15 @@ pub(super) async fn fire_together(
                 alive.push(chain);
             }
         }
+        ready.push(alive);
+    }
+    let mut committing = futures_util::stream::iter(ready.into_iter().map(|alive| async move {
         let ids: Vec<i64> = alive.iter().flatten().map(|t| t.id).collect();
         let (committed, rest) = commit_chunk(work.service, alive).await;
+        (ids, committed, rest)
+    }))
+    .buffer_unordered(in_flight);
+    while let Some((ids, committed, rest)) = committing.next().await {
         tally.add(committed);
         let left: HashSet<i64> = rest.iter().map(|t| t.id).collect();
         for id in ids.into_iter().filter(|id| !left.contains(id)) {

@@ -494,3 +494,89 @@ fn history_row(r: &StepRecord<'_>, seq: i64) -> Result<history::ActiveModel> {
         participant_to: Set(r.step.participant.as_ref().map(|m| m.to.clone())),
     })
 }
+
+impl Store {
+    /// The ceiling of `procedo bench timers`: what the store does with the same rows when a
+    /// bare loop writes them — no engine, no planning, no JSON of the instance's data. One
+    /// batch: the due timers claimed (`claim_due_timers`, as the scheduler does), then one
+    /// transaction that moves their instances from `from` to `to` (version + 1), appends a
+    /// history row each and marks the timers done, set-based as `commit_timer_steps` is.
+    /// Returns how many timers it handled (0 when none is due). For benchmarks only.
+    pub async fn bare_timer_batch(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+        worker: &str,
+        (event, from, to): (&str, &str, &str),
+    ) -> Result<usize> {
+        let claimed = self
+            .claim_due_timers(now, limit, worker, chrono::Duration::seconds(60))
+            .await?;
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.begin_write().await?;
+        let outcome = async {
+            let backend = txn.get_database_backend();
+            for part in claimed.chunks(STEP_CHUNK) {
+                let mut binds = Binds::new(backend, part.len() + 2);
+                let sql = format!(
+                    "UPDATE instances SET state = {}, version = version + 1, updated_at = {} \
+                     WHERE id IN ({}) RETURNING id, version",
+                    binds.bind(to),
+                    binds.bind(instant(now)),
+                    part.iter()
+                        .map(|t| binds.bind(t.instance_id.clone()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let moved = txn.query_all_raw(binds.statement(sql)).await?;
+                let mut entries = Vec::with_capacity(moved.len());
+                for row in &moved {
+                    let id: String = row.try_get("", "id")?;
+                    let version: i64 = row.try_get("", "version")?;
+                    entries.push(history::ActiveModel {
+                        id: NotSet,
+                        instance_id: Set(id),
+                        seq: Set(version),
+                        at: Set(instant(now)),
+                        actor_id: Set("system".into()),
+                        role: Set("system".into()),
+                        event: Set(event.into()),
+                        from_state: Set(Some(from.into())),
+                        to_state: Set(to.into()),
+                        payload: Set("{}".into()),
+                        late: Set(false),
+                        idempotency_key: Set(None),
+                        effects: Set("[]".into()),
+                        participant_id: Set(None),
+                        participant_from: Set(None),
+                        participant_to: Set(None),
+                    });
+                }
+                for chunk in entries.chunks(CHUNK) {
+                    history::Entity::insert_many(chunk.to_vec())
+                        .exec_without_returning(&txn)
+                        .await?;
+                }
+                timer::Entity::update_many()
+                    .col_expr(
+                        timer::Column::Status,
+                        Expr::value(TimerStatus::Done.as_str()),
+                    )
+                    .col_expr(timer::Column::Outcome, Expr::value(timers::FIRED))
+                    .col_expr(timer::Column::FiredAt, Expr::value(instant(now)))
+                    .col_expr(
+                        timer::Column::LeaseUntil,
+                        Expr::value(Option::<DateTime<Utc>>::None),
+                    )
+                    .filter(timer::Column::Id.is_in(part.iter().map(|t| t.id)))
+                    .exec(&txn)
+                    .await?;
+            }
+            Ok(claimed.len())
+        }
+        .await;
+        settle(txn, outcome).await
+    }
+}

@@ -184,6 +184,15 @@ pub struct Store {
     db: DatabaseConnection,
 }
 
+/// Connections to a SQLite file: `PROCEDO_SQLITE_CONNECTIONS`, else [`SQLITE_POOL_SIZE`].
+fn sqlite_connections() -> u32 {
+    std::env::var("PROCEDO_SQLITE_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(SQLITE_POOL_SIZE)
+}
+
 impl Store {
     /// Connects and runs pending migrations. SQLite URLs (`sqlite://path/file.db`) get WAL,
     /// a busy timeout, foreign keys, `synchronous = NORMAL`, a 32 MB page cache, statement
@@ -206,7 +215,7 @@ impl Store {
                     .idle_timeout(None)
                     .max_lifetime(None);
             } else {
-                options.max_connections(SQLITE_POOL_SIZE);
+                options.max_connections(sqlite_connections());
             }
             options.map_sqlx_sqlite_opts(|o| {
                 o.create_if_missing(true)

@@ -275,9 +275,10 @@ impl Store {
 
     /// Claims up to `limit` due timers for `worker` until `now + lease`: pending ones whose
     /// instant has come (and whose retry delay, after a failed firing, has passed), and
-    /// claimed ones whose lease ran out (a dead replica's). One atomic statement; on
-    /// PostgreSQL concurrent claimers skip each other's rows (`SKIP LOCKED`), on SQLite the
-    /// statement holds the write lock. Ordered by instant.
+    /// claimed ones whose lease ran out (a dead replica's). Two atomic statements, each a
+    /// range of the `(status, fire_at)` index; on PostgreSQL concurrent claimers skip each
+    /// other's rows (`SKIP LOCKED`), on SQLite each statement holds the write lock. Ordered
+    /// by instant.
     #[tracing::instrument(skip_all, fields(worker, limit))]
     pub async fn claim_due_timers(
         &self,
@@ -286,35 +287,42 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<Vec<TimerRow>> {
-        let due = Condition::any()
+        // Two claims, each a range of the (status, fire_at) index: the leases that ran out
+        // (rare: a dead replica's), then the pending timers in the order they fall due. One
+        // condition with both would make the database scan and sort every armed row.
+        let expired = Condition::all()
+            .add(timer::Column::Status.eq(TimerStatus::Claimed.as_str()))
+            .add(timer::Column::LeaseUntil.lt(instant(now)));
+        let pending = Condition::all()
+            .add(timer::Column::Status.eq(TimerStatus::Pending.as_str()))
+            .add(timer::Column::FireAt.lte(instant(now)))
             .add(
-                Condition::all()
-                    .add(timer::Column::Status.eq(TimerStatus::Pending.as_str()))
-                    .add(timer::Column::FireAt.lte(instant(now)))
-                    .add(
-                        Condition::any()
-                            .add(timer::Column::RetryAt.is_null())
-                            .add(timer::Column::RetryAt.lte(instant(now))),
-                    ),
-            )
-            .add(
-                Condition::all()
-                    .add(timer::Column::Status.eq(TimerStatus::Claimed.as_str()))
-                    .add(timer::Column::LeaseUntil.lt(instant(now))),
+                Condition::any()
+                    .add(timer::Column::RetryAt.is_null())
+                    .add(timer::Column::RetryAt.lte(instant(now))),
             );
-        let models = lease::claim::<lease::Timers, _>(
-            &self.db,
-            due,
-            &[timer::Column::FireAt, timer::Column::Id],
-            limit,
-            worker,
-            lease::lease_end(now, lease),
-            vec![(
-                timer::Column::Status,
-                Expr::value(TimerStatus::Claimed.as_str()),
-            )],
-        )
-        .await?;
+        let mut models = Vec::new();
+        for due in [expired, pending] {
+            let left = limit.saturating_sub(models.len() as u64);
+            if left == 0 {
+                break;
+            }
+            models.extend(
+                lease::claim::<lease::Timers, _>(
+                    &self.db,
+                    due,
+                    &[timer::Column::FireAt, timer::Column::Id],
+                    left,
+                    worker,
+                    lease::lease_end(now, lease),
+                    vec![(
+                        timer::Column::Status,
+                        Expr::value(TimerStatus::Claimed.as_str()),
+                    )],
+                )
+                .await?,
+            );
+        }
         let mut rows = models
             .into_iter()
             .map(TimerRow::from_model)
