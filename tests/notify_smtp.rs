@@ -399,3 +399,44 @@ async fn a_resend_carries_the_same_message_id() {
     assert_eq!(ids.len(), 2);
     assert_eq!(ids[0], ids[1]);
 }
+
+/// A relay with a rate: ten messages sent by four tasks at once reach the receiver no faster
+/// than the rate allows (a lower bound: the spacing never depends on the machine being fast),
+/// all of them, over connections the transport reuses.
+#[tokio::test]
+async fn a_rate_limited_relay_spaces_the_messages_of_every_worker() {
+    let receiver = Receiver::start(&[]);
+    let transport = Transport::smtp(&SmtpSettings {
+        rate: Some(20.0),
+        url: format!("smtp://127.0.0.1:{}?tls=none", receiver.port),
+        from: FROM.to_owned(),
+        timeout: Some(std::time::Duration::from_secs(10)),
+    })
+    .expect("transport");
+    let templates = templates();
+    let meeting = sample_meeting();
+    let mayors = sample::mayors();
+    let started = std::time::Instant::now();
+    let mut sends = tokio::task::JoinSet::new();
+    for n in 0..10 {
+        let transport = transport.clone();
+        let mut email = convocation(
+            &templates,
+            &mayors[n % mayors.len()],
+            &meeting,
+            Method::Request,
+        );
+        email.message_id = message_id_for(&format!("rate-{n}"), "procedo.local");
+        sends.spawn(async move { transport.send(&email).await });
+    }
+    while let Some(sent) = sends.join_next().await {
+        sent.expect("task").expect("sent");
+    }
+    // Ten messages at 20 per second: the tenth cannot start before 9/20 s.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(440),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(receiver.messages().len(), 10);
+}
