@@ -127,21 +127,38 @@ pub async fn in_publication(
     service: &Service,
     today: NaiveDate,
 ) -> store::Result<Vec<Publication>> {
+    let acts = acts_where(service, |act| act.from <= today && today <= act.until).await?;
+    Ok(newest_first(acts))
+}
+
+/// The acts of every instance that `keep` keeps, by instance (instances without any left out).
+async fn acts_where(
+    service: &Service,
+    keep: impl Fn(&Publication) -> bool,
+) -> store::Result<Vec<(String, Vec<Publication>)>> {
     let mut out = Vec::new();
     for row in service
         .store()
         .instances(&InstanceFilter::default())
         .await?
     {
-        out.extend(
-            acts_of(service, &row)
-                .await?
-                .into_iter()
-                .filter(|act| act.from <= today && today <= act.until),
-        );
+        let acts: Vec<Publication> = acts_of(service, &row)
+            .await?
+            .into_iter()
+            .filter(|act| keep(act))
+            .collect();
+        if !acts.is_empty() {
+            out.push((row.id.clone(), acts));
+        }
     }
-    out.sort_by(|a, b| b.from.cmp(&a.from).then_with(|| a.id.cmp(&b.id)));
     Ok(out)
+}
+
+/// The acts of every instance together, the most recent first.
+fn newest_first(acts: Vec<(String, Vec<Publication>)>) -> Vec<Publication> {
+    let mut out: Vec<Publication> = acts.into_iter().flat_map(|(_, acts)| acts).collect();
+    out.sort_by(|a, b| b.from.cmp(&a.from).then_with(|| a.id.cmp(&b.id)));
+    out
 }
 
 /// Every act of an instance with its window, whatever the day: the `albo:` entries whose
@@ -352,22 +369,7 @@ pub async fn not_ended(
     service: &Service,
     today: NaiveDate,
 ) -> store::Result<Vec<(String, Vec<Publication>)>> {
-    let mut out = Vec::new();
-    for row in service
-        .store()
-        .instances(&InstanceFilter::default())
-        .await?
-    {
-        let acts: Vec<Publication> = acts_of(service, &row)
-            .await?
-            .into_iter()
-            .filter(|act| today <= act.until)
-            .collect();
-        if !acts.is_empty() {
-            out.push((row.id.clone(), acts));
-        }
-    }
-    Ok(out)
+    acts_where(service, |act| today <= act.until).await
 }
 
 /// The last day an act stays in Amministrazione trasparente: five years from 1 January of
@@ -385,18 +387,11 @@ pub fn trasparente_until(from: NaiveDate) -> NaiveDate {
 ///
 /// The store's.
 pub async fn trasparente(service: &Service, today: NaiveDate) -> store::Result<Vec<Publication>> {
-    let mut out = Vec::new();
-    for row in service
-        .store()
-        .instances(&InstanceFilter::default())
-        .await?
-    {
-        out.extend(acts_of(service, &row).await?.into_iter().filter(|act| {
-            act.trasparente && act.from <= today && today <= trasparente_until(act.from)
-        }));
-    }
-    out.sort_by(|a, b| b.from.cmp(&a.from).then_with(|| a.id.cmp(&b.id)));
-    Ok(out)
+    let acts = acts_where(service, |act| {
+        act.trasparente && act.from <= today && today <= trasparente_until(act.from)
+    })
+    .await?;
+    Ok(newest_first(acts))
 }
 
 /// The Amministrazione trasparente page.
@@ -570,27 +565,21 @@ struct Ended {
 
 /// Every act whose albo window ended before `today`.
 async fn ended(service: &Service, today: NaiveDate) -> store::Result<Vec<Ended>> {
-    let mut out = Vec::new();
-    for row in service
-        .store()
-        .instances(&InstanceFilter::default())
+    // The acts of a day past all windows: the window closes the day after `until`.
+    let Some(last) = today.pred_opt() else {
+        return Ok(Vec::new());
+    };
+    Ok(acts_where(service, |act| act.until <= last)
         .await?
-    {
-        // The acts of a day past all windows: the window closes the day after `until`.
-        let Some(last) = today.pred_opt() else {
-            continue;
-        };
-        for act in acts_of(service, &row).await? {
-            if act.until <= last {
-                out.push(Ended {
-                    key: format!("referto:{}", act.id),
-                    instance_id: row.id.clone(),
-                    act,
-                });
-            }
-        }
-    }
-    Ok(out)
+        .into_iter()
+        .flat_map(|(instance_id, acts)| {
+            acts.into_iter().map(move |act| Ended {
+                key: format!("referto:{}", act.id),
+                instance_id: instance_id.clone(),
+                act,
+            })
+        })
+        .collect())
 }
 
 /// Registers in the protocollo the referto di pubblicazione of every act whose window has

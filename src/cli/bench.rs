@@ -174,6 +174,32 @@ fn with_applications(
     Ok(step)
 }
 
+/// Starts the planned instances (id, start step, variables) of `procedure` in one transaction.
+async fn start_all(
+    store: &Store,
+    procedure: &crate::definition::Procedure,
+    actor: &Actor,
+    now: DateTime<Utc>,
+    planned: &[(String, engine::Step, Value)],
+) -> anyhow::Result<()> {
+    let records: Vec<StartRecord<'_>> = planned
+        .iter()
+        .map(|(id, step, payload)| StartRecord {
+            instance_id: id,
+            definition_id: &procedure.id,
+            definition_version: procedure.version,
+            parent_id: None,
+            actor,
+            step,
+            payload,
+            idempotency_key: None,
+            at: now,
+        })
+        .collect();
+    store.commit_starts(&records).await?;
+    Ok(())
+}
+
 /// The process's peak resident set (kB), on Linux.
 fn peak_rss() -> Option<u64> {
     std::fs::read_to_string("/proc/self/status")
@@ -317,21 +343,7 @@ async fn timers(args: TimersArgs) -> anyhow::Result<()> {
             };
             planned.push((id, step, Value::Object(vars)));
         }
-        let records: Vec<StartRecord<'_>> = planned
-            .iter()
-            .map(|(id, step, payload)| StartRecord {
-                instance_id: id,
-                definition_id: &procedure.id,
-                definition_version: procedure.version,
-                parent_id: None,
-                actor: &actor,
-                step,
-                payload,
-                idempotency_key: None,
-                at: now,
-            })
-            .collect();
-        store.commit_starts(&records).await?;
+        start_all(&store, &procedure, &actor, now, &planned).await?;
         created = upto;
         eprint!("\rcreazione: {created}/{instances} istanze");
     }
@@ -461,21 +473,7 @@ async fn timers(args: TimersArgs) -> anyhow::Result<()> {
             let step = engine::start(&plain, &id, &vars, &actor, now)?;
             planned.push((id, step, Value::Object(vars)));
         }
-        let records: Vec<StartRecord<'_>> = planned
-            .iter()
-            .map(|(id, step, payload)| StartRecord {
-                instance_id: id,
-                definition_id: &plain.id,
-                definition_version: plain.version,
-                parent_id: None,
-                actor: &actor,
-                step,
-                payload,
-                idempotency_key: None,
-                at: now,
-            })
-            .collect();
-        store.commit_starts(&records).await?;
+        start_all(&store, &plain, &actor, now, &planned).await?;
         created = upto;
     }
     let started = Instant::now();
