@@ -115,51 +115,8 @@ transitions:
 "#;
 
 /// A catalog of the given procedures (with the shipped templates).
-/// An instance whose applications each have their own timer.
-const PARTECIPANTI: &str = r#"
-id: partecipanti
-version: 1
-title: "Domande con un termine ciascuna"
-roles:
-  ufficio_di_piano: "Ufficio di Piano"
-  ets: "ETS"
-variables:
-  scadenza_domande: { type: datetime, required: true, label: "Termine delle domande" }
-  termine: { type: datetime, required: true, label: "Termine dei partecipanti" }
-participant:
-  title: "Domanda"
-  role: ets
-  variables:
-    scade_il: { type: datetime, label: "Termine del partecipante" }
-  states:
-    attesa:
-      initial: true
-      title: "In attesa"
-      on_enter:
-        - set: { scade_il: termine }
-    scaduta: { final: true, title: "Scaduta" }
-  transitions:
-    - event: scade
-      from: attesa
-      to: scaduta
-      roles: [ufficio_di_piano]
-  timers:
-    - id: scadenza
-      while: attesa
-      at: scade_il
-      fires: scade
-states:
-  aperta: { initial: true, title: "Aperta" }
-  chiusa: { final: true, title: "Chiusa" }
-transitions:
-  - event: chiudi
-    from: aperta
-    to: chiusa
-    roles: [ufficio_di_piano]
-submissions:
-  deadline: scadenza_domande
-  while: [aperta]
-"#;
+/// An instance whose applications each have their own timer: the benchmark's procedure.
+const PARTECIPANTI: &str = include_str!("../src/cli/bench_partecipanti.yaml");
 
 fn catalog_of(files: &[(&str, &str)]) -> Catalog {
     let dir = tempfile::tempdir().expect("cartella temporanea");
@@ -1066,12 +1023,12 @@ async fn the_timers_of_one_instance_fire_in_a_chain_in_one_batch() {
         let service = service(
             &store,
             &clock,
-            &catalog_of(&[("partecipanti", PARTECIPANTI)]),
+            &catalog_of(&[("bench_partecipanti", PARTECIPANTI)]),
         )
         .await;
         let started = service
             .start(
-                "partecipanti",
+                "bench_partecipanti",
                 None,
                 vars(json!({
                     "scadenza_domande": "2026-12-20T12:00:00+01:00",

@@ -140,7 +140,7 @@ impl AlboCapofila for HttpAlbo {
                     .map_err(|e| e.to_string())?,
             );
         }
-        let mut request = self
+        let request = self
             .client
             .post(&self.url)
             .header(
@@ -148,20 +148,7 @@ impl AlboCapofila for HttpAlbo {
                 format!("{}:{}", handover.act_id, handover.digest),
             )
             .multipart(form);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        if status.is_success() {
-            Ok(body.chars().take(2_000).collect())
-        } else {
-            Err(format!(
-                "HTTP {status}: {}",
-                body.chars().take(300).collect::<String>()
-            ))
-        }
+        crate::protocollo::conservazione::receipt(request, self.token.as_deref()).await
     }
 
     fn describe(&self) -> String {

@@ -91,50 +91,7 @@ timers:
 
 /// The procedure with participants: each instance has `--participants` applications, each
 /// with its own timer firing its own transition (`procedo bench timers --participants P`).
-const PARTICIPANTS_PROCEDURE: &str = r#"# Benchmark: per instance, several participants each with its own timer.
-id: bench_partecipanti
-version: 1
-title: "Benchmark dei timer dei partecipanti"
-roles:
-  ufficio_di_piano: "Ufficio di Piano"
-  ets: "Enti del Terzo Settore"
-variables:
-  scadenza_domande: { type: datetime, required: true, label: "Termine delle domande" }
-  termine: { type: datetime, required: true, label: "Termine dei partecipanti" }
-participant:
-  title: "Domanda"
-  role: ets
-  variables:
-    scade_il: { type: datetime, label: "Termine del partecipante" }
-  states:
-    attesa:
-      initial: true
-      title: "In attesa"
-      on_enter:
-        - set: { scade_il: termine }
-    scaduta: { final: true, title: "Scaduta" }
-  transitions:
-    - event: scade
-      from: attesa
-      to: scaduta
-      roles: [ufficio_di_piano]
-  timers:
-    - id: scadenza
-      while: attesa
-      at: scade_il
-      fires: scade
-states:
-  aperta: { initial: true, title: "Aperta" }
-  chiusa: { final: true, title: "Chiusa" }
-transitions:
-  - event: chiudi
-    from: aperta
-    to: chiusa
-    roles: [ufficio_di_piano]
-submissions:
-  deadline: scadenza_domande
-  while: [aperta]
-"#;
+const PARTICIPANTS_PROCEDURE: &str = include_str!("bench_partecipanti.yaml");
 
 /// The start of an instance of the participants' procedure with `count` applications
 /// already joined, as one step (setup, not timed): the data after the joins and the effects

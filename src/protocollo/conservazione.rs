@@ -131,24 +131,37 @@ impl Conservazione for HttpConservazione {
                     .map_err(|e| e.to_string())?,
             );
         }
-        let mut request = self.client.post(&self.url).multipart(form);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        if status.is_success() {
-            Ok(body.chars().take(2_000).collect())
-        } else {
-            Err(format!(
-                "HTTP {status}: {}",
-                body.chars().take(300).collect::<String>()
-            ))
-        }
+        receipt(
+            self.client.post(&self.url).multipart(form),
+            self.token.as_deref(),
+        )
+        .await
     }
 
     fn describe(&self) -> String {
         format!("servizio di conservazione {}", self.url)
+    }
+}
+
+/// Sends a hand-over (with the bearer token, if any) and reads the receipt: the body of a
+/// successful answer, or the status and the beginning of the body of a refusal.
+pub(crate) async fn receipt(
+    request: reqwest::RequestBuilder,
+    token: Option<&str>,
+) -> Result<String, String> {
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if status.is_success() {
+        Ok(body.chars().take(2_000).collect())
+    } else {
+        Err(format!(
+            "HTTP {status}: {}",
+            body.chars().take(300).collect::<String>()
+        ))
     }
 }

@@ -151,6 +151,25 @@ fn html_errors(html: &str) -> Option<String> {
     Some(errors)
 }
 
+/// A public page as it must be: 200, a Content-Security-Policy that allows nothing by
+/// default, no script, no markup error. Returns its body.
+async fn strict_page(response: reqwest::Response, backend: &str) -> String {
+    assert_eq!(response.status(), 200, "[{backend}]");
+    let csp = response
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(csp.starts_with("default-src 'none'"), "[{backend}] {csp}");
+    let body = response.text().await.expect("body");
+    assert!(!body.contains("<script"), "[{backend}]");
+    if let Some(errors) = html_errors(&body) {
+        assert!(errors.is_empty(), "[{backend}] HTML errors: {errors}");
+    }
+    body
+}
+
 /// A serious or critical finding.
 fn serious(found: &[(String, Option<String>, usize)]) -> bool {
     found
@@ -522,19 +541,7 @@ async fn the_albo_shows_what_is_in_publication_and_nothing_private() {
             .send()
             .await
             .expect("albo");
-        assert_eq!(page.status(), 200, "[{backend}]");
-        let csp = page
-            .headers()
-            .get("content-security-policy")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        assert!(csp.starts_with("default-src 'none'"), "[{backend}] {csp}");
-        let body = page.text().await.expect("body");
-        assert!(!body.contains("<script"), "[{backend}]");
-        if let Some(errors) = html_errors(&body) {
-            assert!(errors.is_empty(), "[{backend}] HTML errors: {errors}");
-        }
+        strict_page(page, &backend).await;
         let json: Value = http
             .get(format!("{}/albo.json", app.address))
             .send()
@@ -736,19 +743,7 @@ async fn a_mayor_opens_the_calendar_link_and_sees_the_events_of_the_feed() {
             .find(|u| u.starts_with(&id))
             .unwrap_or_else(|| panic!("[{backend}] the meeting in the feed: {ics}"));
         let response = app.get(&page_path, None).await;
-        assert_eq!(response.status(), 200, "[{backend}]");
-        let csp = response
-            .headers()
-            .get("content-security-policy")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        assert!(csp.starts_with("default-src 'none'"), "[{backend}] {csp}");
-        let body = response.text().await.expect("body");
-        assert!(!body.contains("<script"), "[{backend}]");
-        if let Some(errors) = html_errors(&body) {
-            assert!(errors.is_empty(), "[{backend}] HTML errors: {errors}");
-        }
+        strict_page(response, &backend).await;
 
         let mut tab = Page::open(&browser).await;
         let url = format!("{}{page_path}", app.address);
