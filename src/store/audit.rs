@@ -99,7 +99,7 @@ impl Store {
     /// Writes `change` and its audit row in one transaction. A definition already deployed
     /// with the same content writes nothing (no audit row either) and says `Unchanged`.
     pub async fn audited(&self, change: AdminWrite<'_>, audit: &NewAudit) -> Result<super::Saved> {
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let outcome = async {
             match change {
                 AdminWrite::Definition(new) => {

@@ -41,7 +41,7 @@ impl Store {
                 r.instance_id
             )));
         }
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let outcome = async {
             for chunk in records.chunks(CHUNK) {
                 let mut instances = Vec::with_capacity(chunk.len());
@@ -153,13 +153,23 @@ impl Store {
             .collect())
     }
 
+    /// How many instances of `definition_id` are in `state`, counted by the database.
+    pub async fn count_instances_in(&self, definition_id: &str, state: &str) -> Result<u64> {
+        use sea_orm::PaginatorTrait as _;
+        Ok(instance::Entity::find()
+            .filter(instance::Column::DefinitionId.eq(definition_id))
+            .filter(instance::Column::State.eq(state))
+            .count(&self.db)
+            .await?)
+    }
+
     /// Instances by id, in no particular order; ids that do not exist are left out.
     pub async fn instances_by_id(&self, ids: &[&str]) -> Result<Vec<InstanceRow>> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
             let models = instance::Entity::find()
                 .filter(instance::Column::Id.is_in(chunk.iter().copied()))
-                .all(&self.db)
+                .all(&self.write_db)
                 .await?;
             for model in models {
                 out.push(InstanceRow::from_model(model)?);
@@ -196,7 +206,7 @@ impl Store {
                 )));
             }
         }
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let outcome = async {
             let mut results: Vec<Option<Result<Committed>>> = std::iter::repeat_with(|| None)
                 .take(records.len())
@@ -265,19 +275,27 @@ async fn commit_part<C: ConnectionTrait>(
     // 1. The claims: every timer still claimed becomes done.
     let mut binds = Binds::new(backend, part.len() * 3 + 3);
     let mut sql = format!(
-        "UPDATE timers SET status = {}, outcome = {}, lease_until = NULL, fired_at = CASE id",
+        "UPDATE timers SET status = {}, outcome = {}, lease_until = NULL, fired_at = ",
         binds.bind(TimerStatus::Done.as_str()),
         binds.bind(timers::FIRED)
     );
-    // All records of a batch fire at the same instant in practice; each keeps its own.
-    for &i in part {
-        let r = &records[i].0;
-        let when = binds.bind(r.fired_timer.unwrap_or_default());
-        let then = binds.bind(instant(r.at));
-        sql.push_str(&format!(" WHEN {when} THEN {then}"));
+    // All records of a batch fire at the same instant in practice: one value then (a `CASE`
+    // over hundreds of ids costs a scan of its branches per row); else each keeps its own.
+    let first_at = part.first().map(|&i| records[i].0.at);
+    if part.iter().all(|&i| Some(records[i].0.at) == first_at) {
+        sql.push_str(&binds.bind(instant(first_at.unwrap_or_default())));
+    } else {
+        sql.push_str("CASE id");
+        for &i in part {
+            let r = &records[i].0;
+            let when = binds.bind(r.fired_timer.unwrap_or_default());
+            let then = binds.bind(instant(r.at));
+            sql.push_str(&format!(" WHEN {when} THEN {then}"));
+        }
+        sql.push_str(" END");
     }
     sql.push_str(&format!(
-        " END WHERE status = {} AND id IN (",
+        " WHERE status = {} AND id IN (",
         binds.bind(TimerStatus::Claimed.as_str())
     ));
     let ids: Vec<String> = part
@@ -515,7 +533,7 @@ impl Store {
         if claimed.is_empty() {
             return Ok(0);
         }
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let outcome = async {
             let backend = txn.get_database_backend();
             for part in claimed.chunks(STEP_CHUNK) {

@@ -22,6 +22,7 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<bool> {
+        let _turn = self.write_turn().await?;
         let (due, now) = (instant(due), instant(now));
         let first_time = cron_run::ActiveModel {
             job: Set(job.to_string()),
@@ -31,7 +32,7 @@ impl Store {
         };
         cron_run::Entity::insert(first_time)
             .on_conflict_do_nothing()
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&self.write_db)
             .await?;
         let res = cron_run::Entity::update_many()
             .col_expr(cron_run::Column::ClaimedBy, Expr::value(worker))
@@ -51,7 +52,7 @@ impl Store {
                     .add(cron_run::Column::LeaseUntil.is_null())
                     .add(cron_run::Column::LeaseUntil.lt(now)),
             )
-            .exec(&self.db)
+            .exec(&self.write_db)
             .await?;
         Ok(res.rows_affected == 1)
     }
@@ -66,7 +67,7 @@ impl Store {
         fired_at: DateTime<Utc>,
     ) -> Result<()> {
         let fired_at = instant(fired_at);
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let outcome = async {
             cron_run::Entity::update_many()
                 .col_expr(cron_run::Column::LastFireAt, Expr::value(fired_at))

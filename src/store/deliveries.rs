@@ -318,7 +318,7 @@ impl Store {
         if deliveries.is_empty() {
             return Ok(0);
         }
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let outcome = async {
             let mut created = 0;
             for new in deliveries {
@@ -343,6 +343,7 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<Vec<DeliveryRow>> {
+        let _turn = self.write_turn().await?;
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -351,7 +352,7 @@ impl Store {
             .add(delivery::Column::NextAttemptAt.lte(instant(now)))
             .add(lease::lease_free(delivery::Column::LeaseUntil, now));
         let models = lease::claim::<lease::Deliveries, _>(
-            &self.db,
+            &self.write_db,
             due,
             &[delivery::Column::NextAttemptAt, delivery::Column::Id],
             limit,
@@ -398,7 +399,7 @@ impl Store {
                 Expr::value(Option::<DateTime<Utc>>::None),
             )
             .filter(held_by(id, worker))
-            .exec(&self.db)
+            .exec(&self.write_db)
             .await?;
         Ok(res.rows_affected > 0)
     }
@@ -429,7 +430,7 @@ impl Store {
                 Expr::value(Option::<DateTime<Utc>>::None),
             )
             .filter(held_by(id, worker))
-            .exec(&self.db)
+            .exec(&self.write_db)
             .await?;
         Ok(res.rows_affected > 0)
     }
@@ -445,7 +446,7 @@ impl Store {
         error: &str,
         code: Option<u16>,
     ) -> Result<bool> {
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let outcome = async {
             let res = delivery::Entity::update_many()
                 .col_expr(
@@ -600,7 +601,7 @@ impl Store {
     /// row was dispatched again): what is still held then waits for the next digest.
     #[tracing::instrument(skip_all, fields(outbox_id = digest.outbox_id, listed = held.len()))]
     pub async fn digest_held(&self, digest: &NewDelivery, held: &[i64]) -> Result<bool> {
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let outcome = async {
             if !insert_new(&txn, digest).await? {
                 return Ok(false);

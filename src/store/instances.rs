@@ -261,7 +261,7 @@ impl Store {
     /// rows. With an idempotency key already used, writes nothing and returns the first outcome.
     #[tracing::instrument(skip_all, fields(instance_id = record.instance_id, definition = record.definition_id))]
     pub async fn commit_start(&self, record: &StartRecord<'_>) -> Result<Committed> {
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let attempt = start_in(&txn, record).await;
         let attempt = settle_attempt(txn, attempt).await?;
         self.resolve(attempt, record.idempotency_key).await
@@ -274,7 +274,7 @@ impl Store {
     /// rows for the effects and (6) records the key.
     #[tracing::instrument(skip_all, fields(instance_id = record.instance_id, expected_version = record.expected_version, event = %record.step.event))]
     pub async fn commit_step(&self, record: &StepRecord<'_>) -> Result<Committed> {
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let attempt = step_in(&txn, record).await;
         let attempt = settle_attempt(txn, attempt).await?;
         self.resolve(attempt, record.idempotency_key).await
@@ -291,7 +291,7 @@ impl Store {
             what: "definizione",
             id: format!("versione {definition_version}"),
         })?;
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let attempt = async {
             let attempt = step_in(&txn, record).await?;
             if let Attempt::Written(_) = &attempt {

@@ -29,7 +29,7 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<bool> {
         let due = instant(due);
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let outcome = async {
             let recorded = cron_run::Entity::update_many()
                 .col_expr(cron_run::Column::LastFireAt, Expr::value(due))
@@ -70,7 +70,8 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<Vec<OutboxRow>> {
-        outbox::claim(&self.db, Some(kinds), now, limit, worker, lease).await
+        let _turn = self.write_turn().await?;
+        outbox::claim(&self.write_db, Some(kinds), now, limit, worker, lease).await
     }
 }
 

@@ -33,13 +33,14 @@ mod submissions;
 mod timers;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqlErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqlErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -182,7 +183,21 @@ impl fmt::Display for Backend {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Where writes go. On a SQLite file, one connection of its own, kept open: the only one
+    /// that writes, so its page cache stays valid from one transaction to the next (a write
+    /// by another connection would make SQLite drop it). On PostgreSQL and in-memory SQLite,
+    /// the same pool as `db`.
+    write_db: DatabaseConnection,
+    /// On SQLite, the turn of this process's writers: one write transaction at a time,
+    /// queued in order here rather than on the database's lock, whose busy handler polls with
+    /// sleeps of up to 100 ms. `None` on PostgreSQL (row locks, writers in parallel).
+    writer: Option<Arc<tokio::sync::Mutex<()>>>,
 }
+
+/// The turn of a writer on SQLite (nothing on PostgreSQL): held until the transaction it was
+/// taken for is committed or rolled back.
+#[must_use = "the turn must be held until the transaction ends"]
+pub(crate) struct WriteTurn(#[allow(dead_code)] Option<tokio::sync::OwnedMutexGuard<()>>);
 
 /// Connections to a SQLite file: `PROCEDO_SQLITE_CONNECTIONS`, else [`SQLITE_POOL_SIZE`].
 fn sqlite_connections() -> u32 {
@@ -234,8 +249,28 @@ impl Store {
             tracing::Span::current().record("backend", "postgres");
             options.max_connections(POSTGRES_POOL_SIZE);
         }
+        let sqlite = url.starts_with("sqlite:");
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let writer_options = {
+            let mut writer = options.clone();
+            writer
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+            writer
+        };
         let db = Database::connect(options).await?;
-        let store = Store { db };
+        let write_db = if sqlite && !in_memory {
+            Database::connect(writer_options).await?
+        } else {
+            db.clone()
+        };
+        let store = Store {
+            db,
+            write_db,
+            writer: sqlite.then(|| Arc::new(tokio::sync::Mutex::new(()))),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -257,20 +292,52 @@ impl Store {
         }
     }
 
+    /// Copies what the SQLite write-ahead log holds into the database file, as far as no
+    /// reader still needs it (`PRAGMA wal_checkpoint(PASSIVE)`: writers and readers go on
+    /// meanwhile). The scheduler calls it every second from its own task, so that the writer
+    /// that commits seldom has to checkpoint itself (each connection still does at 10,000
+    /// pages, for processes without a scheduler). A no-op on PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<()> {
+        if self.backend() == Backend::Sqlite {
+            self.db
+                .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Closes the pool (every clone of this store stops working).
     pub async fn close(self) -> Result<()> {
+        // The same pool twice on PostgreSQL: closing a closed pool does nothing.
+        self.write_db.close().await?;
         self.db.close().await?;
         Ok(())
     }
 
     /// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite, so the write lock is taken
-    /// before anything is read and two writers queue instead of deadlocking.
-    async fn begin_write(&self) -> Result<DatabaseTransaction> {
+    /// before anything is read and two writers queue instead of deadlocking. On SQLite the
+    /// writers of this process first take their turn (`write_turn`); the turn must be held
+    /// until the transaction ends.
+    async fn begin_write(&self) -> Result<(DatabaseTransaction, WriteTurn)> {
+        let turn = self.write_turn().await?;
         let options = TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        Ok(self.db.begin_with_options(options).await?)
+        Ok((self.write_db.begin_with_options(options).await?, turn))
+    }
+
+    /// The turn of a writer of this process on SQLite, in the order asked (a no-op on
+    /// PostgreSQL): for a write transaction, or a single writing statement outside one.
+    /// `Busy` if it does not come within the busy timeout, as SQLite's own lock would.
+    pub(crate) async fn write_turn(&self) -> Result<WriteTurn> {
+        match &self.writer {
+            None => Ok(WriteTurn(None)),
+            Some(writer) => tokio::time::timeout(SQLITE_BUSY_TIMEOUT, writer.clone().lock_owned())
+                .await
+                .map(|guard| WriteTurn(Some(guard)))
+                .map_err(|_| Error::Busy),
+        }
     }
 }
 

@@ -363,12 +363,13 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<Vec<OutboxRow>> {
-        claim(&self.db, None, now, limit, worker, lease).await
+        let _turn = self.write_turn().await?;
+        claim(&self.write_db, None, now, limit, worker, lease).await
     }
 
     /// The row was carried out. `StaleOutbox` if `worker` no longer holds it.
     pub async fn outbox_done(&self, id: i64, worker: &str, at: DateTime<Utc>) -> Result<()> {
-        done(&self.db, id, worker, at).await
+        done(&self.write_db, id, worker, at).await
     }
 
     /// The attempt failed; try again not before `next_attempt_at`. `StaleOutbox` if `worker`
@@ -380,7 +381,7 @@ impl Store {
         next_attempt_at: DateTime<Utc>,
         error: &str,
     ) -> Result<()> {
-        retry(&self.db, id, worker, next_attempt_at, error).await
+        retry(&self.write_db, id, worker, next_attempt_at, error).await
     }
 
     /// Gives an untouched claimed row back (a shutdown before its dispatch): pending again at
@@ -406,7 +407,7 @@ impl Store {
             )
             .filter(held_by(id, worker))
             .filter(outbox::Column::Attempts.gt(0))
-            .exec(&self.db)
+            .exec(&self.write_db)
             .await?;
         stale_unless_one(res.rows_affected, id)
     }
@@ -421,7 +422,7 @@ impl Store {
 
     /// Give up on the row. `StaleOutbox` if `worker` no longer holds it.
     pub async fn outbox_failed(&self, id: i64, worker: &str, error: &str) -> Result<()> {
-        failed(&self.db, id, worker, error).await
+        failed(&self.write_db, id, worker, error).await
     }
 
     /// The rows of `kind` a step queued (instance and history seq), by id.

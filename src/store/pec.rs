@@ -154,7 +154,7 @@ impl Store {
         receipt: &NewPecReceipt,
         status: Option<PecStatus>,
     ) -> Result<ReceiptRecorded> {
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let outcome = async {
             let row = pec_receipt::ActiveModel {
                 id: NotSet,

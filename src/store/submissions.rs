@@ -285,7 +285,7 @@ impl Store {
     /// already has an active one on the instance.
     #[tracing::instrument(skip_all, fields(instance_id = %new.instance_id, submission_id = %new.id))]
     pub async fn submit(&self, new: &NewSubmission) -> Result<Submitted> {
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let outcome = submit_in(&txn, new).await;
         let outcome = settle(txn, outcome).await;
         match outcome {
@@ -479,7 +479,7 @@ impl Store {
     /// Stores a soccorso response and attaches its documents to the submission, in one
     /// transaction.
     pub async fn add_soccorso_response(&self, new: &NewSoccorsoResponse) -> Result<SoccorsoRow> {
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let outcome = soccorso_in(&txn, new).await;
         settle(txn, outcome).await?;
         soccorso_response::Entity::find_by_id(new.id.clone())

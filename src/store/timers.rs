@@ -287,6 +287,7 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<Vec<TimerRow>> {
+        let _turn = self.write_turn().await?;
         // Two claims, each a range of the (status, fire_at) index: the leases that ran out
         // (rare: a dead replica's), then the pending timers in the order they fall due. One
         // condition with both would make the database scan and sort every armed row.
@@ -309,7 +310,7 @@ impl Store {
             }
             models.extend(
                 lease::claim::<lease::Timers, _>(
-                    &self.db,
+                    &self.write_db,
                     due,
                     &[timer::Column::FireAt, timer::Column::Id],
                     left,
@@ -342,6 +343,7 @@ impl Store {
         retry_at: DateTime<Utc>,
         error: &str,
     ) -> Result<()> {
+        let _turn = self.write_turn().await?;
         let res = timer::Entity::update_many()
             .col_expr(
                 timer::Column::Status,
@@ -362,7 +364,7 @@ impl Store {
                 lease::plus_one(timer::Column::Attempts),
             )
             .filter(held_by(id, worker))
-            .exec(&self.db)
+            .exec(&self.write_db)
             .await?;
         if res.rows_affected == 0 {
             return Err(Error::StaleTimer { timer_id: id });
@@ -373,6 +375,7 @@ impl Store {
     /// Gives a claimed timer back (pending again), e.g. at shutdown. `StaleTimer` if `worker`
     /// no longer holds it.
     pub async fn release_timer(&self, id: i64, worker: &str) -> Result<()> {
+        let _turn = self.write_turn().await?;
         let res = timer::Entity::update_many()
             .col_expr(
                 timer::Column::Status,
@@ -387,7 +390,7 @@ impl Store {
                 Expr::value(Option::<DateTime<Utc>>::None),
             )
             .filter(held_by(id, worker))
-            .exec(&self.db)
+            .exec(&self.write_db)
             .await?;
         if res.rows_affected == 0 {
             return Err(Error::StaleTimer { timer_id: id });
@@ -399,6 +402,7 @@ impl Store {
     /// instance that is gone), with `outcome` saying why. `StaleTimer` if `worker` no longer
     /// holds it.
     pub async fn finish_timer(&self, id: i64, worker: &str, outcome: &str) -> Result<()> {
+        let _turn = self.write_turn().await?;
         let res = timer::Entity::update_many()
             .col_expr(
                 timer::Column::Status,
@@ -410,7 +414,7 @@ impl Store {
                 Expr::value(Option::<DateTime<Utc>>::None),
             )
             .filter(held_by(id, worker))
-            .exec(&self.db)
+            .exec(&self.write_db)
             .await?;
         if res.rows_affected == 0 {
             return Err(Error::StaleTimer { timer_id: id });
@@ -429,7 +433,7 @@ impl Store {
         notifications: &[NotificationPlan],
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let outcome = async {
             let res = timer::Entity::update_many()
                 .col_expr(

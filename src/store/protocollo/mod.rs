@@ -1005,7 +1005,7 @@ impl Store {
          ),
     ) -> Result<Registered> {
         for attempt in 1..=ATTEMPTS {
-            let txn = self.begin_write().await?;
+            let (txn, _turn) = self.begin_write().await?;
             match register_in(&txn, self.backend(), new, segnatura).await {
                 Ok(None) => {
                     rollback(txn).await;
@@ -1030,7 +1030,7 @@ impl Store {
         registration_id: i64,
         new: &NewAmendment,
     ) -> Result<std::result::Result<ProtocolAmendment, Refusal>> {
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let outcome = amend_in(&txn, self.backend(), registration_id, new).await;
         match outcome {
             Ok(Ok(amendment)) => settle(txn, Ok(Ok(amendment))).await,
@@ -1214,7 +1214,7 @@ impl Store {
     /// Seals into the chain the registrations carried over from the former counter (those
     /// without a chain), in chain order. Run at every start-up; a no-op once done.
     pub(super) async fn seal_protocol(&self) -> Result<u64> {
-        let txn = self.begin_write().await?;
+        let (txn, _turn) = self.begin_write().await?;
         let outcome = async {
             lock(&txn, self.backend()).await?;
             let unsealed = protocol_registration::Entity::find()
