@@ -242,6 +242,29 @@ struct DefinitionJobs {
     jobs: Vec<CronJob>,
 }
 
+/// How often a running scheduler checkpoints SQLite's write-ahead log (`Store::checkpoint`).
+const CHECKPOINT_EVERY: StdDuration = StdDuration::from_secs(1);
+
+/// Checkpoints the store every `CHECKPOINT_EVERY` until `stop` (only SQLite does anything):
+/// off the path of the commits, on a connection of its own.
+async fn checkpoints(store: store::Store, stop: tokio::sync::oneshot::Receiver<()>) {
+    if store.backend() != Backend::Sqlite {
+        return;
+    }
+    let mut stop = std::pin::pin!(stop);
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = every.tick() => {}
+        }
+        if let Err(e) = store.checkpoint().await {
+            debug!(error = %e, "checkpoint del WAL non riuscito: riprova al prossimo giro");
+        }
+    }
+}
+
 /// The scheduler of one process.
 pub struct Scheduler {
     service: Service,
@@ -254,6 +277,12 @@ pub struct Scheduler {
     stopping: AtomicBool,
     /// The leases of what this worker holds, renewed while `run` runs.
     heartbeat: Heartbeat,
+    /// Set by `run`: while a full batch of timers fires, the next one is claimed (a full
+    /// batch says more are due), so the database claims while procedo plans and commits.
+    /// `tick` alone claims one batch per call.
+    claim_ahead: AtomicBool,
+    /// The batch claimed ahead, fired by the next tick (given back if the scheduler stops).
+    ahead: Mutex<Option<Vec<store::TimerRow>>>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -297,6 +326,8 @@ impl Scheduler {
             cron_seen: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
             heartbeat,
+            claim_ahead: AtomicBool::new(false),
+            ahead: Mutex::new(None),
         })
     }
 
@@ -361,6 +392,12 @@ impl Scheduler {
             let beats = self.heartbeat.spawn(self.options.heartbeat_interval(), async move {
                 let _ = beats_stopped.await;
             });
+            let (checkpoints_stop, checkpoints_stopped) = tokio::sync::oneshot::channel::<()>();
+            let checkpoints = tokio::spawn(checkpoints(
+                self.service.store().clone(),
+                checkpoints_stopped,
+            ));
+            self.claim_ahead.store(true, Ordering::SeqCst);
             let mut shutdown = std::pin::pin!(shutdown);
             let mut signalled = false;
             while !self.is_stopping() {
@@ -397,8 +434,12 @@ impl Scheduler {
                     }
                 }
             }
+            self.claim_ahead.store(false, Ordering::SeqCst);
+            self.give_back_ahead().await;
             let _ = beats_stop.send(());
             let _ = beats.await;
+            let _ = checkpoints_stop.send(());
+            let _ = checkpoints.await;
             info!("pianificatore fermato");
             Ok(())
         }
@@ -433,13 +474,11 @@ impl Scheduler {
         }
     }
 
-    /// Claims the due timers of one batch and fires them.
-    async fn fire_due_timers(&self, now: DateTime<Utc>) -> Result<Tally, Error> {
-        if self.is_stopping() {
-            return Ok(Tally::default());
-        }
-        let store = self.service.store();
-        let claimed = store
+    /// Claims one batch of due timers (held by the heartbeat from then on).
+    async fn claim_timers(&self, now: DateTime<Utc>) -> Result<Vec<store::TimerRow>, Error> {
+        let claimed = self
+            .service
+            .store()
             .claim_due_timers(
                 now,
                 self.options.batch_size,
@@ -447,22 +486,53 @@ impl Scheduler {
                 self.options.lease,
             )
             .await?;
-        if claimed.is_empty() {
-            return Ok(Tally::default());
-        }
         for timer in &claimed {
             self.heartbeat.hold(
                 [Claim::Timer(timer.id)],
                 timer.lease_until.unwrap_or(now + self.options.lease),
             );
         }
-        let work = timers::Work {
+        Ok(claimed)
+    }
+
+    /// Gives back the batch claimed ahead, if any (the scheduler stops).
+    async fn give_back_ahead(&self) {
+        let ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(timers) = ahead {
+            let work = self.work();
+            timers::give_back(&work, &timers).await;
+        }
+    }
+
+    fn work(&self) -> timers::Work<'_> {
+        timers::Work {
             service: &self.service,
             worker: &self.options.worker_id,
             heartbeat: &self.heartbeat,
             stopping: &self.stopping,
             options: &self.options,
+        }
+    }
+
+    /// Fires one batch of due timers: the one claimed ahead by the previous tick, else one
+    /// claimed now. While `run` runs and the batch is full, the next one is claimed as this
+    /// one fires.
+    async fn fire_due_timers(&self, now: DateTime<Utc>) -> Result<Tally, Error> {
+        if self.is_stopping() {
+            self.give_back_ahead().await;
+            return Ok(Tally::default());
+        }
+        let ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let claimed = match ahead {
+            Some(timers) => timers,
+            None => self.claim_timers(now).await?,
         };
+        if claimed.is_empty() {
+            return Ok(Tally::default());
+        }
+        let store = self.service.store();
+        let full = claimed.len() as u64 >= self.options.batch_size;
+        let work = self.work();
         // What cannot go in a set-based transaction (reminders, a second timer of an instance,
         // what the engine refuses) goes one at a time: in parallel on PostgreSQL, in turn on
         // SQLite's single writer.
@@ -470,7 +540,23 @@ impl Scheduler {
             Backend::Sqlite => 1,
             Backend::Postgres => self.options.parallelism.max(1),
         };
-        Ok(timers::fire_together(&work, claimed, alone).await)
+        let firing = timers::fire_together(&work, claimed, alone);
+        if !(full && self.claim_ahead.load(Ordering::SeqCst)) {
+            return Ok(firing.await);
+        }
+        let next = self.claim_timers(self.service.now());
+        let (tally, next) = tokio::join!(firing, next);
+        match next {
+            Ok(timers) if !timers.is_empty() => {
+                *self.ahead.lock().unwrap_or_else(|e| e.into_inner()) = Some(timers);
+                if self.is_stopping() {
+                    self.give_back_ahead().await;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "presa in carico anticipata dei timer non riuscita"),
+        }
+        Ok(tally)
     }
 
     /// Every recurring job: configuration ones and those of installed definitions.

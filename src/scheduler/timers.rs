@@ -179,7 +179,7 @@ async fn fire_one(
 }
 
 /// Gives claimed timers back, untouched (at shutdown, or when their claim lapsed).
-async fn give_back(work: &Work<'_>, timers: &[TimerRow]) {
+pub(super) async fn give_back(work: &Work<'_>, timers: &[TimerRow]) {
     for timer in timers {
         work.heartbeat.forget(&Claim::Timer(timer.id));
         match work
