@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use procedo::cli::{Cli, Command};
 
+/// The scheduler and the API allocate and free many small buffers per step (rows, JSON,
+/// statements); mimalloc does that with less work and less fragmentation than the system
+/// allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Logs go to stderr, in colour only when stderr is a terminal. `default` is the filter when
 /// `PROCEDO_LOG` is not set.
 fn init_tracing(default: &str) {
