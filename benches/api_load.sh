@@ -8,7 +8,7 @@
 #   bash benches/api_load.sh                 # SQLite only
 #   PROCEDO_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres bash benches/api_load.sh
 #
-# Knobs: DURATION (default 15s), QUERY_CONNECTIONS (default 16), FIRE_CONNECTIONS (default 4:
+# Knobs: DURATION (default 15s), QUERY_CONNECTIONS (default 64), FIRE_CONNECTIONS (default 16:
 # one instance per connection, each firing `sposta` on its own convocation in a loop, so every
 # request is a real transition with its history row, outbox row and timers).
 set -euo pipefail
@@ -16,8 +16,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${PROCEDO_BIN:-$ROOT/target/release/procedo}"
 DURATION="${DURATION:-15s}"
-QUERY_CONNECTIONS="${QUERY_CONNECTIONS:-16}"
-FIRE_CONNECTIONS="${FIRE_CONNECTIONS:-4}"
+QUERY_CONNECTIONS="${QUERY_CONNECTIONS:-64}"
+FIRE_CONNECTIONS="${FIRE_CONNECTIONS:-16}"
 command -v wrk >/dev/null || { echo "wrk non installato: apt-get install wrk" >&2; exit 2; }
 [ -x "$BIN" ] || { echo "$BIN mancante: cargo build --release --bin procedo" >&2; exit 2; }
 
