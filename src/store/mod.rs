@@ -210,7 +210,8 @@ fn sqlite_connections() -> u32 {
 
 impl Store {
     /// Connects and runs pending migrations. SQLite URLs (`sqlite://path/file.db`) get WAL,
-    /// a busy timeout, foreign keys, `synchronous = NORMAL`, a 32 MB page cache, statement
+    /// a busy timeout, foreign keys, `synchronous = NORMAL`, a page cache of 32 MB for the
+    /// writer and 8 MB for each reader, statement
     /// journals in memory and a checkpoint every 10,000 pages; the file is created if missing.
     #[tracing::instrument(skip_all, fields(backend))]
     pub async fn connect(url: &str) -> Result<Store> {
@@ -238,10 +239,11 @@ impl Store {
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .foreign_keys(true)
                     .synchronous(SqliteSynchronous::Normal)
-                    // Pages read again and again by the scheduler stay in memory (up to 32 MB
-                    // per connection), statement journals too, and the WAL is checkpointed
-                    // every ~40 MB rather than every 4 MB.
-                    .pragma("cache_size", "-32768")
+                    // Statement journals stay in memory, and the WAL is checkpointed every
+                    // ~40 MB rather than every 4 MB. A reader's page cache is small (8 MB):
+                    // SQLite drops it whenever another connection wrote; the writer's, below,
+                    // is larger.
+                    .pragma("cache_size", "-8192")
                     .pragma("temp_store", "memory")
                     .pragma("wal_autocheckpoint", "10000")
             });
@@ -258,6 +260,11 @@ impl Store {
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None);
+            if sqlite {
+                // The only connection that writes keeps its cache from one transaction to the
+                // next: the pages the scheduler reads and writes again and again (32 MB).
+                writer.map_sqlx_sqlite_opts(|o| o.pragma("cache_size", "-32768"));
+            }
             writer
         };
         let db = Database::connect(options).await?;
