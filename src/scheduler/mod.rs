@@ -198,6 +198,8 @@ pub struct Tally {
     pub cron_runs: usize,
     /// Outbox rows carried out, retried or given up.
     pub outbox: usize,
+    /// A batch (of timers or outbox rows) came back full: more may be due already.
+    pub full: bool,
 }
 
 impl Tally {
@@ -214,6 +216,7 @@ impl Tally {
         self.failed += other.failed;
         self.cron_runs += other.cron_runs;
         self.outbox += other.outbox;
+        self.full |= other.full;
     }
 }
 
@@ -241,6 +244,11 @@ struct DefinitionJobs {
     read_at: Option<DateTime<Utc>>,
     jobs: Vec<CronJob>,
 }
+
+/// After a tick that found less than a full batch, how long a running scheduler waits before
+/// the next one (at most `poll_interval`): timers falling due one by one are fired in groups,
+/// each at most this late, instead of each tick paying its fixed cost for one timer.
+const GATHER: StdDuration = StdDuration::from_millis(50);
 
 /// How often a running scheduler checkpoints SQLite's write-ahead log (`Store::checkpoint`).
 const CHECKPOINT_EVERY: StdDuration = StdDuration::from_secs(1);
@@ -412,7 +420,13 @@ impl Scheduler {
                     }
                 };
                 let pause = match result {
-                    Ok(tally) if tally.handled() > 0 => StdDuration::ZERO,
+                    Ok(tally) if tally.full => StdDuration::ZERO,
+                    // What came due during the tick is gathered for a moment, so that the
+                    // next tick fires many timers in one go rather than one at a time.
+                    Ok(tally) if tally.handled() > 0 => self
+                        .idle_pause()
+                        .await
+                        .max(GATHER.min(self.options.poll_interval)),
                     Ok(_) => self.idle_pause().await,
                     Err(e) => {
                         error!(error = %e, "giro del pianificatore non riuscito: nuovo tentativo");
@@ -542,10 +556,13 @@ impl Scheduler {
         };
         let firing = timers::fire_together(&work, claimed, alone);
         if !(full && self.claim_ahead.load(Ordering::SeqCst)) {
-            return Ok(firing.await);
+            let mut tally = firing.await;
+            tally.full = full;
+            return Ok(tally);
         }
         let next = self.claim_timers(self.service.now());
-        let (tally, next) = tokio::join!(firing, next);
+        let (mut tally, next) = tokio::join!(firing, next);
+        tally.full = true;
         match next {
             Ok(timers) if !timers.is_empty() => {
                 *self.ahead.lock().unwrap_or_else(|e| e.into_inner()) = Some(timers);
@@ -736,7 +753,10 @@ impl Scheduler {
                 row.lease_until.unwrap_or(now + self.options.lease),
             );
         }
-        let mut tally = Tally::default();
+        let mut tally = Tally {
+            full: rows.len() as u64 >= self.options.outbox_batch,
+            ..Tally::default()
+        };
         for row in rows {
             let claim = Claim::Outbox(row.id);
             let outcome = self.carry_out_claimed(&row, &claim).await;
