@@ -636,6 +636,66 @@ async fn a_graceful_shutdown_leaves_no_timer_claimed() {
     }
 }
 
+/// Under `run`, a full batch claims the next one while it fires: every due timer still fires
+/// once, and nothing stays claimed when the scheduler stops.
+#[tokio::test]
+async fn a_running_scheduler_that_claims_ahead_fires_every_timer_once() {
+    for (backend, store, _scratch) in common::scratch_stores().await {
+        let clock = ManualClock::new(common::at("2026-11-02T09:00:00+01:00"));
+        let service = service(&store, &clock, &catalog_of(&[("seduta", SEDUTA)])).await;
+        let total = 45;
+        let mut ids = Vec::new();
+        for n in 0..total {
+            ids.push(convened_meeting(&service, clock.now() + Duration::minutes(30 + n)).await);
+        }
+        clock.advance(Duration::days(1));
+        let scheduler = Scheduler::new(
+            service.clone(),
+            Options {
+                batch_size: 4,
+                ..options("a")
+            },
+        )
+        .expect("scheduler");
+        let watcher = store.clone();
+        scheduler
+            .run(async move {
+                for _ in 0..400 {
+                    let closed = watcher
+                        .instances(&InstanceFilter {
+                            state: Some("chiusa".into()),
+                            ..InstanceFilter::default()
+                        })
+                        .await
+                        .expect("instances")
+                        .len();
+                    if closed == total as usize {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            })
+            .await
+            .expect("run");
+        for id in &ids {
+            let history = store.history(id).await.expect("history");
+            assert_eq!(
+                history.iter().filter(|h| h.to_state == "chiusa").count(),
+                1,
+                "{backend}: {id} closed once"
+            );
+        }
+        assert_eq!(
+            store
+                .count_timers(TimerStatus::Claimed)
+                .await
+                .expect("count"),
+            0,
+            "{backend}: nothing left claimed"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_sub_procedure_is_started_once_even_if_its_outbox_row_is_dispatched_again() {
     for (backend, store, _scratch) in common::scratch_stores().await {
