@@ -5,7 +5,10 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    Statement,
+};
 
 use super::entities::{cron_run, timer};
 use super::outbox::{self, OutboxRow};
@@ -94,13 +97,30 @@ impl Store {
             .one(&self.db)
             .await?
             .map(|row| row.fire_at);
-        let retry = timer::Entity::find()
-            .filter(timer::Column::Status.eq(TimerStatus::Pending.as_str()))
-            .filter(timer::Column::RetryAt.is_not_null())
-            .order_by_asc(timer::Column::RetryAt)
-            .one(&self.db)
+        // The partial index of the timers waiting for a retry answers this at once, but only
+        // with the status written out (a bound value cannot prove the index's condition), and
+        // SQLite's planner, without statistics, prefers the index on (status, fire_at) — a
+        // walk over every pending timer — unless told.
+        let sql = match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                "SELECT retry_at FROM timers WHERE status = 'pending' AND retry_at IS NOT NULL \
+                 ORDER BY retry_at LIMIT 1"
+            }
+            _ => {
+                "SELECT retry_at FROM timers INDEXED BY ix_timers_retry_at \
+                 WHERE status = 'pending' AND retry_at IS NOT NULL ORDER BY retry_at LIMIT 1"
+            }
+        };
+        debug_assert_eq!(TimerStatus::Pending.as_str(), "pending");
+        let retry = self
+            .db
+            .query_one_raw(Statement::from_string(
+                self.db.get_database_backend(),
+                sql.to_owned(),
+            ))
             .await?
-            .and_then(|row| row.retry_at);
+            .map(|row| row.try_get::<DateTime<Utc>>("", "retry_at"))
+            .transpose()?;
         Ok(match (first, retry) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
