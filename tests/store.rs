@@ -1040,6 +1040,58 @@ async fn two_workers_claiming_at_once_never_get_the_same_timer() {
     }
 }
 
+/// The next instant an idle scheduler must wake at: the earliest pending timer, or the earliest
+/// retry of a timer whose firing failed, whichever comes first.
+#[tokio::test]
+async fn the_next_timer_is_the_earliest_pending_one_or_retry() {
+    for (backend, store, _scratch) in scratch_stores().await {
+        let p = procedure();
+        install(&store, &p).await;
+        assert_eq!(
+            store.next_timer_at().await.expect("next"),
+            None,
+            "{backend}"
+        );
+        start(&store, &p, DEADLINE, None).await.expect("avvio");
+        let due = at(DEADLINE);
+        assert_eq!(
+            store.next_timer_at().await.expect("next"),
+            Some(due),
+            "{backend}"
+        );
+        let claimed = store
+            .claim_due_timers(due, 10, "a", Duration::minutes(5))
+            .await
+            .expect("presa");
+        assert_eq!(claimed.len(), 1, "{backend}");
+        // Claimed: nothing pending to wake for.
+        assert_eq!(
+            store.next_timer_at().await.expect("next"),
+            None,
+            "{backend}"
+        );
+        let retry_at = due + Duration::minutes(10);
+        store
+            .retry_timer(claimed[0].id, "a", retry_at, "database occupato")
+            .await
+            .expect("nuovo tentativo");
+        assert_eq!(
+            store.next_timer_at().await.expect("next"),
+            Some(retry_at),
+            "{backend}: the retry, not the original instant"
+        );
+        // A timer due before the retry comes first.
+        let earlier = "2025-03-10T10:05:00Z";
+        assert!(at(earlier) < retry_at, "{backend}");
+        start(&store, &p, earlier, None).await.expect("avvio");
+        assert_eq!(
+            store.next_timer_at().await.expect("next"),
+            Some(at(earlier).min(retry_at)),
+            "{backend}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_expired_lease_makes_a_timer_claimable_again() {
     for (backend, store, _scratch) in scratch_stores().await {
