@@ -91,7 +91,9 @@ run_backend() { # name, database URL
   local today avviso
   today="$(TZ=Europe/Rome date +%F)"
   avviso="$(field "$(gql "$rup" '{"query":"mutation { startInstance(procedureId: \"avviso_coprogettazione\", variables: {oggetto: \"Bench\"}) { instance { id } } }"}')" "d['data']['startInstance']['instance']['id']")"
-  gql "$rup" "{\"query\":\"mutation { fire(instanceId: \\\"$avviso\\\", event: \\\"pubblica\\\", input: {data_pubblicazione: \\\"$today\\\"}) { seq } }\"}" >/dev/null
+  local published
+  published="$(gql "$rup" "{\"query\":\"mutation { fire(instanceId: \\\"$avviso\\\", event: \\\"pubblica\\\", input: {data_pubblicazione: \\\"$today\\\", atto_criteri: \\\"Determina n. 1\\\"}) { seq } }\"}")"
+  case "$published" in *'"errors"'*) echo "[$name] pubblicazione fallita: $published" >&2; exit 1;; esac
 
   # One convened meeting per fire connection.
   local ids=()
