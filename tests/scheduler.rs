@@ -586,6 +586,18 @@ async fn a_worker_that_died_holding_a_timer_loses_it_to_another_after_the_lease(
     }
 }
 
+/// How many meetings are closed (their timer fired).
+async fn closed(store: &Store) -> usize {
+    store
+        .instances(&InstanceFilter {
+            state: Some("chiusa".into()),
+            ..InstanceFilter::default()
+        })
+        .await
+        .expect("instances")
+        .len()
+}
+
 #[tokio::test]
 async fn a_graceful_shutdown_leaves_no_timer_claimed() {
     for (backend, store, _scratch) in common::scratch_stores().await {
@@ -608,14 +620,7 @@ async fn a_graceful_shutdown_leaves_no_timer_claimed() {
             .run(tokio::time::sleep(std::time::Duration::from_millis(30)))
             .await
             .expect("run");
-        let fired = store
-            .instances(&InstanceFilter {
-                state: Some("chiusa".into()),
-                ..InstanceFilter::default()
-            })
-            .await
-            .expect("instances")
-            .len();
+        let fired = closed(&store).await;
         assert_eq!(
             store
                 .count_timers(TimerStatus::Claimed)
@@ -661,15 +666,7 @@ async fn a_running_scheduler_that_claims_ahead_fires_every_timer_once() {
         scheduler
             .run(async move {
                 for _ in 0..400 {
-                    let closed = watcher
-                        .instances(&InstanceFilter {
-                            state: Some("chiusa".into()),
-                            ..InstanceFilter::default()
-                        })
-                        .await
-                        .expect("instances")
-                        .len();
-                    if closed == total as usize {
+                    if closed(&watcher).await == total as usize {
                         return;
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
