@@ -467,19 +467,7 @@ async fn give_back<C: ConnectionTrait>(conn: &C, ids: Vec<i64>) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    timer::Entity::update_many()
-        .col_expr(
-            timer::Column::Status,
-            Expr::value(TimerStatus::Pending.as_str()),
-        )
-        .col_expr(
-            timer::Column::ClaimedBy,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            timer::Column::LeaseUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
+    timers::pending_again()
         .col_expr(
             timer::Column::FiredAt,
             Expr::value(Option::<DateTime<Utc>>::None),

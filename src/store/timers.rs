@@ -344,19 +344,7 @@ impl Store {
         error: &str,
     ) -> Result<()> {
         let _turn = self.write_turn().await?;
-        let res = timer::Entity::update_many()
-            .col_expr(
-                timer::Column::Status,
-                Expr::value(TimerStatus::Pending.as_str()),
-            )
-            .col_expr(
-                timer::Column::ClaimedBy,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                timer::Column::LeaseUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
+        let res = pending_again()
             .col_expr(timer::Column::RetryAt, Expr::value(instant(retry_at)))
             .col_expr(timer::Column::LastError, Expr::value(error))
             .col_expr(
@@ -376,19 +364,7 @@ impl Store {
     /// no longer holds it.
     pub async fn release_timer(&self, id: i64, worker: &str) -> Result<()> {
         let _turn = self.write_turn().await?;
-        let res = timer::Entity::update_many()
-            .col_expr(
-                timer::Column::Status,
-                Expr::value(TimerStatus::Pending.as_str()),
-            )
-            .col_expr(
-                timer::Column::ClaimedBy,
-                Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                timer::Column::LeaseUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
+        let res = pending_again()
             .filter(held_by(id, worker))
             .exec(&self.write_db)
             .await?;
@@ -485,6 +461,23 @@ impl Store {
             .count(&self.db)
             .await?)
     }
+}
+
+/// An update that makes claimed timers pending again, unclaimed (more columns may follow).
+pub(super) fn pending_again() -> sea_orm::UpdateMany<timer::Entity> {
+    timer::Entity::update_many()
+        .col_expr(
+            timer::Column::Status,
+            Expr::value(TimerStatus::Pending.as_str()),
+        )
+        .col_expr(
+            timer::Column::ClaimedBy,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            timer::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
 }
 
 /// The row is claimed by `worker`.
