@@ -4,7 +4,7 @@
 N timers due at once, on procedo's own schema (created by `procedo org list` on a fresh file):
 claim 1,000 at a time (one UPDATE … RETURNING, committed), then, in one transaction per batch,
 row by row from Python's sqlite3: move each timer's instance (version + 1), append its history
-row, mark the timer done. WAL, synchronous = NORMAL, as procedo opens the file. The figure is
+row, mark the timer done. Instance ids are time-ordered (UUID version 7), as procedo makes them. WAL, synchronous = NORMAL, as procedo opens the file. The figure is
 the machine's reference for `procedo bench timers` on SQLite. Not needed by the tests.
 
     cargo build --release --bin procedo
@@ -37,8 +37,12 @@ with tempfile.TemporaryDirectory() as scratch:
     c.execute("PRAGMA cache_size = -32768")
     c.execute("PRAGMA foreign_keys = OFF")  # no definition row: the setup is not the point
     c.execute("BEGIN")
-    for _ in range(N):
-        iid = str(uuid.uuid4())
+    millis = int(time.time() * 1000)
+    for k in range(N):
+        # Version 7: 48 bits of milliseconds, a 12-bit counter, 62 random bits.
+        stamp = (millis << 12) + k
+        rand = uuid.uuid4().int & ((1 << 62) - 1)
+        iid = str(uuid.UUID(int=((stamp >> 12) << 80) | (7 << 76) | ((stamp & 0xFFF) << 64) | (2 << 62) | rand))
         c.execute(
             "INSERT INTO instances (id, definition_id, definition_version, parent_id, state, "
             "is_final, data, version, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",

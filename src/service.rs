@@ -326,9 +326,9 @@ impl Service {
             return Ok(done);
         }
         let p = self.procedure(procedure_id, version).await?;
-        let instance_id = uuid::Uuid::new_v4().to_string();
-        tracing::Span::current().record("id", tracing::field::display(&instance_id));
         let now = self.now();
+        let instance_id = crate::store::new_row_id(now);
+        tracing::Span::current().record("id", tracing::field::display(&instance_id));
         let link = parent
             .zip(await_event)
             .map(|(parent, event)| engine::ParentLink {

@@ -193,7 +193,7 @@ impl CoreMutation {
         let members = group_members(members)?;
         let documents = uploads::read(ctx, documents, shared.limits.max_files).await?;
         let new = NewSubmission {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::store::new_row_id(now),
             instance_id: loaded.row.id.to_string(),
             organisation_id: caller.organisation_id.clone(),
             person_id: caller.person_id.clone(),
@@ -248,7 +248,7 @@ impl CoreMutation {
         window::check(&loaded.procedure, &loaded.row, Act::Ask, now)?;
         let text = self::text("text", Some(text), true)?.unwrap_or_default();
         let new = NewQuestion {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::store::new_row_id(now),
             instance_id: loaded.row.id.to_string(),
             organisation_id: caller.organisation_id.clone(),
             person_id: caller.person_id.clone(),

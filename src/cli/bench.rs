@@ -298,7 +298,7 @@ async fn timers(args: TimersArgs) -> anyhow::Result<()> {
         for k in created..upto {
             let fire_at = instant_of(k * per_instance);
             let mut vars = Map::new();
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = crate::store::new_row_id(now);
             let step = if with_participants {
                 vars.insert(
                     "scadenza_domande".into(),
@@ -457,7 +457,7 @@ async fn timers(args: TimersArgs) -> anyhow::Result<()> {
         for _ in created..upto {
             let mut vars = Map::new();
             vars.insert("termine".into(), Value::String(due.to_rfc3339()));
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = crate::store::new_row_id(now);
             let step = engine::start(&plain, &id, &vars, &actor, now)?;
             planned.push((id, step, Value::Object(vars)));
         }

@@ -161,7 +161,7 @@ async fn run(args: &ApplicationsArgs, dir: &std::path::Path) -> anyhow::Result<(
             let org = format!("bench-{run_id}-{i}");
             tasks.push(tokio::spawn(async move {
                 let new = NewSubmission {
-                    id: uuid::Uuid::new_v4().to_string(),
+                    id: crate::store::new_row_id(service.now()),
                     instance_id: avviso,
                     organisation_id: org.clone(),
                     person_id: org.clone(),

@@ -84,6 +84,40 @@ const SQLITE_POOL_SIZE: u32 = 4;
 /// Connections to PostgreSQL.
 const POSTGRES_POOL_SIZE: u32 = 10;
 
+/// A new id for a row that is created over time (an instance, a submission): a UUID of
+/// version 7 (RFC 9562): 48 bits of the creation instant in milliseconds, a 12-bit counter
+/// that keeps the ids this process makes in one millisecond in order, 62 random bits.
+///
+/// Rows created together sit together in every index keyed by the id (instances, their
+/// history, their timers and submissions), so that the timers that fall due together touch a
+/// few pages of each index instead of one page per row: with random (version 4) ids, a batch
+/// of a thousand firings rewrites thousands of scattered pages once the database outgrows the
+/// page cache. The random part keeps the id unguessable as before: access is checked, never
+/// inferred from knowing an id.
+pub fn new_row_id(at: DateTime<Utc>) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // The last (milliseconds << 12 | counter) handed out: the next is the later of its
+    // successor and the instant's own start, so that ids never go back within the process
+    // (a counter that runs out borrows the next millisecond, as the RFC allows).
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let floor = u64::try_from(at.timestamp_millis()).unwrap_or_default() << 12;
+    let mut last = LAST.load(Ordering::Relaxed);
+    let stamp = loop {
+        let next = floor.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break next,
+            Err(seen) => last = seen,
+        }
+    };
+    let random = uuid::Uuid::new_v4().as_u128();
+    let bits = (u128::from(stamp >> 12) << 80)
+        | (0x7 << 76)
+        | (u128::from(stamp & 0xfff) << 64)
+        | (0b10 << 62)
+        | (random & ((1 << 62) - 1));
+    uuid::Uuid::from_u128(bits).to_string()
+}
+
 /// Why the store refused or failed. Messages are Italian: a person may read them.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -394,4 +428,32 @@ fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
 /// Parses JSON text read from the database; `what` names the column for the message.
 fn from_json<T: DeserializeOwned>(text: &str, what: fmt::Arguments<'_>) -> Result<T> {
     serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_ids_follow_their_creation_instant_and_stay_distinct() {
+        let at = DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default();
+        let first = new_row_id(at);
+        let same_instant = new_row_id(at);
+        let later = new_row_id(at + chrono::Duration::milliseconds(1));
+        assert!(
+            first < same_instant && same_instant < later,
+            "{first} {same_instant} {later}"
+        );
+        // A clock moved back does not move the ids back.
+        let earlier = new_row_id(at - chrono::Duration::hours(1));
+        assert!(later < earlier, "{later} {earlier}");
+        let parsed = uuid::Uuid::parse_str(&first).unwrap_or_default();
+        assert_eq!(parsed.get_version_num(), 7);
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+        // The instant, unless another id of this process was made later meanwhile.
+        let millis = u64::from_str_radix(&first.replace('-', "")[..12], 16).unwrap_or_default();
+        assert!(millis >= 1_795_946_400_000, "{first}");
+    }
 }
