@@ -83,6 +83,8 @@ const SQLITE_BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(5);
 const SQLITE_POOL_SIZE: u32 = 4;
 /// Connections to PostgreSQL.
 const POSTGRES_POOL_SIZE: u32 = 10;
+/// A pooled connection idle for longer is pinged before it is handed out.
+const PING_IF_IDLE_FOR: StdDuration = StdDuration::from_secs(10);
 
 /// A new id for a row that is created over time (an instance, a submission): a UUID of
 /// version 7 (RFC 9562): 48 bits of the creation instant in milliseconds, a 12-bit counter
@@ -252,7 +254,11 @@ impl Store {
         let mut options = ConnectOptions::new(url);
         options
             .sqlx_logging(false)
-            .acquire_timeout(StdDuration::from_secs(30));
+            .acquire_timeout(StdDuration::from_secs(30))
+            // A connection used a moment ago is not pinged again before each statement (a
+            // round trip, or a hop to SQLite's worker thread, per query otherwise); one idle
+            // for longer is, so that a dropped one is replaced before it is used.
+            .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR);
         if url.starts_with("sqlite:") {
             tracing::Span::current().record("backend", "sqlite");
             // Every connection to an in-memory database is a different database.
@@ -432,6 +438,8 @@ fn from_json<T: DeserializeOwned>(text: &str, what: fmt::Arguments<'_>) -> Resul
 
 #[cfg(test)]
 mod tests {
+    use sea_orm::Statement;
+
     use super::*;
 
     #[test]
@@ -455,5 +463,27 @@ mod tests {
         // The instant, unless another id of this process was made later meanwhile.
         let millis = u64::from_str_radix(&first.replace('-', "")[..12], 16).unwrap_or_default();
         assert!(millis >= 1_795_946_400_000, "{first}");
+    }
+
+    /// The bundled SQLite is built with the query planner stability guarantee
+    /// (`.cargo/config.toml`): without it every statement with a `LIMIT ?` is planned again
+    /// each time it runs.
+    #[tokio::test]
+    async fn sqlite_plans_a_statement_once_whatever_is_bound_to_it() {
+        let store = Store::connect("sqlite::memory:").await.expect("store");
+        let rows = store
+            .db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA compile_options",
+            ))
+            .await
+            .expect("compile_options");
+        let options: Vec<String> = rows
+            .iter()
+            .filter_map(|row| row.try_get::<String>("", "compile_options").ok())
+            .collect();
+        assert!(options.iter().any(|o| o == "ENABLE_STAT4"), "{options:?}");
+        assert!(options.iter().any(|o| o == "ENABLE_QPSG"), "{options:?}");
     }
 }
