@@ -19,6 +19,7 @@ mod m20261201_000001_admin_audit;
 mod m20261202_000001_pec;
 mod m20261203_000001_calendar_feeds;
 mod m20261204_000001_albo_handovers;
+mod m20261205_000001_timer_due_order;
 
 /// The ordered list of procedo's migrations.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_pec::Migration),
             Box::new(m20261203_000001_calendar_feeds::Migration),
             Box::new(m20261204_000001_albo_handovers::Migration),
+            Box::new(m20261205_000001_timer_due_order::Migration),
         ]
     }
 }
