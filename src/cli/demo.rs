@@ -206,7 +206,7 @@ impl Demo {
         name: &str,
         members: &[&str],
     ) -> anyhow::Result<String> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::store::new_row_id(self.service.now());
         let content = format!("Proposta progettuale di {name} per l'avviso di co-progettazione.\n")
             .into_bytes();
         let document = crate::store::AttachedDocument {
@@ -1065,7 +1065,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .service
         .store()
         .ask_question(&crate::store::NewQuestion {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::store::new_row_id(demo.service.now()),
             instance_id: avviso.clone(),
             organisation_id: "ets-orizzonti".into(),
             person_id: "ets-orizzonti".into(),
