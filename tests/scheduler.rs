@@ -1190,3 +1190,160 @@ async fn the_timers_of_one_instance_fire_in_a_chain_in_one_batch() {
         );
     }
 }
+
+#[tokio::test]
+async fn timers_fired_in_place_commit_with_their_steps_and_leave_the_rest_claimed_or_pending() {
+    for (backend, store, _scratch) in common::scratch_stores().await {
+        let clock = ManualClock::new(common::at("2026-12-01T10:30:00+01:00"));
+        let service = service(&store, &clock, &catalog_of(&[("seduta", SEDUTA)])).await;
+        let noon = common::at("2026-12-01T12:00:00+01:00");
+        let ids = [
+            convened_meeting(&service, noon).await,
+            convened_meeting(&service, noon).await,
+            convened_meeting(&service, noon).await,
+        ];
+        clock.set(noon);
+        let procedure = service.procedure("seduta", None).await.expect("procedure");
+        // The first meeting fires; the second is left to the one-by-one path; the third is
+        // planned on a version that is no longer the instance's.
+        let done = store
+            .fire_due_in_place(
+                clock.now(),
+                10,
+                "w",
+                Duration::seconds(30),
+                |due, rows| {
+                    let procedure = procedure.clone();
+                    let ids = ids.clone();
+                    let backend = backend.clone();
+                    async move {
+                        assert_eq!(due.len(), 3, "{backend}: {due:#?}");
+                        assert_eq!(rows.len(), 3, "{backend}");
+                        let mut planned = Vec::new();
+                        let mut rest = Vec::new();
+                        for timer in due {
+                            let row = rows
+                                .iter()
+                                .find(|r| r.id == timer.instance_id)
+                                .expect("its instance");
+                            if timer.instance_id == ids[1] {
+                                rest.push(timer);
+                                continue;
+                            }
+                            let step = procedo::engine::fire(
+                                &procedure,
+                                &procedo::engine::Snapshot {
+                                    id: &row.id,
+                                    state: &row.state,
+                                    data: &row.data,
+                                },
+                                &cmd("scade", Actor::system(), json!({})),
+                                noon,
+                            )
+                            .expect("step");
+                            let stale = timer.instance_id == ids[2];
+                            planned.push(procedo::store::PlannedFiring {
+                                expected_version: row.version - i64::from(stale),
+                                step,
+                                payload: json!({}),
+                                late: false,
+                                at: noon,
+                                timer,
+                            });
+                        }
+                        (planned, rest)
+                    }
+                },
+            )
+            .await
+            .expect("in place");
+        assert_eq!(done.locked, 3, "{backend}");
+        let outcome = |id: &str| {
+            &done
+                .fired
+                .iter()
+                .find(|(t, _)| t.instance_id == id)
+                .expect("planned")
+                .1
+        };
+        assert!(outcome(&ids[0]).is_ok(), "{backend}");
+        assert!(
+            matches!(
+                outcome(&ids[2]),
+                Err(procedo::store::Error::Conflict { .. })
+            ),
+            "{backend}"
+        );
+        assert_eq!(
+            done.claimed
+                .iter()
+                .map(|t| (t.instance_id.as_str(), t.status, t.claimed_by.as_deref()))
+                .collect::<Vec<_>>(),
+            vec![(ids[1].as_str(), TimerStatus::Claimed, Some("w"))],
+            "{backend}"
+        );
+        let timer = |id: &str| {
+            let store = store.clone();
+            let id = id.to_string();
+            async move {
+                store
+                    .timers(&id)
+                    .await
+                    .expect("timers")
+                    .into_iter()
+                    .find(|t| t.key == "seduta")
+                    .expect("timer")
+            }
+        };
+        let fired = timer(&ids[0]).await;
+        assert_eq!(
+            (fired.status, fired.claimed_by.as_deref(), fired.fired_at),
+            (TimerStatus::Done, Some("w"), Some(noon)),
+            "{backend}: done in the step's transaction, by the worker"
+        );
+        let stale = timer(&ids[2]).await;
+        assert_eq!(
+            (stale.status, stale.claimed_by, stale.fired_at),
+            (TimerStatus::Pending, None, None),
+            "{backend}: pending again, untouched"
+        );
+        let history = store.history(&ids[0]).await.expect("history");
+        assert_eq!(
+            history.iter().filter(|h| h.event == "scade").count(),
+            1,
+            "{backend}"
+        );
+        assert!(
+            store
+                .history(&ids[2])
+                .await
+                .expect("history")
+                .iter()
+                .all(|h| h.event != "scade"),
+            "{backend}"
+        );
+
+        // The next scheduler fires the pending one at once, on the instance's new version;
+        // the claimed one once its lease has run out.
+        let scheduler = Scheduler::new(service.clone(), options("b")).expect("scheduler");
+        assert_eq!(settle(&scheduler).await, 1, "{backend}: the stale one");
+        assert_eq!(timer(&ids[1]).await.status, TimerStatus::Claimed, "{backend}");
+        clock.advance(Duration::seconds(31));
+        assert_eq!(settle(&scheduler).await, 1, "{backend}: the lapsed claim");
+        for id in &ids {
+            let row = timer(id).await;
+            assert_eq!(row.status, TimerStatus::Done, "{backend}: {row:?}");
+            assert_eq!(
+                store
+                    .history(id)
+                    .await
+                    .expect("history")
+                    .iter()
+                    .filter(|h| h.event == "scade")
+                    .count(),
+                1,
+                "{backend}: once"
+            );
+        }
+    }
+}

@@ -4,26 +4,27 @@
 //! Everything it does starts from a row in the store and ends in a transaction that marks the
 //! row done together with its effect:
 //!
-//! - **Timers** are armed by steps (in the step's transaction). Each `tick` claims one batch of
-//!   due timers with a lease (`claim_due_timers`: `FOR UPDATE SKIP LOCKED` on PostgreSQL, the
-//!   write lock on SQLite) and fires each through `Service::fire_timer`, which commits the
-//!   transition (or queues the reminder) and marks the timer done in one transaction. A crash
-//!   between claim and commit leaves the timer claimed; when the lease runs out any worker
-//!   claims it again, and the second firing cannot repeat the first: the first one's commit
-//!   made the timer done, and the instance version (the optimistic lock) turns a concurrent
-//!   twin into a conflict. A timer rescheduled or cancelled after it was claimed is a no-op
-//!   (`TimerOutcome::Stale`). Timers that came due while procedo was down fire at the first
-//!   tick, once, marked late in the history.
+//! - **Timers** are armed by steps (in the step's transaction). Each `tick` fires one batch of
+//!   due timers in place: a transaction locks due timers (`FOR UPDATE SKIP LOCKED` on
+//!   PostgreSQL, the write lock on SQLite), and the steps of their events are committed in
+//!   it with the timers done (`Store::fire_due_in_place`). A crash before the commit leaves
+//!   the timers pending and locked by nobody; a commit makes them done, so no firing repeats
+//!   another, and the instance version (the optimistic lock) turns a concurrent change into
+//!   a conflict. Reminders and what the engine refuses are claimed in that transaction with
+//!   a lease and fired one by one through `Service::fire_timer`, which commits the effect and
+//!   marks the timer done in one transaction; a crash between claim and commit leaves the
+//!   timer claimed until the lease runs out, when any worker claims it again. A timer
+//!   rescheduled or cancelled meanwhile is a no-op (`TimerOutcome::Stale`). Timers that came
+//!   due while procedo was down fire at the first tick, once, marked late in the history.
 //! - **Recurring jobs** (`cron`): see the `cron` module, also for daylight saving time.
 //! - **The outbox**: rows of the kinds a `Dispatch` is registered for are claimed, carried out,
 //!   and marked done, retried with backoff or failed; rows of other kinds stay pending for the
 //!   process that can carry them out.
 //!
-//! Replicas: several processes on one PostgreSQL share the work through the claims; a process
-//! that dies loses its claims to the others when the lease runs out. On SQLite run one
-//! scheduling process: a second one would be correct (a claim is one statement under the write
-//! lock) but only queue on the same lock. On SQLite the event timers of a batch are committed
-//! in one transaction (see `timers`); on PostgreSQL each in its own, several at once.
+//! Replicas: several processes on one PostgreSQL share the work through the row locks and the
+//! claims; a process that dies loses its locks at once and its claims to the others when the
+//! lease runs out. On SQLite run one scheduling process: a second one would be correct (every
+//! firing transaction holds the write lock) but only queue on the same lock.
 //!
 //! Tests drive `tick` with a `ManualClock` until it reports `Outcome::Idle`; `run` is the same
 //! loop with sleeps and a graceful shutdown.
@@ -44,6 +45,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt as _;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::service::{self, Service};
@@ -285,12 +287,6 @@ pub struct Scheduler {
     stopping: AtomicBool,
     /// The leases of what this worker holds, renewed while `run` runs.
     heartbeat: Heartbeat,
-    /// Set by `run`: while a full batch of timers fires, the next one is claimed (a full
-    /// batch says more are due), so the database claims while procedo plans and commits.
-    /// `tick` alone claims one batch per call.
-    claim_ahead: AtomicBool,
-    /// The batch claimed ahead, fired by the next tick (given back if the scheduler stops).
-    ahead: Mutex<Option<Vec<store::TimerRow>>>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -334,8 +330,6 @@ impl Scheduler {
             cron_seen: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
             heartbeat,
-            claim_ahead: AtomicBool::new(false),
-            ahead: Mutex::new(None),
         })
     }
 
@@ -405,7 +399,6 @@ impl Scheduler {
                 self.service.store().clone(),
                 checkpoints_stopped,
             ));
-            self.claim_ahead.store(true, Ordering::SeqCst);
             let mut shutdown = std::pin::pin!(shutdown);
             let mut signalled = false;
             while !self.is_stopping() {
@@ -448,8 +441,6 @@ impl Scheduler {
                     }
                 }
             }
-            self.claim_ahead.store(false, Ordering::SeqCst);
-            self.give_back_ahead().await;
             let _ = beats_stop.send(());
             let _ = beats.await;
             let _ = checkpoints_stop.send(());
@@ -488,36 +479,6 @@ impl Scheduler {
         }
     }
 
-    /// Claims one batch of due timers (held by the heartbeat from then on).
-    async fn claim_timers(&self, now: DateTime<Utc>) -> Result<Vec<store::TimerRow>, Error> {
-        let claimed = self
-            .service
-            .store()
-            .claim_due_timers(
-                now,
-                self.options.batch_size,
-                &self.options.worker_id,
-                self.options.lease,
-            )
-            .await?;
-        for timer in &claimed {
-            self.heartbeat.hold(
-                [Claim::Timer(timer.id)],
-                timer.lease_until.unwrap_or(now + self.options.lease),
-            );
-        }
-        Ok(claimed)
-    }
-
-    /// Gives back the batch claimed ahead, if any (the scheduler stops).
-    async fn give_back_ahead(&self) {
-        let ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(timers) = ahead {
-            let work = self.work();
-            timers::give_back(&work, &timers).await;
-        }
-    }
-
     fn work(&self) -> timers::Work<'_> {
         timers::Work {
             service: &self.service,
@@ -528,52 +489,78 @@ impl Scheduler {
         }
     }
 
-    /// Fires one batch of due timers: the one claimed ahead by the previous tick, else one
-    /// claimed now. While `run` runs and the batch is full, the next one is claimed as this
-    /// one fires.
+    /// Fires one batch (`batch_size`) of due timers. The claims of a dead replica whose
+    /// lease ran out are claimed again and fired one by one; the due timers are fired in
+    /// place (`timers::fire_in_place`), in transactions of at most `TOGETHER` timers: one
+    /// after the other on SQLite's single writer, up to four at once on PostgreSQL — they
+    /// lock disjoint rows, and the database works on one while procedo plans the next. What
+    /// they leave (reminders, what the engine refuses) goes one by one afterwards.
     async fn fire_due_timers(&self, now: DateTime<Utc>) -> Result<Tally, Error> {
         if self.is_stopping() {
-            self.give_back_ahead().await;
-            return Ok(Tally::default());
-        }
-        let ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let claimed = match ahead {
-            Some(timers) => timers,
-            None => self.claim_timers(now).await?,
-        };
-        if claimed.is_empty() {
             return Ok(Tally::default());
         }
         let store = self.service.store();
-        let full = claimed.len() as u64 >= self.options.batch_size;
         let work = self.work();
-        // What cannot go in a set-based transaction (reminders, a second timer of an instance,
-        // what the engine refuses) goes one at a time: in parallel on PostgreSQL, in turn on
-        // SQLite's single writer.
+        let batch = self.options.batch_size.max(1);
+        let lapsed = store
+            .claim_lapsed_timers(now, batch, &self.options.worker_id, self.options.lease)
+            .await?;
+        for timer in &lapsed {
+            self.heartbeat.hold(
+                [Claim::Timer(timer.id)],
+                timer.lease_until.unwrap_or(now + self.options.lease),
+            );
+        }
         let alone = match store.backend() {
             Backend::Sqlite => 1,
             Backend::Postgres => self.options.parallelism.max(1),
         };
-        let firing = timers::fire_together(&work, claimed, alone);
-        if !(full && self.claim_ahead.load(Ordering::SeqCst)) {
-            let mut tally = firing.await;
-            tally.full = full;
-            return Ok(tally);
-        }
-        let next = self.claim_timers(self.service.now());
-        let (mut tally, next) = tokio::join!(firing, next);
-        tally.full = true;
-        match next {
-            Ok(timers) if !timers.is_empty() => {
-                *self.ahead.lock().unwrap_or_else(|e| e.into_inner()) = Some(timers);
-                if self.is_stopping() {
-                    self.give_back_ahead().await;
+        let (size, in_flight) = if alone > 1 {
+            ((timers::TOGETHER / 2).min(batch), alone.min(4))
+        } else {
+            (timers::TOGETHER.min(batch), 1)
+        };
+        let mut tally = Tally::default();
+        let mut rest = lapsed;
+        let mut full = true;
+        let mut failure = None;
+        let rounds = batch.div_ceil(size);
+        let mut firing = futures_util::stream::iter(0..rounds)
+            .map(|_| {
+                let work = &work;
+                async move {
+                    if work.stopping.load(Ordering::SeqCst) {
+                        return None;
+                    }
+                    Some(timers::fire_in_place(work, size).await)
+                }
+            })
+            .buffer_unordered(in_flight);
+        while let Some(round) = firing.next().await {
+            match round {
+                Some(Ok(round)) => {
+                    full &= round.locked as u64 >= size;
+                    tally.add(round.tally);
+                    rest.extend(round.claimed);
+                }
+                None => full = false,
+                Some(Err(e)) => {
+                    full = false;
+                    warn!(error = %e, "transazione dei timer non riuscita: i timer restano da eseguire");
+                    failure.get_or_insert(e);
                 }
             }
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "presa in carico anticipata dei timer non riuscita"),
         }
-        Ok(tally)
+        drop(firing);
+        rest.sort_by_key(|t| (t.fire_at, t.id));
+        tally.add(timers::fire_batch(&work, rest, alone).await);
+        match failure {
+            Some(e) if tally.handled() == 0 => Err(e.into()),
+            _ => {
+                tally.full = full;
+                Ok(tally)
+            }
+        }
     }
 
     /// Every recurring job: configuration ones and those of installed definitions.

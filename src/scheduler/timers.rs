@@ -1,27 +1,28 @@
-//! Firing one claimed batch of timers. The timers that fire an event on distinct instances are
-//! planned here and committed together (`fire_together`, `Store::commit_timer_steps`): a few
-//! set-based statements per transaction instead of several round trips and a commit per
-//! timer, and still each timer's state change, history row and completion in the same
-//! transaction. The rest (reminders, a second timer of an instance, what the engine refuses)
-//! goes through `Service::fire_timer` one transaction each — with bounded parallelism on
-//! PostgreSQL.
+//! Firing due timers. The event timers are fired in place (`fire_in_place`,
+//! `Store::fire_due_in_place`): one transaction locks a batch of due timers, and the steps
+//! planned here are committed in it with the timers done — a few set-based statements per
+//! batch, no claim written, and still each timer's state change, history row and completion
+//! in the same transaction. The rest (reminders, what the engine refuses) is claimed in that
+//! transaction and goes through `Service::fire_timer` one transaction each (`fire_batch`),
+//! with bounded parallelism on PostgreSQL; so do the claims of a dead replica whose lease ran
+//! out.
 //!
-//! A timer is started only while its claim is alive (`Heartbeat::may_start`). A firing that
-//! fails writes nothing; the timer is then pending again with a retry delay of its own
-//! (`Store::retry_timer`), so neither a short lease nor a persistent failure makes it spin.
+//! A claimed timer is started only while its claim is alive (`Heartbeat::may_start`). A
+//! firing that fails writes nothing; the timer is then pending again with a retry delay of
+//! its own (`Store::retry_timer`), so neither a short lease nor a persistent failure makes it
+//! spin.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures_util::StreamExt as _;
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::retry::backoff;
 use super::{Heartbeat, Options, Tally};
-use crate::engine::{Actor, Step, TimerAction};
+use crate::engine::{Step, TimerAction};
 use crate::service::{Service, TimerOutcome};
-use crate::store::{self, Claim, InstanceRow, StepRecord, TimerRow};
+use crate::store::{self, Claim, InstanceRow, PlannedFiring, TimerRow};
 
 /// What firing a claimed batch needs from the scheduler.
 pub(super) struct Work<'a> {
@@ -38,8 +39,8 @@ impl Work<'_> {
     }
 }
 
-/// Steps committed per transaction by `fire_together`: bounds how long other writers wait.
-const TOGETHER: usize = 500;
+/// Timers fired per transaction by `fire_in_place`: bounds how long other writers wait.
+pub(super) const TOGETHER: u64 = 500;
 
 /// Fires `timers`, claimed by the worker. When the scheduler is stopping, the timers not yet
 /// started are given back (pending again) for another worker or the next start; a timer whose
@@ -199,22 +200,82 @@ pub(super) async fn give_back(work: &Work<'_>, timers: &[TimerRow]) {
     }
 }
 
-/// Fires a claimed batch: the event timers of distinct instances are computed here and
-/// committed together (`Store::commit_timer_steps`), each as `Service::fire_timer` would
-/// commit it; reminders, a second timer of the same instance, and anything the engine refuses
-/// go through `Service::fire_timer` afterwards, `parallelism` at a time.
-pub(super) async fn fire_together(
-    work: &Work<'_>,
-    timers: Vec<TimerRow>,
-    parallelism: usize,
-) -> Tally {
-    let mut tally = Tally::default();
-    let mut alone = Vec::new();
-    // The event timers by instance, in the order they fall due: each instance's timers are
-    // planned one on the other and committed together.
+/// What one `fire_in_place` transaction did.
+pub(super) struct Round {
+    /// The event timers fired, stale or failed.
+    pub tally: Tally,
+    /// How many due timers it locked: fewer than asked means none is left due.
+    pub locked: usize,
+    /// The timers left to the one-by-one path (`fire_batch`), claimed and held.
+    pub claimed: Vec<TimerRow>,
+}
+
+/// One transaction of due timers fired in place (`Store::fire_due_in_place`): up to `limit`
+/// due timers are locked, the event timers planned here on their instances (chains of the
+/// timers of one instance, each step on the one before) and committed with their timers
+/// done; the rest (reminders, what the engine refuses, a definition that does not load) is
+/// claimed in the same transaction and returned, held by the heartbeat, for `fire_batch`.
+pub(super) async fn fire_in_place(work: &Work<'_>, limit: u64) -> Result<Round, store::Error> {
+    let service = work.service;
+    let now = service.now();
+    let done = service
+        .store()
+        .fire_due_in_place(now, limit, work.worker, work.options.lease, |due, rows| {
+            plan_chains(service, due, rows)
+        })
+        .await?;
+    let mut tally = Tally {
+        stale: done.disarmed,
+        ..Tally::default()
+    };
+    for (timer, result) in done.fired {
+        let span = info_span!("timer", id = timer.id, instance = %timer.instance_id, key = %timer.key, fire_at = %timer.fire_at);
+        let _entered = span.enter();
+        match result {
+            Ok(committed) => {
+                debug!(seq = committed.seq, "timer scattato");
+                tally.fired += 1;
+            }
+            Err(store::Error::StaleTimer { .. } | store::Error::Conflict { .. }) => {
+                debug!("timer superato da un'altra modifica: nessun effetto");
+                tally.stale += 1;
+            }
+            Err(e) => {
+                warn!(error = %e, "timer non eseguito nel blocco");
+                tally.failed += 1;
+            }
+        }
+    }
+    for timer in &done.claimed {
+        work.heartbeat.hold(
+            [Claim::Timer(timer.id)],
+            timer
+                .lease_until
+                .unwrap_or(now + work.options.lease),
+        );
+    }
+    Ok(Round {
+        tally,
+        locked: done.locked,
+        claimed: done.claimed,
+    })
+}
+
+/// The steps of the event timers among `due`, each on its instance among `rows`: the
+/// timers of one instance in the order they fall due, each planned on the step before.
+/// Returns the planned firings and the timers left to the one-by-one path (reminders,
+/// what the engine refuses or cannot plan, with the instance's later timers).
+async fn plan_chains(
+    service: &Service,
+    due: Vec<TimerRow>,
+    rows: Vec<InstanceRow>,
+) -> (Vec<PlannedFiring>, Vec<TimerRow>) {
+    let instances: HashMap<String, InstanceRow> =
+        rows.into_iter().map(|row| (row.id.clone(), row)).collect();
+    let mut rest = Vec::new();
     let mut chains: Vec<Vec<TimerRow>> = Vec::new();
     let mut chain_of: HashMap<String, usize> = HashMap::new();
-    for timer in timers {
+    for timer in due {
         if matches!(timer.action, TimerAction::Fire { .. }) {
             match chain_of.get(&timer.instance_id) {
                 Some(&n) => chains[n].push(timer),
@@ -224,96 +285,12 @@ pub(super) async fn fire_together(
                 }
             }
         } else {
-            alone.push(timer);
+            rest.push(timer);
         }
     }
-    // On SQLite one writer: the transactions go one after the other. On PostgreSQL up to
-    // `parallelism` of them (at most 4) are in flight at once — their instances are
-    // distinct, so they never wait on each other — and smaller, so that the database works
-    // on one while procedo plans the next.
-    let (size, in_flight) = if parallelism > 1 {
-        (TOGETHER / 2, parallelism.min(4))
-    } else {
-        (TOGETHER, 1)
-    };
-    let mut ready = Vec::new();
-    for chunk in chunks(chains, size) {
-        if work.stopping() {
-            alone.extend(chunk.into_iter().flatten());
-            continue;
-        }
-        // What lost its claim goes the one-by-one way, which does not start it; a chain keeps
-        // the timers before it.
-        let mut alive = Vec::with_capacity(chunk.len());
-        for chain in chunk {
-            let cut = chain
-                .iter()
-                .position(|t| !work.heartbeat.may_start(&Claim::Timer(t.id)))
-                .unwrap_or(chain.len());
-            let mut chain = chain;
-            alone.extend(chain.split_off(cut));
-            if !chain.is_empty() {
-                alive.push(chain);
-            }
-        }
-        ready.push(alive);
-    }
-    let mut committing = futures_util::stream::iter(ready.into_iter().map(|alive| async move {
-        let ids: Vec<i64> = alive.iter().flatten().map(|t| t.id).collect();
-        let (committed, rest) = commit_chunk(work.service, alive).await;
-        (ids, committed, rest)
-    }))
-    .buffer_unordered(in_flight);
-    while let Some((ids, committed, rest)) = committing.next().await {
-        tally.add(committed);
-        let left: HashSet<i64> = rest.iter().map(|t| t.id).collect();
-        for id in ids.into_iter().filter(|id| !left.contains(id)) {
-            work.heartbeat.forget(&Claim::Timer(id));
-        }
-        alone.extend(rest);
-    }
-    alone.sort_by_key(|t| (t.fire_at, t.id));
-    tally.add(fire_batch(work, alone, parallelism).await);
-    tally
-}
-
-/// Chains grouped so that each group holds about `size` timers (a chain is never split).
-fn chunks(chains: Vec<Vec<TimerRow>>, size: usize) -> Vec<Vec<Vec<TimerRow>>> {
-    let mut out: Vec<Vec<Vec<TimerRow>>> = Vec::new();
-    let mut current = Vec::new();
-    let mut count = 0;
-    for chain in chains {
-        if count > 0 && count + chain.len() > size {
-            out.push(std::mem::take(&mut current));
-            count = 0;
-        }
-        count += chain.len();
-        current.push(chain);
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
-}
-
-/// One transaction of event timers (chains of the timers of one instance); returns what it
-/// did and the timers left to the one-by-one path.
-async fn commit_chunk(service: &Service, chunk: Vec<Vec<TimerRow>>) -> (Tally, Vec<TimerRow>) {
-    let mut tally = Tally::default();
-    let store = service.store();
-    let ids: Vec<&str> = chunk.iter().map(|c| c[0].instance_id.as_str()).collect();
-    let instances: HashMap<String, InstanceRow> = match store.instances_by_id(&ids).await {
-        Ok(rows) => rows.into_iter().map(|row| (row.id.clone(), row)).collect(),
-        Err(e) => {
-            warn!(error = %e, "istanze non lette: i timer scattano uno alla volta");
-            return (tally, chunk.into_iter().flatten().collect());
-        }
-    };
     let now = service.now();
-    let mut planned: Vec<(TimerRow, InstanceRow, Step, serde_json::Value)> =
-        Vec::with_capacity(chunk.iter().map(Vec::len).sum());
-    let mut rest = Vec::new();
-    for chain in chunk {
+    let mut planned = Vec::with_capacity(chains.iter().map(Vec::len).sum());
+    for chain in chains {
         let Some(mut row) = instances.get(&chain[0].instance_id).cloned() else {
             rest.extend(chain);
             continue;
@@ -322,15 +299,20 @@ async fn commit_chunk(service: &Service, chunk: Vec<Vec<TimerRow>>) -> (Tally, V
         while let Some(timer) = chain.next() {
             match plan(service, &timer, &row, now).await {
                 Some(step) => {
-                    let payload = crate::service::timer_payload(&timer);
+                    let expected_version = row.version;
                     // The next timer of the instance fires on this step's outcome.
-                    let mut next = row.clone();
-                    next.state = step.to.clone();
-                    next.is_final = step.is_final;
-                    next.data = step.data.clone();
-                    next.version += 1;
-                    planned.push((timer, row, step, payload));
-                    row = next;
+                    row.state = step.to.clone();
+                    row.is_final = step.is_final;
+                    row.data = step.data.clone();
+                    row.version += 1;
+                    planned.push(PlannedFiring {
+                        payload: crate::service::timer_payload(&timer),
+                        late: crate::service::is_late(&timer, now),
+                        timer,
+                        expected_version,
+                        step,
+                        at: now,
+                    });
                 }
                 // Refused, or the definition did not load: the service records why; the
                 // instance's later timers wait for it.
@@ -341,61 +323,8 @@ async fn commit_chunk(service: &Service, chunk: Vec<Vec<TimerRow>>) -> (Tally, V
             }
         }
     }
-    let actor = Actor::system();
-    let records: Vec<(StepRecord<'_>, &str)> = planned
-        .iter()
-        .map(|(timer, row, step, payload)| {
-            let record = StepRecord {
-                instance_id: &row.id,
-                expected_version: row.version,
-                actor: &actor,
-                step,
-                payload,
-                idempotency_key: None,
-                at: now,
-                late: crate::service::is_late(timer, now),
-                fired_timer: Some(timer.id),
-                submission: None,
-            };
-            (record, timer.key.as_str())
-        })
-        .collect();
-    match store.commit_timer_steps(&records).await {
-        Ok(results) => {
-            let mut again = Vec::new();
-            for ((timer, _, _, _), result) in planned.iter().zip(results) {
-                let span = info_span!("timer", id = timer.id, instance = %timer.instance_id, key = %timer.key, fire_at = %timer.fire_at);
-                let _entered = span.enter();
-                match result {
-                    Ok(committed) => {
-                        debug!(seq = committed.seq, "timer scattato");
-                        tally.fired += 1;
-                    }
-                    Err(store::Error::StaleTimer { .. } | store::Error::Conflict { .. }) => {
-                        debug!("timer superato da un'altra modifica: nessun effetto");
-                        tally.stale += 1;
-                    }
-                    Err(e) => {
-                        // Nothing of it was written: the one-by-one path fires it, or
-                        // records the failure with its retry delay.
-                        warn!(error = %e, "timer non eseguito nel blocco");
-                        again.push(timer.id);
-                    }
-                }
-            }
-            rest.extend(
-                planned
-                    .into_iter()
-                    .map(|(timer, ..)| timer)
-                    .filter(|timer| again.contains(&timer.id)),
-            );
-        }
-        Err(e) => {
-            warn!(error = %e, count = planned.len(), "transazione dei timer non riuscita: scattano uno alla volta");
-            rest.extend(planned.into_iter().map(|(timer, ..)| timer));
-        }
-    }
-    (tally, rest)
+    rest.sort_by_key(|t| (t.fire_at, t.id));
+    (planned, rest)
 }
 
 /// The step an event timer takes on its instance now, exactly as `Service::fire_timer`

@@ -5,9 +5,10 @@
 //! ordinary instances and history.
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, EntityTrait, QueryFilter, QuerySelect,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use sea_orm::ConnectionTrait;
@@ -18,12 +19,12 @@ use std::collections::HashSet;
 use sea_orm::{DbBackend, Statement};
 
 use super::entities::{history, instance, outbox as outbox_entity, timer};
-use super::timers::{self, TimerStatus};
+use super::timers::{self, TimerRow, TimerStatus};
 use super::{
     Committed, Error, InstanceRow, Result, StartRecord, StepRecord, Store, instant, outbox, settle,
     to_json,
 };
-use crate::engine::Effect;
+use crate::engine::{Actor, Effect, Step};
 
 /// Rows per multi-row insert: under SQLite's and PostgreSQL's limits on bound parameters
 /// (13 columns × 500 rows).
@@ -216,7 +217,7 @@ impl Store {
             let mut order: Vec<usize> = (0..records.len()).collect();
             order.sort_by(|a, b| records[*a].0.instance_id.cmp(records[*b].0.instance_id));
             for part in order.chunks(STEP_CHUNK) {
-                commit_part(&txn, records, part, &mut results).await?;
+                commit_part(&txn, records, part, Held::Claimed, &mut results).await?;
             }
             Ok(results
                 .into_iter()
@@ -228,6 +229,190 @@ impl Store {
         .await;
         settle(txn, outcome).await
     }
+}
+
+/// A step planned on a timer that `fire_due_in_place` locked: what `plan` returns for it.
+pub struct PlannedFiring {
+    /// The timer, as read.
+    pub timer: TimerRow,
+    /// The instance version the step was planned on.
+    pub expected_version: i64,
+    /// The step.
+    pub step: Step,
+    /// What the history records as the command's payload.
+    pub payload: serde_json::Value,
+    /// Fired after its instant.
+    pub late: bool,
+    /// When the step was planned: its `now`, the firing instant recorded.
+    pub at: DateTime<Utc>,
+}
+
+/// What `fire_due_in_place` did.
+#[derive(Debug, Default)]
+pub struct InPlace {
+    /// How many due timers the transaction locked: fewer than the limit means that none
+    /// was left due.
+    pub locked: usize,
+    /// Every planned firing with its outcome: committed, or `StaleTimer` / `Conflict` when
+    /// the instance moved meanwhile (the timer is then pending again).
+    pub fired: Vec<(TimerRow, Result<Committed>)>,
+    /// The timers left to the one-by-one path, claimed for the worker with a lease.
+    pub claimed: Vec<TimerRow>,
+    /// The timers left to the one-by-one path that a step of the same transaction disarmed
+    /// (a reminder of the meeting that fired): no-ops, not claimed.
+    pub disarmed: usize,
+}
+
+impl Store {
+    /// Fires due timers in place, in one transaction: locks up to `limit` pending timers
+    /// due at `now` (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent transactions and
+    /// replicas take disjoint rows; SQLite's write lock), reads their instances, lets `plan`
+    /// compute the steps, and commits each step with its timer done as `commit_timer_steps`
+    /// does — no claim is written for them. The timers `plan` leaves out (reminders,
+    /// refused events, a definition that did not load) are claimed for `worker` until
+    /// `now + lease` in the same transaction, for the one-by-one path.
+    ///
+    /// Effect-once holds as with a claim: a timer is done in the transaction that writes its
+    /// step, and a transaction that dies (a crash, a lost connection) leaves its timers
+    /// pending, locked by nobody.
+    #[tracing::instrument(skip_all, fields(limit))]
+    pub async fn fire_due_in_place<F, Fut>(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+        worker: &str,
+        lease: chrono::Duration,
+        plan: F,
+    ) -> Result<InPlace>
+    where
+        F: FnOnce(Vec<TimerRow>, Vec<InstanceRow>) -> Fut,
+        Fut: std::future::Future<Output = (Vec<PlannedFiring>, Vec<TimerRow>)>,
+    {
+        if limit == 0 {
+            return Ok(InPlace::default());
+        }
+        let (txn, _turn) = self.begin_write().await?;
+        let outcome = async {
+            if self.backend() == super::Backend::Postgres {
+                // The statements of this transaction are the same at every batch, with
+                // hundreds of bound values each: planned once per connection, not at every
+                // run. Their generic plans read the due timers from `ix_timers_due` in order
+                // and everything else by primary key, whatever the statistics say (they may
+                // still describe the tables before a bulk start).
+                txn.execute_unprepared("SET LOCAL plan_cache_mode = force_generic_plan")
+                    .await?;
+            }
+            let due = timer::Entity::find()
+                .filter(timers::due_pending(now))
+                .order_by_asc(timer::Column::FireAt)
+                .order_by_asc(timer::Column::Id)
+                .limit(limit)
+                .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+                .all(&txn)
+                .await?
+                .into_iter()
+                .map(TimerRow::from_model)
+                .collect::<Result<Vec<_>>>()?;
+            let locked = due.len();
+            if due.is_empty() {
+                return Ok(InPlace::default());
+            }
+            let mut ids: Vec<&str> = due.iter().map(|t| t.instance_id.as_str()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let mut instances = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(CHUNK) {
+                for model in instance::Entity::find()
+                    .filter(instance::Column::Id.is_in(chunk.iter().copied()))
+                    .all(&txn)
+                    .await?
+                {
+                    instances.push(InstanceRow::from_model(model)?);
+                }
+            }
+            let (planned, rest) = plan(due, instances).await;
+            let actor = Actor::system();
+            let records: Vec<(StepRecord<'_>, &str)> = planned
+                .iter()
+                .map(|p| {
+                    let record = StepRecord {
+                        instance_id: &p.timer.instance_id,
+                        expected_version: p.expected_version,
+                        actor: &actor,
+                        step: &p.step,
+                        payload: &p.payload,
+                        idempotency_key: None,
+                        at: p.at,
+                        late: p.late,
+                        fired_timer: Some(p.timer.id),
+                        submission: None,
+                    };
+                    (record, p.timer.key.as_str())
+                })
+                .collect();
+            let mut results: Vec<Option<Result<Committed>>> = std::iter::repeat_with(|| None)
+                .take(records.len())
+                .collect();
+            let mut order: Vec<usize> = (0..records.len()).collect();
+            order.sort_by(|a, b| records[*a].0.instance_id.cmp(records[*b].0.instance_id));
+            for part in order.chunks(STEP_CHUNK) {
+                commit_part(&txn, &records, part, Held::Locked(worker), &mut results)
+                    .await?;
+            }
+            let claimed = claim_rest(&txn, &rest, now, worker, lease).await?;
+            let disarmed = rest.len().saturating_sub(claimed.len());
+            let fired = planned
+                .into_iter()
+                .zip(results)
+                .map(|(p, r)| {
+                    let r = r.unwrap_or_else(|| {
+                        Err(Error::Database("passo in blocco senza esito".into()))
+                    });
+                    (p.timer, r)
+                })
+                .collect();
+            Ok(InPlace {
+                locked,
+                fired,
+                claimed,
+                disarmed,
+            })
+        }
+        .await;
+        settle(txn, outcome).await
+    }
+}
+
+/// Claims the locked timers that `fire_due_in_place` leaves to the one-by-one path.
+async fn claim_rest<C: ConnectionTrait>(
+    conn: &C,
+    rest: &[TimerRow],
+    now: DateTime<Utc>,
+    worker: &str,
+    lease: chrono::Duration,
+) -> Result<Vec<TimerRow>> {
+    let mut claimed = Vec::with_capacity(rest.len());
+    for chunk in rest.chunks(CHUNK) {
+        let models = timer::Entity::update_many()
+            .col_expr(
+                timer::Column::Status,
+                Expr::value(TimerStatus::Claimed.as_str()),
+            )
+            .col_expr(timer::Column::ClaimedBy, Expr::value(worker))
+            .col_expr(
+                timer::Column::LeaseUntil,
+                Expr::value(super::lease::lease_end(now, lease)),
+            )
+            .filter(timer::Column::Status.eq(TimerStatus::Pending.as_str()))
+            .filter(timer::Column::Id.is_in(chunk.iter().map(|t| t.id)))
+            .exec_with_returning(conn)
+            .await?;
+        for model in models {
+            claimed.push(TimerRow::from_model(model)?);
+        }
+    }
+    claimed.sort_by_key(|t| (t.fire_at, t.id));
+    Ok(claimed)
 }
 
 /// Records per set-based statement: 6 bound values per instance row, far below both
@@ -264,21 +449,41 @@ impl Binds {
     }
 }
 
-/// One part of `commit_timer_steps`: the records at `part` (indexes into `records`).
+/// How the timers of `commit_part` are held.
+#[derive(Clone, Copy)]
+enum Held<'a> {
+    /// Claimed with a lease (`commit_timer_steps`): they must still be claimed.
+    Claimed,
+    /// Pending and locked by the transaction for the worker named (`fire_due_in_place`),
+    /// who is recorded as the one that fired them.
+    Locked(&'a str),
+}
+
+/// One part of `commit_timer_steps` or `fire_due_in_place`: the records at `part` (indexes
+/// into `records`), whose timers must still be as `held` says.
 async fn commit_part<C: ConnectionTrait>(
     conn: &C,
     records: &[(StepRecord<'_>, &str)],
     part: &[usize],
+    held: Held<'_>,
     results: &mut [Option<Result<Committed>>],
 ) -> Result<()> {
     let backend = conn.get_database_backend();
-    // 1. The claims: every timer still claimed becomes done.
-    let mut binds = Binds::new(backend, part.len() * 3 + 3);
+    // 1. The timers: every one still held becomes done.
+    let mut binds = Binds::new(backend, part.len() * 3 + 4);
     let mut sql = format!(
-        "UPDATE timers SET status = {}, outcome = {}, lease_until = NULL, fired_at = ",
+        "UPDATE timers SET status = {}, outcome = {}, lease_until = NULL, ",
         binds.bind(TimerStatus::Done.as_str()),
         binds.bind(timers::FIRED)
     );
+    let held_status = match held {
+        Held::Claimed => TimerStatus::Claimed,
+        Held::Locked(worker) => {
+            sql.push_str(&format!("claimed_by = {}, ", binds.bind(worker)));
+            TimerStatus::Pending
+        }
+    };
+    sql.push_str("fired_at = ");
     // All records of a batch fire at the same instant in practice: one value then (a `CASE`
     // over hundreds of ids costs a scan of its branches per row); else each keeps its own.
     let first_at = part.first().map(|&i| records[i].0.at);
@@ -296,7 +501,7 @@ async fn commit_part<C: ConnectionTrait>(
     }
     sql.push_str(&format!(
         " WHERE status = {} AND id IN (",
-        binds.bind(TimerStatus::Claimed.as_str())
+        binds.bind(held_status.as_str())
     ));
     let ids: Vec<String> = part
         .iter()

@@ -7,7 +7,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, Statement,
 };
 
 use super::entities::{organisation, person, token};
@@ -364,35 +365,67 @@ impl Store {
     /// The token with this hash, its person and organisation — whether or not it is still
     /// valid (the caller checks `TokenRow::is_valid_at`).
     pub async fn credential(&self, hash: &str) -> Result<Option<Credential>> {
-        let Some(token) = token::Entity::find()
-            .filter(token::Column::Hash.eq(hash))
-            .one(&self.db)
+        // One statement: every request resolves its caller with it.
+        let sql = format!(
+            "SELECT {}, {}, {} FROM tokens t \
+             LEFT JOIN people p ON p.id = t.person_id \
+             LEFT JOIN organisations o ON o.id = p.organisation_id \
+             WHERE t.hash = {}",
+            prefixed::<token::Entity>("t"),
+            prefixed::<person::Entity>("p"),
+            prefixed::<organisation::Entity>("o"),
+            match self.backend() {
+                super::Backend::Postgres => "$1",
+                super::Backend::Sqlite => "?",
+            }
+        );
+        let Some(row) = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                self.db.get_database_backend(),
+                sql,
+                [hash.into()],
+            ))
             .await?
         else {
             return Ok(None);
         };
-        let token = TokenRow::from_model(token);
-        let person = self.person(&token.person_id).await?.ok_or_else(|| {
-            Error::Corrupt(format!(
-                "tokens.person_id {} del token {}",
-                token.person_id, token.id
-            ))
-        })?;
-        let organisation = self
-            .organisation(&person.organisation_id)
-            .await?
+        let token = TokenRow::from_model(token::Model::from_query_result(&row, "t_")?);
+        let person = person::Model::from_query_result_optional(&row, "p_")?
+            .ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "tokens.person_id {} del token {}",
+                    token.person_id, token.id
+                ))
+            })
+            .and_then(PersonRow::from_model)?;
+        let organisation = organisation::Model::from_query_result_optional(&row, "o_")?
             .ok_or_else(|| {
                 Error::Corrupt(format!(
                     "people.organisation_id {} di {}",
                     person.organisation_id, person.id
                 ))
-            })?;
+            })
+            .and_then(OrganisationRow::from_model)?;
         Ok(Some(Credential {
             token,
             person,
             organisation,
         }))
     }
+}
+
+/// Every column of `E` as `alias.column AS alias_column`, for a join read back with
+/// `FromQueryResult::from_query_result(row, "alias_")`.
+fn prefixed<E: EntityTrait>(alias: &str) -> String {
+    use sea_orm::{IdenStatic as _, Iterable as _};
+    E::Column::iter()
+        .map(|c| {
+            let name = c.as_str();
+            format!("{alias}.\"{name}\" AS \"{alias}_{name}\"")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A unique violation on insert means the id is taken.

@@ -46,6 +46,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use albo::AlboHandover;
+pub use bulk::{InPlace, PlannedFiring};
 pub use audit::{AdminWrite, AuditRow, NewAudit};
 pub use calendar::{CalendarFeedRow, NewCalendarFeed};
 pub use definitions::{DefinitionRow, NewDefinition, Saved};
@@ -348,6 +349,20 @@ impl Store {
         if self.backend() == Backend::Sqlite {
             self.db
                 .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Brings the planner's statistics of the tables a firing touches up to date: on
+    /// PostgreSQL `ANALYZE` of instances, timers and history, what autovacuum does once a
+    /// tenth of a table changed. After a bulk start (an import, a benchmark's setup) the
+    /// statistics still describe the tables before it, and the plans of the first firings
+    /// follow them. A no-op on SQLite, whose plans do not depend on statistics here.
+    pub async fn analyze(&self) -> Result<()> {
+        if self.backend() == Backend::Postgres {
+            self.write_db
+                .execute_unprepared("ANALYZE instances, timers, history")
                 .await?;
         }
         Ok(())

@@ -109,7 +109,7 @@ pub struct TimerRow {
 }
 
 impl TimerRow {
-    fn from_model(m: timer::Model) -> Result<TimerRow> {
+    pub(super) fn from_model(m: timer::Model) -> Result<TimerRow> {
         let action = from_json(&m.action, format_args!("timers.action del timer {}", m.id))?;
         let trace = from_json(&m.trace, format_args!("timers.trace del timer {}", m.id))?;
         Ok(TimerRow {
@@ -131,6 +131,25 @@ impl TimerRow {
             last_error: m.last_error,
         })
     }
+}
+
+/// Claimed timers whose lease ran out at `now` (a dead replica's).
+fn lapsed(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(timer::Column::Status.eq(TimerStatus::Claimed.as_str()))
+        .add(timer::Column::LeaseUntil.lt(instant(now)))
+}
+
+/// Pending timers due at `now` whose retry delay, after a failed firing, has passed.
+pub(super) fn due_pending(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(timer::Column::Status.eq(TimerStatus::Pending.as_str()))
+        .add(timer::Column::FireAt.lte(instant(now)))
+        .add(
+            Condition::any()
+                .add(timer::Column::RetryAt.is_null())
+                .add(timer::Column::RetryAt.lte(instant(now))),
+        )
 }
 
 /// Condition of an armed row.
@@ -291,19 +310,8 @@ impl Store {
         // Two claims, each a range of the (status, fire_at) index: the leases that ran out
         // (rare: a dead replica's), then the pending timers in the order they fall due. One
         // condition with both would make the database scan and sort every armed row.
-        let expired = Condition::all()
-            .add(timer::Column::Status.eq(TimerStatus::Claimed.as_str()))
-            .add(timer::Column::LeaseUntil.lt(instant(now)));
-        let pending = Condition::all()
-            .add(timer::Column::Status.eq(TimerStatus::Pending.as_str()))
-            .add(timer::Column::FireAt.lte(instant(now)))
-            .add(
-                Condition::any()
-                    .add(timer::Column::RetryAt.is_null())
-                    .add(timer::Column::RetryAt.lte(instant(now))),
-            );
         let mut models = Vec::new();
-        for due in [expired, pending] {
+        for due in [lapsed(now), due_pending(now)] {
             let left = limit.saturating_sub(models.len() as u64);
             if left == 0 {
                 break;
@@ -330,6 +338,38 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         rows.sort_by_key(|t| (t.fire_at, t.id));
         tracing::debug!(claimed = rows.len(), "timer presi in carico");
+        Ok(rows)
+    }
+
+    /// Claims up to `limit` timers whose lease ran out (a dead replica's claims) for `worker`
+    /// until `now + lease`, ordered by instant. The due pending timers are not taken here:
+    /// the scheduler fires them in place (`fire_due_in_place`).
+    pub async fn claim_lapsed_timers(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Vec<TimerRow>> {
+        let _turn = self.write_turn().await?;
+        let models = lease::claim::<lease::Timers, _>(
+            &self.write_db,
+            lapsed(now),
+            &[timer::Column::FireAt, timer::Column::Id],
+            limit,
+            worker,
+            lease::lease_end(now, lease),
+            vec![(
+                timer::Column::Status,
+                Expr::value(TimerStatus::Claimed.as_str()),
+            )],
+        )
+        .await?;
+        let mut rows = models
+            .into_iter()
+            .map(TimerRow::from_model)
+            .collect::<Result<Vec<_>>>()?;
+        rows.sort_by_key(|t| (t.fire_at, t.id));
         Ok(rows)
     }
 
