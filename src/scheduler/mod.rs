@@ -102,7 +102,8 @@ pub struct Options {
     /// Names this process in claims (`claimed_by`): unique per process, so that a restarted
     /// process does not mistake a dead one's claims for its own.
     pub worker_id: String,
-    /// Timers claimed per tick: the unit of work between two looks at the shutdown signal.
+    /// Due timers fired per tick (in transactions of at most 500, 250 on PostgreSQL): the
+    /// unit of work between two looks at the shutdown signal.
     pub batch_size: u64,
     /// How long a claim holds without renewal. A process that dies loses its claims to the
     /// others after this; a live one renews them every `heartbeat` while it works, so the
@@ -113,7 +114,9 @@ pub struct Options {
     /// The longest sleep between two ticks while there is nothing to do: the worst lateness of
     /// a timer armed by another process, and of a recurring job.
     pub poll_interval: StdDuration,
-    /// Timers fired at once on PostgreSQL. SQLite has one writer, so it fires one at a time.
+    /// Timers fired at once one by one on PostgreSQL (reminders, lapsed claims), and, up to
+    /// four, the transactions that fire due timers in place. SQLite has one writer, so it
+    /// fires one at a time.
     pub parallelism: usize,
     /// Recurring jobs from the configuration; installed definitions add theirs.
     pub cron: Vec<CronJob>,
@@ -524,12 +527,43 @@ impl Scheduler {
         let mut rest = lapsed;
         let mut full = true;
         let mut failure = None;
+        // The first transaction alone: only when it comes back full are more due, and the
+        // others start — up to `in_flight` at once — until one comes back short.
         let rounds = batch.div_ceil(size);
-        let mut firing = futures_util::stream::iter(0..rounds)
+        let exhausted = AtomicBool::new(false);
+        let mut record = |round: Option<Result<timers::Round, store::Error>>,
+                          tally: &mut Tally,
+                          rest: &mut Vec<store::TimerRow>| {
+            match round {
+                Some(Ok(round)) => {
+                    if (round.locked as u64) < size {
+                        full = false;
+                        exhausted.store(true, Ordering::SeqCst);
+                    }
+                    tally.add(round.tally);
+                    rest.extend(round.claimed);
+                }
+                None => full = false,
+                Some(Err(e)) => {
+                    full = false;
+                    exhausted.store(true, Ordering::SeqCst);
+                    warn!(error = %e, "transazione dei timer non riuscita: i timer restano da eseguire");
+                    failure.get_or_insert(e);
+                }
+            }
+        };
+        let first = if self.is_stopping() {
+            None
+        } else {
+            Some(timers::fire_in_place(&work, size).await)
+        };
+        record(first, &mut tally, &mut rest);
+        let mut firing = futures_util::stream::iter(1..rounds)
             .map(|_| {
                 let work = &work;
+                let exhausted = &exhausted;
                 async move {
-                    if work.stopping.load(Ordering::SeqCst) {
+                    if exhausted.load(Ordering::SeqCst) || work.stopping.load(Ordering::SeqCst) {
                         return None;
                     }
                     Some(timers::fire_in_place(work, size).await)
@@ -537,19 +571,7 @@ impl Scheduler {
             })
             .buffer_unordered(in_flight);
         while let Some(round) = firing.next().await {
-            match round {
-                Some(Ok(round)) => {
-                    full &= round.locked as u64 >= size;
-                    tally.add(round.tally);
-                    rest.extend(round.claimed);
-                }
-                None => full = false,
-                Some(Err(e)) => {
-                    full = false;
-                    warn!(error = %e, "transazione dei timer non riuscita: i timer restano da eseguire");
-                    failure.get_or_insert(e);
-                }
-            }
+            record(round, &mut tally, &mut rest);
         }
         drop(firing);
         rest.sort_by_key(|t| (t.fire_at, t.id));

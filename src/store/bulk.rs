@@ -5,7 +5,7 @@
 //! ordinary instances and history.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::sea_query::{ExprTrait, LockBehavior, LockType};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -403,8 +403,16 @@ async fn claim_rest<C: ConnectionTrait>(
                 timer::Column::LeaseUntil,
                 Expr::value(super::lease::lease_end(now, lease)),
             )
-            .filter(timer::Column::Status.eq(TimerStatus::Pending.as_str()))
             .filter(timer::Column::Id.is_in(chunk.iter().map(|t| t.id)))
+            // Still pending (a step of this transaction may have disarmed it); found by id,
+            // not through the index on status (see `commit_part`).
+            .filter(ExprTrait::eq(
+                match conn.get_database_backend() {
+                    DbBackend::Sqlite => Expr::cust("+status"),
+                    _ => Expr::col(timer::Column::Status),
+                },
+                TimerStatus::Pending.as_str(),
+            ))
             .exec_with_returning(conn)
             .await?;
         for model in models {
@@ -499,8 +507,15 @@ async fn commit_part<C: ConnectionTrait>(
         }
         sql.push_str(" END");
     }
+    // The rows are found by id. On SQLite, whose planner has no statistics, `+status` keeps
+    // the condition out of the index on (status, fire_at, id): with it, the statement walked
+    // every pending timer to pick the few hundred named.
+    let status = match backend {
+        DbBackend::Sqlite => "+status",
+        _ => "status",
+    };
     sql.push_str(&format!(
-        " WHERE status = {} AND id IN (",
+        " WHERE {status} = {} AND id IN (",
         binds.bind(held_status.as_str())
     ));
     let ids: Vec<String> = part
