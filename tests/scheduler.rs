@@ -1207,54 +1207,48 @@ async fn timers_fired_in_place_commit_with_their_steps_and_leave_the_rest_claime
         // The first meeting fires; the second is left to the one-by-one path; the third is
         // planned on a version that is no longer the instance's.
         let done = store
-            .fire_due_in_place(
-                clock.now(),
-                10,
-                "w",
-                Duration::seconds(30),
-                |due, rows| {
-                    let procedure = procedure.clone();
-                    let ids = ids.clone();
-                    let backend = backend.clone();
-                    async move {
-                        assert_eq!(due.len(), 3, "{backend}: {due:#?}");
-                        assert_eq!(rows.len(), 3, "{backend}");
-                        let mut planned = Vec::new();
-                        let mut rest = Vec::new();
-                        for timer in due {
-                            let row = rows
-                                .iter()
-                                .find(|r| r.id == timer.instance_id)
-                                .expect("its instance");
-                            if timer.instance_id == ids[1] {
-                                rest.push(timer);
-                                continue;
-                            }
-                            let step = procedo::engine::fire(
-                                &procedure,
-                                &procedo::engine::Snapshot {
-                                    id: &row.id,
-                                    state: &row.state,
-                                    data: &row.data,
-                                },
-                                &cmd("scade", Actor::system(), json!({})),
-                                noon,
-                            )
-                            .expect("step");
-                            let stale = timer.instance_id == ids[2];
-                            planned.push(procedo::store::PlannedFiring {
-                                expected_version: row.version - i64::from(stale),
-                                step,
-                                payload: json!({}),
-                                late: false,
-                                at: noon,
-                                timer,
-                            });
+            .fire_due_in_place(clock.now(), 10, "w", Duration::seconds(30), |due, rows| {
+                let procedure = procedure.clone();
+                let ids = ids.clone();
+                let backend = backend.clone();
+                async move {
+                    assert_eq!(due.len(), 3, "{backend}: {due:#?}");
+                    assert_eq!(rows.len(), 3, "{backend}");
+                    let mut planned = Vec::new();
+                    let mut rest = Vec::new();
+                    for timer in due {
+                        let row = rows
+                            .iter()
+                            .find(|r| r.id == timer.instance_id)
+                            .expect("its instance");
+                        if timer.instance_id == ids[1] {
+                            rest.push(timer);
+                            continue;
                         }
-                        (planned, rest)
+                        let step = procedo::engine::fire(
+                            &procedure,
+                            &procedo::engine::Snapshot {
+                                id: &row.id,
+                                state: &row.state,
+                                data: &row.data,
+                            },
+                            &cmd("scade", Actor::system(), json!({})),
+                            noon,
+                        )
+                        .expect("step");
+                        let stale = timer.instance_id == ids[2];
+                        planned.push(procedo::store::PlannedFiring {
+                            expected_version: row.version - i64::from(stale),
+                            step,
+                            payload: json!({}),
+                            late: false,
+                            at: noon,
+                            timer,
+                        });
                     }
-                },
-            )
+                    (planned, rest)
+                }
+            })
             .await
             .expect("in place");
         assert_eq!(done.locked, 3, "{backend}");
@@ -1327,7 +1321,11 @@ async fn timers_fired_in_place_commit_with_their_steps_and_leave_the_rest_claime
         // the claimed one once its lease has run out.
         let scheduler = Scheduler::new(service.clone(), options("b")).expect("scheduler");
         assert_eq!(settle(&scheduler).await, 1, "{backend}: the stale one");
-        assert_eq!(timer(&ids[1]).await.status, TimerStatus::Claimed, "{backend}");
+        assert_eq!(
+            timer(&ids[1]).await.status,
+            TimerStatus::Claimed,
+            "{backend}"
+        );
         clock.advance(Duration::seconds(31));
         assert_eq!(settle(&scheduler).await, 1, "{backend}: the lapsed claim");
         for id in &ids {

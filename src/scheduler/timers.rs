@@ -249,9 +249,7 @@ pub(super) async fn fire_in_place(work: &Work<'_>, limit: u64) -> Result<Round, 
     for timer in &done.claimed {
         work.heartbeat.hold(
             [Claim::Timer(timer.id)],
-            timer
-                .lease_until
-                .unwrap_or(now + work.options.lease),
+            timer.lease_until.unwrap_or(now + work.options.lease),
         );
     }
     Ok(Round {

@@ -356,8 +356,7 @@ impl Store {
             let mut order: Vec<usize> = (0..records.len()).collect();
             order.sort_by(|a, b| records[*a].0.instance_id.cmp(records[*b].0.instance_id));
             for part in order.chunks(STEP_CHUNK) {
-                commit_part(&txn, &records, part, Held::Locked(worker), &mut results)
-                    .await?;
+                commit_part(&txn, &records, part, Held::Locked(worker), &mut results).await?;
             }
             let claimed = claim_rest(&txn, &rest, now, worker, lease).await?;
             let disarmed = rest.len().saturating_sub(claimed.len());

@@ -46,8 +46,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use albo::AlboHandover;
-pub use bulk::{InPlace, PlannedFiring};
 pub use audit::{AdminWrite, AuditRow, NewAudit};
+pub use bulk::{InPlace, PlannedFiring};
 pub use calendar::{CalendarFeedRow, NewCalendarFeed};
 pub use definitions::{DefinitionRow, NewDefinition, Saved};
 pub use deliveries::{
