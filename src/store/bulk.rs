@@ -208,25 +208,7 @@ impl Store {
             }
         }
         let (txn, _turn) = self.begin_write().await?;
-        let outcome = async {
-            let mut results: Vec<Option<Result<Committed>>> = std::iter::repeat_with(|| None)
-                .take(records.len())
-                .collect();
-            // Lock order: instances by id, so that two batches never wait on each other in a
-            // cycle.
-            let mut order: Vec<usize> = (0..records.len()).collect();
-            order.sort_by(|a, b| records[*a].0.instance_id.cmp(records[*b].0.instance_id));
-            for part in order.chunks(STEP_CHUNK) {
-                commit_part(&txn, records, part, Held::Claimed, &mut results).await?;
-            }
-            Ok(results
-                .into_iter()
-                .map(|r| {
-                    r.unwrap_or_else(|| Err(Error::Database("passo in blocco senza esito".into())))
-                })
-                .collect())
-        }
-        .await;
+        let outcome = async { commit_records(&txn, records, Held::Claimed).await }.await;
         settle(txn, outcome).await
     }
 }
@@ -350,25 +332,13 @@ impl Store {
                     (record, p.timer.key.as_str())
                 })
                 .collect();
-            let mut results: Vec<Option<Result<Committed>>> = std::iter::repeat_with(|| None)
-                .take(records.len())
-                .collect();
-            let mut order: Vec<usize> = (0..records.len()).collect();
-            order.sort_by(|a, b| records[*a].0.instance_id.cmp(records[*b].0.instance_id));
-            for part in order.chunks(STEP_CHUNK) {
-                commit_part(&txn, &records, part, Held::Locked(worker), &mut results).await?;
-            }
+            let results = commit_records(&txn, &records, Held::Locked(worker)).await?;
             let claimed = claim_rest(&txn, &rest, now, worker, lease).await?;
             let disarmed = rest.len().saturating_sub(claimed.len());
             let fired = planned
                 .into_iter()
                 .zip(results)
-                .map(|(p, r)| {
-                    let r = r.unwrap_or_else(|| {
-                        Err(Error::Database("passo in blocco senza esito".into()))
-                    });
-                    (p.timer, r)
-                })
+                .map(|(p, r)| (p.timer, r))
                 .collect();
             Ok(InPlace {
                 locked,
@@ -454,6 +424,27 @@ impl Binds {
     fn statement(self, sql: String) -> Statement {
         Statement::from_sql_and_values(self.backend, sql, self.values)
     }
+}
+
+/// Commits `records` in parts of `STEP_CHUNK`, in lock order (instances by id, so that two
+/// batches never wait on each other in a cycle); one result per record, in their order.
+async fn commit_records<C: ConnectionTrait>(
+    conn: &C,
+    records: &[(StepRecord<'_>, &str)],
+    held: Held<'_>,
+) -> Result<Vec<Result<Committed>>> {
+    let mut results: Vec<Option<Result<Committed>>> = std::iter::repeat_with(|| None)
+        .take(records.len())
+        .collect();
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    order.sort_by(|a, b| records[*a].0.instance_id.cmp(records[*b].0.instance_id));
+    for part in order.chunks(STEP_CHUNK) {
+        commit_part(conn, records, part, held, &mut results).await?;
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::Database("passo in blocco senza esito".into()))))
+        .collect())
 }
 
 /// How the timers of `commit_part` are held.

@@ -310,34 +310,48 @@ impl Store {
         // Two claims, each a range of the (status, fire_at) index: the leases that ran out
         // (rare: a dead replica's), then the pending timers in the order they fall due. One
         // condition with both would make the database scan and sort every armed row.
-        let mut models = Vec::new();
-        for due in [lapsed(now), due_pending(now)] {
-            let left = limit.saturating_sub(models.len() as u64);
-            if left == 0 {
-                break;
-            }
-            models.extend(
-                lease::claim::<lease::Timers, _>(
-                    &self.write_db,
-                    due,
-                    &[timer::Column::FireAt, timer::Column::Id],
-                    left,
-                    worker,
-                    lease::lease_end(now, lease),
-                    vec![(
-                        timer::Column::Status,
-                        Expr::value(TimerStatus::Claimed.as_str()),
-                    )],
-                )
-                .await?,
+        let mut rows = self
+            .claim_timers_where(lapsed(now), now, limit, worker, lease)
+            .await?;
+        let left = limit.saturating_sub(rows.len() as u64);
+        if left > 0 {
+            rows.extend(
+                self.claim_timers_where(due_pending(now), now, left, worker, lease)
+                    .await?,
             );
         }
-        let mut rows = models
-            .into_iter()
-            .map(TimerRow::from_model)
-            .collect::<Result<Vec<_>>>()?;
         rows.sort_by_key(|t| (t.fire_at, t.id));
         tracing::debug!(claimed = rows.len(), "timer presi in carico");
+        Ok(rows)
+    }
+
+    /// One claim of up to `limit` timers matching `claimable`, ordered by instant; the
+    /// caller holds the write turn.
+    async fn claim_timers_where(
+        &self,
+        claimable: Condition,
+        now: DateTime<Utc>,
+        limit: u64,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Vec<TimerRow>> {
+        let mut rows = lease::claim::<lease::Timers, _>(
+            &self.write_db,
+            claimable,
+            &[timer::Column::FireAt, timer::Column::Id],
+            limit,
+            worker,
+            lease::lease_end(now, lease),
+            vec![(
+                timer::Column::Status,
+                Expr::value(TimerStatus::Claimed.as_str()),
+            )],
+        )
+        .await?
+        .into_iter()
+        .map(TimerRow::from_model)
+        .collect::<Result<Vec<_>>>()?;
+        rows.sort_by_key(|t| (t.fire_at, t.id));
         Ok(rows)
     }
 
@@ -352,25 +366,8 @@ impl Store {
         lease: Duration,
     ) -> Result<Vec<TimerRow>> {
         let _turn = self.write_turn().await?;
-        let models = lease::claim::<lease::Timers, _>(
-            &self.write_db,
-            lapsed(now),
-            &[timer::Column::FireAt, timer::Column::Id],
-            limit,
-            worker,
-            lease::lease_end(now, lease),
-            vec![(
-                timer::Column::Status,
-                Expr::value(TimerStatus::Claimed.as_str()),
-            )],
-        )
-        .await?;
-        let mut rows = models
-            .into_iter()
-            .map(TimerRow::from_model)
-            .collect::<Result<Vec<_>>>()?;
-        rows.sort_by_key(|t| (t.fire_at, t.id));
-        Ok(rows)
+        self.claim_timers_where(lapsed(now), now, limit, worker, lease)
+            .await
     }
 
     /// The firing of a timer claimed by `worker` failed (nothing of it was written): it is
