@@ -181,6 +181,22 @@ async fn settle(scheduler: &Scheduler) -> usize {
     panic!("the scheduler never became idle");
 }
 
+/// Three convened meetings whose timers fall due at noon of 1/12/2026, the clock at noon.
+async fn three_meetings_due_at_noon(
+    store: &Store,
+) -> (ManualClock, Service, DateTime<Utc>, [String; 3]) {
+    let clock = ManualClock::new(common::at("2026-12-01T10:30:00+01:00"));
+    let service = service(store, &clock, &catalog_of(&[("seduta", SEDUTA)])).await;
+    let noon = common::at("2026-12-01T12:00:00+01:00");
+    let ids = [
+        convened_meeting(&service, noon).await,
+        convened_meeting(&service, noon).await,
+        convened_meeting(&service, noon).await,
+    ];
+    clock.set(noon);
+    (clock, service, noon, ids)
+}
+
 /// A convened meeting at `at`.
 async fn convened_meeting(service: &Service, at: DateTime<Utc>) -> String {
     let started = service
@@ -810,15 +826,7 @@ async fn a_job_with_an_unknown_kind_in_a_definition_is_refused_with_its_name() {
 #[tokio::test]
 async fn timers_committed_together_refuse_a_stale_or_conflicting_one_and_keep_the_others() {
     for (backend, store, _scratch) in common::scratch_stores().await {
-        let clock = ManualClock::new(common::at("2026-12-01T10:30:00+01:00"));
-        let service = service(&store, &clock, &catalog_of(&[("seduta", SEDUTA)])).await;
-        let noon = common::at("2026-12-01T12:00:00+01:00");
-        let ids = [
-            convened_meeting(&service, noon).await,
-            convened_meeting(&service, noon).await,
-            convened_meeting(&service, noon).await,
-        ];
-        clock.set(noon);
+        let (clock, service, noon, ids) = three_meetings_due_at_noon(&store).await;
         let claimed = store
             .claim_due_timers(clock.now(), 10, "a", Duration::seconds(30))
             .await
@@ -1194,15 +1202,7 @@ async fn the_timers_of_one_instance_fire_in_a_chain_in_one_batch() {
 #[tokio::test]
 async fn timers_fired_in_place_commit_with_their_steps_and_leave_the_rest_claimed_or_pending() {
     for (backend, store, _scratch) in common::scratch_stores().await {
-        let clock = ManualClock::new(common::at("2026-12-01T10:30:00+01:00"));
-        let service = service(&store, &clock, &catalog_of(&[("seduta", SEDUTA)])).await;
-        let noon = common::at("2026-12-01T12:00:00+01:00");
-        let ids = [
-            convened_meeting(&service, noon).await,
-            convened_meeting(&service, noon).await,
-            convened_meeting(&service, noon).await,
-        ];
-        clock.set(noon);
+        let (clock, service, noon, ids) = three_meetings_due_at_noon(&store).await;
         let procedure = service.procedure("seduta", None).await.expect("procedure");
         // The first meeting fires; the second is left to the one-by-one path; the third is
         // planned on a version that is no longer the instance's.
