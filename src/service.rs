@@ -368,16 +368,8 @@ impl Service {
         idempotency_key: Option<&str>,
     ) -> Result<Outcome, Error> {
         if command.participant.is_some() {
-            let payload = Value::Object(command.payload.clone());
             return self
-                .participant_step(
-                    instance_id,
-                    &command.actor,
-                    &payload,
-                    None,
-                    idempotency_key,
-                    |p, row, now| engine::fire(p, &row.snapshot(), command, now),
-                )
+                .fire_on_participant(instance_id, command, idempotency_key)
                 .await;
         }
         if let Some(key) = idempotency_key
@@ -386,12 +378,66 @@ impl Service {
             return Ok(done);
         }
         let (row, p) = self.pinned(instance_id).await?;
+        self.fire_on(&row, &p, command, idempotency_key).await
+    }
+
+    /// `fire` of a command about one participant.
+    async fn fire_on_participant(
+        &self,
+        instance_id: &str,
+        command: &Command,
+        idempotency_key: Option<&str>,
+    ) -> Result<Outcome, Error> {
+        let payload = Value::Object(command.payload.clone());
+        self.participant_step(
+            instance_id,
+            &command.actor,
+            &payload,
+            None,
+            idempotency_key,
+            |p, row, now| engine::fire(p, &row.snapshot(), command, now),
+        )
+        .await
+    }
+
+    /// `fire` on an instance the caller has just read with its pinned procedure (the API
+    /// reads it to ask the policy): not read again. The version read is the one the step
+    /// must move from, so a step committed in between is a `Conflict` as with `fire`.
+    #[tracing::instrument(name = "instance", skip_all, fields(id = %row.id, event = %command.event))]
+    pub async fn fire_read(
+        &self,
+        row: &InstanceRow,
+        p: &Procedure,
+        command: &Command,
+        idempotency_key: Option<&str>,
+    ) -> Result<Outcome, Error> {
+        if command.participant.is_some() {
+            return self
+                .fire_on_participant(&row.id, command, idempotency_key)
+                .await;
+        }
+        if let Some(key) = idempotency_key
+            && let Some(done) = self.replayed(key).await?
+        {
+            return Ok(done);
+        }
+        self.fire_on(row, p, command, idempotency_key).await
+    }
+
+    /// The step of a (non-participant) command on the row read, committed.
+    async fn fire_on(
+        &self,
+        row: &InstanceRow,
+        p: &Procedure,
+        command: &Command,
+        idempotency_key: Option<&str>,
+    ) -> Result<Outcome, Error> {
         let now = self.now();
-        let step = engine::fire(&p, &row.snapshot(), command, now)?;
+        let step = engine::fire(p, &row.snapshot(), command, now)?;
         let committed = self
             .store
             .commit_step(&StepRecord {
-                instance_id,
+                instance_id: &row.id,
                 expected_version: row.version,
                 actor: &command.actor,
                 step: &step,
@@ -404,7 +450,15 @@ impl Service {
             })
             .await?;
         info!(from = %row.state, to = %step.to, "evento eseguito");
-        self.outcome(committed).await
+        if committed.replayed {
+            return self.outcome(committed).await;
+        }
+        // What was just written, without reading it back.
+        let instance = row.advanced(step, committed.version, now);
+        Ok(Outcome {
+            committed,
+            instance,
+        })
     }
 
     /// An instance with the definition version it is pinned to.

@@ -9,7 +9,7 @@ use super::error::ApiError;
 use super::policy::{Caller, InstanceFacts, Subject, authorize};
 use crate::definition::Procedure;
 use crate::identity::Role;
-use crate::store::{InstanceRow, SubmissionRow};
+use crate::store::{InstanceRow, SubmissionFilter, SubmissionRow};
 
 /// An instance with what the policy needs to know about it.
 #[derive(Debug, Clone)]
@@ -20,6 +20,9 @@ pub(crate) struct LoadedInstance {
     pub procedure: Arc<Procedure>,
     /// The caller's organisation submitted to it.
     pub submitted: bool,
+    /// The submissions of the caller's organisation to it, when the caller is an ETS and
+    /// they were read to decide `submitted` (in the order `Store::submissions` gives).
+    pub own_submissions: Option<Arc<Vec<SubmissionRow>>>,
 }
 
 impl LoadedInstance {
@@ -45,13 +48,20 @@ pub(crate) async fn instance(
         .instance(id)
         .await?
         .ok_or(ApiError::NotFound { what: "istanza" })?;
-    let submitted = caller.role == Role::Ets
-        && shared
-            .service
-            .store()
-            .has_submitted(&row.id, &caller.organisation_id)
-            .await?;
-    let loaded = with_facts(shared, row, submitted).await?;
+    // An ETS's own submissions decide what it may see; read whole, they also answer
+    // `submissions` without a second read.
+    let own = if caller.role == Role::Ets {
+        let filter = SubmissionFilter {
+            instance_id: Some(row.id.clone()),
+            organisation_id: Some(caller.organisation_id.clone()),
+        };
+        Some(Arc::new(shared.service.store().submissions(&filter).await?))
+    } else {
+        None
+    };
+    let submitted = own.as_ref().is_some_and(|rows| !rows.is_empty());
+    let mut loaded = with_facts(shared, row, submitted).await?;
+    loaded.own_submissions = own;
     authorize(caller, &Subject::Instance(loaded.facts()))?;
     Ok(loaded)
 }
@@ -71,6 +81,7 @@ pub(crate) async fn with_facts(
         row: Arc::new(row),
         procedure,
         submitted,
+        own_submissions: None,
     })
 }
 

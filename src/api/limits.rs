@@ -118,10 +118,15 @@ fn page_too_large(max: usize) -> super::error::ApiError {
 /// Refuses at parse time, before validation and before any database work: a `first:`
 /// argument above the page-size cap (literal or through a variable), an operation with more
 /// top-level fields than allowed, a request with more aliases than allowed.
+///
+/// It also keeps the documents it parsed (clients send the same few operations again and
+/// again, with other variables): a document seen before is not parsed again. The checks run
+/// on every request all the same, since `first:` may come from the variables.
 pub struct DocumentGuard {
     max_page_size: usize,
     max_root_fields: usize,
     max_aliases: usize,
+    parsed: Arc<ParsedDocuments>,
 }
 
 impl DocumentGuard {
@@ -131,6 +136,7 @@ impl DocumentGuard {
             max_page_size: limits.max_page_size,
             max_root_fields: limits.max_root_fields,
             max_aliases: limits.max_aliases,
+            parsed: Arc::new(ParsedDocuments::default()),
         }
     }
 }
@@ -141,7 +147,42 @@ impl ExtensionFactory for DocumentGuard {
             max_page_size: self.max_page_size,
             max_root_fields: self.max_root_fields,
             max_aliases: self.max_aliases,
+            parsed: Arc::clone(&self.parsed),
         })
+    }
+}
+
+/// Documents kept: at most this many...
+const PARSED_DOCUMENTS: usize = 256;
+/// ...of at most this many bytes of text each.
+const PARSED_DOCUMENT_BYTES: usize = 16 * 1024;
+
+/// Parsed documents by their text. When full it starts again empty: a client that sends a
+/// new text at every request costs a parse each time, as without it, and no more memory.
+#[derive(Default)]
+struct ParsedDocuments(std::sync::Mutex<std::collections::HashMap<String, ExecutableDocument>>);
+
+impl ParsedDocuments {
+    fn get(&self, query: &str) -> Option<ExecutableDocument> {
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(query).cloned()
+    }
+
+    fn keep(&self, query: &str, document: &ExecutableDocument) {
+        if query.len() > PARSED_DOCUMENT_BYTES {
+            return;
+        }
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= PARSED_DOCUMENTS {
+            map.clear();
+        }
+        map.insert(query.to_string(), document.clone());
     }
 }
 
@@ -149,6 +190,7 @@ struct DocumentExtension {
     max_page_size: usize,
     max_root_fields: usize,
     max_aliases: usize,
+    parsed: Arc<ParsedDocuments>,
 }
 
 #[async_trait::async_trait]
@@ -160,7 +202,14 @@ impl Extension for DocumentExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
+        let document = match self.parsed.get(query) {
+            Some(document) => document,
+            None => {
+                let document = next.run(ctx, query, variables).await?;
+                self.parsed.keep(query, &document);
+                document
+            }
+        };
         let mut sets: Vec<&Positioned<SelectionSet>> = document
             .operations
             .iter()

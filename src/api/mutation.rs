@@ -137,7 +137,7 @@ impl CoreMutation {
         };
         let outcome = shared
             .service
-            .fire(instance_id.as_str(), &command, key.as_deref())
+            .fire_read(&before.row, &before.procedure, &command, key.as_deref())
             .await?;
         if outcome.committed.replayed && outcome.instance.id != instance_id.as_str() {
             return Err(ApiError::Conflict(

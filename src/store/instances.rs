@@ -9,12 +9,13 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 use serde_json::Value;
 
-use super::entities::{command, history, instance};
+use super::entities::{command, history, instance, outbox as outbox_entity, timer};
+use super::script::Script;
 use super::submissions::{self, SubmissionWrite};
 use super::{
     Error, Result, Store, definitions, from_json, instant, is_unique_violation, outbox, rollback,
@@ -117,6 +118,23 @@ impl InstanceRow {
             id: &self.id,
             state: &self.state,
             data: &self.data,
+        }
+    }
+
+    /// The row as a step committed at `at` leaves it, at `version`: what reading it back
+    /// would give.
+    pub fn advanced(&self, step: Step, version: i64, at: DateTime<Utc>) -> InstanceRow {
+        InstanceRow {
+            id: self.id.clone(),
+            definition_id: self.definition_id.clone(),
+            definition_version: self.definition_version,
+            parent_id: self.parent_id.clone(),
+            state: step.to,
+            is_final: step.is_final,
+            data: step.data,
+            version,
+            created_at: self.created_at,
+            updated_at: instant(at),
         }
     }
 
@@ -494,8 +512,7 @@ async fn start_in<C: ConnectionTrait>(conn: &C, r: &StartRecord<'_>) -> Result<A
         late: false,
         idempotency_key: r.idempotency_key,
     };
-    append_history(conn, &entry).await?;
-    write_effects(conn, r.instance_id, 1, &r.step.effects, at).await?;
+    write_step(conn, &entry).await?;
     record_command(conn, &entry).await
 }
 
@@ -561,8 +578,7 @@ async fn step_in<C: ConnectionTrait>(conn: &C, r: &StepRecord<'_>) -> Result<Att
         late: r.late,
         idempotency_key: r.idempotency_key,
     };
-    append_history(conn, &entry).await?;
-    write_effects(conn, r.instance_id, seq, &r.step.effects, at).await?;
+    write_step(conn, &entry).await?;
     record_command(conn, &entry).await
 }
 
@@ -578,8 +594,9 @@ struct Entry<'a> {
     idempotency_key: Option<&'a str>,
 }
 
-/// Appends a history row: the only write to `history` in the code base.
-async fn append_history<C: ConnectionTrait>(conn: &C, e: &Entry<'_>) -> Result<()> {
+/// The insert of a history row: the only write to `history` in the code base besides the
+/// scheduler's batches (`bulk.rs`).
+fn history_insert(backend: DbBackend, e: &Entry<'_>) -> Result<Statement> {
     let row = history::ActiveModel {
         id: NotSet,
         instance_id: Set(e.instance_id.to_string()),
@@ -598,10 +615,7 @@ async fn append_history<C: ConnectionTrait>(conn: &C, e: &Entry<'_>) -> Result<(
         participant_from: Set(e.step.participant.as_ref().and_then(|m| m.from.clone())),
         participant_to: Set(e.step.participant.as_ref().map(|m| m.to.clone())),
     };
-    history::Entity::insert(row)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    Ok(history::Entity::insert(row).build(backend))
 }
 
 /// Records the idempotency key (if any) and reports the outcome.
@@ -632,22 +646,54 @@ async fn record_command<C: ConnectionTrait>(conn: &C, e: &Entry<'_>) -> Result<A
     }))
 }
 
-/// Timers and outbox rows for a step's effects, in the step's transaction.
-async fn write_effects<C: ConnectionTrait>(
-    conn: &C,
+/// Writes a step's history row, timers and outbox rows, in the step's transaction and in
+/// one script (see `script.rs`): the keys the step disarms in one update per outcome, its
+/// new timers in one insert, its outbox rows in one insert, in the order of its effects.
+async fn write_step<C: ConnectionTrait>(conn: &C, e: &Entry<'_>) -> Result<()> {
+    let mut script = Script::new(conn.get_database_backend());
+    script.push(history_insert(script.backend(), e)?);
+    effects_into(&mut script, e.instance_id, e.seq, &e.step.effects, e.at)?;
+    script.run(conn).await
+}
+
+/// The statements of a step's effects. Applied one by one, a `ScheduleTimer` disarms its
+/// key's armed row (`replaced`) and arms a new one, a `CancelTimer` disarms it
+/// (`cancelled`); here the rows armed before the step are disarmed once per key, with the
+/// outcome of the first effect on it, and the rows the step itself arms are settled in
+/// memory and written in the order of its effects, a row the step disarms again already
+/// cancelled with its outcome — the same rows as one by one.
+fn effects_into(
+    script: &mut Script,
     instance_id: &str,
     seq: i64,
     effects: &[Effect],
     at: DateTime<Utc>,
 ) -> Result<()> {
+    let mut touched: Vec<(&str, &str)> = Vec::new();
+    // The rows the step arms, in order, with whether each is still armed.
+    let mut armed: Vec<(&str, timer::ActiveModel, bool)> = Vec::new();
+    let mut queued = Vec::new();
+    let disarm = |armed: &mut Vec<(&str, timer::ActiveModel, bool)>, key: &str, outcome| {
+        for (_, row, live) in armed.iter_mut().filter(|(k, _, live)| *k == key && *live) {
+            timers::disarm_row(row, outcome);
+            *live = false;
+        }
+    };
     for effect in effects {
         match effect {
             Effect::ScheduleTimer(plan) => {
-                timers::disarm(conn, instance_id, &plan.key, timers::REPLACED).await?;
-                timers::arm(conn, instance_id, plan, at).await?;
+                if !touched.iter().any(|(key, _)| *key == plan.key) {
+                    touched.push((plan.key.as_str(), timers::REPLACED));
+                }
+                disarm(&mut armed, &plan.key, timers::REPLACED);
+                let row = timers::armed_row(instance_id, plan, at)?;
+                armed.push((plan.key.as_str(), row, true));
             }
             Effect::CancelTimer { key } => {
-                timers::disarm(conn, instance_id, key, timers::CANCELLED).await?;
+                if !touched.iter().any(|(k, _)| k == key) {
+                    touched.push((key.as_str(), timers::CANCELLED));
+                }
+                disarm(&mut armed, key, timers::CANCELLED);
             }
             Effect::Notify(_)
             | Effect::RegisterProtocol { .. }
@@ -655,9 +701,33 @@ async fn write_effects<C: ConnectionTrait>(
             | Effect::StartInstance { .. }
             | Effect::ResumeParent { .. }
             | Effect::ApproveVerbale { .. } => {
-                outbox::enqueue(conn, Some((instance_id, seq)), effect, at).await?;
+                queued.push(outbox::step_row(instance_id, seq, effect, at)?);
             }
         }
+    }
+    for outcome in [timers::REPLACED, timers::CANCELLED] {
+        let keys: Vec<&str> = touched
+            .iter()
+            .filter(|(_, o)| *o == outcome)
+            .map(|(key, _)| *key)
+            .collect();
+        if !keys.is_empty() {
+            script.push(timers::disarm_statement(
+                script.backend(),
+                instance_id,
+                &keys,
+                outcome,
+            ));
+        }
+    }
+    if !armed.is_empty() {
+        script.push(
+            timer::Entity::insert_many(armed.into_iter().map(|(_, row, _)| row))
+                .build(script.backend()),
+        );
+    }
+    if !queued.is_empty() {
+        script.push(outbox_entity::Entity::insert_many(queued).build(script.backend()));
     }
     Ok(())
 }

@@ -29,6 +29,7 @@ mod lease;
 mod outbox;
 mod pec;
 mod protocollo;
+mod script;
 mod submissions;
 mod timers;
 

@@ -362,16 +362,6 @@ impl Store {
         Ok(ids.into_iter().collect())
     }
 
-    /// Whether an organisation submitted to an instance (in any status).
-    pub async fn has_submitted(&self, instance_id: &str, organisation_id: &str) -> Result<bool> {
-        Ok(submission::Entity::find()
-            .filter(submission::Column::InstanceId.eq(instance_id))
-            .filter(submission::Column::OrganisationId.eq(organisation_id))
-            .one(&self.db)
-            .await?
-            .is_some())
-    }
-
     /// Documents of a submission (metadata), in the order attached.
     pub async fn submission_documents(&self, submission_id: &str) -> Result<Vec<DocumentRef>> {
         let links = submission_document::Entity::find()

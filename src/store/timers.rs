@@ -11,7 +11,8 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QueryTrait, Statement,
 };
 
 use super::entities::timer;
@@ -159,19 +160,6 @@ fn armed() -> Condition {
     )
 }
 
-/// Inserts a pending row for a plan.
-pub(super) async fn arm<C: ConnectionTrait>(
-    conn: &C,
-    instance_id: &str,
-    plan: &TimerPlan,
-    at: DateTime<Utc>,
-) -> Result<()> {
-    timer::Entity::insert(armed_row(instance_id, plan, at)?)
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
-}
-
 /// The pending row of a planned timer.
 pub(super) fn armed_row(
     instance_id: &str,
@@ -198,6 +186,13 @@ pub(super) fn armed_row(
     })
 }
 
+/// A row not yet written, disarmed as `disarm` would once written.
+pub(super) fn disarm_row(row: &mut timer::ActiveModel, outcome: &str) {
+    row.status = Set(TimerStatus::Cancelled.as_str().to_string());
+    row.outcome = Set(Some(outcome.to_string()));
+    row.lease_until = Set(None);
+}
+
 /// Cancels the armed (pending or claimed) row of a key, if any. A claimed row is cancelled
 /// too: the worker holding it then gets `StaleTimer` instead of firing a stale plan.
 pub(super) async fn disarm<C: ConnectionTrait>(
@@ -206,7 +201,19 @@ pub(super) async fn disarm<C: ConnectionTrait>(
     key: &str,
     outcome: &str,
 ) -> Result<u64> {
-    let res = timer::Entity::update_many()
+    let statement = disarm_statement(conn.get_database_backend(), instance_id, &[key], outcome);
+    Ok(conn.execute_raw(statement).await?.rows_affected())
+}
+
+/// The update that cancels the armed rows of `keys` of an instance, as `disarm` does.
+pub(super) fn disarm_statement(
+    backend: DbBackend,
+    instance_id: &str,
+    keys: &[&str],
+    outcome: &str,
+) -> Statement {
+    let keys = keys.iter().copied();
+    timer::Entity::update_many()
         .col_expr(
             timer::Column::Status,
             Expr::value(TimerStatus::Cancelled.as_str()),
@@ -217,11 +224,9 @@ pub(super) async fn disarm<C: ConnectionTrait>(
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .filter(timer::Column::InstanceId.eq(instance_id))
-        .filter(timer::Column::Key.eq(key))
+        .filter(timer::Column::Key.is_in(keys))
         .filter(armed())
-        .exec(conn)
-        .await?;
-    Ok(res.rows_affected)
+        .build(backend)
 }
 
 /// Marks a claimed timer of the instance done because its step committed; `StaleTimer` if it
