@@ -950,6 +950,66 @@ async fn arming_a_key_again_replaces_its_timer_and_cancelling_disarms_it() {
             4,
             "{backend}"
         );
+
+        // A step that arms a key and cancels it again: the row is written, already
+        // cancelled, as if its effects had been applied one by one.
+        let row = read(&store, &id).await;
+        let mut step = step_on(&p, &row, "chiudi", json!({}), &actor, minutes(4));
+        step.effects.push(Effect::ScheduleTimer(TimerPlan {
+            key: "ripensamento".into(),
+            timer: "termine".into(),
+            fire_at: at("2025-03-23T08:00:00Z"),
+            action: TimerAction::Remind {
+                role: "ufficio".into(),
+                template: "promemoria".into(),
+                urgent: false,
+                participant: None,
+            },
+            trace: vec!["ripensamento".into()],
+        }));
+        step.effects.push(Effect::CancelTimer {
+            key: "ripensamento".into(),
+        });
+        store
+            .commit_step(&StepRecord {
+                instance_id: &id,
+                expected_version: row.version,
+                actor: &actor,
+                step: &step,
+                payload: &json!({}),
+                idempotency_key: None,
+                at: minutes(4),
+                late: false,
+                fired_timer: None,
+                submission: None,
+            })
+            .await
+            .expect("chiudi e ripensa");
+        let trail: Vec<(String, TimerStatus, Option<String>)> = store
+            .timers(&id)
+            .await
+            .expect("timer")
+            .into_iter()
+            .map(|t| (t.key, t.status, t.outcome))
+            .collect();
+        let cancelled = |key: &str, outcome: &str| {
+            (
+                key.to_string(),
+                TimerStatus::Cancelled,
+                Some(outcome.to_string()),
+            )
+        };
+        assert_eq!(
+            trail,
+            [
+                cancelled("termine", "replaced"),
+                cancelled("termine", "cancelled"),
+                cancelled("promemoria", "replaced"),
+                cancelled("promemoria", "cancelled"),
+                cancelled("ripensamento", "cancelled"),
+            ],
+            "{backend}"
+        );
         assert!(
             store
                 .timers_between(at(T0), at("2026-01-01T00:00:00Z"), None)

@@ -9,7 +9,7 @@ use super::error::ApiError;
 use super::policy::{Caller, InstanceFacts, Subject, authorize};
 use crate::definition::Procedure;
 use crate::identity::Role;
-use crate::store::{InstanceRow, SubmissionFilter, SubmissionRow};
+use crate::store::{InstanceRow, SubmissionRow};
 
 /// An instance with what the policy needs to know about it.
 #[derive(Debug, Clone)]
@@ -42,22 +42,21 @@ pub(crate) async fn instance(
     caller: &Caller,
     id: &str,
 ) -> Result<LoadedInstance, ApiError> {
-    let row = shared
-        .service
-        .store()
-        .instance(id)
-        .await?
-        .ok_or(ApiError::NotFound { what: "istanza" })?;
-    // An ETS's own submissions decide what it may see; read whole, they also answer
-    // `submissions` without a second read.
-    let own = if caller.role == Role::Ets {
-        let filter = SubmissionFilter {
-            instance_id: Some(row.id.clone()),
-            organisation_id: Some(caller.organisation_id.clone()),
-        };
-        Some(Arc::new(shared.service.store().submissions(&filter).await?))
+    let store = shared.service.store();
+    // An ETS's own submissions decide what it may see: read with the instance, in one
+    // statement, they also answer `submissions` without a second read.
+    let (row, own) = if caller.role == Role::Ets {
+        let (row, own) = store
+            .instance_for_organisation(id, &caller.organisation_id)
+            .await?
+            .ok_or(ApiError::NotFound { what: "istanza" })?;
+        (row, Some(Arc::new(own)))
     } else {
-        None
+        let row = store
+            .instance(id)
+            .await?
+            .ok_or(ApiError::NotFound { what: "istanza" })?;
+        (row, None)
     };
     let submitted = own.as_ref().is_some_and(|rows| !rows.is_empty());
     let mut loaded = with_facts(shared, row, submitted).await?;

@@ -371,9 +371,9 @@ impl Store {
              LEFT JOIN people p ON p.id = t.person_id \
              LEFT JOIN organisations o ON o.id = p.organisation_id \
              WHERE t.hash = {}",
-            prefixed::<token::Entity>("t"),
-            prefixed::<person::Entity>("p"),
-            prefixed::<organisation::Entity>("o"),
+            super::prefixed::<token::Entity>("t"),
+            super::prefixed::<person::Entity>("p"),
+            super::prefixed::<organisation::Entity>("o"),
             match self.backend() {
                 super::Backend::Postgres => "$1",
                 super::Backend::Sqlite => "?",
@@ -413,19 +413,6 @@ impl Store {
             organisation,
         }))
     }
-}
-
-/// Every column of `E` as `alias.column AS alias_column`, for a join read back with
-/// `FromQueryResult::from_query_result(row, "alias_")`.
-fn prefixed<E: EntityTrait>(alias: &str) -> String {
-    use sea_orm::{IdenStatic as _, Iterable as _};
-    E::Column::iter()
-        .map(|c| {
-            let name = c.as_str();
-            format!("{alias}.\"{name}\" AS \"{alias}_{name}\"")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A unique violation on insert means the id is taken.

@@ -237,6 +237,37 @@ pub struct Store {
 #[must_use = "the turn must be held until the transaction ends"]
 pub(crate) struct WriteTurn(#[allow(dead_code)] Option<tokio::sync::OwnedMutexGuard<()>>);
 
+/// A PostgreSQL URL whose host is a loopback address (`localhost`, `127.0.0.1`, `::1`) and
+/// that does not say `sslmode` gets `sslmode=disable`: the driver's default (`prefer`) would
+/// encrypt traffic that never leaves the machine, at a cost in CPU on every statement. Any
+/// `sslmode` in the URL is kept as it is (`sslmode=require` for a server that wants TLS on
+/// loopback too); other URLs are not touched.
+pub fn loopback_without_tls(url: &str) -> std::borrow::Cow<'_, str> {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.into();
+    };
+    let loopback = match parsed.host() {
+        // A `postgres:` URL's host is opaque to the parser: an address comes as text.
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if !matches!(parsed.scheme(), "postgres" | "postgresql")
+        || !loopback
+        || parsed.query_pairs().any(|(key, _)| key == "sslmode")
+    {
+        return url.into();
+    }
+    parsed.query_pairs_mut().append_pair("sslmode", "disable");
+    String::from(parsed).into()
+}
+
 /// Connections to a SQLite file: `PROCEDO_SQLITE_CONNECTIONS`, else [`SQLITE_POOL_SIZE`].
 fn sqlite_connections() -> u32 {
     std::env::var("PROCEDO_SQLITE_CONNECTIONS")
@@ -251,8 +282,12 @@ impl Store {
     /// a busy timeout, foreign keys, `synchronous = NORMAL`, a page cache of 32 MB for the
     /// writer and 8 MB for each reader, statement
     /// journals in memory and a checkpoint every 10,000 pages; the file is created if missing.
+    /// A PostgreSQL URL on a loopback address without `sslmode` connects without TLS (see
+    /// [`loopback_without_tls`]).
     #[tracing::instrument(skip_all, fields(backend))]
     pub async fn connect(url: &str) -> Result<Store> {
+        let url = loopback_without_tls(url);
+        let url = url.as_ref();
         let mut options = ConnectOptions::new(url);
         options
             .sqlx_logging(false)
@@ -442,6 +477,19 @@ fn instant(at: DateTime<Utc>) -> DateTime<Utc> {
     at.clamp(earliest, latest).trunc_subsecs(6)
 }
 
+/// Every column of `E` as `alias.column AS alias_column`, for a join read back with
+/// `FromQueryResult::from_query_result(row, "alias_")`.
+pub(super) fn prefixed<E: sea_orm::EntityTrait>(alias: &str) -> String {
+    use sea_orm::{IdenStatic as _, Iterable as _};
+    E::Column::iter()
+        .map(|c| {
+            let name = c.as_str();
+            format!("{alias}.\"{name}\" AS \"{alias}_{name}\"")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// JSON text of a value.
 fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Corrupt(format!("serializzazione JSON: {e}")))
@@ -454,6 +502,33 @@ fn from_json<T: DeserializeOwned>(text: &str, what: fmt::Arguments<'_>) -> Resul
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn postgres_on_loopback_connects_without_tls_unless_the_url_says_otherwise() {
+        use super::loopback_without_tls as url;
+        assert_eq!(
+            url("postgres://postgres@127.0.0.1:5432/test"),
+            "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+        );
+        assert_eq!(
+            url("postgresql://u:p@localhost/db?application_name=x"),
+            "postgresql://u:p@localhost/db?application_name=x&sslmode=disable"
+        );
+        assert_eq!(
+            url("postgres://[::1]/db"),
+            "postgres://[::1]/db?sslmode=disable"
+        );
+        for kept in [
+            "postgres://postgres@127.0.0.1:5432/test?sslmode=require",
+            "postgres://db.example.org/procedo",
+            "postgres://10.0.0.5/procedo",
+            "sqlite://procedo.db?mode=rwc",
+            "sqlite::memory:",
+            "non è un url",
+        ] {
+            assert_eq!(url(kept), kept);
+        }
+    }
+
     use sea_orm::Statement;
 
     use super::*;

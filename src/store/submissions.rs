@@ -12,11 +12,13 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, Statement,
 };
 
-use super::entities::{document, question, soccorso_response, submission, submission_document};
-use super::{Error, Result, Store, instant, is_unique_violation, outbox, settle};
+use super::entities::{
+    document, instance, question, soccorso_response, submission, submission_document,
+};
+use super::{Error, InstanceRow, Result, Store, instant, is_unique_violation, outbox, settle};
 use crate::engine::Effect;
 
 /// Where a submission is in its life.
@@ -348,6 +350,46 @@ impl Store {
             .into_iter()
             .map(SubmissionRow::from_model)
             .collect()
+    }
+
+    /// An instance with the submissions an organisation made to it (in any status, in the
+    /// order of `submissions`), in one statement: what an ETS's read of an instance needs.
+    pub async fn instance_for_organisation(
+        &self,
+        instance_id: &str,
+        organisation_id: &str,
+    ) -> Result<Option<(InstanceRow, Vec<SubmissionRow>)>> {
+        use sea_orm::FromQueryResult as _;
+        let (first, second) = match self.backend() {
+            super::Backend::Postgres => ("$1", "$2"),
+            super::Backend::Sqlite => ("?", "?"),
+        };
+        let sql = format!(
+            "SELECT {}, {} FROM instances i \
+             LEFT JOIN submissions s ON s.instance_id = i.id AND s.organisation_id = {first} \
+             WHERE i.id = {second} ORDER BY s.submitted_at, s.id",
+            super::prefixed::<instance::Entity>("i"),
+            super::prefixed::<submission::Entity>("s"),
+        );
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_sql_and_values(
+                self.db.get_database_backend(),
+                sql,
+                [organisation_id.into(), instance_id.into()],
+            ))
+            .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let instance = InstanceRow::from_model(instance::Model::from_query_result(first, "i_")?)?;
+        let mut submissions = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(model) = submission::Model::from_query_result_optional(row, "s_")? {
+                submissions.push(SubmissionRow::from_model(model)?);
+            }
+        }
+        Ok(Some((instance, submissions)))
     }
 
     /// Ids of the instances an organisation submitted to (in any status).

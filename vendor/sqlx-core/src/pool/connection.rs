@@ -304,14 +304,18 @@ impl<DB: Database> Floating<DB, Live<DB>> {
             }
         }
 
-        // test the connection on-release to ensure it is still viable,
-        // and flush anything time-sensitive like transaction rollbacks
-        // if an Executor future/stream is dropped during an `.await` call, the connection
-        // is likely to be left in an inconsistent state, in which case it should not be
-        // returned to the pool; also of course, if it was dropped due to an error
-        // this is simply a band-aid as SQLx-next connections should be able
-        // to recover from cancellations
-        if let Err(error) = self.raw.ping().await {
+        // Vendored change: no ping on release. The upstream code pings every connection it
+        // gets back (a round trip to PostgreSQL, a hop to SQLite's worker thread: as much
+        // again as the statement itself). What the ping was for is done anyway: a rollback
+        // of a dropped transaction is flushed here (`should_flush`), PostgreSQL drains what
+        // a cancelled query left before its next query runs (`wait_until_ready`), and SQLite's
+        // worker runs its commands in order. A connection that broke is found by the next
+        // statement on it, or by the ping before the acquire of one idle for a while.
+        if !self.raw.should_flush() {
+            self.release();
+            return true;
+        }
+        if let Err(error) = self.raw.flush().await {
             tracing::warn!(
                 %error,
                 "error occurred while testing the connection on-release",
