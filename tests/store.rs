@@ -1987,3 +1987,61 @@ async fn a_renewed_lease_keeps_its_rows_and_a_lapsed_one_reports_them_lost() {
         );
     }
 }
+
+/// PostgreSQL drops every connection of the pool (a restart, a failover, an administrator):
+/// the statements on the dropped connections fail, and within seconds the pool has closed
+/// them and reads work again — a broken connection is not handed out again and again.
+#[tokio::test]
+async fn a_pool_whose_connections_the_server_dropped_works_again_within_seconds() {
+    let Some(admin_url) = common::postgres_url() else {
+        return;
+    };
+    let (store, scratch) = common::scratch_postgres(&admin_url).await;
+    let store = Arc::new(store);
+    let reads = |store: Arc<procedo::store::Store>| async move {
+        let mut set = JoinSet::new();
+        for _ in 0..8 {
+            let store = Arc::clone(&store);
+            set.spawn(async move { store.instance("nessuna").await.map(|_| ()) });
+        }
+        let mut failed = 0;
+        while let Some(done) = set.join_next().await {
+            if done.expect("lettura").is_err() {
+                failed += 1;
+            }
+        }
+        failed
+    };
+    assert_eq!(reads(Arc::clone(&store)).await, 0, "prima");
+
+    let name = scratch
+        .url
+        .rsplit('/')
+        .next()
+        .and_then(|tail| tail.split('?').next())
+        .expect("nome del database")
+        .to_string();
+    let admin = Database::connect(admin_url.as_str()).await.expect("admin");
+    admin
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await
+        .expect("terminate");
+    admin.close().await.expect("chiusura");
+
+    // The reads on dropped connections fail at first; after a little more than the pool's
+    // check interval every broken connection has been found and closed.
+    let mut failures = 0;
+    for _ in 0..30 {
+        failures += reads(Arc::clone(&store)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for round in 0..5 {
+        assert_eq!(
+            reads(Arc::clone(&store)).await,
+            0,
+            "letture fallite al giro {round}, dopo {failures} fallimenti nei primi 3 s"
+        );
+    }
+}

@@ -330,6 +330,12 @@ async fn serve_socket(
                             reason: "token revocato, scaduto o non più valido".into(),
                         })))
                         .await;
+                    // The closing handshake: what the client sent meanwhile is read (and
+                    // answered by nothing) until it closes too, for a second at most.
+                    // Dropped unread, it would make the kernel reset the connection, and
+                    // the client could lose the close frame and its code to the reset.
+                    let drain = async { while outgoing.next().await.is_some() {} };
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
                     break;
                 }
             }

@@ -27,7 +27,12 @@ pub struct PoolConnection<DB: Database> {
 pub(super) struct Live<DB: Database> {
     pub(super) raw: DB::Connection,
     pub(super) created_at: Instant,
+    /// Vendored change: when the connection was last pinged on its way back to the pool.
+    pub(super) checked_at: Instant,
 }
+
+/// Vendored change: a connection given back to the pool is pinged at most this often.
+const CHECK_ON_RELEASE_EVERY: Duration = Duration::from_secs(1);
 
 pub(super) struct Idle<DB: Database> {
     pub(super) live: Live<DB>,
@@ -247,6 +252,7 @@ impl<DB: Database> Floating<DB, Live<DB>> {
             inner: Live {
                 raw: conn,
                 created_at: Instant::now(),
+                checked_at: Instant::now(),
             },
             guard,
         }
@@ -304,18 +310,20 @@ impl<DB: Database> Floating<DB, Live<DB>> {
             }
         }
 
-        // Vendored change: no ping on release. The upstream code pings every connection it
-        // gets back (a round trip to PostgreSQL, a hop to SQLite's worker thread: as much
-        // again as the statement itself). What the ping was for is done anyway: a rollback
-        // of a dropped transaction is flushed here (`should_flush`), PostgreSQL drains what
-        // a cancelled query left before its next query runs (`wait_until_ready`), and SQLite's
-        // worker runs its commands in order. A connection that broke is found by the next
-        // statement on it, or by the ping before the acquire of one idle for a while.
-        if !self.raw.should_flush() {
+        // Vendored change: the ping on release at most once a second per connection. The
+        // upstream code pings every connection it gets back (a round trip to PostgreSQL, a
+        // hop to SQLite's worker thread: as much again as the statement itself). What the
+        // ping is for is kept: anything queued on the connection (the rollback of a dropped
+        // transaction) is flushed at once, and a connection that broke (a restarted server)
+        // fails its ping within a second of use and is closed, not handed out again and
+        // again. PostgreSQL's driver drains what a cancelled query left before it runs the
+        // next one; SQLite's worker runs its commands in order.
+        if !self.raw.should_flush() && self.inner.checked_at.elapsed() < CHECK_ON_RELEASE_EVERY
+        {
             self.release();
             return true;
         }
-        if let Err(error) = self.raw.flush().await {
+        if let Err(error) = self.raw.ping().await {
             tracing::warn!(
                 %error,
                 "error occurred while testing the connection on-release",
@@ -326,6 +334,7 @@ impl<DB: Database> Floating<DB, Live<DB>> {
             false
         } else {
             // if the connection is still viable, release it to the pool
+            self.inner.checked_at = Instant::now();
             self.release();
             true
         }
