@@ -46,7 +46,7 @@ pub struct TimersArgs {
     #[arg(long)]
     pub database: Option<String>,
     /// Timers claimed per round.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = crate::scheduler::DEFAULT_BATCH)]
     pub batch: u64,
     /// Timers fired at once on PostgreSQL.
     #[arg(long, default_value_t = 8)]

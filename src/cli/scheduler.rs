@@ -31,7 +31,7 @@ pub struct RunArgs {
     #[arg(long, env = "PROCEDO_WORKER")]
     pub worker: Option<String>,
     /// Timers claimed per round.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = crate::scheduler::DEFAULT_BATCH)]
     pub batch: u64,
     /// Leases, heartbeat and retries.
     #[command(flatten)]

@@ -115,7 +115,7 @@ pub struct Options {
     /// a timer armed by another process, and of a recurring job.
     pub poll_interval: StdDuration,
     /// Timers fired at once one by one on PostgreSQL (reminders, lapsed claims), and, up to
-    /// four, the transactions that fire due timers in place. SQLite has one writer, so it
+    /// eight, the transactions that fire due timers in place. SQLite has one writer, so it
     /// fires one at a time.
     pub parallelism: usize,
     /// Recurring jobs from the configuration; installed definitions add theirs.
@@ -138,7 +138,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             worker_id: default_worker_id(),
-            batch_size: 500,
+            batch_size: DEFAULT_BATCH,
             lease: Duration::seconds(DEFAULT_LEASE_SECONDS),
             heartbeat: None,
             poll_interval: StdDuration::from_secs(1),
@@ -255,6 +255,11 @@ struct DefinitionJobs {
 /// each at most this late, instead of each tick paying its fixed cost for one timer.
 const GATHER: StdDuration = StdDuration::from_millis(50);
 
+/// Due timers a tick takes on by default: on PostgreSQL enough for all its transactions to
+/// be in flight at once (`fire_due_timers`); the outbox and the recurring jobs run between
+/// two ticks.
+pub const DEFAULT_BATCH: u64 = 2_000;
+
 /// How often a running scheduler checkpoints SQLite's write-ahead log (`Store::checkpoint`).
 const CHECKPOINT_EVERY: StdDuration = StdDuration::from_secs(1);
 
@@ -288,6 +293,9 @@ pub struct Scheduler {
     /// worker held it), so that a tick does not write to `cron_runs` for nothing.
     cron_seen: Mutex<HashMap<String, Seen>>,
     stopping: AtomicBool,
+    /// The last tick's due timers filled its batch: more are likely due, and the next tick
+    /// starts all its transactions at once instead of probing with one.
+    timers_full: AtomicBool,
     /// The leases of what this worker holds, renewed while `run` runs.
     heartbeat: Heartbeat,
 }
@@ -332,6 +340,7 @@ impl Scheduler {
             definition_jobs: Mutex::new(DefinitionJobs::default()),
             cron_seen: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            timers_full: AtomicBool::new(false),
             heartbeat,
         })
     }
@@ -495,7 +504,7 @@ impl Scheduler {
     /// Fires one batch (`batch_size`) of due timers. The claims of a dead replica whose
     /// lease ran out are claimed again and fired one by one; the due timers are fired in
     /// place (`timers::fire_in_place`), in transactions of at most `TOGETHER` timers: one
-    /// after the other on SQLite's single writer, up to four at once on PostgreSQL — they
+    /// after the other on SQLite's single writer, up to eight at once on PostgreSQL — they
     /// lock disjoint rows, and the database works on one while procedo plans the next. What
     /// they leave (reminders, what the engine refuses) goes one by one afterwards.
     async fn fire_due_timers(&self, now: DateTime<Utc>) -> Result<Tally, Error> {
@@ -519,7 +528,7 @@ impl Scheduler {
             Backend::Postgres => self.options.parallelism.max(1),
         };
         let (size, in_flight) = if alone > 1 {
-            ((timers::TOGETHER / 2).min(batch), alone.min(4))
+            ((timers::TOGETHER / 2).min(batch), alone.min(8))
         } else {
             (timers::TOGETHER.min(batch), 1)
         };
@@ -528,7 +537,8 @@ impl Scheduler {
         let mut full = true;
         let mut failure = None;
         // The first transaction alone: only when it comes back full are more due, and the
-        // others start — up to `in_flight` at once — until one comes back short.
+        // others start — up to `in_flight` at once — until one comes back short. After a
+        // full tick, more are due: all start at once, the pipeline stays full.
         let rounds = batch.div_ceil(size);
         let exhausted = AtomicBool::new(false);
         let mut record = |round: Option<Result<timers::Round, store::Error>>,
@@ -552,13 +562,17 @@ impl Scheduler {
                 }
             }
         };
-        let first = if self.is_stopping() {
-            None
-        } else {
-            Some(timers::fire_in_place(&work, size).await)
-        };
-        record(first, &mut tally, &mut rest);
-        let mut firing = futures_util::stream::iter(1..rounds)
+        let mut probed = 0;
+        if !self.timers_full.load(Ordering::SeqCst) {
+            let first = if self.is_stopping() {
+                None
+            } else {
+                Some(timers::fire_in_place(&work, size).await)
+            };
+            record(first, &mut tally, &mut rest);
+            probed = 1;
+        }
+        let mut firing = futures_util::stream::iter(probed..rounds)
             .map(|_| {
                 let work = &work;
                 let exhausted = &exhausted;
@@ -574,6 +588,7 @@ impl Scheduler {
             record(round, &mut tally, &mut rest);
         }
         drop(firing);
+        self.timers_full.store(full, Ordering::SeqCst);
         rest.sort_by_key(|t| (t.fire_at, t.id));
         tally.add(timers::fire_batch(&work, rest, alone).await);
         match failure {
