@@ -1345,3 +1345,118 @@ async fn timers_fired_in_place_commit_with_their_steps_and_leave_the_rest_claime
         }
     }
 }
+
+/// A timer that moves its instance to a state with a timer of its own, and a far one that
+/// the move disarms.
+const TAPPE: &str = r#"
+id: tappe
+version: 1
+title: "Tappe"
+roles:
+  ufficio_di_piano: "Ufficio di Piano"
+variables:
+  prima: { type: datetime, required: true }
+  seconda: { type: datetime, required: true }
+  lontana: { type: datetime, required: true }
+states:
+  uno: { initial: true }
+  due: { title: "Due" }
+  fine: { final: true }
+transitions:
+  - event: avanza
+    from: uno
+    to: due
+    roles: [ufficio_di_piano]
+  - event: chiudi
+    from: due
+    to: fine
+    roles: [ufficio_di_piano]
+  - event: abbandona
+    from: uno
+    to: fine
+    roles: [ufficio_di_piano]
+timers:
+  - { id: prima, while: uno, at: prima, fires: avanza }
+  - { id: lontana, while: uno, at: lontana, fires: abbandona }
+  - { id: seconda, while: due, at: seconda, fires: chiudi }
+"#;
+
+#[tokio::test]
+async fn timer_steps_fired_together_disarm_and_arm_the_keys_of_each_instance() {
+    for (backend, store, _scratch) in common::scratch_stores().await {
+        let clock = ManualClock::new(common::at("2026-12-01T09:00:00+01:00"));
+        let service = service(&store, &clock, &catalog_of(&[("tappe", TAPPE)])).await;
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            let started = service
+                .start(
+                    "tappe",
+                    None,
+                    vars(json!({
+                        "prima": "2026-12-01T10:00:00+01:00",
+                        "seconda": "2026-12-03T10:00:00+01:00",
+                        "lontana": "2027-06-01T10:00:00+02:00"
+                    })),
+                    &presidente(),
+                    None,
+                )
+                .await
+                .expect("avvio");
+            ids.push(started.instance.id);
+        }
+        clock.set(common::at("2026-12-01T10:00:01+01:00"));
+        let scheduler = Scheduler::new(service.clone(), options("a")).expect("scheduler");
+        assert_eq!(
+            scheduler.tick().await.expect("tick"),
+            Outcome::Progressed(5),
+            "{backend}: one batch"
+        );
+        for id in &ids {
+            let row = store.instance(id).await.expect("store").expect("istanza");
+            assert_eq!(row.state, "due", "{backend}");
+            let mut trail: Vec<(String, TimerStatus, Option<String>)> = store
+                .timers(id)
+                .await
+                .expect("timers")
+                .into_iter()
+                .map(|t| (t.key, t.status, t.outcome))
+                .collect();
+            trail.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(
+                trail,
+                [
+                    (
+                        "lontana".into(),
+                        TimerStatus::Cancelled,
+                        Some("cancelled".into())
+                    ),
+                    ("prima".into(), TimerStatus::Done, Some("fired".into())),
+                    ("seconda".into(), TimerStatus::Pending, None),
+                ],
+                "{backend}: {id}"
+            );
+        }
+        // The timers armed by the batch fire on their day, each once.
+        clock.set(common::at("2026-12-03T10:00:01+01:00"));
+        assert_eq!(settle(&scheduler).await, 5, "{backend}");
+        for id in &ids {
+            let row = store.instance(id).await.expect("store").expect("istanza");
+            assert_eq!(row.state, "fine", "{backend}");
+            assert!(
+                store
+                    .timers(id)
+                    .await
+                    .expect("timers")
+                    .iter()
+                    .all(|t| t.status != TimerStatus::Pending),
+                "{backend}"
+            );
+        }
+        clock.set(common::at("2027-06-01T10:00:01+02:00"));
+        assert_eq!(
+            settle(&scheduler).await,
+            0,
+            "{backend}: the far ones were disarmed"
+        );
+    }
+}

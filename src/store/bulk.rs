@@ -189,8 +189,8 @@ impl Store {
     /// Set-based: whatever the number of records, a handful of statements — the timers marked
     /// done in one `UPDATE … RETURNING`, the instances moved in one `UPDATE … FROM (VALUES …)
     /// RETURNING` (each row against its own expected version), the history rows, new timers
-    /// and outbox rows in multi-row inserts. Only the effects that disarm a key cost a
-    /// statement each.
+    /// and outbox rows in multi-row inserts, the keys the steps disarm in one update per
+    /// outcome (replaced, cancelled).
     ///
     /// Every record must have `fired_timer` and no idempotency key; at most one record per
     /// instance (a second one would see `Conflict`).
@@ -602,6 +602,8 @@ async fn commit_part<C: ConnectionTrait>(
     let mut entries = Vec::with_capacity(live.len());
     let mut armed = Vec::new();
     let mut queued = Vec::new();
+    // The keys the steps disarm: applied together below, before the new timers are inserted.
+    let mut disarmed = Disarms::default();
     for &i in &live {
         let (r, fired_key) = &records[i];
         if !moved.contains(r.instance_id) {
@@ -616,7 +618,7 @@ async fn commit_part<C: ConnectionTrait>(
         for effect in &r.step.effects {
             match effect {
                 Effect::ScheduleTimer(plan) => {
-                    timers::disarm(conn, r.instance_id, &plan.key, timers::REPLACED).await?;
+                    disarmed.note(r.instance_id, &plan.key, timers::REPLACED);
                     // An earlier step of the chain may have armed the key in this batch.
                     armed.retain(|(instance, key, _)| {
                         !(*instance == r.instance_id && *key == plan.key)
@@ -630,7 +632,7 @@ async fn commit_part<C: ConnectionTrait>(
                 // The fired timer's own key: its only armed row is the one just marked done.
                 Effect::CancelTimer { key } if key == fired_key => {}
                 Effect::CancelTimer { key } => {
-                    timers::disarm(conn, r.instance_id, key, timers::CANCELLED).await?;
+                    disarmed.note(r.instance_id, key, timers::CANCELLED);
                     armed.retain(|(instance, armed_key, _)| {
                         !(*instance == r.instance_id && armed_key == key)
                     });
@@ -652,6 +654,13 @@ async fn commit_part<C: ConnectionTrait>(
             replayed: false,
         }));
     }
+    for outcome in [timers::REPLACED, timers::CANCELLED] {
+        for chunk in disarmed.with(outcome).chunks(CHUNK) {
+            if let Some(statement) = timers::disarm_pairs_statement(backend, chunk, outcome) {
+                conn.execute_raw(statement).await?;
+            }
+        }
+    }
     for chunk in entries.chunks(CHUNK) {
         history::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(conn)
@@ -669,6 +678,32 @@ async fn commit_part<C: ConnectionTrait>(
             .await?;
     }
     Ok(())
+}
+
+/// The keys the steps of a part disarm, each with the outcome of its first disarm: one after
+/// the other, only the first disarm of a key finds its row armed (what a step arms is
+/// inserted after all of them).
+#[derive(Default)]
+struct Disarms<'k> {
+    keys: Vec<(&'k str, &'k str, &'static str)>,
+    seen: HashSet<(&'k str, &'k str)>,
+}
+
+impl<'k> Disarms<'k> {
+    fn note(&mut self, instance: &'k str, key: &'k str, outcome: &'static str) {
+        if self.seen.insert((instance, key)) {
+            self.keys.push((instance, key, outcome));
+        }
+    }
+
+    /// The `(instance, key)` pairs disarmed with `outcome`.
+    fn with(&self, outcome: &str) -> Vec<(&'k str, &'k str)> {
+        self.keys
+            .iter()
+            .filter(|(.., o)| *o == outcome)
+            .map(|&(instance, key, _)| (instance, key))
+            .collect()
+    }
 }
 
 /// Timers marked done in a batch whose step is not written after all: pending again, for

@@ -193,19 +193,9 @@ pub(super) fn disarm_row(row: &mut timer::ActiveModel, outcome: &str) {
     row.lease_until = Set(None);
 }
 
-/// Cancels the armed (pending or claimed) row of a key, if any. A claimed row is cancelled
-/// too: the worker holding it then gets `StaleTimer` instead of firing a stale plan.
-pub(super) async fn disarm<C: ConnectionTrait>(
-    conn: &C,
-    instance_id: &str,
-    key: &str,
-    outcome: &str,
-) -> Result<u64> {
-    let statement = disarm_statement(conn.get_database_backend(), instance_id, &[key], outcome);
-    Ok(conn.execute_raw(statement).await?.rows_affected())
-}
-
-/// The update that cancels the armed rows of `keys` of an instance, as `disarm` does.
+/// The update that cancels the armed (pending or claimed) rows of `keys` of an instance. A
+/// claimed row is cancelled too: the worker holding it then gets `StaleTimer` instead of
+/// firing a stale plan.
 pub(super) fn disarm_statement(
     backend: DbBackend,
     instance_id: &str,
@@ -227,6 +217,46 @@ pub(super) fn disarm_statement(
         .filter(timer::Column::Key.is_in(keys))
         .filter(armed())
         .build(backend)
+}
+
+/// The update that cancels the armed rows of the `(instance, key)` pairs, as
+/// `disarm_statement` does for each instance, in one statement: the keys grouped by instance, each group found through the
+/// index on armed keys. `None` for no pair.
+pub(super) fn disarm_pairs_statement(
+    backend: DbBackend,
+    pairs: &[(&str, &str)],
+    outcome: &str,
+) -> Option<Statement> {
+    let mut by_instance: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for &(instance_id, key) in pairs {
+        by_instance.entry(instance_id).or_default().push(key);
+    }
+    if by_instance.is_empty() {
+        return None;
+    }
+    let mut which = Condition::any();
+    for (instance_id, keys) in by_instance {
+        which = which.add(
+            Condition::all()
+                .add(timer::Column::InstanceId.eq(instance_id))
+                .add(timer::Column::Key.is_in(keys)),
+        );
+    }
+    Some(
+        timer::Entity::update_many()
+            .col_expr(
+                timer::Column::Status,
+                Expr::value(TimerStatus::Cancelled.as_str()),
+            )
+            .col_expr(timer::Column::Outcome, Expr::value(outcome))
+            .col_expr(
+                timer::Column::LeaseUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(which)
+            .filter(armed())
+            .build(backend),
+    )
 }
 
 /// Marks a claimed timer of the instance done because its step committed; `StaleTimer` if it
