@@ -202,26 +202,12 @@ pub(super) fn disarm_statement(
     keys: &[&str],
     outcome: &str,
 ) -> Statement {
-    let keys = keys.iter().copied();
-    timer::Entity::update_many()
-        .col_expr(
-            timer::Column::Status,
-            Expr::value(TimerStatus::Cancelled.as_str()),
-        )
-        .col_expr(timer::Column::Outcome, Expr::value(outcome))
-        .col_expr(
-            timer::Column::LeaseUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .filter(timer::Column::InstanceId.eq(instance_id))
-        .filter(timer::Column::Key.is_in(keys))
-        .filter(armed())
-        .build(backend)
+    cancel_armed(backend, keys_of(instance_id, keys.iter().copied()), outcome)
 }
 
 /// The update that cancels the armed rows of the `(instance, key)` pairs, as
-/// `disarm_statement` does for each instance, in one statement: the keys grouped by instance, each group found through the
-/// index on armed keys. `None` for no pair.
+/// `disarm_statement` does for each instance, in one statement: the keys grouped by instance,
+/// each group found through the index on armed keys. `None` for no pair.
 pub(super) fn disarm_pairs_statement(
     backend: DbBackend,
     pairs: &[(&str, &str)],
@@ -234,29 +220,36 @@ pub(super) fn disarm_pairs_statement(
     if by_instance.is_empty() {
         return None;
     }
-    let mut which = Condition::any();
-    for (instance_id, keys) in by_instance {
-        which = which.add(
-            Condition::all()
-                .add(timer::Column::InstanceId.eq(instance_id))
-                .add(timer::Column::Key.is_in(keys)),
-        );
-    }
-    Some(
-        timer::Entity::update_many()
-            .col_expr(
-                timer::Column::Status,
-                Expr::value(TimerStatus::Cancelled.as_str()),
-            )
-            .col_expr(timer::Column::Outcome, Expr::value(outcome))
-            .col_expr(
-                timer::Column::LeaseUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .filter(which)
-            .filter(armed())
-            .build(backend),
-    )
+    let which = by_instance
+        .into_iter()
+        .fold(Condition::any(), |which, (instance_id, keys)| {
+            which.add(keys_of(instance_id, keys))
+        });
+    Some(cancel_armed(backend, which, outcome))
+}
+
+/// The rows of `keys` of an instance.
+fn keys_of<'k>(instance_id: &str, keys: impl IntoIterator<Item = &'k str>) -> Condition {
+    Condition::all()
+        .add(timer::Column::InstanceId.eq(instance_id))
+        .add(timer::Column::Key.is_in(keys))
+}
+
+/// Cancels the armed rows among `which`, with `outcome`.
+fn cancel_armed(backend: DbBackend, which: Condition, outcome: &str) -> Statement {
+    timer::Entity::update_many()
+        .col_expr(
+            timer::Column::Status,
+            Expr::value(TimerStatus::Cancelled.as_str()),
+        )
+        .col_expr(timer::Column::Outcome, Expr::value(outcome))
+        .col_expr(
+            timer::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(which)
+        .filter(armed())
+        .build(backend)
 }
 
 /// Marks a claimed timer of the instance done because its step committed; `StaleTimer` if it
