@@ -83,8 +83,9 @@ pub use timers::{TimerRow, TimerStatus};
 const SQLITE_BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(5);
 /// Connections to a SQLite file: readers run in parallel under WAL, writers queue on the lock.
 const SQLITE_POOL_SIZE: u32 = 4;
-/// Connections to PostgreSQL.
-const POSTGRES_POOL_SIZE: u32 = 10;
+/// Connections to PostgreSQL: the scheduler fires with up to eight at once, the rest serve
+/// the API, the outbox and the heartbeat meanwhile.
+const POSTGRES_POOL_SIZE: u32 = 16;
 /// A pooled connection idle for longer is pinged before it is handed out.
 const PING_IF_IDLE_FOR: StdDuration = StdDuration::from_secs(10);
 
